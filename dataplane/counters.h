@@ -1,0 +1,101 @@
+// Per-worker counters. One list names every drop reason: the enum, the metric label and the
+// counter slot all come from it, so a reason cannot exist without its name and its counter.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string_view>
+
+#include <rte_common.h>
+
+namespace meshgate::dataplane {
+
+// X(reason, help text). The reason is the `reason` label of meshgate_drops_total.
+#define MESHGATE_DROP_REASONS(X)                                                                  \
+    X(malformed, "truncated or invalid Ethernet, ARP, IPv4, ICMP, TCP or UDP header")             \
+    X(ethertype, "Ethernet type the gateway does not handle (IPv6, VLAN, LLDP, ...)")             \
+    X(not_local, "frame or packet addressed to another host")                                     \
+    X(unsupported_protocol, "IPv4 protocol to a gateway address the gateway does not serve")      \
+    X(no_service, "TCP or UDP to a gateway address and port that no service publishes")           \
+    X(unknown_vni, "VXLAN with a VNI other than the overlay's")                                   \
+    X(no_connection, "reply from a task that matches no connection")                              \
+    X(no_backend, "service with no task of weight > 0")                                           \
+    X(table_full, "connection table full")                                                        \
+    X(snat_exhausted, "no free SNAT port toward the task")                                        \
+    X(ttl_exceeded, "TTL expired in transit")                                                     \
+    X(mtu, "too big for the next link and not fragmentable")                                      \
+    X(fragment, "IPv4 fragment not reassembled")                                                  \
+    X(no_route, "no port or gateway reaches the destination")                                     \
+    X(no_neighbor, "next hop did not answer ARP in time, or its wait queue was full")             \
+    X(tx_full, "port transmit queue full")
+
+enum class drop_reason : uint8_t {
+#define MESHGATE_X(name, help) name,
+    MESHGATE_DROP_REASONS(MESHGATE_X)
+#undef MESHGATE_X
+        count
+};
+
+inline constexpr size_t drop_reason_count = static_cast<size_t>(drop_reason::count);
+
+inline constexpr std::array<std::string_view, drop_reason_count> drop_reason_names = {
+#define MESHGATE_X(name, help) #name,
+    MESHGATE_DROP_REASONS(MESHGATE_X)
+#undef MESHGATE_X
+};
+
+inline constexpr std::array<std::string_view, drop_reason_count> drop_reason_help = {
+#define MESHGATE_X(name, help) help,
+    MESHGATE_DROP_REASONS(MESHGATE_X)
+#undef MESHGATE_X
+};
+
+inline constexpr uint16_t max_ports = 8;
+
+// Traffic of one port seen by one worker.
+struct port_counters {
+    uint64_t rx_packets = 0;
+    uint64_t rx_bytes = 0;
+    uint64_t tx_packets = 0;
+    uint64_t tx_bytes = 0;
+};
+
+// What the gateway itself answered or asked.
+#define MESHGATE_EVENTS(X)                                                                        \
+    X(arp_replies_sent, "ARP requests for a gateway address answered")                            \
+    X(arp_requests_sent, "ARP requests sent to resolve a next hop")                               \
+    X(arp_learned, "neighbor entries learned or refreshed from ARP")                              \
+    X(icmp_echo_replies_sent, "ICMP echo requests to a gateway address answered")
+
+enum class event : uint8_t {
+#define MESHGATE_X(name, help) name,
+    MESHGATE_EVENTS(MESHGATE_X)
+#undef MESHGATE_X
+        count
+};
+
+inline constexpr size_t event_count = static_cast<size_t>(event::count);
+
+inline constexpr std::array<std::string_view, event_count> event_names = {
+#define MESHGATE_X(name, help) #name,
+    MESHGATE_EVENTS(MESHGATE_X)
+#undef MESHGATE_X
+};
+
+inline constexpr std::array<std::string_view, event_count> event_help = {
+#define MESHGATE_X(name, help) help,
+    MESHGATE_EVENTS(MESHGATE_X)
+#undef MESHGATE_X
+};
+
+// Written only by its worker, read (racily, a word at a time) by the control thread.
+struct alignas(RTE_CACHE_LINE_SIZE) worker_counters {
+    std::array<port_counters, max_ports> ports{};
+    std::array<uint64_t, drop_reason_count> drops{};
+    std::array<uint64_t, event_count> events{};
+
+    void drop(drop_reason r, uint64_t n = 1) { drops[static_cast<size_t>(r)] += n; }
+    void count(event e, uint64_t n = 1) { events[static_cast<size_t>(e)] += n; }
+};
+
+} // namespace meshgate::dataplane

@@ -1,0 +1,5 @@
+#include "dataplane/version.h"
+
+namespace meshgate {
+const char *version() { return MESHGATE_VERSION; }
+} // namespace meshgate

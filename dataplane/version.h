@@ -1,0 +1,6 @@
+#pragma once
+
+namespace meshgate {
+// The release, as meson's project(version:) gives it.
+const char *version();
+} // namespace meshgate
