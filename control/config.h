@@ -35,6 +35,7 @@ struct port {
     port_role role = port_role::external; // which side of the gateway this port faces
     ipv4_prefix address;                  // the gateway's address on this port
     std::optional<ipv4_address> gateway;  // next hop for destinations off the subnet
+    std::optional<mac_address> mac;       // set the port's MAC (where the driver allows)
     uint16_t mtu = 1500;                  // IP MTU of the link
     source_position at;
 };
