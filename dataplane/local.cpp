@@ -1,0 +1,91 @@
+#include "dataplane/local.h"
+
+#include <rte_arp.h>
+#include <rte_icmp.h>
+
+#include "dataplane/output.h"
+
+namespace meshgate::dataplane {
+
+namespace {
+
+bool is_unicast(const rte_ether_addr &a)
+{
+    return rte_is_unicast_ether_addr(&a) && !rte_is_zero_ether_addr(&a);
+}
+
+} // namespace
+
+void arp_input(worker &w, const dataplane_tables &t, uint16_t port, rte_mbuf *m)
+{
+    if (rte_pktmbuf_data_len(m) < sizeof(rte_ether_hdr) + sizeof(rte_arp_hdr))
+        return drop(w, m, drop_reason::malformed);
+    auto *eth = rte_pktmbuf_mtod(m, rte_ether_hdr *);
+    auto *arp = reinterpret_cast<rte_arp_hdr *>(eth + 1);
+    if (arp->arp_hardware != rte_cpu_to_be_16(RTE_ARP_HRD_ETHER) ||
+        arp->arp_protocol != rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4) ||
+        arp->arp_hlen != RTE_ETHER_ADDR_LEN || arp->arp_plen != sizeof(rte_be32_t))
+        return drop(w, m, drop_reason::malformed);
+    uint16_t op = rte_be_to_cpu_16(arp->arp_opcode);
+    if (op != RTE_ARP_OP_REQUEST && op != RTE_ARP_OP_REPLY)
+        return drop(w, m, drop_reason::malformed);
+
+    const gateway_port &p = t.ports[port];
+    rte_be32_t sender = arp->arp_data.arp_sip;
+    rte_ether_addr sender_mac = arp->arp_data.arp_sha;
+    bool sender_ok = sender != 0 && is_unicast(sender_mac);
+
+    if (arp->arp_data.arp_tip != p.address) {
+        // Not for us; still take news of neighbors we talk to (gratuitous ARP after a move).
+        if (sender_ok)
+            w.shared->neighbors->refresh(port, sender, sender_mac);
+        return drop(w, m, drop_reason::not_local);
+    }
+
+    if (sender_ok && w.shared->neighbors->learn(port, sender, sender_mac))
+        w.counters.count(event::arp_learned);
+    if (op != RTE_ARP_OP_REQUEST || !sender_ok) {
+        rte_pktmbuf_free(m);   // a reply to us: learning it was the whole job
+        return;
+    }
+
+    // Turn the request into the reply in place.
+    arp->arp_opcode = rte_cpu_to_be_16(RTE_ARP_OP_REPLY);
+    arp->arp_data.arp_tha = sender_mac;
+    arp->arp_data.arp_tip = sender;
+    arp->arp_data.arp_sha = p.mac;
+    arp->arp_data.arp_sip = p.address;
+    eth->dst_addr = sender_mac;
+    eth->src_addr = p.mac;
+    w.counters.count(event::arp_replies_sent);
+    tx_enqueue(w, port, m);
+}
+
+void icmp_input(worker &w, const dataplane_tables &t, uint16_t port, rte_mbuf *m,
+                rte_ipv4_hdr *ip)
+{
+    uint16_t header_len = rte_ipv4_hdr_len(ip);
+    uint16_t icmp_len = rte_be_to_cpu_16(ip->total_length) - header_len;
+    if (icmp_len < sizeof(rte_icmp_hdr))
+        return drop(w, m, drop_reason::malformed);
+    auto *icmp = reinterpret_cast<rte_icmp_hdr *>(reinterpret_cast<uint8_t *>(ip) + header_len);
+    if (rte_raw_cksum(icmp, icmp_len) != 0xffff)
+        return drop(w, m, drop_reason::malformed);
+    if (icmp->icmp_type != RTE_IP_ICMP_ECHO_REQUEST || icmp->icmp_code != 0)
+        return drop(w, m, drop_reason::unsupported_protocol);
+
+    // The reply is routed like anything the gateway sends, so it needs the asker's MAC by ARP.
+    rte_be32_t asker = ip->src_addr;
+    ip->src_addr = ip->dst_addr;
+    ip->dst_addr = asker;
+    ip->time_to_live = 64;
+    ip->hdr_checksum = 0;
+    ip->hdr_checksum = rte_ipv4_cksum(ip);
+    icmp->icmp_type = RTE_IP_ICMP_ECHO_REPLY;
+    icmp->icmp_cksum = 0;
+    icmp->icmp_cksum = static_cast<uint16_t>(~rte_raw_cksum(icmp, icmp_len));
+    w.counters.count(event::icmp_echo_replies_sent);
+    send_ipv4(w, t, port, m, asker);
+}
+
+} // namespace meshgate::dataplane

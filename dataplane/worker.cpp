@@ -1,0 +1,122 @@
+#include "dataplane/worker.h"
+
+#include <rte_cycles.h>
+#include <rte_ethdev.h>
+#include <rte_ip.h>
+#include <rte_ip_frag.h>
+#include <rte_prefetch.h>
+
+#include "dataplane/local.h"
+#include "dataplane/output.h"
+
+namespace meshgate::dataplane {
+
+namespace {
+
+// Validates the IPv4 header as RFC 1812 asks of a router; trims Ethernet padding.
+bool valid_ipv4(rte_mbuf *m, rte_ipv4_hdr *ip)
+{
+    uint32_t available = rte_pktmbuf_data_len(m) - sizeof(rte_ether_hdr);
+    if (available < sizeof(rte_ipv4_hdr) || (ip->version_ihl >> 4) != 4)
+        return false;
+    uint16_t header_len = rte_ipv4_hdr_len(ip);
+    uint16_t total_len = rte_be_to_cpu_16(ip->total_length);
+    if (header_len < sizeof(rte_ipv4_hdr) || header_len > available || total_len < header_len ||
+        total_len > available)
+        return false;
+    if (rte_raw_cksum(ip, header_len) != 0xffff)
+        return false;
+    uint32_t frame_len = sizeof(rte_ether_hdr) + total_len;
+    if (rte_pktmbuf_pkt_len(m) > frame_len)
+        rte_pktmbuf_trim(m, rte_pktmbuf_pkt_len(m) - frame_len);
+    return true;
+}
+
+void ipv4_input(worker &w, const dataplane_tables &t, uint16_t port, rte_mbuf *m)
+{
+    auto *ip = rte_pktmbuf_mtod_offset(m, rte_ipv4_hdr *, sizeof(rte_ether_hdr));
+    if (!valid_ipv4(m, ip))
+        return drop(w, m, drop_reason::malformed);
+    if (!t.is_port_address(ip->dst_addr))
+        return drop(w, m, drop_reason::not_local);
+    if (rte_ipv4_frag_pkt_is_fragmented(ip))
+        return drop(w, m, drop_reason::fragment);
+    switch (ip->next_proto_id) {
+    case IPPROTO_ICMP:
+        return icmp_input(w, t, port, m, ip);
+    case IPPROTO_TCP:
+    case IPPROTO_UDP:
+        return drop(w, m, drop_reason::no_service);
+    default:
+        return drop(w, m, drop_reason::unsupported_protocol);
+    }
+}
+
+void ethernet_input(worker &w, const dataplane_tables &t, uint16_t port, rte_mbuf *m)
+{
+    if (rte_pktmbuf_data_len(m) < sizeof(rte_ether_hdr))
+        return drop(w, m, drop_reason::malformed);
+    auto *eth = rte_pktmbuf_mtod(m, rte_ether_hdr *);
+    // Ports may be promiscuous (af_packet, tap): keep only what is sent to us.
+    if (!rte_is_broadcast_ether_addr(&eth->dst_addr) &&
+        !rte_is_same_ether_addr(&eth->dst_addr, &t.ports[port].mac))
+        return drop(w, m, drop_reason::not_local);
+    switch (eth->ether_type) {
+    case RTE_BE16(RTE_ETHER_TYPE_IPV4):
+        return ipv4_input(w, t, port, m);
+    case RTE_BE16(RTE_ETHER_TYPE_ARP):
+        return arp_input(w, t, port, m);
+    default:
+        return drop(w, m, drop_reason::ethertype);
+    }
+}
+
+} // namespace
+
+void process_burst(worker &w, const dataplane_tables &t, uint16_t port, rte_mbuf **packets,
+                   uint16_t count)
+{
+    port_counters &pc = w.counters.ports[port];
+    pc.rx_packets += count;
+    for (uint16_t i = 0; i < count; ++i) {
+        pc.rx_bytes += rte_pktmbuf_pkt_len(packets[i]);
+        rte_prefetch0(rte_pktmbuf_mtod(packets[i], void *));
+    }
+    for (uint16_t i = 0; i < count; ++i)
+        ethernet_input(w, t, port, packets[i]);
+}
+
+int worker_main(void *arg)
+{
+    worker &w = *static_cast<worker *>(arg);
+    gateway_shared &shared = *w.shared;
+    rte_rcu_qsbr_thread_register(shared.qsbr, w.id);
+    rte_rcu_qsbr_thread_online(shared.qsbr, w.id);
+
+    const uint64_t drain_interval = w.tsc_hz / 10000;   // 100 us, as l3fwd's BURST_TX_DRAIN_US
+    uint64_t last_drain = rte_rdtsc();
+    rte_mbuf *packets[burst_size];
+
+    while (!shared.stop.load(std::memory_order_relaxed)) {
+        const dataplane_tables &t = *shared.tables.load(std::memory_order_acquire);
+        for (uint16_t port = 0; port < w.port_count; ++port) {
+            uint16_t n = rte_eth_rx_burst(w.port_ids[port], w.id, packets, burst_size);
+            if (n != 0)
+                process_burst(w, t, port, packets, n);
+        }
+        uint64_t now = rte_rdtsc();
+        if (now - last_drain > drain_interval) {
+            flush_and_service(w, t, now);
+            last_drain = now;
+        }
+        // Past this point the worker holds no pointer into the tables.
+        rte_rcu_qsbr_quiescent(shared.qsbr, w.id);
+    }
+
+    release_all(w);
+    rte_rcu_qsbr_thread_offline(shared.qsbr, w.id);
+    rte_rcu_qsbr_thread_unregister(shared.qsbr, w.id);
+    return 0;
+}
+
+} // namespace meshgate::dataplane

@@ -1,0 +1,78 @@
+// A poll-mode worker: one per worker lcore, owning RX/TX queue `id` of every port.
+// Its struct is cache aligned and touched only by its lcore, except the counters the control
+// thread reads.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+
+#include <rte_mbuf.h>
+#include <rte_rcu_qsbr.h>
+
+#include "dataplane/counters.h"
+#include "dataplane/neighbor.h"
+#include "dataplane/tables.h"
+
+namespace meshgate::dataplane {
+
+inline constexpr uint16_t burst_size = 32;
+
+// What all workers share with the control thread.
+struct gateway_shared {
+    std::atomic<const dataplane_tables *> tables{nullptr};   // swapped by control, RCU-protected
+    std::atomic<bool> stop{false};
+    rte_rcu_qsbr *qsbr = nullptr;                             // one thread id per worker
+    neighbor_table *neighbors = nullptr;
+    rte_mempool *pool = nullptr;                              // for packets the gateway originates
+};
+
+// Packets ready for one port's TX queue, sent when full or on the drain timer.
+struct tx_buffer {
+    uint16_t count = 0;
+    std::array<rte_mbuf *, burst_size> packets{};
+};
+
+// A packet waiting for its next hop's MAC.
+struct pending_packet {
+    rte_mbuf *packet;
+    uint64_t deadline;      // TSC after which it is dropped as no_neighbor
+    rte_be32_t next_hop;
+    uint16_t port;
+};
+
+struct pending_queue {
+    static constexpr uint16_t capacity = 64;          // per worker
+    static constexpr uint16_t per_next_hop = 16;      // one dead host cannot fill it
+    uint16_t count = 0;
+    std::array<pending_packet, capacity> packets{};
+};
+
+struct alignas(RTE_CACHE_LINE_SIZE) worker {
+    uint16_t id = 0;                 // queue id on every port, and RCU thread id
+    unsigned lcore = 0;
+    gateway_shared *shared = nullptr;
+    uint64_t tsc_hz = 0;
+    uint64_t arp_interval = 0;       // TSC between two ARP requests for one next hop
+    uint64_t arp_wait = 0;           // TSC a packet may wait for ARP
+    uint16_t port_count = 0;
+    std::array<uint16_t, max_ports> port_ids{};   // DPDK port id of each gateway port
+    std::array<tx_buffer, max_ports> tx{};
+    pending_queue pending;
+    worker_counters counters;
+};
+
+// rte_eal_remote_launch entry point; ARG is a worker*. Returns when shared->stop is set.
+int worker_main(void *arg);
+
+// Everything the worker does with one received frame (exposed for tests and benchmarks).
+void process_burst(worker &w, const dataplane_tables &t, uint16_t port, rte_mbuf **packets,
+                   uint16_t count);
+
+// Sends every buffered packet and retries or expires packets waiting on ARP.
+void flush_and_service(worker &w, const dataplane_tables &t, uint64_t now);
+
+// Drops everything still held (at shutdown).
+void release_all(worker &w);
+
+} // namespace meshgate::dataplane
