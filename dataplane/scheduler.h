@@ -1,0 +1,203 @@
+// Per-service task schedulers: which task gets a NEW connection. Established packets never come
+// here; the connection table remembers the answer.
+//
+// The control thread builds a service_scheduler (immutable once published); workers read it.
+// Mutable state lives outside it: rr/wrr position in a scheduler_cursor that each worker owns,
+// lc/wlc load in per-task atomic active-connection counts that the connection table maintains.
+// The pick path takes no lock, allocates nothing, throws nothing and makes no indirect call.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <span>
+#include <string_view>
+#include <vector>
+
+#include "dataplane/flow_hash.h"
+
+namespace meshgate::dataplane
+{
+
+// Same order as meshgate::config::scheduler_kind.
+enum class scheduler_kind : uint8_t { maglev, rr, wrr, lc, wlc, sh };
+
+inline constexpr std::array<std::string_view, 6> scheduler_kind_names = {"maglev", "rr",  "wrr",
+                                                                         "lc",     "wlc", "sh"};
+
+// What a pick returns when no task has weight > 0: the caller drops (drop_reason::no_backend).
+inline constexpr uint32_t no_task = UINT32_MAX;
+
+// ipvsadm's limit; keeps wrr's signed current weight and wlc's products in range.
+inline constexpr uint32_t max_task_weight = 65535;
+
+inline constexpr uint32_t maglev_default_table_size = 65537;
+
+// IPVS sh uses 256 buckets; more buckets follow the weights more closely at 16 KB per service.
+inline constexpr uint32_t sh_min_table_size = 4096;
+
+// One task as the schedulers see it. Its position in the span is the task index a pick returns.
+struct scheduler_task {
+    uint64_t id = 0;     // stable identity, e.g. task_identity(address): seeds its Maglev slots
+    uint32_t weight = 1; // 0 = drain: existing connections stay, no new ones
+};
+using maglev_backend = scheduler_task;
+
+// Everything a worker reads to pick a task. Built by build_scheduler(), never written after.
+struct service_scheduler {
+    scheduler_kind kind = scheduler_kind::maglev;
+    uint32_t task_count = 0;       // tasks of the service, weight 0 included
+    std::vector<uint32_t> weights; // by task index
+    std::vector<uint32_t> live;    // task indices with weight > 0, in task order: rr/wrr/lc/wlc
+    int32_t wrr_gcd = 0;           // IPVS mark->di: step of the current weight
+    int32_t wrr_max = 0;           // IPVS mark->mw: max weight - (gcd - 1)
+    std::vector<uint32_t> table;   // maglev slots or sh buckets: task index or no_task
+    uint32_t table_size = 0;       // == table.size()
+    uint64_t table_fastmod = 0;    // Lemire's constant: hash % table_size without a divide
+};
+
+// One per (worker, service), owned by the worker; zero-initialised is a fresh start.
+// A cursor left over from an older snapshot of the service is repaired on its next pick.
+struct scheduler_cursor {
+    uint32_t next = 0; // position in service_scheduler::live examined next
+    int32_t cw = 0;    // wrr current weight (IPVS mark->cw)
+};
+
+// Control thread. Throws std::invalid_argument for a weight above max_task_weight or a Maglev
+// table size that is not prime. maglev_table_size 0 = maglev_table_size_for(tasks.size()).
+service_scheduler build_scheduler(scheduler_kind kind, std::span<const scheduler_task> tasks,
+                                  uint32_t maglev_table_size = 0);
+
+// Smallest prime in a fixed list that is >= 100 x backends (at least 65537), so each task's
+// share of slots is within 1% of its weight.
+uint32_t maglev_table_size_for(size_t backends);
+
+// Weighted Maglev (Eisenbud et al., NSDI'16; weights as in Katran's MaglevHashV2): slot -> index
+// into backends, no_task when no backend has weight > 0. Pure function of its input; a backend's
+// slots depend on its id, not on its position, so config order does not move flows.
+std::vector<uint32_t> build_maglev_table(std::span<const maglev_backend> backends,
+                                         uint32_t table_size);
+
+// Source-hashing buckets as ip_vs_sh.c lays them out (runs of each task, in task order), with
+// counts by largest remainder so every task of weight > 0 gets its share and at least 1 bucket.
+std::vector<uint32_t> build_sh_table(std::span<const scheduler_task> tasks, uint32_t buckets);
+
+bool is_prime(uint32_t n);
+
+// Lemire's fastmod: a % d for 32-bit a and d with two multiplies. m = fastmod_constant(d).
+inline constexpr uint64_t fastmod_constant(uint32_t d)
+{
+    return UINT64_MAX / d + 1;
+}
+
+inline uint32_t fastmod(uint32_t a, uint64_t m, uint32_t d)
+{
+    __extension__ using u128 = unsigned __int128;
+    uint64_t low = m * a;
+    return static_cast<uint32_t>((static_cast<u128>(low) * d) >> 64);
+}
+
+namespace detail
+{
+
+inline uint32_t table_pick(const service_scheduler &s, uint32_t hash) noexcept
+{
+    if (s.table_size == 0) return no_task;
+    return s.table[fastmod(hash, s.table_fastmod, s.table_size)];
+}
+
+inline uint32_t rr_pick(const service_scheduler &s, scheduler_cursor &c) noexcept
+{
+    const uint32_t n = static_cast<uint32_t>(s.live.size());
+    if (n == 0) return no_task;
+    if (c.next >= n) c.next = 0;
+    uint32_t task = s.live[c.next];
+    c.next = c.next + 1 == n ? 0 : c.next + 1;
+    return task;
+}
+
+// ip_vs_wrr.c without the overload flag: walk the live tasks, lowering the current weight by
+// the gcd at each wrap, and take the first task whose weight reaches it.
+inline uint32_t wrr_pick(const service_scheduler &s, scheduler_cursor &c) noexcept
+{
+    const uint32_t n = static_cast<uint32_t>(s.live.size());
+    if (n == 0) return no_task;
+    if (c.next >= n || c.cw > s.wrr_max || c.cw <= 0) c = {};
+    for (;;) {
+        if (c.next == 0) {
+            c.cw -= s.wrr_gcd;
+            if (c.cw <= 0) c.cw = s.wrr_max;
+        }
+        uint32_t task = s.live[c.next];
+        c.next = c.next + 1 == n ? 0 : c.next + 1;
+        // Terminates: the heaviest task's weight is >= wrr_max >= cw.
+        if (s.weights[task] >= static_cast<uint32_t>(c.cw)) return task;
+    }
+}
+
+inline uint32_t active_of(std::span<const std::atomic<uint32_t>> active, uint32_t task) noexcept
+{
+    // Relaxed: a pick only needs a recent count, not one ordered with other memory.
+    return task < active.size() ? active[task].load(std::memory_order_relaxed) : 0;
+}
+
+// ip_vs_lc.c with overhead = active connections; the lowest index wins a tie.
+inline uint32_t lc_pick(const service_scheduler &s,
+                        std::span<const std::atomic<uint32_t>> active) noexcept
+{
+    uint32_t best = no_task;
+    uint32_t best_load = 0;
+    for (uint32_t task : s.live) {
+        uint32_t load = active_of(active, task);
+        if (best == no_task || load < best_load) {
+            best = task;
+            best_load = load;
+        }
+    }
+    return best;
+}
+
+// ip_vs_wlc.c: load_t / weight_t < load_best / weight_best, cross-multiplied to avoid a divide.
+inline uint32_t wlc_pick(const service_scheduler &s,
+                         std::span<const std::atomic<uint32_t>> active) noexcept
+{
+    uint32_t best = no_task;
+    uint64_t best_load = 0;
+    uint64_t best_weight = 1;
+    for (uint32_t task : s.live) {
+        uint64_t load = active_of(active, task);
+        uint64_t weight = s.weights[task];
+        if (best == no_task || load * best_weight < best_load * weight) {
+            best = task;
+            best_load = load;
+            best_weight = weight;
+        }
+    }
+    return best;
+}
+
+} // namespace detail
+
+// The task for a new connection from client_ip:client_port (host byte order), or no_task.
+inline uint32_t pick_task(const service_scheduler &s, scheduler_cursor &cursor,
+                          std::span<const std::atomic<uint32_t>> active, uint32_t client_ip,
+                          uint16_t client_port) noexcept
+{
+    switch (s.kind) {
+    case scheduler_kind::maglev:
+        return detail::table_pick(s, flow_hash(client_ip, client_port));
+    case scheduler_kind::rr:
+        return detail::rr_pick(s, cursor);
+    case scheduler_kind::wrr:
+        return detail::wrr_pick(s, cursor);
+    case scheduler_kind::lc:
+        return detail::lc_pick(s, active);
+    case scheduler_kind::wlc:
+        return detail::wlc_pick(s, active);
+    case scheduler_kind::sh:
+        return detail::table_pick(s, address_hash(client_ip));
+    }
+    return no_task;
+}
+
+} // namespace meshgate::dataplane
