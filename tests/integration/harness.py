@@ -1,0 +1,367 @@
+"""Shared helpers for meshgate's integration tests (pcap golden tests, CLI, kernel peers).
+
+Run the tests with Debian's /usr/bin/python3 (it has scapy). Environment:
+  MESHGATE_BIN          the meshgate executable (default: <repo>/build/control/meshgate)
+  MESHGATE_SOURCE_ROOT  the repository root (default: two directories above this file)
+  MESHGATE_KEEP         if set, keep each test's work directory (logs, pcaps, config)
+"""
+
+import glob
+import itertools
+import os
+import re
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SOURCE_ROOT = os.environ.get('MESHGATE_SOURCE_ROOT') or os.path.dirname(os.path.dirname(HERE))
+MESHGATE_BIN = os.environ.get('MESHGATE_BIN') or os.path.join(SOURCE_ROOT, 'build', 'control', 'meshgate')
+
+HUGEPAGES = 1024
+HUGE_MOUNT = '/dev/hugepages'
+
+_counter = itertools.count()
+
+
+def unique(prefix, maxlen=15):
+    """A name unique to this process and call, short enough for an interface name."""
+    name = f'{prefix}{os.getpid() % 100000}x{next(_counter)}'
+    assert len(name) <= maxlen, name
+    return name
+
+
+def free_tcp_port():
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+# --- environment ---------------------------------------------------------------------------
+
+def ensure_hugepages(count=HUGEPAGES):
+    """Idempotent: at least `count` 2 MB pages reserved and hugetlbfs mounted at /dev/hugepages."""
+    with open('/proc/sys/vm/nr_hugepages') as f:
+        have = int(f.read())
+    if have < count:
+        with open('/proc/sys/vm/nr_hugepages', 'w') as f:
+            f.write(str(count))
+    with open('/proc/mounts') as f:
+        mounted = any(line.split()[1] == HUGE_MOUNT and line.split()[2] == 'hugetlbfs' for line in f)
+    if not mounted:
+        os.makedirs(HUGE_MOUNT, exist_ok=True)
+        subprocess.run(['mount', '-t', 'hugetlbfs', 'nodev', HUGE_MOUNT], check=True)
+
+
+def require_binary():
+    if not os.access(MESHGATE_BIN, os.X_OK):
+        raise unittest.SkipTest(f'meshgate binary not found: {MESHGATE_BIN} (set MESHGATE_BIN)')
+
+
+def run(cmd, check=True, **kw):
+    """subprocess.run with text output captured; raises with the output on failure."""
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
+    if check and p.returncode != 0:
+        raise RuntimeError(f'{" ".join(cmd)} exited {p.returncode}:\n{p.stdout}')
+    return p
+
+
+# --- pcap ------------------------------------------------------------------------------------
+
+def write_pcap(path, packets):
+    """Writes Ethernet frames (scapy packets or bytes); an empty list gives just the header."""
+    with open(path, 'wb') as f:
+        f.write(struct.pack('<IHHiIII', 0xa1b2c3d4, 2, 4, 0, 0, 65535, 1))
+        for i, p in enumerate(packets):
+            data = bytes(p)
+            f.write(struct.pack('<IIII', 1_000_000 + i, 0, len(data), len(data)))
+            f.write(data)
+
+
+def read_pcap(path):
+    """The frames of a pcap as scapy Ether packets ([] for a missing or header-only file)."""
+    from scapy.all import Ether, rdpcap
+    if not os.path.exists(path) or os.path.getsize(path) <= 24:
+        return []
+    return [Ether(bytes(p)) for p in rdpcap(path)]
+
+
+# --- metrics ---------------------------------------------------------------------------------
+
+_SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)(?:\s+\d+)?$')
+_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+class Metrics:
+    """Parsed Prometheus text: samples[(name, frozenset(labels))] = value."""
+
+    def __init__(self, text):
+        self.text = text
+        self.samples = {}
+        for line in text.splitlines():
+            if not line.strip() or line.startswith('#'):
+                continue
+            m = _SAMPLE.match(line.strip())
+            if not m:
+                raise ValueError(f'bad metrics line: {line!r}')
+            labels = frozenset(_LABEL.findall(m.group(2) or ''))
+            self.samples[(m.group(1), labels)] = float(m.group(3))
+
+    def get(self, name, default=None, **labels):
+        """The value of the one sample of `name` whose labels include `labels`."""
+        found = [v for (n, ls), v in self.samples.items()
+                 if n == name and set(labels.items()) <= set(ls)]
+        if not found:
+            return default
+        if len(found) > 1:
+            raise KeyError(f'{name}{labels} matches {len(found)} samples')
+        return found[0]
+
+    def labels_of(self, name):
+        return [dict(ls) for (n, ls) in self.samples if n == name]
+
+    def drops(self):
+        """{reason: count} of meshgate_drops_total."""
+        return {dict(ls)['reason']: v for (n, ls), v in self.samples.items()
+                if n == 'meshgate_drops_total'}
+
+    def nonzero_drops(self):
+        return {r: v for r, v in self.drops().items() if v}
+
+
+def scrape(listen, timeout=2.0):
+    with urllib.request.urlopen(f'http://{listen}/metrics', timeout=timeout) as r:
+        return Metrics(r.read().decode())
+
+
+# --- configuration ---------------------------------------------------------------------------
+
+def port_toml(name, device, role, address, mac, extra=''):
+    return (f'[[port]]\nname = "{name}"\ndevice = "{device}"\nrole = "{role}"\n'
+            f'address = "{address}"\nmac = "{mac}"\n{extra}')
+
+
+def config_toml(file_prefix, ports, stats_listen, overlay_address='10.255.0.2/16', extra=''):
+    """A complete config: [dpdk], the given [[port]] blocks, [overlay], [stats], then `extra`."""
+    return '\n'.join([
+        '[dpdk]\nlcores = "0-1"\nmemory_mb = 256\n'
+        f'file_prefix = "{file_prefix}"\n',
+        *ports,
+        f'[overlay]\nvni = 4096\naddress = "{overlay_address}"\n',
+        f'[stats]\nlisten = "{stats_listen}"\n',
+        extra,
+    ])
+
+
+# --- the process -----------------------------------------------------------------------------
+
+class Meshgate:
+    """One meshgate process on a config. Use as a context manager: it is always killed."""
+
+    def __init__(self, workdir, config_text, file_prefix, stats_listen, log_level='debug'):
+        self.workdir = workdir
+        self.file_prefix = file_prefix
+        self.listen = stats_listen
+        self.config_path = os.path.join(workdir, 'meshgate.toml')
+        self.log_path = os.path.join(workdir, 'meshgate.log')
+        with open(self.config_path, 'w') as f:
+            f.write(config_text)
+        self.log_level = log_level
+        self.proc = None
+        self.returncode = None
+
+    def start(self):
+        ensure_hugepages()
+        self._log = open(self.log_path, 'w')
+        self.proc = subprocess.Popen(
+            [MESHGATE_BIN, '--config', self.config_path, '--log-level', self.log_level],
+            stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
+            start_new_session=True)
+        return self
+
+    def log(self):
+        try:
+            with open(self.log_path, errors='replace') as f:
+                return f.read()
+        except OSError:
+            return ''
+
+    def metrics(self):
+        return scrape(self.listen)
+
+    def wait_ready(self, timeout=30):
+        """Waits until /metrics answers; fails with the log if the process exits first."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f'meshgate exited {self.proc.returncode} before serving metrics:\n'
+                                     + self.log())
+            try:
+                return self.metrics()
+            except OSError:
+                time.sleep(0.1)
+        raise AssertionError(f'no /metrics on {self.listen} after {timeout} s:\n' + self.log())
+
+    def wait_for(self, predicate, what, timeout=30):
+        """Polls /metrics until predicate(metrics) is true; returns those metrics."""
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f'meshgate exited {self.proc.returncode} while waiting for {what}:\n'
+                                     + self.log())
+            try:
+                last = self.metrics()
+                if predicate(last):
+                    return last
+            except OSError:
+                pass
+            time.sleep(0.1)
+        raise AssertionError(f'timeout ({timeout} s) waiting for {what}; last metrics:\n'
+                             f'{last.text if last else "(none)"}\nlog:\n{self.log()}')
+
+    def wait_settled(self, interval=0.3, timeout=10):
+        """Waits until two scrapes `interval` apart are equal: the worker is idle."""
+        deadline = time.monotonic() + timeout
+        prev = self.metrics()
+        while time.monotonic() < deadline:
+            time.sleep(interval)
+            cur = self.metrics()
+            if _traffic(cur) == _traffic(prev):
+                return cur
+            prev = cur
+        raise AssertionError('metrics never settled:\n' + prev.text)
+
+    def stop(self, timeout=20):
+        """SIGTERM and wait for the exit status (SIGKILL after `timeout`)."""
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.returncode = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError(f'meshgate did not exit {timeout} s after SIGTERM:\n' + self.log())
+        return self.returncode
+
+    def kill(self):
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+    def cleanup(self):
+        self.kill()
+        if getattr(self, '_log', None):
+            self._log.close()
+        # What DPDK leaves behind when a process is killed: hugepage files and its runtime dir.
+        for f in glob.glob(os.path.join(HUGE_MOUNT, f'{self.file_prefix}map_*')):
+            try:
+                os.unlink(f)
+            except OSError:
+                pass
+        shutil.rmtree(f'/var/run/dpdk/{self.file_prefix}', ignore_errors=True)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.cleanup()
+        return False
+
+
+def _traffic(m):
+    return {k: v for k, v in m.samples.items()
+            if k[0].startswith('meshgate_port_') or k[0].startswith('meshgate_drops')
+            or k[0].endswith('_sent_total') or k[0].endswith('_learned_total')}
+
+
+class WorkdirTestCase(unittest.TestCase):
+    """A fresh work directory per test, removed afterwards unless the test failed or MESHGATE_KEEP."""
+
+    def setUp(self):
+        require_binary()
+        self.workdir = tempfile.mkdtemp(prefix=f'mgt-{self._testMethodName}-')
+        self.addCleanup(self._remove_workdir)
+
+    def _remove_workdir(self):
+        outcome = getattr(self, '_outcome', None)
+        failed = outcome is not None and not outcome.success
+        if failed or os.environ.get('MESHGATE_KEEP'):
+            print(f'\n  (work directory kept: {self.workdir})', file=sys.stderr)
+        else:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+# --- the two-port pcap topology ---------------------------------------------------------------
+
+class Port:
+    def __init__(self, name, role, address, prefixlen, mac):
+        self.name, self.role, self.address, self.prefixlen, self.mac = name, role, address, prefixlen, mac
+
+    @property
+    def cidr(self):
+        return f'{self.address}/{self.prefixlen}'
+
+
+EXT = Port('ext', 'external', '203.0.113.10', 24, '02:00:00:00:00:10')
+UNDERLAY = Port('underlay', 'underlay', '192.168.50.1', 24, '02:00:00:00:00:20')
+
+
+class PcapResult:
+    def __init__(self, outputs, metrics, log, returncode):
+        self.out = outputs            # {port name: [Ether, ...]} what meshgate sent
+        self.metrics = metrics        # the last scrape before SIGTERM
+        self.log = log
+        self.returncode = returncode
+
+
+def run_pcap(workdir, inputs, timeout=30, extra_config=''):
+    """Runs meshgate with EXT and UNDERLAY on net_pcap ports.
+
+    `inputs` maps a port name to the frames it receives. Waits until each port's rx counter equals
+    its input count and the counters stop moving, stops meshgate with SIGTERM, and returns what it
+    sent on each port."""
+    prefix = unique('mgt')
+    listen = f'127.0.0.1:{free_tcp_port()}'
+    ports, paths = [], {}
+    for i, port in enumerate((EXT, UNDERLAY)):
+        rx = os.path.join(workdir, f'{port.name}_in.pcap')
+        tx = os.path.join(workdir, f'{port.name}_out.pcap')
+        write_pcap(rx, inputs.get(port.name, []))
+        paths[port.name] = tx
+        ports.append(port_toml(port.name, f'net_pcap{i},rx_pcap={rx},tx_pcap={tx}',
+                               port.role, port.cidr, port.mac))
+    config = config_toml(prefix, ports, listen, extra=extra_config)
+    want = {name: len(inputs.get(name, [])) for name in paths}
+
+    def all_received(m):
+        return all(m.get('meshgate_port_packets_total', 0, port=name, direction='rx') == n
+                   for name, n in want.items())
+
+    with Meshgate(workdir, config, prefix, listen) as mg:
+        mg.wait_ready(timeout)
+        mg.wait_for(all_received, f'rx counters {want}', timeout)
+        metrics = mg.wait_settled()
+        rc = mg.stop()
+        log = mg.log()
+    if rc != 0:
+        raise AssertionError(f'meshgate exited {rc} after SIGTERM:\n{log}')
+    return PcapResult({name: read_pcap(p) for name, p in paths.items()}, metrics, log, rc)
+
+
+def main():
+    """unittest main with a summary line; exit status 1 on any failure."""
+    result = unittest.main(exit=False, verbosity=2).result
+    ran = result.testsRun
+    bad = len(result.failures) + len(result.errors)
+    skipped = len(result.skipped)
+    print(f'\nSUMMARY: {ran} run, {ran - bad - skipped} passed, {bad} failed, {skipped} skipped',
+          file=sys.stderr)
+    sys.exit(0 if result.wasSuccessful() and ran > skipped else 1)
