@@ -1,0 +1,139 @@
+#include "control/ports.h"
+
+#include <algorithm>
+#include <stdexcept>
+
+#include <rte_errno.h>
+#include <rte_ethdev.h>
+#include <rte_mbuf.h>
+#include <spdlog/spdlog.h>
+
+#include "control/eal.h"
+
+namespace meshgate {
+
+namespace {
+
+constexpr uint16_t rx_descriptors = 1024;
+constexpr uint16_t tx_descriptors = 1024;
+constexpr uint32_t pool_cache = 256;
+
+std::runtime_error dpdk_error(const std::string &what, int rc)
+{
+    return std::runtime_error(what + ": " + rte_strerror(rc < 0 ? -rc : rte_errno));
+}
+
+// Frames of the largest MTU plus the VXLAN encapsulation fit in one segment.
+uint16_t data_room(const config::gateway_config &c)
+{
+    uint32_t mtu = 0;
+    for (const config::port &p : c.ports)
+        mtu = std::max<uint32_t>(mtu, p.mtu);
+    uint32_t frame = mtu + RTE_ETHER_HDR_LEN + RTE_ETHER_CRC_LEN + 2 * RTE_VLAN_HLEN + 50;
+    return static_cast<uint16_t>(
+        std::max<uint32_t>(RTE_MBUF_DEFAULT_BUF_SIZE, frame + RTE_PKTMBUF_HEADROOM));
+}
+
+void log_link(const opened_port &p)
+{
+    rte_eth_link link{};
+    if (rte_eth_link_get_nowait(p.port_id, &link) != 0)
+        return;
+    char text[RTE_ETH_LINK_MAX_STR_LEN];
+    rte_eth_link_to_str(text, sizeof text, &link);
+    spdlog::info("port {} ({}): {}", p.name, p.device, text);
+}
+
+opened_port open_port(const config::port &cp, uint16_t queues, rte_mempool *pool)
+{
+    opened_port p{cp.name, cp.device, 0, {}};
+    std::string dev = device_name(cp.device);
+    if (int rc = rte_eth_dev_get_port_by_name(dev.c_str(), &p.port_id); rc != 0)
+        throw std::runtime_error("port " + cp.name + ": no DPDK device '" + dev + "'");
+
+    rte_eth_dev_info info{};
+    if (int rc = rte_eth_dev_info_get(p.port_id, &info); rc != 0)
+        throw dpdk_error("port " + cp.name + ": device info", rc);
+    if (queues > info.max_rx_queues || queues > info.max_tx_queues)
+        throw std::runtime_error("port " + cp.name + ": " + std::to_string(queues) +
+                                 " queues wanted, the device has " +
+                                 std::to_string(info.max_rx_queues));
+
+    rte_eth_conf conf{};
+    if (queues > 1) {
+        conf.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
+        conf.rx_adv_conf.rss_conf.rss_hf =
+            (RTE_ETH_RSS_IP | RTE_ETH_RSS_TCP | RTE_ETH_RSS_UDP) & info.flow_type_rss_offloads;
+    }
+    if (int rc = rte_eth_dev_configure(p.port_id, queues, queues, &conf); rc != 0)
+        throw dpdk_error("port " + cp.name + ": configure", rc);
+
+    uint16_t rxd = rx_descriptors, txd = tx_descriptors;
+    rte_eth_dev_adjust_nb_rx_tx_desc(p.port_id, &rxd, &txd);
+    int socket = rte_eth_dev_socket_id(p.port_id);
+    for (uint16_t q = 0; q < queues; ++q) {
+        if (int rc = rte_eth_rx_queue_setup(p.port_id, q, rxd, socket, nullptr, pool); rc != 0)
+            throw dpdk_error("port " + cp.name + ": RX queue", rc);
+        if (int rc = rte_eth_tx_queue_setup(p.port_id, q, txd, socket, nullptr); rc != 0)
+            throw dpdk_error("port " + cp.name + ": TX queue", rc);
+    }
+
+    if (int rc = rte_eth_dev_set_mtu(p.port_id, cp.mtu); rc != 0)
+        spdlog::warn("port {}: driver keeps its MTU, {} not applied ({})", cp.name, cp.mtu,
+                     rte_strerror(-rc));
+    if (cp.mac) {
+        rte_ether_addr mac;
+        std::copy(cp.mac->bytes.begin(), cp.mac->bytes.end(), mac.addr_bytes);
+        if (int rc = rte_eth_dev_default_mac_addr_set(p.port_id, &mac); rc != 0)
+            spdlog::warn("port {}: driver keeps its MAC, {} not applied ({})", cp.name,
+                         to_string(*cp.mac), rte_strerror(-rc));
+    }
+
+    if (int rc = rte_eth_dev_start(p.port_id); rc != 0)
+        throw dpdk_error("port " + cp.name + ": start", rc);
+    rte_eth_macaddr_get(p.port_id, &p.mac);
+    char mac_text[RTE_ETHER_ADDR_FMT_SIZE];
+    rte_ether_format_addr(mac_text, sizeof mac_text, &p.mac);
+    spdlog::info("port {} is DPDK port {}, MAC {}, {} queue(s)", cp.name, p.port_id, mac_text,
+                 queues);
+    log_link(p);
+    return p;
+}
+
+} // namespace
+
+rte_mempool *create_packet_pool(const config::gateway_config &c, uint16_t queues)
+{
+    size_t ports = c.ports.size();
+    // Descriptors of every queue, plus what workers hold (bursts, TX buffers, ARP waits).
+    size_t wanted = ports * queues * (rx_descriptors + tx_descriptors) +
+                    queues * (ports * 32 + 128 + pool_cache) + 4096;
+    uint32_t count = 1;
+    while (count - 1 < wanted)
+        count <<= 1;
+    rte_mempool *pool = rte_pktmbuf_pool_create("meshgate_packets", count - 1, pool_cache, 0,
+                                                data_room(c), static_cast<int>(rte_socket_id()));
+    if (pool == nullptr)
+        throw dpdk_error("packet pool of " + std::to_string(count - 1) + " buffers", 0);
+    return pool;
+}
+
+std::vector<opened_port> open_ports(const config::gateway_config &c, uint16_t queues,
+                                    rte_mempool *pool)
+{
+    std::vector<opened_port> ports;
+    for (const config::port &cp : c.ports)
+        ports.push_back(open_port(cp, queues, pool));
+    return ports;
+}
+
+void close_ports(const std::vector<opened_port> &ports)
+{
+    for (const opened_port &p : ports) {
+        if (int rc = rte_eth_dev_stop(p.port_id); rc != 0)
+            spdlog::warn("port {}: stop: {}", p.name, rte_strerror(-rc));
+        rte_eth_dev_close(p.port_id);
+    }
+}
+
+} // namespace meshgate
