@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Installs what is missing (Debian 12 packages), prepares hugepages and builds meshgate into
+# build/. Idempotent; run as root. Sourced by demo.sh and test.sh, or run alone.
+set -euo pipefail
+
+MESHGATE_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BUILD_DIR=${BUILD_DIR:-$MESHGATE_ROOT/build}
+
+packages=(
+    # build
+    g++ pkg-config cmake meson ninja-build
+    libdpdk-dev dpdk libtbb-dev libtoml11-dev libspdlog-dev
+    libgtest-dev libgmock-dev libbenchmark-dev
+    # tests: packet oracle, namespaces, kernel peers
+    python3 python3-scapy iproute2 ethtool iputils-ping iputils-arping tshark
+    curl netcat-openbsd procps kmod
+)
+
+install_missing() {
+    local missing=()
+    for p in "${packages[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    done
+    if ((${#missing[@]})); then
+        echo "setup: installing ${missing[*]}"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -q
+        apt-get install -y -q --no-install-recommends "${missing[@]}"
+    fi
+}
+
+setup_hugepages() {
+    local want=1024
+    if [ "$(cat /proc/sys/vm/nr_hugepages)" -lt "$want" ]; then
+        echo "$want" > /proc/sys/vm/nr_hugepages || true
+    fi
+    if ! mountpoint -q /dev/hugepages; then
+        mkdir -p /dev/hugepages
+        mount -t hugetlbfs nodev /dev/hugepages
+    fi
+    echo "setup: $(cat /proc/sys/vm/nr_hugepages) hugepages of 2 MiB, hugetlbfs on /dev/hugepages"
+}
+
+build() {
+    if [ ! -f "$BUILD_DIR/build.ninja" ]; then
+        meson setup "$BUILD_DIR" "$MESHGATE_ROOT" --buildtype=release
+    fi
+    ninja -C "$BUILD_DIR"
+}
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "setup: run as root (DPDK, hugepages and network namespaces need it)" >&2
+    exit 1
+fi
+install_missing
+setup_hugepages
+build
