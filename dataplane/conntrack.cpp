@@ -1,0 +1,464 @@
+// Connection table: see conntrack.h for the design (ownership, reclamation, SNAT, expiry).
+#include "dataplane/conntrack.h"
+
+#include <algorithm>
+#include <bit>
+#include <cerrno>
+#include <cstdio>
+#include <new>
+#include <stdexcept>
+#include <string>
+
+#include <netinet/in.h>
+
+#include <rte_byteorder.h>
+#include <rte_errno.h>
+#include <rte_hash.h>
+#include <rte_hash_crc.h>
+#include <rte_malloc.h>
+#include <rte_rcu_qsbr.h>
+
+namespace meshgate::dataplane {
+
+namespace {
+
+constexpr uint32_t wheel_mask = connection_table::wheel_slots - 1;
+static_assert(std::has_single_bit(connection_table::wheel_slots));
+
+// Keys deleted from rte_hash wait in its defer queue; reclaiming in batches of this many keeps
+// the cost of rte_rcu_qsbr_check off most deletes.
+constexpr uint32_t hash_reclaim_trigger = 64;
+
+// Free-stack refill when empty: enough to amortize the qsbr check, small enough for a packet.
+constexpr uint32_t alloc_reclaim_batch = 64;
+
+// Names of DPDK objects are process-wide; the rings rte_hash and its defer queue create from
+// this name must fit RTE_RING_NAMESIZE with their prefixes ("RCU_DQ_HASH_RCU_").
+std::atomic<uint32_t> table_seq{0};
+
+template <typename T>
+T *zalloc(const char *what, size_t n, int socket)
+{
+    void *p = rte_zmalloc_socket(what, sizeof(T) * n, RTE_CACHE_LINE_SIZE, socket);
+    if (p == nullptr)
+        throw std::runtime_error(std::string("conntrack: cannot allocate ") + what);
+    return static_cast<T *>(p);
+}
+
+inline void *as_data(uint32_t ref) { return reinterpret_cast<void *>(static_cast<uintptr_t>(ref)); }
+inline uint32_t from_data(void *d) { return static_cast<uint32_t>(reinterpret_cast<uintptr_t>(d)); }
+
+inline uint32_t xorshift32(uint64_t &s)
+{
+    s ^= s << 13;
+    s ^= s >> 7;
+    s ^= s << 17;
+    return static_cast<uint32_t>(s >> 32);
+}
+
+} // namespace
+
+std::unique_ptr<connection_table> connection_table::create(const conntrack_params &p)
+{
+    if (p.n_workers == 0 || p.n_workers > 256)
+        throw std::invalid_argument("conntrack: n_workers must be 1..256");
+    if (p.capacity < p.n_workers || p.capacity > (1u << 29))
+        throw std::invalid_argument("conntrack: capacity must be n_workers..2^29");
+    if (p.qsbr == nullptr)
+        throw std::invalid_argument("conntrack: an rte_rcu_qsbr variable is required");
+    if (p.snat_port_min == 0 || p.snat_port_min > p.snat_port_max)
+        throw std::invalid_argument("conntrack: bad SNAT port range");
+
+    std::unique_ptr<connection_table> t(new connection_table());
+    t->qsbr_ = p.qsbr;
+    t->capacity_ = p.capacity;
+    t->n_workers_ = p.n_workers;
+    t->snat_tries_ = std::max<uint32_t>(p.snat_tries, 1);
+    t->snat_port_min_ = p.snat_port_min;
+    t->snat_port_max_ = p.snat_port_max;
+    t->timeouts_ = p.timeouts;
+
+    // Timeout and re-check period per TCP state; 0 would mean "never filed ahead", make it 1 s.
+    const conntrack_timeouts &to = p.timeouts;
+    auto at_least_1 = [](uint32_t v) { return std::max<uint32_t>(v, 1); };
+    const uint32_t by_state[tcp_state_count] = {
+        to.tcp_syn, to.tcp_syn, to.tcp_syn, to.tcp_established, to.tcp_fin,
+        to.tcp_fin, to.tcp_fin, to.tcp_fin, to.tcp_close,
+    };
+    for (size_t s = 0; s < tcp_state_count; s++) {
+        t->tcp_timeout_[s] = at_least_1(by_state[s]);
+        // how late a move to a shorter-timeout state may be noticed (see conntrack.h)
+        const uint32_t lag = s == size_t(tcp_state::established) ? to.tcp_fin : to.tcp_close;
+        t->tcp_recheck_[s] = at_least_1(std::min(t->tcp_timeout_[s], lag));
+    }
+    t->timeouts_.udp = at_least_1(to.udp);
+
+    char name[RTE_HASH_NAMESIZE];
+    std::snprintf(name, sizeof(name), "ct%u", table_seq.fetch_add(1));
+
+    rte_hash_parameters hp{};
+    hp.name = name;
+    hp.entries = std::max<uint32_t>(2 * p.capacity, 16); // both keys of every connection
+    hp.key_len = sizeof(flow_key);
+    hp.hash_func = rte_hash_crc;
+    hp.hash_func_init_val = 0;
+    hp.socket_id = p.socket_id;
+    hp.extra_flag = RTE_HASH_EXTRA_FLAGS_RW_CONCURRENCY_LF |
+                    RTE_HASH_EXTRA_FLAGS_MULTI_WRITER_ADD | RTE_HASH_EXTRA_FLAGS_EXT_TABLE;
+    t->hash_ = rte_hash_create(&hp);
+    if (t->hash_ == nullptr)
+        throw std::runtime_error(std::string("conntrack: rte_hash_create: ") +
+                                 rte_strerror(rte_errno));
+
+    rte_hash_rcu_config rc{};
+    rc.v = p.qsbr;
+    rc.mode = RTE_HASH_QSBR_MODE_DQ;
+    rc.trigger_reclaim_limit = hash_reclaim_trigger;
+    if (rte_hash_rcu_qsbr_add(t->hash_, &rc) != 0)
+        throw std::runtime_error(std::string("conntrack: rte_hash_rcu_qsbr_add: ") +
+                                 rte_strerror(rte_errno));
+
+    t->conns_ = zalloc<connection>("conntrack_slots", p.capacity, p.socket_id);
+    for (uint32_t i = 0; i < p.capacity; i++)
+        new (&t->conns_[i]) connection{};
+
+    t->owners_ = zalloc<owner_state>("conntrack_owners", p.n_workers, p.socket_id);
+    for (uint32_t w = 0; w < p.n_workers; w++)
+        new (&t->owners_[w]) owner_state{};
+
+    const uint32_t n = p.n_workers;
+    const uint32_t per = p.capacity / n;
+    for (uint32_t w = 0; w < n; w++) {
+        owner_state &o = t->owners_[w];
+        o.first = w * per;
+        o.count = (w == n - 1) ? p.capacity - o.first : per; // last one takes the remainder
+        o.free_stack = zalloc<uint32_t>("conntrack_free", o.count, p.socket_id);
+        for (uint32_t i = 0; i < o.count; i++)
+            o.free_stack[i] = o.first + o.count - 1 - i; // pops come out in ascending order
+        o.free_top = o.count;
+        const uint32_t ring = std::bit_ceil(o.count);
+        o.deferred = zalloc<deferred_slot>("conntrack_deferred", ring, p.socket_id);
+        o.deferred_mask = ring - 1;
+        o.wheel = zalloc<uint32_t>("conntrack_wheel", wheel_slots, p.socket_id);
+        std::fill_n(o.wheel, wheel_slots, no_index);
+        o.rng = (uint64_t{p.rng_seed} << 32 | (w + 1)) * 0x9e3779b97f4a7c15ULL | 1;
+
+        // Ports of this owner: port % n == w, within [min, max].
+        const uint32_t lo = p.snat_port_min, hi = p.snat_port_max;
+        const uint32_t first = lo + (w + n - lo % n) % n;
+        o.port_first = static_cast<uint16_t>(first);
+        o.port_count = first <= hi ? (hi - first) / n + 1 : 0;
+    }
+    return t;
+}
+
+connection_table::~connection_table()
+{
+    // Workers must be stopped or offline: the hash's defer queue frees what it can now.
+    if (hash_ != nullptr)
+        rte_hash_free(hash_);
+    if (owners_ != nullptr) {
+        for (uint32_t w = 0; w < n_workers_; w++) {
+            rte_free(owners_[w].free_stack);
+            rte_free(owners_[w].deferred);
+            rte_free(owners_[w].wheel);
+        }
+        rte_free(owners_);
+    }
+    rte_free(conns_);
+}
+
+conn_ref connection_table::lookup(const flow_key &key) const noexcept
+{
+    void *data;
+    if (rte_hash_lookup_data(hash_, &key, &data) < 0)
+        return {};
+    return {from_data(data)};
+}
+
+uint32_t connection_table::lookup_bulk(const flow_key *const keys[], uint32_t n,
+                                       conn_ref results[]) const noexcept
+{
+    uint32_t hits = 0;
+    for (uint32_t off = 0; off < n; off += RTE_HASH_LOOKUP_BULK_MAX) {
+        const uint32_t m = std::min<uint32_t>(n - off, RTE_HASH_LOOKUP_BULK_MAX);
+        const void *kp[RTE_HASH_LOOKUP_BULK_MAX];
+        void *data[RTE_HASH_LOOKUP_BULK_MAX];
+        uint64_t mask = 0;
+        for (uint32_t i = 0; i < m; i++)
+            kp[i] = keys[off + i];
+        rte_hash_lookup_bulk_data(hash_, kp, m, &mask, data);
+        for (uint32_t i = 0; i < m; i++)
+            results[off + i].value = (mask >> i & 1) ? from_data(data[i]) : conn_ref::miss_value;
+        hits += static_cast<uint32_t>(std::popcount(mask));
+    }
+    return hits;
+}
+
+uint32_t connection_table::lookup_bulk(const flow_key keys[], uint32_t n,
+                                       conn_ref results[]) const noexcept
+{
+    uint32_t hits = 0;
+    for (uint32_t off = 0; off < n; off += RTE_HASH_LOOKUP_BULK_MAX) {
+        const uint32_t m = std::min<uint32_t>(n - off, RTE_HASH_LOOKUP_BULK_MAX);
+        const flow_key *kp[RTE_HASH_LOOKUP_BULK_MAX];
+        for (uint32_t i = 0; i < m; i++)
+            kp[i] = &keys[off + i];
+        hits += lookup_bulk(kp, m, results + off);
+    }
+    return hits;
+}
+
+uint32_t connection_table::timeout(const connection &c) const noexcept
+{
+    if (c.tclass != timeout_class::tcp)
+        return timeouts_.udp;
+    const uint8_t s = c.state.load(std::memory_order_relaxed);
+    return s < tcp_state_count ? tcp_timeout_[s] : timeouts_.tcp_close;
+}
+
+uint32_t connection_table::recheck(const connection &c) const noexcept
+{
+    if (c.tclass != timeout_class::tcp)
+        return timeouts_.udp;
+    const uint8_t s = c.state.load(std::memory_order_relaxed);
+    return s < tcp_state_count ? tcp_recheck_[s] : 1;
+}
+
+// File a connection `now + wait` ahead, where wait is what is left of its timeout capped by the
+// re-check period, and the tick is kept within one lap ahead of the cursor.
+void connection_table::file(owner_state &o, uint32_t index, uint32_t now) noexcept
+{
+    connection &c = conns_[index];
+    const uint32_t to = timeout(c);
+    const int32_t idle = static_cast<int32_t>(now - c.last_seen.load(std::memory_order_relaxed));
+    const uint32_t idle_s = idle > 0 ? static_cast<uint32_t>(idle) : 0; // another worker's now
+    const uint32_t left = to > idle_s ? to - idle_s : 1;
+    uint32_t tick = now + std::min(left, recheck(c));
+    const int32_t ahead = static_cast<int32_t>(tick - o.cursor);
+    if (ahead < 1)
+        tick = o.cursor + 1;
+    else if (ahead > static_cast<int32_t>(wheel_mask))
+        tick = o.cursor + wheel_mask;
+    uint32_t &head = o.wheel[tick & wheel_mask];
+    c.wheel_next = head;
+    head = index;
+}
+
+void connection_table::defer_free(owner_state &o, uint32_t index) noexcept
+{
+    o.deferred[o.deferred_tail & o.deferred_mask] = {0, index};
+    o.deferred_tail++;
+}
+
+// One token for every slot deferred since `from`: taken after all their keys were deleted.
+void connection_table::stamp_deferred(owner_state &o, uint32_t from) noexcept
+{
+    if (from == o.deferred_tail)
+        return;
+    const uint64_t token = rte_rcu_qsbr_start(qsbr_);
+    for (uint32_t i = from; i != o.deferred_tail; i++)
+        o.deferred[i & o.deferred_mask].token = token;
+}
+
+uint32_t connection_table::reclaim(owner_state &o, uint32_t max) noexcept
+{
+    uint32_t n = 0;
+    while (n < max && o.deferred_head != o.deferred_tail) {
+        const deferred_slot &d = o.deferred[o.deferred_head & o.deferred_mask];
+        if (rte_rcu_qsbr_check(qsbr_, d.token, false) != 1)
+            break; // FIFO: later tokens are not older
+        o.free_stack[o.free_top++] = d.index;
+        o.deferred_head++;
+        n++;
+    }
+    return n;
+}
+
+uint32_t connection_table::alloc_slot(owner_state &o) noexcept
+{
+    if (o.free_top == 0)
+        reclaim(o, alloc_reclaim_batch);
+    if (o.free_top == 0)
+        return no_index;
+    return o.free_stack[--o.free_top];
+}
+
+bool connection_table::pick_snat(owner_state &o, uint8_t worker, flow_key &rev,
+                                 uint16_t client_port, std::span<const uint32_t> snat_ips,
+                                 uint32_t &rev_hash) noexcept
+{
+    auto free_key = [&](uint32_t ip, uint16_t port) {
+        rev.dst_ip = ip;
+        rev.dst_port = rte_cpu_to_be_16(port);
+        rev_hash = rte_hash_hash(hash_, &rev);
+        return rte_hash_lookup_with_hash(hash_, &rev, rev_hash) == -ENOENT;
+    };
+
+    // Keep the client's port when it is in our partition: the task sees the real port.
+    const uint16_t cp = rte_be_to_cpu_16(client_port);
+    if (cp >= snat_port_min_ && cp <= snat_port_max_ && cp % n_workers_ == worker) {
+        for (uint32_t ip : snat_ips)
+            if (free_key(ip, cp))
+                return true;
+    }
+    if (o.port_count == 0)
+        return false;
+    const auto n_ips = static_cast<uint32_t>(snat_ips.size());
+    for (uint32_t t = 0; t < snat_tries_; t++) {
+        const uint32_t r = xorshift32(o.rng);
+        const auto k = static_cast<uint32_t>((uint64_t{r} * o.port_count) >> 32); // no division
+        const auto port = static_cast<uint16_t>(o.port_first + k * n_workers_);
+        if (free_key(snat_ips[t % n_ips], port))
+            return true;
+    }
+    return false;
+}
+
+create_result connection_table::create(uint8_t worker, const flow_key &forward, uint16_t service,
+                                       uint16_t task, uint32_t task_ip, uint16_t target_port,
+                                       std::span<const uint32_t> snat_ips, uint32_t now) noexcept
+{
+    owner_state &o = owners_[worker];
+    if (!o.cursor_set) {
+        o.cursor = now;
+        o.cursor_set = true;
+    }
+
+    // The caller just missed, but a bulk lookup earlier in the burst may be stale.
+    const hash_sig_t fwd_hash = rte_hash_hash(hash_, &forward);
+    void *data;
+    if (rte_hash_lookup_with_hash_data(hash_, &forward, fwd_hash, &data) >= 0)
+        return {from_data(data) >> 1, create_status::exists};
+    if (snat_ips.empty())
+        return {no_index, create_status::snat_exhausted};
+
+    const uint32_t index = alloc_slot(o);
+    if (index == no_index)
+        return {no_index, create_status::table_full};
+
+    flow_key rev = make_flow_key(task_ip, 0, target_port, 0, forward.proto);
+    uint32_t rev_hash = 0;
+    if (!pick_snat(o, worker, rev, forward.src_port, snat_ips, rev_hash)) {
+        o.free_stack[o.free_top++] = index; // never published: reuse at once
+        return {no_index, create_status::snat_exhausted};
+    }
+
+    connection &c = conns_[index];
+    c.forward = forward;
+    c.reverse = rev;
+    c.service = service;
+    c.task = task;
+    c.owner = worker;
+    c.tclass = forward.proto == IPPROTO_TCP ? timeout_class::tcp : timeout_class::udp;
+    c.state.store(static_cast<uint8_t>(c.tclass == timeout_class::tcp ? tcp_state::syn_recv
+                                                                      : tcp_state::none),
+                  std::memory_order_relaxed);
+    c.last_seen.store(now, std::memory_order_relaxed);
+    c.created = now;
+    c.live.store(1, std::memory_order_relaxed);
+
+    // rte_hash publishes pdata with release semantics: the fields above are visible first.
+    if (rte_hash_add_key_with_hash_data(hash_, &rev, rev_hash, as_data(index << 1 | 1)) < 0) {
+        c.live.store(0, std::memory_order_relaxed);
+        o.free_stack[o.free_top++] = index;
+        return {no_index, create_status::table_full};
+    }
+    if (rte_hash_add_key_with_hash_data(hash_, &forward, fwd_hash, as_data(index << 1)) < 0) {
+        rte_hash_del_key_with_hash(hash_, &rev, rev_hash); // a reply may have seen it: defer
+        c.live.store(0, std::memory_order_relaxed);
+        const uint32_t from = o.deferred_tail;
+        defer_free(o, index);
+        stamp_deferred(o, from);
+        return {no_index, create_status::table_full};
+    }
+    file(o, index, now);
+    o.live.store(o.live.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    return {index, create_status::ok};
+}
+
+void connection_table::unpublish(connection &c) noexcept
+{
+    rte_hash_del_key(hash_, &c.forward);
+    rte_hash_del_key(hash_, &c.reverse);
+    c.live.store(0, std::memory_order_relaxed);
+}
+
+bool connection_table::remove(uint8_t worker, uint32_t index, removed_connection *out) noexcept
+{
+    if (index >= capacity_ || worker >= n_workers_)
+        return false;
+    connection &c = conns_[index];
+    if (c.owner != worker || c.live.load(std::memory_order_relaxed) == 0)
+        return false;
+    unpublish(c); // the slot stays in the wheel as a zombie; expire() frees it
+    owner_state &o = owners_[worker];
+    o.live.store(o.live.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
+    if (out != nullptr)
+        *out = {index, c.service, c.task, c.tcp(), c.tclass};
+    return true;
+}
+
+uint32_t connection_table::expire(uint8_t worker, uint32_t now, uint32_t budget,
+                                  removed_connection removed[]) noexcept
+{
+    owner_state &o = owners_[worker];
+    reclaim(o, budget);
+    if (!o.cursor_set) {
+        o.cursor = now;
+        o.cursor_set = true;
+    }
+    // After a long pause one lap visits every list; no need to walk the missed ticks.
+    if (static_cast<int32_t>(now - o.cursor) >= static_cast<int32_t>(wheel_slots))
+        o.cursor = now - wheel_mask;
+
+    const uint32_t stamp_from = o.deferred_tail;
+    uint32_t visited = 0, n_removed = 0, live = o.live.load(std::memory_order_relaxed);
+    while (visited < budget && static_cast<int32_t>(now - o.cursor) >= 0) {
+        uint32_t &head = o.wheel[o.cursor & wheel_mask];
+        if (head == no_index) {
+            o.cursor++;
+            continue;
+        }
+        const uint32_t index = head;
+        connection &c = conns_[index];
+        head = c.wheel_next;
+        visited++;
+        if (c.live.load(std::memory_order_relaxed) == 0) {
+            defer_free(o, index); // zombie left by remove()
+            continue;
+        }
+        const int32_t idle = static_cast<int32_t>(now - c.last_seen.load(std::memory_order_relaxed));
+        if (idle < 0 || static_cast<uint32_t>(idle) < timeout(c)) {
+            file(o, index, now); // lazy refresh: seen since it was filed
+            continue;
+        }
+        unpublish(c);
+        removed[n_removed++] = {index, c.service, c.task, c.tcp(), c.tclass};
+        defer_free(o, index);
+        live--;
+    }
+    o.live.store(live, std::memory_order_relaxed);
+    stamp_deferred(o, stamp_from);
+    return n_removed;
+}
+
+uint32_t connection_table::size() const noexcept
+{
+    uint32_t n = 0;
+    for (uint32_t w = 0; w < n_workers_; w++)
+        n += owners_[w].live.load(std::memory_order_relaxed);
+    return n;
+}
+
+uint32_t connection_table::size(uint8_t worker) const noexcept
+{
+    return worker < n_workers_ ? owners_[worker].live.load(std::memory_order_relaxed) : 0;
+}
+
+uint32_t connection_table::capacity(uint8_t worker) const noexcept
+{
+    return worker < n_workers_ ? owners_[worker].count : 0;
+}
+
+} // namespace meshgate::dataplane

@@ -1,0 +1,288 @@
+// The connection table: full-NAT state of every client flow, shared by all worker lcores.
+//
+// Layout. One rte_hash maps both keys of a connection to `index << 1 | direction`:
+//   forward key = the client's packet as received  (client_ip:client_port -> published_ip:port)
+//   reverse key = the task's reply as received      (task_ip:target_port -> snat_ip:snat_port)
+// and a flat array of 64-byte `connection` slots holds the rest. Any worker looks up either key
+// without a lock (RTE_HASH_EXTRA_FLAGS_RW_CONCURRENCY_LF), because replies arrive on whatever
+// queue RSS picked from the outer VXLAN header.
+//
+// Ownership. The worker that saw a client's first packet owns the connection: only it creates,
+// expires and removes it (forward packets of one flow always reach the same worker). Any worker
+// may refresh last_seen and move the TCP state (relaxed atomics). Slots are partitioned by owner:
+// worker w allocates only from its own slice of the array and its own free stack, so allocation
+// takes no lock.
+//
+// Reclamation. Readers hold no lock, so a removed key slot (inside rte_hash) and a removed
+// connection slot are reused only after every reader passed a quiescent state of the workers'
+// rte_rcu_qsbr variable: rte_hash does it for its keys (RTE_HASH_QSBR_MODE_DQ); the table keeps a
+// FIFO of (token, index) per owner for its slots. Workers must report quiescent states.
+//
+// SNAT ports. The reverse key must be unique; rather than a port allocator the owner probes the
+// hash: the client's port first, then pseudo-random ports, over all SNAT addresses. Worker w only
+// picks ports with port % n_workers == w, so two owners never race for the same reverse key and
+// "lookup, then add" is safe. (With one worker every port is allowed.)
+//
+// Expiry. Each owner has a timer wheel (1 s ticks, 4096 slots) threaded through the slots. Entries
+// are filed with lazy refresh: when a slot comes due the entry is deleted if last_seen + timeout
+// has passed, else filed again. Cost: O(1) amortized per connection, bounded per call by a budget.
+//
+// Deviations from the design brief, with reasons:
+// - The hash also gets RTE_HASH_EXTRA_FLAGS_EXT_TABLE: a cuckoo table with exactly 2 x capacity
+//   key slots fails inserts at ~95% load; extendable buckets make "2 x capacity" a real capacity.
+// - Connection slots are freed through our own per-owner FIFO rather than rte_rcu_qsbr_dq (an
+//   experimental API in DPDK 22.11); one qsbr token covers every deletion of an expire() call.
+// - A connection whose state moved to a shorter timeout (FIN, RST) is noticed when its wheel slot
+//   comes due. To bound that lag the wheel re-checks ESTABLISHED entries every tcp_fin seconds and
+//   other TCP states every tcp_close seconds (UDP never changes class): a closed connection is
+//   freed at most that late.
+// - remove() (port reuse, flushes) cannot unlink from a singly linked wheel list: it deletes the
+//   keys at once and leaves the slot as a zombie that the wheel frees when it next visits it.
+//
+// Threading contract: rte_hash's MULTI_WRITER_ADD keeps per-lcore caches indexed by
+// rte_lcore_id(), so create/remove/expire must run on EAL lcores (workers are). Per-packet
+// methods are noexcept, never allocate, throw or log; create() takes rte_hash's writer lock.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+
+#include <rte_common.h>
+#include <rte_memory.h>
+
+#include "dataplane/tcp_state.h"
+
+struct rte_hash;
+struct rte_rcu_qsbr;
+
+namespace meshgate::dataplane {
+
+// IPv4 5-tuple as received; every field in network byte order; pad must be zero (it is hashed).
+struct flow_key {
+    uint32_t src_ip;
+    uint32_t dst_ip;
+    uint16_t src_port;
+    uint16_t dst_port;
+    uint8_t proto; // IPPROTO_TCP or IPPROTO_UDP
+    uint8_t pad[3];
+};
+static_assert(sizeof(flow_key) == 16);
+
+inline constexpr flow_key make_flow_key(uint32_t src_ip, uint32_t dst_ip, uint16_t src_port,
+                                        uint16_t dst_port, uint8_t proto)
+{
+    return flow_key{src_ip, dst_ip, src_port, dst_port, proto, {0, 0, 0}};
+}
+
+inline constexpr bool operator==(const flow_key &a, const flow_key &b)
+{
+    return a.src_ip == b.src_ip && a.dst_ip == b.dst_ip && a.src_port == b.src_port &&
+           a.dst_port == b.dst_port && a.proto == b.proto;
+}
+
+// Idle timeouts in seconds; same names and IPVS defaults as the [timeouts] config section.
+struct conntrack_timeouts {
+    uint32_t tcp_established = 900; // ESTABLISHED
+    uint32_t tcp_fin = 120;         // FIN_WAIT, CLOSE_WAIT, LAST_ACK, TIME_WAIT
+    uint32_t tcp_close = 10;        // CLOSE
+    uint32_t tcp_syn = 60;          // NONE, SYN_SENT, SYN_RECV
+    uint32_t udp = 300;             // any UDP flow
+};
+
+struct conntrack_params {
+    uint32_t capacity = 1048576;       // connection slots, split evenly between workers
+    uint16_t n_workers = 1;            // owners 0..n_workers-1 (at most 256)
+    rte_rcu_qsbr *qsbr = nullptr;      // required: the workers' RCU variable
+    int socket_id = SOCKET_ID_ANY;     // NUMA node of the table memory
+    conntrack_timeouts timeouts{};     // idle timeouts per state
+    uint16_t snat_port_min = 1024;     // SNAT ports are picked in [min, max] (host order)
+    uint16_t snat_port_max = 65535;    //
+    uint32_t snat_tries = 64;          // random probes before snat_exhausted
+    uint32_t rng_seed = 0x6d676374;    // seeds the per-worker SNAT port generators
+};
+
+enum class timeout_class : uint8_t { tcp, udp };
+
+// One connection, one cache line. Written by the owner before its keys are published; after
+// that only state and last_seen change (any worker, relaxed).
+struct alignas(RTE_CACHE_LINE_SIZE) connection {
+    flow_key forward;                // client -> published address, as received
+    flow_key reverse;                // task -> snat address, as received
+    uint16_t service;                // caller's service id
+    uint16_t task;                   // caller's task index within the service
+    uint8_t owner;                   // worker that created it and alone may delete it
+    std::atomic<uint8_t> state;      // tcp_state (tcp_state::none for UDP)
+    timeout_class tclass;            // which timeout table applies
+    std::atomic<uint8_t> live;       // 1 from create to remove/expiry; owner writes
+    std::atomic<uint32_t> last_seen; // seconds of the gateway clock
+    uint32_t created;                // seconds of the gateway clock
+    uint32_t wheel_next;             // owner only: next slot index in the same wheel list
+
+    uint32_t task_ip() const { return reverse.src_ip; }       // network order
+    uint16_t target_port() const { return reverse.src_port; } // network order
+    uint32_t snat_ip() const { return reverse.dst_ip; }       // network order
+    uint16_t snat_port() const { return reverse.dst_port; }   // network order
+    tcp_state tcp() const { return static_cast<tcp_state>(state.load(std::memory_order_relaxed)); }
+};
+static_assert(sizeof(connection) == 64);
+
+// What a lookup found: index << 1 | direction, or miss. The value stored in rte_hash.
+struct conn_ref {
+    static constexpr uint32_t miss_value = UINT32_MAX;
+    uint32_t value = miss_value;
+
+    bool hit() const { return value != miss_value; }
+    uint32_t index() const { return value >> 1; }
+    direction dir() const { return static_cast<direction>(value & 1); }
+};
+
+enum class create_status : uint8_t {
+    ok,             // new connection at index
+    exists,         // the forward key is already there: index is the existing connection
+    table_full,     // no free slot for this worker (or no room in the hash)
+    snat_exhausted, // no free (snat address, port) toward this task:target_port
+};
+
+struct create_result {
+    uint32_t index;
+    create_status status;
+};
+
+// Returned by update(): the state after the packet, and whether the packet is a client SYN
+// reusing a port of a closing connection (then nothing was changed: remove() and create again).
+struct update_result {
+    tcp_state state;
+    bool reuse;
+};
+
+// What expire()/remove() took out, so the caller can decrement per-task active counts.
+struct removed_connection {
+    uint32_t index;
+    uint16_t service;
+    uint16_t task;
+    tcp_state state;
+    timeout_class tclass;
+};
+
+class connection_table {
+  public:
+    static constexpr uint32_t wheel_slots = 4096; // 1 s ticks: timeouts up to ~68 min per lap
+    static constexpr uint32_t no_index = UINT32_MAX;
+
+    // Control plane: allocates the hash and the slot array; throws std::invalid_argument on bad
+    // params, std::runtime_error when DPDK cannot create the table.
+    static std::unique_ptr<connection_table> create(const conntrack_params &p);
+    ~connection_table();
+    connection_table(const connection_table &) = delete;
+    connection_table &operator=(const connection_table &) = delete;
+
+    // Any worker, lock-free.
+    conn_ref lookup(const flow_key &key) const noexcept;
+    // keys[i] for i < n (any n); results[i] set for each; returns the number of hits.
+    uint32_t lookup_bulk(const flow_key *const keys[], uint32_t n,
+                         conn_ref results[]) const noexcept;
+    uint32_t lookup_bulk(const flow_key keys[], uint32_t n, conn_ref results[]) const noexcept;
+
+    // Owner `worker` only, after a forward-key miss: a TCP SYN (no ACK) or any UDP datagram.
+    // task_ip, target_port and snat_ips in network byte order. The new connection is in
+    // SYN_RECV (TCP) and filed in the owner's timer wheel.
+    create_result create(uint8_t worker, const flow_key &forward, uint16_t service, uint16_t task,
+                         uint32_t task_ip, uint16_t target_port,
+                         std::span<const uint32_t> snat_ips, uint32_t now) noexcept;
+
+    connection &at(uint32_t index) noexcept { return conns_[index]; }
+    const connection &at(uint32_t index) const noexcept { return conns_[index]; }
+
+    // Any worker: refresh last_seen and step the TCP state machine.
+    update_result update(uint32_t index, direction dir, uint8_t tcp_flags, uint32_t now) noexcept
+    {
+        connection &c = conns_[index];
+        if (c.last_seen.load(std::memory_order_relaxed) != now)
+            c.last_seen.store(now, std::memory_order_relaxed); // skip the store: line stays shared
+        if (c.tclass != timeout_class::tcp)
+            return {tcp_state::none, false};
+        uint8_t cur = c.state.load(std::memory_order_relaxed);
+        if (is_port_reuse(static_cast<tcp_state>(cur), dir, tcp_flags))
+            return {static_cast<tcp_state>(cur), true};
+        for (;;) {
+            const auto next =
+                static_cast<uint8_t>(next_state(static_cast<tcp_state>(cur), dir, tcp_flags));
+            if (next == cur ||
+                c.state.compare_exchange_weak(cur, next, std::memory_order_relaxed))
+                return {static_cast<tcp_state>(next), false};
+            // another worker moved the state (other direction): apply ours to theirs
+        }
+    }
+
+    // Owner only: take a connection out now (port reuse, flushing a task). The keys are deleted
+    // at once; the slot is freed when the wheel next visits it. False if not live or not ours.
+    bool remove(uint8_t worker, uint32_t index, removed_connection *out) noexcept;
+
+    // Owner only, once per loop iteration: visit at most `budget` due wheel entries, delete the
+    // idle ones into removed[0..ret) (room for `budget`), re-file the others; recycle slots whose
+    // grace period ended.
+    uint32_t expire(uint8_t worker, uint32_t now, uint32_t budget,
+                    removed_connection removed[]) noexcept;
+
+    uint32_t size() const noexcept;                   // live connections, all owners
+    uint32_t size(uint8_t worker) const noexcept;     // live connections of one owner
+    uint32_t capacity() const noexcept { return capacity_; }
+    uint32_t capacity(uint8_t worker) const noexcept; // slots of one owner
+    uint16_t n_workers() const noexcept { return n_workers_; }
+    uint32_t timeout(const connection &c) const noexcept; // idle timeout of its current state
+
+  private:
+    struct deferred_slot {
+        uint64_t token; // rte_rcu_qsbr token taken after the keys were deleted
+        uint32_t index;
+    };
+
+    // Everything one owner touches on create/expire, on its own cache lines.
+    struct alignas(RTE_CACHE_LINE_SIZE) owner_state {
+        uint32_t first = 0;              // slice of the connection array: [first, first+count)
+        uint32_t count = 0;              //
+        uint32_t *free_stack = nullptr;  // free slot indices, `free_top` of them
+        uint32_t free_top = 0;           //
+        deferred_slot *deferred = nullptr; // FIFO of slots waiting for a grace period
+        uint32_t deferred_mask = 0;        // ring size - 1 (power of two >= count)
+        uint32_t deferred_head = 0;        // next to reclaim
+        uint32_t deferred_tail = 0;        // next free position
+        uint32_t *wheel = nullptr;         // wheel_slots list heads (slot index or no_index)
+        uint32_t cursor = 0;               // next tick to process
+        bool cursor_set = false;           // the wheel starts at the first now seen
+        uint64_t rng = 0;                  // xorshift64 state for SNAT ports
+        uint16_t port_first = 0;           // lowest SNAT port of this owner's partition
+        uint32_t port_count = 0;           // number of ports in the partition
+        alignas(RTE_CACHE_LINE_SIZE) std::atomic<uint32_t> live{0}; // read by the control thread
+    };
+
+    connection_table() = default;
+
+    uint32_t alloc_slot(owner_state &o) noexcept;
+    uint32_t reclaim(owner_state &o, uint32_t max) noexcept;
+    void defer_free(owner_state &o, uint32_t index) noexcept;
+    void stamp_deferred(owner_state &o, uint32_t from) noexcept;
+    void file(owner_state &o, uint32_t index, uint32_t now) noexcept;
+    uint32_t recheck(const connection &c) const noexcept;
+    bool pick_snat(owner_state &o, uint8_t worker, flow_key &rev, uint16_t client_port,
+                   std::span<const uint32_t> snat_ips, uint32_t &rev_hash) noexcept;
+    void unpublish(connection &c) noexcept;
+
+    rte_hash *hash_ = nullptr;
+    rte_rcu_qsbr *qsbr_ = nullptr;
+    connection *conns_ = nullptr;
+    owner_state *owners_ = nullptr;
+    uint32_t capacity_ = 0;
+    uint16_t n_workers_ = 0;
+    uint32_t snat_tries_ = 64;
+    uint16_t snat_port_min_ = 1024;
+    uint16_t snat_port_max_ = 65535;
+    conntrack_timeouts timeouts_{};
+    uint32_t tcp_timeout_[tcp_state_count] = {}; // per tcp_state
+    uint32_t tcp_recheck_[tcp_state_count] = {}; // how long the wheel may wait before a re-check
+};
+
+} // namespace meshgate::dataplane
