@@ -13,8 +13,10 @@
 #include <stdexcept>
 #include <vector>
 
-namespace meshgate::dataplane {
-namespace {
+namespace meshgate::dataplane
+{
+namespace
+{
 
 constexpr int flow_count = 100000;
 
@@ -257,7 +259,8 @@ TEST(Maglev, RemovingOneOfNMovesAboutOneNth)
             fewer.erase(fewer.begin() + gone);
             double bound = 1.0 / n + 0.02;
             EXPECT_LE(moved_fraction(all, fewer, flows), bound) << "remove " << gone << " of " << n;
-            EXPECT_LE(moved_fraction(fewer, all, flows), bound) << "add back " << gone << " of " << n;
+            EXPECT_LE(moved_fraction(fewer, all, flows), bound)
+                << "add back " << gone << " of " << n;
         }
     }
 }
@@ -411,8 +414,7 @@ TEST(WeightedLeastConnections, PicksLeastLoadPerWeightLowestIndexOnTie)
     EXPECT_EQ(pick_with_loads(scheduler_kind::wlc, {1, 4}, {2, 4}), 1u);
     EXPECT_EQ(pick_with_loads(scheduler_kind::wlc, {0, 1, 1}, {0, 3, 3}), 1u);
     // Large counts and weights do not overflow the cross products.
-    EXPECT_EQ(pick_with_loads(scheduler_kind::wlc, {65535, 65534}, {4000000000u, 3999999999u}),
-              0u);
+    EXPECT_EQ(pick_with_loads(scheduler_kind::wlc, {65535, 65534}, {4000000000u, 3999999999u}), 0u);
 }
 
 TEST(LeastConnections, ShortLoadSpanCountsAsIdle)
@@ -473,8 +475,8 @@ TEST(AllKinds, NoLiveTaskMeansNoTask)
             auto active = loads(std::vector<uint32_t>(weights.size(), 0));
             for (const flow &f : random_flows(100))
                 ASSERT_EQ(pick_task(s, cursor, active, f.ip, f.port), no_task)
-                    << scheduler_kind_names[static_cast<size_t>(kind)] << " with "
-                    << weights.size() << " tasks";
+                    << scheduler_kind_names[static_cast<size_t>(kind)] << " with " << weights.size()
+                    << " tasks";
         }
     }
 }
