@@ -18,9 +18,11 @@
 #include <rte_malloc.h>
 #include <rte_rcu_qsbr.h>
 
-namespace meshgate::dataplane {
+namespace meshgate::dataplane
+{
 
-namespace {
+namespace
+{
 
 constexpr uint32_t wheel_mask = connection_table::wheel_slots - 1;
 static_assert(std::has_single_bit(connection_table::wheel_slots));
@@ -40,13 +42,18 @@ template <typename T>
 T *zalloc(const char *what, size_t n, int socket)
 {
     void *p = rte_zmalloc_socket(what, sizeof(T) * n, RTE_CACHE_LINE_SIZE, socket);
-    if (p == nullptr)
-        throw std::runtime_error(std::string("conntrack: cannot allocate ") + what);
+    if (p == nullptr) throw std::runtime_error(std::string("conntrack: cannot allocate ") + what);
     return static_cast<T *>(p);
 }
 
-inline void *as_data(uint32_t ref) { return reinterpret_cast<void *>(static_cast<uintptr_t>(ref)); }
-inline uint32_t from_data(void *d) { return static_cast<uint32_t>(reinterpret_cast<uintptr_t>(d)); }
+inline void *as_data(uint32_t ref)
+{
+    return reinterpret_cast<void *>(static_cast<uintptr_t>(ref));
+}
+inline uint32_t from_data(void *d)
+{
+    return static_cast<uint32_t>(reinterpret_cast<uintptr_t>(d));
+}
 
 inline uint32_t xorshift32(uint64_t &s)
 {
@@ -103,8 +110,8 @@ std::unique_ptr<connection_table> connection_table::create(const conntrack_param
     hp.hash_func = rte_hash_crc;
     hp.hash_func_init_val = 0;
     hp.socket_id = p.socket_id;
-    hp.extra_flag = RTE_HASH_EXTRA_FLAGS_RW_CONCURRENCY_LF |
-                    RTE_HASH_EXTRA_FLAGS_MULTI_WRITER_ADD | RTE_HASH_EXTRA_FLAGS_EXT_TABLE;
+    hp.extra_flag = RTE_HASH_EXTRA_FLAGS_RW_CONCURRENCY_LF | RTE_HASH_EXTRA_FLAGS_MULTI_WRITER_ADD |
+                    RTE_HASH_EXTRA_FLAGS_EXT_TABLE;
     t->hash_ = rte_hash_create(&hp);
     if (t->hash_ == nullptr)
         throw std::runtime_error(std::string("conntrack: rte_hash_create: ") +
@@ -155,8 +162,7 @@ std::unique_ptr<connection_table> connection_table::create(const conntrack_param
 connection_table::~connection_table()
 {
     // Workers must be stopped or offline: the hash's defer queue frees what it can now.
-    if (hash_ != nullptr)
-        rte_hash_free(hash_);
+    if (hash_ != nullptr) rte_hash_free(hash_);
     if (owners_ != nullptr) {
         for (uint32_t w = 0; w < n_workers_; w++) {
             rte_free(owners_[w].free_stack);
@@ -171,8 +177,7 @@ connection_table::~connection_table()
 conn_ref connection_table::lookup(const flow_key &key) const noexcept
 {
     void *data;
-    if (rte_hash_lookup_data(hash_, &key, &data) < 0)
-        return {};
+    if (rte_hash_lookup_data(hash_, &key, &data) < 0) return {};
     return {from_data(data)};
 }
 
@@ -211,16 +216,14 @@ uint32_t connection_table::lookup_bulk(const flow_key keys[], uint32_t n,
 
 uint32_t connection_table::timeout(const connection &c) const noexcept
 {
-    if (c.tclass != timeout_class::tcp)
-        return timeouts_.udp;
+    if (c.tclass != timeout_class::tcp) return timeouts_.udp;
     const uint8_t s = c.state.load(std::memory_order_relaxed);
     return s < tcp_state_count ? tcp_timeout_[s] : timeouts_.tcp_close;
 }
 
 uint32_t connection_table::recheck(const connection &c) const noexcept
 {
-    if (c.tclass != timeout_class::tcp)
-        return timeouts_.udp;
+    if (c.tclass != timeout_class::tcp) return timeouts_.udp;
     const uint8_t s = c.state.load(std::memory_order_relaxed);
     return s < tcp_state_count ? tcp_recheck_[s] : 1;
 }
@@ -254,8 +257,7 @@ void connection_table::defer_free(owner_state &o, uint32_t index) noexcept
 // One token for every slot deferred since `from`: taken after all their keys were deleted.
 void connection_table::stamp_deferred(owner_state &o, uint32_t from) noexcept
 {
-    if (from == o.deferred_tail)
-        return;
+    if (from == o.deferred_tail) return;
     const uint64_t token = rte_rcu_qsbr_start(qsbr_);
     for (uint32_t i = from; i != o.deferred_tail; i++)
         o.deferred[i & o.deferred_mask].token = token;
@@ -277,10 +279,8 @@ uint32_t connection_table::reclaim(owner_state &o, uint32_t max) noexcept
 
 uint32_t connection_table::alloc_slot(owner_state &o) noexcept
 {
-    if (o.free_top == 0)
-        reclaim(o, alloc_reclaim_batch);
-    if (o.free_top == 0)
-        return no_index;
+    if (o.free_top == 0) reclaim(o, alloc_reclaim_batch);
+    if (o.free_top == 0) return no_index;
     return o.free_stack[--o.free_top];
 }
 
@@ -299,18 +299,15 @@ bool connection_table::pick_snat(owner_state &o, uint8_t worker, flow_key &rev,
     const uint16_t cp = rte_be_to_cpu_16(client_port);
     if (cp >= snat_port_min_ && cp <= snat_port_max_ && cp % n_workers_ == worker) {
         for (uint32_t ip : snat_ips)
-            if (free_key(ip, cp))
-                return true;
+            if (free_key(ip, cp)) return true;
     }
-    if (o.port_count == 0)
-        return false;
+    if (o.port_count == 0) return false;
     const auto n_ips = static_cast<uint32_t>(snat_ips.size());
     for (uint32_t t = 0; t < snat_tries_; t++) {
         const uint32_t r = xorshift32(o.rng);
         const auto k = static_cast<uint32_t>((uint64_t{r} * o.port_count) >> 32); // no division
         const auto port = static_cast<uint16_t>(o.port_first + k * n_workers_);
-        if (free_key(snat_ips[t % n_ips], port))
-            return true;
+        if (free_key(snat_ips[t % n_ips], port)) return true;
     }
     return false;
 }
@@ -330,12 +327,10 @@ create_result connection_table::create(uint8_t worker, const flow_key &forward, 
     void *data;
     if (rte_hash_lookup_with_hash_data(hash_, &forward, fwd_hash, &data) >= 0)
         return {from_data(data) >> 1, create_status::exists};
-    if (snat_ips.empty())
-        return {no_index, create_status::snat_exhausted};
+    if (snat_ips.empty()) return {no_index, create_status::snat_exhausted};
 
     const uint32_t index = alloc_slot(o);
-    if (index == no_index)
-        return {no_index, create_status::table_full};
+    if (index == no_index) return {no_index, create_status::table_full};
 
     flow_key rev = make_flow_key(task_ip, 0, target_port, 0, forward.proto);
     uint32_t rev_hash = 0;
@@ -386,16 +381,13 @@ void connection_table::unpublish(connection &c) noexcept
 
 bool connection_table::remove(uint8_t worker, uint32_t index, removed_connection *out) noexcept
 {
-    if (index >= capacity_ || worker >= n_workers_)
-        return false;
+    if (index >= capacity_ || worker >= n_workers_) return false;
     connection &c = conns_[index];
-    if (c.owner != worker || c.live.load(std::memory_order_relaxed) == 0)
-        return false;
+    if (c.owner != worker || c.live.load(std::memory_order_relaxed) == 0) return false;
     unpublish(c); // the slot stays in the wheel as a zombie; expire() frees it
     owner_state &o = owners_[worker];
     o.live.store(o.live.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
-    if (out != nullptr)
-        *out = {index, c.service, c.task, c.tcp(), c.tclass};
+    if (out != nullptr) *out = {index, c.service, c.task, c.tcp(), c.tclass};
     return true;
 }
 
@@ -428,7 +420,8 @@ uint32_t connection_table::expire(uint8_t worker, uint32_t now, uint32_t budget,
             defer_free(o, index); // zombie left by remove()
             continue;
         }
-        const int32_t idle = static_cast<int32_t>(now - c.last_seen.load(std::memory_order_relaxed));
+        const int32_t idle =
+            static_cast<int32_t>(now - c.last_seen.load(std::memory_order_relaxed));
         if (idle < 0 || static_cast<uint32_t>(idle) < timeout(c)) {
             file(o, index, now); // lazy refresh: seen since it was filed
             continue;

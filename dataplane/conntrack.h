@@ -58,7 +58,8 @@
 struct rte_hash;
 struct rte_rcu_qsbr;
 
-namespace meshgate::dataplane {
+namespace meshgate::dataplane
+{
 
 // IPv4 5-tuple as received; every field in network byte order; pad must be zero (it is hashed).
 struct flow_key {
@@ -93,15 +94,15 @@ struct conntrack_timeouts {
 };
 
 struct conntrack_params {
-    uint32_t capacity = 1048576;       // connection slots, split evenly between workers
-    uint16_t n_workers = 1;            // owners 0..n_workers-1 (at most 256)
-    rte_rcu_qsbr *qsbr = nullptr;      // required: the workers' RCU variable
-    int socket_id = SOCKET_ID_ANY;     // NUMA node of the table memory
-    conntrack_timeouts timeouts{};     // idle timeouts per state
-    uint16_t snat_port_min = 1024;     // SNAT ports are picked in [min, max] (host order)
-    uint16_t snat_port_max = 65535;    //
-    uint32_t snat_tries = 64;          // random probes before snat_exhausted
-    uint32_t rng_seed = 0x6d676374;    // seeds the per-worker SNAT port generators
+    uint32_t capacity = 1048576;    // connection slots, split evenly between workers
+    uint16_t n_workers = 1;         // owners 0..n_workers-1 (at most 256)
+    rte_rcu_qsbr *qsbr = nullptr;   // required: the workers' RCU variable
+    int socket_id = SOCKET_ID_ANY;  // NUMA node of the table memory
+    conntrack_timeouts timeouts{};  // idle timeouts per state
+    uint16_t snat_port_min = 1024;  // SNAT ports are picked in [min, max] (host order)
+    uint16_t snat_port_max = 65535; //
+    uint32_t snat_tries = 64;       // random probes before snat_exhausted
+    uint32_t rng_seed = 0x6d676374; // seeds the per-worker SNAT port generators
 };
 
 enum class timeout_class : uint8_t { tcp, udp };
@@ -167,7 +168,8 @@ struct removed_connection {
     timeout_class tclass;
 };
 
-class connection_table {
+class connection_table
+{
   public:
     static constexpr uint32_t wheel_slots = 4096; // 1 s ticks: timeouts up to ~68 min per lap
     static constexpr uint32_t no_index = UINT32_MAX;
@@ -190,8 +192,8 @@ class connection_table {
     // task_ip, target_port and snat_ips in network byte order. The new connection is in
     // SYN_RECV (TCP) and filed in the owner's timer wheel.
     create_result create(uint8_t worker, const flow_key &forward, uint16_t service, uint16_t task,
-                         uint32_t task_ip, uint16_t target_port,
-                         std::span<const uint32_t> snat_ips, uint32_t now) noexcept;
+                         uint32_t task_ip, uint16_t target_port, std::span<const uint32_t> snat_ips,
+                         uint32_t now) noexcept;
 
     connection &at(uint32_t index) noexcept { return conns_[index]; }
     const connection &at(uint32_t index) const noexcept { return conns_[index]; }
@@ -202,16 +204,14 @@ class connection_table {
         connection &c = conns_[index];
         if (c.last_seen.load(std::memory_order_relaxed) != now)
             c.last_seen.store(now, std::memory_order_relaxed); // skip the store: line stays shared
-        if (c.tclass != timeout_class::tcp)
-            return {tcp_state::none, false};
+        if (c.tclass != timeout_class::tcp) return {tcp_state::none, false};
         uint8_t cur = c.state.load(std::memory_order_relaxed);
         if (is_port_reuse(static_cast<tcp_state>(cur), dir, tcp_flags))
             return {static_cast<tcp_state>(cur), true};
         for (;;) {
             const auto next =
                 static_cast<uint8_t>(next_state(static_cast<tcp_state>(cur), dir, tcp_flags));
-            if (next == cur ||
-                c.state.compare_exchange_weak(cur, next, std::memory_order_relaxed))
+            if (next == cur || c.state.compare_exchange_weak(cur, next, std::memory_order_relaxed))
                 return {static_cast<tcp_state>(next), false};
             // another worker moved the state (other direction): apply ours to theirs
         }
@@ -227,8 +227,8 @@ class connection_table {
     uint32_t expire(uint8_t worker, uint32_t now, uint32_t budget,
                     removed_connection removed[]) noexcept;
 
-    uint32_t size() const noexcept;                   // live connections, all owners
-    uint32_t size(uint8_t worker) const noexcept;     // live connections of one owner
+    uint32_t size() const noexcept;               // live connections, all owners
+    uint32_t size(uint8_t worker) const noexcept; // live connections of one owner
     uint32_t capacity() const noexcept { return capacity_; }
     uint32_t capacity(uint8_t worker) const noexcept; // slots of one owner
     uint16_t n_workers() const noexcept { return n_workers_; }
@@ -242,10 +242,10 @@ class connection_table {
 
     // Everything one owner touches on create/expire, on its own cache lines.
     struct alignas(RTE_CACHE_LINE_SIZE) owner_state {
-        uint32_t first = 0;              // slice of the connection array: [first, first+count)
-        uint32_t count = 0;              //
-        uint32_t *free_stack = nullptr;  // free slot indices, `free_top` of them
-        uint32_t free_top = 0;           //
+        uint32_t first = 0;                // slice of the connection array: [first, first+count)
+        uint32_t count = 0;                //
+        uint32_t *free_stack = nullptr;    // free slot indices, `free_top` of them
+        uint32_t free_top = 0;             //
         deferred_slot *deferred = nullptr; // FIFO of slots waiting for a grace period
         uint32_t deferred_mask = 0;        // ring size - 1 (power of two >= count)
         uint32_t deferred_head = 0;        // next to reclaim

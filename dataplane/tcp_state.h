@@ -7,7 +7,8 @@
 #include <cstdint>
 #include <string_view>
 
-namespace meshgate::dataplane {
+namespace meshgate::dataplane
+{
 
 // Which way a packet goes through a connection: forward = client -> task (IPVS "input"),
 // reverse = task -> client (IPVS "output").
@@ -29,7 +30,7 @@ enum class tcp_state : uint8_t {
 inline constexpr size_t tcp_state_count = static_cast<size_t>(tcp_state::count);
 
 inline constexpr std::array<std::string_view, tcp_state_count> tcp_state_names = {
-    "NONE",     "SYN_SENT", "SYN_RECV",  "ESTABLISHED", "FIN_WAIT",
+    "NONE",       "SYN_SENT", "SYN_RECV",  "ESTABLISHED", "FIN_WAIT",
     "CLOSE_WAIT", "LAST_ACK", "TIME_WAIT", "CLOSE",
 };
 
@@ -40,28 +41,26 @@ inline constexpr std::string_view to_string(tcp_state s)
 }
 
 // TCP header flag bits (byte 13 of the header), the ones the state machine reads.
-namespace tcp_flag {
+namespace tcp_flag
+{
 inline constexpr uint8_t fin = 0x01;
 inline constexpr uint8_t syn = 0x02;
 inline constexpr uint8_t rst = 0x04;
 inline constexpr uint8_t ack = 0x10;
 } // namespace tcp_flag
 
-namespace tcp_state_detail {
+namespace tcp_state_detail
+{
 
 // Events in IPVS priority order: RST beats SYN beats FIN beats ACK (tcp_state_idx()).
 enum event : uint8_t { ev_syn, ev_fin, ev_ack, ev_rst, ev_count, ev_none = ev_count };
 
 inline constexpr event classify(uint8_t flags)
 {
-    if (flags & tcp_flag::rst)
-        return ev_rst;
-    if (flags & tcp_flag::syn)
-        return ev_syn;
-    if (flags & tcp_flag::fin)
-        return ev_fin;
-    if (flags & tcp_flag::ack)
-        return ev_ack;
+    if (flags & tcp_flag::rst) return ev_rst;
+    if (flags & tcp_flag::syn) return ev_syn;
+    if (flags & tcp_flag::fin) return ev_fin;
+    if (flags & tcp_flag::ack) return ev_ack;
     return ev_none;
 }
 
@@ -74,6 +73,7 @@ inline constexpr S sNO = S::none, sSS = S::syn_sent, sSR = S::syn_recv, sES = S:
 // IPVS's INPUT/OUTPUT tables minus LISTEN/SYNACK (we have no server-side listen state).
 // Differences: forward ACK on NONE -> CLOSE (never establish without a SYN; IPVS varies by
 // version).
+// clang-format off
 inline constexpr S table[2][ev_count][tcp_state_count] = {
     {
         // forward (client -> task)
@@ -92,6 +92,7 @@ inline constexpr S table[2][ev_count][tcp_state_count] = {
         /*rst*/ {sCL, sSS, sCL, sCL, sCL, sCL, sCL, sTW, sCL},
     },
 };
+// clang-format on
 
 } // namespace tcp_state_detail
 
@@ -102,8 +103,7 @@ inline constexpr tcp_state next_state(tcp_state s, direction dir, uint8_t flags)
 {
     using namespace tcp_state_detail;
     const event ev = classify(flags);
-    if (ev == ev_none || static_cast<size_t>(s) >= tcp_state_count)
-        return s;
+    if (ev == ev_none || static_cast<size_t>(s) >= tcp_state_count) return s;
     return table[static_cast<size_t>(dir)][ev][static_cast<size_t>(s)];
 }
 

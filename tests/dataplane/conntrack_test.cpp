@@ -1,0 +1,697 @@
+// Connection table: both-direction lookups, SNAT port choice, limits, TCP states, expiry on a
+// mocked clock, port reuse, and a random workload checked against a std::map model.
+#include "dataplane/conntrack.h"
+
+#include <cstdio>
+#include <map>
+#include <random>
+#include <set>
+#include <tuple>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+
+#include <rte_byteorder.h>
+#include <rte_eal.h>
+#include <rte_ip.h>
+#include <rte_launch.h>
+#include <rte_lcore.h>
+#include <rte_malloc.h>
+#include <rte_rcu_qsbr.h>
+
+namespace mg = meshgate::dataplane;
+using mg::conn_ref;
+using mg::connection_table;
+using mg::create_status;
+using mg::direction;
+using mg::flow_key;
+using mg::tcp_state;
+namespace f = mg::tcp_flag;
+
+namespace
+{
+
+// rte_hash lives in EAL memory: one EAL per process, no hugepages, its own file prefix.
+class eal_environment : public ::testing::Environment
+{
+  public:
+    void SetUp() override
+    {
+        const char *argv[] = {"conntrack_test",
+                              "--no-huge",
+                              "-m",
+                              "256",
+                              "--no-pci",
+                              "--file-prefix=ct_test",
+                              "-l",
+                              "0-1",
+                              "--log-level=error"};
+        int argc = sizeof(argv) / sizeof(argv[0]);
+        if (rte_eal_init(argc, const_cast<char **>(argv)) < 0) {
+            // one core only: run without the concurrent reader
+            argv[7] = "0";
+            ASSERT_GE(rte_eal_init(argc, const_cast<char **>(argv)), 0) << "rte_eal_init failed";
+        }
+    }
+    void TearDown() override { rte_eal_cleanup(); }
+};
+[[maybe_unused]] auto *const eal_env = ::testing::AddGlobalTestEnvironment(new eal_environment);
+
+uint32_t ip(uint8_t a, uint8_t b, uint8_t c, uint8_t d)
+{
+    return rte_cpu_to_be_32(RTE_IPV4(a, b, c, d));
+}
+uint16_t port(uint16_t p)
+{
+    return rte_cpu_to_be_16(p);
+}
+uint16_t host_port(uint16_t p)
+{
+    return rte_be_to_cpu_16(p);
+}
+
+const uint32_t published_ip = ip(203, 0, 113, 10);
+const uint32_t task_ip_a = ip(10, 255, 0, 5);
+const uint32_t task_ip_b = ip(10, 255, 0, 6);
+const uint32_t snat_1 = ip(10, 255, 0, 2);
+const uint32_t snat_2 = ip(10, 255, 0, 3);
+
+flow_key client(uint32_t n, uint16_t client_port = 40001, uint8_t proto = IPPROTO_TCP)
+{
+    return mg::make_flow_key(ip(192, 0, 2, 0) + rte_cpu_to_be_32(n), published_ip,
+                             port(client_port), port(8000), proto);
+}
+
+// The reply of `c` as the task sends it.
+flow_key reply_key(const mg::connection &c)
+{
+    return mg::make_flow_key(c.task_ip(), c.snat_ip(), c.target_port(), c.snat_port(),
+                             c.forward.proto);
+}
+
+// A qsbr variable for `threads` readers; thread 0 is the test thread, online.
+struct qsbr_var {
+    rte_rcu_qsbr *v;
+    explicit qsbr_var(uint32_t threads)
+    {
+        v = static_cast<rte_rcu_qsbr *>(
+            rte_zmalloc(nullptr, rte_rcu_qsbr_get_memsize(threads), RTE_CACHE_LINE_SIZE));
+        rte_rcu_qsbr_init(v, threads);
+        rte_rcu_qsbr_thread_register(v, 0);
+        rte_rcu_qsbr_thread_online(v, 0);
+    }
+    ~qsbr_var()
+    {
+        rte_rcu_qsbr_thread_offline(v, 0);
+        rte_free(v);
+    }
+    void quiescent() { rte_rcu_qsbr_quiescent(v, 0); }
+};
+
+class Conntrack : public ::testing::Test
+{
+  protected:
+    qsbr_var rcu{1};
+    std::unique_ptr<connection_table> table;
+    std::vector<mg::removed_connection> removed_buf = std::vector<mg::removed_connection>(100000);
+    uint32_t now = 1000;
+
+    void make(mg::conntrack_params p)
+    {
+        p.qsbr = rcu.v;
+        table = connection_table::create(p);
+    }
+    void SetUp() override { make({.capacity = 1024}); }
+    void TearDown() override
+    {
+        rcu.quiescent();
+        table.reset();
+    }
+
+    mg::create_result add(const flow_key &k, uint16_t task = 1, uint32_t task_ip = task_ip_a,
+                          std::vector<uint32_t> snat = {snat_1}, uint8_t worker = 0)
+    {
+        return table->create(worker, k, 7, task, task_ip, port(80), snat, now);
+    }
+
+    // One expire call with a big budget; returns what it removed.
+    std::vector<mg::removed_connection> expire(uint32_t budget = 100000, uint8_t worker = 0)
+    {
+        const uint32_t n = table->expire(worker, now, budget, removed_buf.data());
+        rcu.quiescent();
+        return {removed_buf.begin(), removed_buf.begin() + n};
+    }
+
+    // The clock runs to `until` one second at a time, expiring as a worker would.
+    size_t run_until(uint32_t until)
+    {
+        size_t n = 0;
+        while (now < until) {
+            now++;
+            n += expire().size();
+        }
+        return n;
+    }
+
+    void establish(uint32_t index)
+    {
+        table->update(index, direction::reverse, f::syn | f::ack, now);
+        ASSERT_EQ(table->update(index, direction::forward, f::ack, now).state,
+                  tcp_state::established);
+    }
+};
+
+TEST_F(Conntrack, CreateAndLookupBothDirections)
+{
+    const flow_key k = client(10);
+    const auto r = add(k, 3);
+    ASSERT_EQ(r.status, create_status::ok);
+    EXPECT_EQ(table->size(), 1u);
+
+    const conn_ref f = table->lookup(k);
+    ASSERT_TRUE(f.hit());
+    EXPECT_EQ(f.index(), r.index);
+    EXPECT_EQ(f.dir(), direction::forward);
+
+    const mg::connection &c = table->at(r.index);
+    EXPECT_EQ(c.forward, k);
+    EXPECT_EQ(c.service, 7);
+    EXPECT_EQ(c.task, 3);
+    EXPECT_EQ(c.owner, 0);
+    EXPECT_EQ(c.task_ip(), task_ip_a);
+    EXPECT_EQ(c.target_port(), port(80));
+    EXPECT_EQ(c.snat_ip(), snat_1);
+    EXPECT_EQ(c.tcp(), tcp_state::syn_recv);
+    EXPECT_EQ(c.last_seen.load(), now);
+    EXPECT_EQ(table->timeout(c), 60u);
+
+    const conn_ref b = table->lookup(reply_key(c));
+    ASSERT_TRUE(b.hit());
+    EXPECT_EQ(b.index(), r.index);
+    EXPECT_EQ(b.dir(), direction::reverse);
+
+    // Other tuples miss; a UDP flow with the same numbers is a different connection.
+    EXPECT_FALSE(table->lookup(client(11)).hit());
+    EXPECT_FALSE(table->lookup(client(10, 40002)).hit());
+    const flow_key u = client(10, 40001, IPPROTO_UDP);
+    EXPECT_FALSE(table->lookup(u).hit());
+    const auto ru = add(u);
+    ASSERT_EQ(ru.status, create_status::ok);
+    EXPECT_NE(ru.index, r.index);
+    EXPECT_EQ(table->at(ru.index).tclass, mg::timeout_class::udp);
+    EXPECT_EQ(table->timeout(table->at(ru.index)), 300u);
+    EXPECT_EQ(table->size(), 2u);
+}
+
+TEST_F(Conntrack, CreateOnExistingKeyReportsIt)
+{
+    const auto r = add(client(1));
+    ASSERT_EQ(r.status, create_status::ok);
+    const auto again = add(client(1), 2, task_ip_b);
+    EXPECT_EQ(again.status, create_status::exists);
+    EXPECT_EQ(again.index, r.index);
+    EXPECT_EQ(table->at(r.index).task, 1); // untouched
+    EXPECT_EQ(table->size(), 1u);
+}
+
+TEST_F(Conntrack, SnatKeepsClientPortWhenFree)
+{
+    const auto r = add(client(1, 40001));
+    ASSERT_EQ(r.status, create_status::ok);
+    EXPECT_EQ(host_port(table->at(r.index).snat_port()), 40001);
+}
+
+TEST_F(Conntrack, SnatPicksAnotherPortWhenTaken)
+{
+    // Two clients, same source port, same task: the second cannot keep its port.
+    const auto a = add(client(1, 40001));
+    const auto b = add(client(2, 40001));
+    ASSERT_EQ(a.status, create_status::ok);
+    ASSERT_EQ(b.status, create_status::ok);
+    const uint16_t pb = host_port(table->at(b.index).snat_port());
+    EXPECT_NE(pb, 40001);
+    EXPECT_GE(pb, 1024);
+    EXPECT_EQ(table->lookup(reply_key(table->at(b.index))).index(), b.index);
+    EXPECT_EQ(table->lookup(reply_key(table->at(a.index))).index(), a.index);
+
+    // A different task can reuse the same snat port: the reverse key differs.
+    const auto c = add(client(3, 40001), 2, task_ip_b);
+    ASSERT_EQ(c.status, create_status::ok);
+    EXPECT_EQ(host_port(table->at(c.index).snat_port()), 40001);
+}
+
+TEST_F(Conntrack, SnatTriesEveryAddressBeforeChangingThePort)
+{
+    const auto a = add(client(1, 40001), 1, task_ip_a, {snat_1, snat_2});
+    const auto b = add(client(2, 40001), 1, task_ip_a, {snat_1, snat_2});
+    ASSERT_EQ(b.status, create_status::ok);
+    EXPECT_EQ(table->at(a.index).snat_ip(), snat_1);
+    EXPECT_EQ(table->at(b.index).snat_ip(), snat_2);
+    EXPECT_EQ(host_port(table->at(b.index).snat_port()), 40001);
+}
+
+TEST_F(Conntrack, SnatPortsArePartitionedByWorker)
+{
+    make({.capacity = 1024, .n_workers = 2});
+    // Even client port on worker 0: kept. Even port on worker 1: an odd port instead.
+    const auto a = add(client(1, 40000), 1, task_ip_a, {snat_1}, 0);
+    const auto b = add(client(2, 40000), 1, task_ip_a, {snat_1}, 1);
+    ASSERT_EQ(a.status, create_status::ok);
+    ASSERT_EQ(b.status, create_status::ok);
+    EXPECT_EQ(host_port(table->at(a.index).snat_port()), 40000);
+    EXPECT_EQ(host_port(table->at(b.index).snat_port()) % 2, 1);
+    EXPECT_EQ(table->at(b.index).owner, 1);
+    // Slots come from the owner's half of the array.
+    EXPECT_LT(a.index, 512u);
+    EXPECT_GE(b.index, 512u);
+    EXPECT_EQ(table->size(0), 1u);
+    EXPECT_EQ(table->size(1), 1u);
+    for (int i = 0; i < 200; i++) {
+        const auto r = add(client(100 + i, 1000 + i), 1, task_ip_a, {snat_1}, 1);
+        ASSERT_EQ(r.status, create_status::ok);
+        EXPECT_EQ(host_port(table->at(r.index).snat_port()) % 2, 1) << i;
+    }
+}
+
+TEST_F(Conntrack, SnatExhausted)
+{
+    make({.capacity = 64, .snat_port_min = 40000, .snat_port_max = 40003});
+    // Client port 5000 is outside the range: every connection gets a random port of 4.
+    std::vector<uint32_t> idx;
+    for (uint32_t i = 0; i < 4; i++) {
+        const auto r = add(client(i, 5000));
+        ASSERT_EQ(r.status, create_status::ok) << i;
+        idx.push_back(r.index);
+    }
+    std::set<uint16_t> ports;
+    for (uint32_t i : idx)
+        ports.insert(host_port(table->at(i).snat_port()));
+    EXPECT_EQ(ports, (std::set<uint16_t>{40000, 40001, 40002, 40003}));
+
+    const auto full = add(client(99, 5000));
+    EXPECT_EQ(full.status, create_status::snat_exhausted);
+    EXPECT_EQ(table->size(), 4u);
+    for (uint32_t i = 0; i < 4; i++)
+        EXPECT_EQ(table->lookup(client(i, 5000)).index(), idx[i]);
+    // Another task still has all four ports.
+    EXPECT_EQ(add(client(99, 5000), 2, task_ip_b).status, create_status::ok);
+    // No SNAT address at all.
+    EXPECT_EQ(add(client(98, 5000), 1, task_ip_a, {}).status, create_status::snat_exhausted);
+
+    // Freeing one port makes room again.
+    ASSERT_TRUE(table->remove(0, idx[0], nullptr));
+    EXPECT_EQ(add(client(100, 5000)).status, create_status::ok);
+}
+
+TEST_F(Conntrack, TableFull)
+{
+    make({.capacity = 8});
+    for (uint32_t i = 0; i < 8; i++)
+        ASSERT_EQ(add(client(i)).status, create_status::ok);
+    EXPECT_EQ(add(client(100)).status, create_status::table_full);
+    EXPECT_EQ(add(client(101, 1, IPPROTO_UDP)).status, create_status::table_full);
+    EXPECT_EQ(table->size(), 8u);
+    for (uint32_t i = 0; i < 8; i++) {
+        const conn_ref r = table->lookup(client(i));
+        ASSERT_TRUE(r.hit());
+        EXPECT_TRUE(table->lookup(reply_key(table->at(r.index()))).hit());
+    }
+}
+
+TEST_F(Conntrack, FreedSlotsWaitForAGracePeriod)
+{
+    make({.capacity = 4});
+    for (uint32_t i = 0; i < 4; i++)
+        ASSERT_EQ(add(client(i)).status, create_status::ok);
+    now += 61; // SYN_RECV times out after 60 s
+    const uint32_t n = table->expire(0, now, 100, removed_buf.data());
+    EXPECT_EQ(n, 4u);
+    EXPECT_EQ(table->size(), 0u);
+    EXPECT_FALSE(table->lookup(client(0)).hit());
+    // A reader may still hold those slots: no reuse before it reports quiescent.
+    EXPECT_EQ(add(client(10)).status, create_status::table_full);
+    rcu.quiescent();
+    EXPECT_EQ(add(client(10)).status, create_status::ok);
+}
+
+TEST_F(Conntrack, TcpHandshakeFinCloseAndReset)
+{
+    const auto r = add(client(1));
+    const uint32_t i = r.index;
+    auto up = [&](direction d, uint8_t fl) { return table->update(i, d, fl, now).state; };
+    EXPECT_EQ(up(direction::reverse, f::syn | f::ack), tcp_state::syn_recv);
+    EXPECT_EQ(up(direction::forward, f::ack), tcp_state::established);
+    EXPECT_EQ(table->timeout(table->at(i)), 900u);
+    EXPECT_EQ(up(direction::forward, f::fin | f::ack), tcp_state::close_wait);
+    EXPECT_EQ(table->timeout(table->at(i)), 120u);
+    EXPECT_EQ(up(direction::reverse, f::fin | f::ack), tcp_state::time_wait);
+    EXPECT_EQ(up(direction::forward, f::ack), tcp_state::time_wait);
+    EXPECT_EQ(table->at(i).tcp(), tcp_state::time_wait);
+
+    const auto r2 = add(client(2));
+    establish(r2.index);
+    EXPECT_EQ(table->update(r2.index, direction::reverse, f::rst, now).state, tcp_state::close);
+    EXPECT_EQ(table->timeout(table->at(r2.index)), 10u);
+
+    // UDP has no states; updates only refresh it.
+    const auto u = add(client(3, 53, IPPROTO_UDP));
+    now += 5;
+    EXPECT_EQ(table->update(u.index, direction::reverse, 0, now).state, tcp_state::none);
+    EXPECT_EQ(table->at(u.index).last_seen.load(), now);
+}
+
+TEST_F(Conntrack, EstablishedSurvives899IdleSecondsAndIsGoneAfter901)
+{
+    const auto r = add(client(1), 4);
+    establish(r.index);
+    const uint32_t t0 = now;
+    EXPECT_EQ(run_until(t0 + 899), 0u);
+    EXPECT_TRUE(table->lookup(client(1)).hit());
+    const auto keep_reply = reply_key(table->at(r.index));
+
+    std::vector<mg::removed_connection> gone;
+    while (now < t0 + 901) {
+        now++;
+        auto v = expire();
+        gone.insert(gone.end(), v.begin(), v.end());
+    }
+    ASSERT_EQ(gone.size(), 1u);
+    EXPECT_EQ(gone[0].index, r.index);
+    EXPECT_EQ(gone[0].service, 7);
+    EXPECT_EQ(gone[0].task, 4);
+    EXPECT_EQ(gone[0].state, tcp_state::established);
+    EXPECT_FALSE(table->lookup(client(1)).hit());
+    EXPECT_FALSE(table->lookup(keep_reply).hit());
+    EXPECT_EQ(table->size(), 0u);
+}
+
+TEST_F(Conntrack, RefreshedConnectionStays)
+{
+    const auto r = add(client(1));
+    establish(r.index);
+    const uint32_t t0 = now;
+    while (now < t0 + 5000) {
+        now++;
+        if (now % 300 == 0) // a reply every 5 minutes, on "another worker"
+            table->update(r.index, direction::reverse, f::ack, now);
+        ASSERT_TRUE(expire().empty()) << "at " << now - t0;
+    }
+    EXPECT_TRUE(table->lookup(client(1)).hit());
+}
+
+TEST_F(Conntrack, ClosedConnectionGoesEarly)
+{
+    // Established, then reset: the wheel notices within tcp_fin (re-check) + tcp_close.
+    const auto r = add(client(1));
+    establish(r.index);
+    now += 100;
+    table->update(r.index, direction::forward, f::rst, now);
+    const uint32_t t_rst = now;
+    run_until(t_rst + 130);
+    EXPECT_FALSE(table->lookup(client(1)).hit());
+}
+
+TEST_F(Conntrack, UdpTimesOutAfter300)
+{
+    const auto r = add(client(1, 53, IPPROTO_UDP));
+    ASSERT_EQ(r.status, create_status::ok);
+    const uint32_t t0 = now;
+    run_until(t0 + 299);
+    EXPECT_TRUE(table->lookup(client(1, 53, IPPROTO_UDP)).hit());
+    run_until(t0 + 301);
+    EXPECT_FALSE(table->lookup(client(1, 53, IPPROTO_UDP)).hit());
+}
+
+TEST_F(Conntrack, ExpireBudgetIsRespected)
+{
+    for (uint32_t i = 0; i < 100; i++)
+        ASSERT_EQ(add(client(i, 53, IPPROTO_UDP)).status, create_status::ok);
+    now += 400; // all idle far beyond 300 s
+    uint32_t total = 0;
+    for (int call = 0; call < 10; call++) {
+        const uint32_t n = table->expire(0, now, 10, removed_buf.data());
+        EXPECT_EQ(n, 10u) << "call " << call;
+        total += n;
+        EXPECT_EQ(table->size(), 100 - total);
+    }
+    EXPECT_EQ(table->expire(0, now, 10, removed_buf.data()), 0u);
+    EXPECT_EQ(table->size(), 0u);
+}
+
+TEST_F(Conntrack, ExpireAfterLongPauseDoesNotWalkEveryTick)
+{
+    const auto r = add(client(1, 53, IPPROTO_UDP));
+    ASSERT_EQ(r.status, create_status::ok);
+    now += 1000000; // clock jumped: one lap of the wheel finds it
+    EXPECT_EQ(expire().size(), 1u);
+    EXPECT_EQ(table->size(), 0u);
+}
+
+TEST_F(Conntrack, SynOnTimeWaitIsReuse)
+{
+    const flow_key k = client(1);
+    const auto r = add(k, 1, task_ip_a);
+    establish(r.index);
+    table->update(r.index, direction::forward, f::fin | f::ack, now);
+    table->update(r.index, direction::reverse, f::fin | f::ack, now);
+    ASSERT_EQ(table->at(r.index).tcp(), tcp_state::time_wait);
+    const flow_key old_reply = reply_key(table->at(r.index));
+
+    now += 2;
+    const conn_ref hit = table->lookup(k);
+    ASSERT_TRUE(hit.hit());
+    const auto u = table->update(hit.index(), direction::forward, f::syn, now);
+    EXPECT_TRUE(u.reuse);
+    EXPECT_EQ(u.state, tcp_state::time_wait);
+    EXPECT_EQ(table->at(r.index).tcp(), tcp_state::time_wait); // untouched
+
+    // Caller: remove, re-schedule (task 2 now), create again.
+    mg::removed_connection gone{};
+    ASSERT_TRUE(table->remove(0, hit.index(), &gone));
+    EXPECT_EQ(gone.task, 1);
+    EXPECT_FALSE(table->remove(0, hit.index(), nullptr)); // only once
+    EXPECT_FALSE(table->lookup(k).hit());
+    EXPECT_FALSE(table->lookup(old_reply).hit());
+    const auto r2 = add(k, 2, task_ip_b);
+    ASSERT_EQ(r2.status, create_status::ok);
+    EXPECT_NE(r2.index, r.index); // the old slot waits for the wheel and a grace period
+    EXPECT_EQ(table->lookup(k).index(), r2.index);
+    EXPECT_EQ(table->at(r2.index).task_ip(), task_ip_b);
+    EXPECT_EQ(table->at(r2.index).tcp(), tcp_state::syn_recv);
+    EXPECT_EQ(table->size(), 1u);
+
+    // Not reuse: SYN on an established connection, SYN+ACK, the task's SYN.
+    establish(r2.index);
+    EXPECT_FALSE(table->update(r2.index, direction::forward, f::syn, now).reuse);
+    table->update(r2.index, direction::forward, f::rst, now);
+    EXPECT_FALSE(table->update(r2.index, direction::forward, f::syn | f::ack, now).reuse);
+    EXPECT_FALSE(table->update(r2.index, direction::reverse, f::syn, now).reuse);
+
+    // The zombie slot is freed when the wheel passes; nothing is reported twice.
+    const size_t reported = run_until(now + 200);
+    EXPECT_EQ(reported, 1u); // only r2 (closed by RST), never the removed one
+}
+
+TEST_F(Conntrack, RemoveChecksOwner)
+{
+    make({.capacity = 64, .n_workers = 2});
+    const auto r = add(client(1), 1, task_ip_a, {snat_1}, 1);
+    ASSERT_EQ(r.status, create_status::ok);
+    EXPECT_FALSE(table->remove(0, r.index, nullptr));
+    EXPECT_FALSE(table->remove(1, 9999, nullptr));
+    EXPECT_TRUE(table->remove(1, r.index, nullptr));
+}
+
+TEST_F(Conntrack, LookupBulkMatchesSingleLookups)
+{
+    std::vector<flow_key> keys;
+    for (uint32_t i = 0; i < 300; i++) {
+        keys.push_back(client(i, 2000 + i));
+        if (i % 2 == 0) {
+            ASSERT_EQ(add(keys.back()).status, create_status::ok);
+        }
+    }
+    // reply keys too
+    for (uint32_t i = 0; i < 300; i += 2)
+        keys.push_back(reply_key(table->at(table->lookup(keys[i]).index())));
+    std::vector<conn_ref> res(keys.size());
+    const uint32_t hits =
+        table->lookup_bulk(keys.data(), static_cast<uint32_t>(keys.size()), res.data());
+    EXPECT_EQ(hits, 300u);
+    for (size_t i = 0; i < keys.size(); i++) {
+        EXPECT_EQ(res[i].value, table->lookup(keys[i]).value) << i;
+        if (i >= 300) {
+            EXPECT_EQ(res[i].dir(), direction::reverse);
+        }
+    }
+}
+
+// Random creates, removals and clock moves; a std::map says what must be found.
+TEST_F(Conntrack, RandomWorkloadMatchesModel)
+{
+    make({.capacity = 256, .snat_port_min = 20000, .snat_port_max = 20031});
+    struct model_conn {
+        uint32_t index;
+        uint32_t last_seen;
+        bool udp;
+    };
+    auto key_tuple = [](const flow_key &k) {
+        return std::make_tuple(k.src_ip, k.src_port, k.proto);
+    };
+    std::map<std::tuple<uint32_t, uint16_t, uint8_t>, std::pair<flow_key, model_conn>> model;
+    std::mt19937 rng(12345);
+    const std::vector<uint32_t> snat = {snat_1, snat_2};
+    size_t n_created = 0, n_exists = 0, n_full = 0, n_snat = 0, n_removed = 0, n_expired = 0;
+
+    for (int op = 0; op < 60000; op++) {
+        const uint32_t pick = rng() % 100;
+        if (pick < 55) { // new flow (or an existing one: must say exists)
+            const flow_key k = client(rng() % 1000, 1024 + rng() % 2, rng() % 3 ? 6 : 17);
+            // one busy task (its ports run out) and seven quiet ones (the table fills up)
+            const uint32_t task = rng() % 10 < 8 ? 0 : 1 + rng() % 7;
+            const auto r = table->create(0, k, 1, static_cast<uint16_t>(task),
+                                         task_ip_a + rte_cpu_to_be_32(task), port(80), snat, now);
+            auto it = model.find(key_tuple(k));
+            if (it != model.end()) {
+                ASSERT_EQ(r.status, create_status::exists);
+                ASSERT_EQ(r.index, it->second.second.index);
+                n_exists++;
+            } else if (r.status == create_status::ok) {
+                model[key_tuple(k)] = {k, {r.index, now, k.proto == IPPROTO_UDP}};
+                n_created++;
+            } else {
+                ASSERT_TRUE(r.status == create_status::table_full ||
+                            r.status == create_status::snat_exhausted);
+                (r.status == create_status::table_full ? n_full : n_snat)++;
+            }
+        } else if (pick < 75 && !model.empty()) { // traffic on a random flow
+            auto it = model.begin();
+            std::advance(it, rng() % model.size());
+            table->update(it->second.second.index, direction::reverse, 0, now);
+            it->second.second.last_seen = now;
+        } else if (pick < 85 && !model.empty()) { // owner removes one
+            auto it = model.begin();
+            std::advance(it, rng() % model.size());
+            ASSERT_TRUE(table->remove(0, it->second.second.index, nullptr));
+            model.erase(it);
+            n_removed++;
+        } else { // time passes
+            now += rng() % 4;
+            const uint32_t n = table->expire(0, now, 100000, removed_buf.data());
+            for (uint32_t j = 0; j < n; j++) {
+                const auto &rm = removed_buf[j];
+                const flow_key k = table->at(rm.index).forward;
+                auto it = model.find(key_tuple(k));
+                ASSERT_NE(it, model.end());
+                ASSERT_EQ(it->second.second.index, rm.index);
+                const uint32_t timeout = it->second.second.udp ? 300 : 60; // SYN_RECV
+                ASSERT_GE(now - it->second.second.last_seen, timeout);
+                model.erase(it);
+                n_expired++;
+            }
+            // Nothing idle beyond its timeout + the re-check period may survive.
+            for (const auto &[t, v] : model)
+                ASSERT_LT(now - v.second.last_seen, (v.second.udp ? 300u : 60u) + 1u);
+        }
+        if (op % 3 == 0) rcu.quiescent();
+        ASSERT_EQ(table->size(), model.size()) << "op " << op;
+        if (op % 500 == 0) {
+            for (const auto &[t, v] : model) {
+                const conn_ref f = table->lookup(v.first);
+                ASSERT_TRUE(f.hit());
+                ASSERT_EQ(f.index(), v.second.index);
+                const conn_ref b = table->lookup(reply_key(table->at(v.second.index)));
+                ASSERT_TRUE(b.hit());
+                ASSERT_EQ(b.index(), v.second.index);
+                ASSERT_EQ(b.dir(), direction::reverse);
+            }
+        }
+    }
+    // The workload reached every path: slots were reused many times over.
+    EXPECT_GT(n_created, 20u * 256);
+    EXPECT_GT(n_exists, 1000u);
+    EXPECT_GT(n_full, 0u);
+    EXPECT_GT(n_snat, 0u);
+    EXPECT_GT(n_removed, 1000u);
+    EXPECT_GT(n_expired, 1000u);
+    std::printf("created %zu exists %zu table_full %zu snat_exhausted %zu removed %zu "
+                "expired %zu\n",
+                n_created, n_exists, n_full, n_snat, n_removed, n_expired);
+}
+
+// A second lcore keeps reading a fixed set of connections while this one churns others: every
+// read must hit, with the right index, through add/delete/reclaim of other keys.
+struct reader_args {
+    const connection_table *table;
+    rte_rcu_qsbr *v;
+    const std::vector<flow_key> *keys;
+    const std::vector<uint32_t> *index;
+    std::atomic<bool> stop{false};
+    std::atomic<uint64_t> reads{0};
+    std::atomic<uint64_t> errors{0};
+};
+
+int reader_main(void *arg)
+{
+    auto *a = static_cast<reader_args *>(arg);
+    rte_rcu_qsbr_thread_register(a->v, 1);
+    rte_rcu_qsbr_thread_online(a->v, 1);
+    std::vector<conn_ref> res(a->keys->size());
+    while (!a->stop.load(std::memory_order_relaxed)) {
+        a->table->lookup_bulk(a->keys->data(), static_cast<uint32_t>(a->keys->size()), res.data());
+        for (size_t i = 0; i < res.size(); i++)
+            if (!res[i].hit() || res[i].index() != (*a->index)[i])
+                a->errors.fetch_add(1, std::memory_order_relaxed);
+        a->reads.fetch_add(res.size(), std::memory_order_relaxed);
+        rte_rcu_qsbr_quiescent(a->v, 1);
+    }
+    rte_rcu_qsbr_thread_offline(a->v, 1);
+    rte_rcu_qsbr_thread_unregister(a->v, 1);
+    return 0;
+}
+
+TEST(ConntrackConcurrent, ReaderOnAnotherLcoreSeesStableEntries)
+{
+    const unsigned reader_lcore = rte_get_next_lcore(rte_lcore_id(), 1, 0);
+    if (reader_lcore >= RTE_MAX_LCORE) GTEST_SKIP() << "needs two lcores";
+    qsbr_var rcu(2);
+    auto table = connection_table::create({.capacity = 4096, .qsbr = rcu.v});
+    uint32_t now = 1;
+    const std::vector<uint32_t> snat = {snat_1};
+    std::vector<flow_key> stable;
+    std::vector<uint32_t> index;
+    for (uint32_t i = 0; i < 64; i++) {
+        stable.push_back(client(i, 3000));
+        index.push_back(
+            table->create(0, stable.back(), 1, 1, task_ip_a, port(80), snat, now).index);
+    }
+    reader_args args{table.get(), rcu.v, &stable, &index};
+    ASSERT_EQ(rte_eal_remote_launch(reader_main, &args, reader_lcore), 0);
+
+    std::vector<mg::removed_connection> removed(4096);
+    std::vector<uint32_t> churn;
+    for (int round = 0; round < 2000; round++) {
+        for (uint32_t i = 0; i < 32; i++) {
+            const auto r = table->create(0, client(10000 + (round * 32 + i) % 50000, 4000), 1, 1,
+                                         task_ip_a, port(80), snat, now);
+            if (r.status == create_status::ok) churn.push_back(r.index);
+        }
+        for (uint32_t i : churn)
+            table->remove(0, i, nullptr);
+        churn.clear();
+        for (uint32_t i = 0; i < 64; i++) // keep the stable ones fresh
+            table->update(index[i], direction::forward, 0, now);
+        now++;
+        table->expire(0, now, 4096, removed.data());
+        rcu.quiescent();
+    }
+    args.stop = true;
+    rte_eal_wait_lcore(reader_lcore);
+    EXPECT_GT(args.reads.load(), 0u);
+    EXPECT_EQ(args.errors.load(), 0u);
+    EXPECT_EQ(table->size(), 64u);
+    rcu.quiescent();
+}
+
+} // namespace
