@@ -135,45 +135,68 @@ inline uint32_t wrr_pick(const service_scheduler &s, scheduler_cursor &c) noexce
     }
 }
 
-inline uint32_t active_of(std::span<const std::atomic<uint32_t>> active, uint32_t task) noexcept
+// ip_vs_lc.c with overhead = active connections; the lowest index wins a tie. Selects without
+// branches: loads change between picks, so a compare-and-jump would mispredict.
+template <typename LoadOf>
+inline uint32_t lc_scan(const service_scheduler &s, LoadOf load_of) noexcept
 {
-    // Relaxed: a pick only needs a recent count, not one ordered with other memory.
-    return task < active.size() ? active[task].load(std::memory_order_relaxed) : 0;
-}
-
-// ip_vs_lc.c with overhead = active connections; the lowest index wins a tie.
-inline uint32_t lc_pick(const service_scheduler &s,
-                        std::span<const std::atomic<uint32_t>> active) noexcept
-{
-    uint32_t best = no_task;
-    uint32_t best_load = 0;
-    for (uint32_t task : s.live) {
-        uint32_t load = active_of(active, task);
-        if (best == no_task || load < best_load) {
-            best = task;
-            best_load = load;
-        }
+    const size_t n = s.live.size();
+    if (n == 0) return no_task;
+    uint32_t best = s.live[0];
+    uint32_t best_load = load_of(best);
+    for (size_t i = 1; i < n; ++i) {
+        uint32_t task = s.live[i];
+        uint32_t load = load_of(task);
+        bool better = load < best_load;
+        best = better ? task : best;
+        best_load = better ? load : best_load;
     }
     return best;
 }
 
 // ip_vs_wlc.c: load_t / weight_t < load_best / weight_best, cross-multiplied to avoid a divide.
+template <typename LoadOf>
+inline uint32_t wlc_scan(const service_scheduler &s, LoadOf load_of) noexcept
+{
+    const size_t n = s.live.size();
+    if (n == 0) return no_task;
+    uint32_t best = s.live[0];
+    uint64_t best_load = load_of(best);
+    uint64_t best_weight = s.weights[best];
+    for (size_t i = 1; i < n; ++i) {
+        uint32_t task = s.live[i];
+        uint64_t load = load_of(task);
+        uint64_t weight = s.weights[task];
+        bool better = load * best_weight < best_load * weight;
+        best = better ? task : best;
+        best_load = better ? load : best_load;
+        best_weight = better ? weight : best_weight;
+    }
+    return best;
+}
+
+// Relaxed: a pick needs a recent count, not one ordered with other memory. A span shorter than
+// the task list (a caller bug) reads the missing tasks as idle instead of past its end.
+inline uint32_t lc_pick(const service_scheduler &s,
+                        std::span<const std::atomic<uint32_t>> active) noexcept
+{
+    if (active.size() >= s.task_count)
+        return lc_scan(s,
+                       [active](uint32_t t) { return active[t].load(std::memory_order_relaxed); });
+    return lc_scan(s, [active](uint32_t t) {
+        return t < active.size() ? active[t].load(std::memory_order_relaxed) : 0u;
+    });
+}
+
 inline uint32_t wlc_pick(const service_scheduler &s,
                          std::span<const std::atomic<uint32_t>> active) noexcept
 {
-    uint32_t best = no_task;
-    uint64_t best_load = 0;
-    uint64_t best_weight = 1;
-    for (uint32_t task : s.live) {
-        uint64_t load = active_of(active, task);
-        uint64_t weight = s.weights[task];
-        if (best == no_task || load * best_weight < best_load * weight) {
-            best = task;
-            best_load = load;
-            best_weight = weight;
-        }
-    }
-    return best;
+    if (active.size() >= s.task_count)
+        return wlc_scan(s,
+                        [active](uint32_t t) { return active[t].load(std::memory_order_relaxed); });
+    return wlc_scan(s, [active](uint32_t t) {
+        return t < active.size() ? active[t].load(std::memory_order_relaxed) : 0u;
+    });
 }
 
 } // namespace detail
