@@ -144,7 +144,21 @@ class GatewayPcapTest(harness.WorkdirTestCase):
         self.assert_counter(r.metrics, 'meshgate_arp_replies_sent_total', 0)
         self.assert_drops(r.metrics, {'not_local': 3})
 
+    def test_arp_probe_for_port_address(self):
+        """RFC 5227 probe (sender 0.0.0.0, as `arping -D` and DHCP clients send): Linux answers it,
+        so a host checking for a duplicate of the gateway's address finds it."""
+        probe = arp_request(CLIENT_MAC, '0.0.0.0', EXT.address)
+        inputs = {'ext': [probe]}
+        r = harness.run_pcap(self.workdir, inputs)
+        self.assertEqual(len(r.out['ext']), 1, [p.summary() for p in r.out['ext']])
+        self.assert_arp_reply(r.out['ext'][0], EXT, probe)   # pdst 0.0.0.0, hwdst the prober
+        self.assert_counter(r.metrics, 'meshgate_arp_replies_sent_total', 1)
+        self.assert_counter(r.metrics, 'meshgate_arp_learned_total', 0)   # nothing to learn from 0.0.0.0
+        self.assert_drops(r.metrics, {})
+
     def test_icmp_echo(self):
+        """Echo requests from hosts the gateway never heard ARP from: the reply goes back to the
+        requester's MAC (MACs swapped), without an ARP round trip."""
         ext_reqs = echo_requests_many(EXT, CLIENT_MAC, CLIENT_IP)
         # padded to the 60-byte Ethernet minimum: the padding is not part of the ICMP message
         ext_reqs.append(Ether(bytes(echo_request(EXT, seq=99, payload=b'ab')) + b'\0' * 16))
@@ -161,6 +175,22 @@ class GatewayPcapTest(harness.WorkdirTestCase):
             self.assert_echo_reply(reply, UNDERLAY, req)
         self.assert_port_traffic(r, inputs)
         self.assert_counter(r.metrics, 'meshgate_icmp_echo_replies_sent_total', len(ext_reqs) + len(und_reqs))
+        self.assert_counter(r.metrics, 'meshgate_arp_requests_sent_total', 0)
+        self.assert_drops(r.metrics, {})
+
+    def test_icmp_echo_from_known_neighbor(self):
+        """The usual order on a real link: the host ARPs for the gateway, then pings it."""
+        arp = arp_request(CLIENT_MAC, CLIENT_IP, EXT.address)
+        pings = echo_requests_many(EXT, CLIENT_MAC, CLIENT_IP)
+        inputs = {'ext': [arp] + pings}
+        r = harness.run_pcap(self.workdir, inputs)
+        self.assertEqual(len(r.out['ext']), 1 + len(pings), [p.summary() for p in r.out['ext']])
+        self.assert_arp_reply(r.out['ext'][0], EXT, arp)
+        for reply, req in zip(r.out['ext'][1:], pings):
+            self.assert_echo_reply(reply, EXT, req)
+        self.assert_port_traffic(r, inputs)
+        self.assert_counter(r.metrics, 'meshgate_icmp_echo_replies_sent_total', len(pings))
+        self.assert_counter(r.metrics, 'meshgate_arp_requests_sent_total', 0)
         self.assert_drops(r.metrics, {})
 
     def test_malformed(self):
@@ -181,23 +211,24 @@ class GatewayPcapTest(harness.WorkdirTestCase):
             ('IP version 6 in an IPv4 ethertype', version6),
             ('ARP cut short', bytes(arp_request(CLIENT_MAC, CLIENT_IP, EXT.address))[:14 + 20]),
         ]
-        inputs = {'ext': [f for _, f in frames] + [good_ping]}
+        arp = arp_request(CLIENT_MAC, CLIENT_IP, EXT.address)
+        inputs = {'ext': [arp] + [f for _, f in frames] + [good_ping]}
         r = harness.run_pcap(self.workdir, inputs)
-        self.assertEqual(len(r.out['ext']), 1, [p.summary() for p in r.out['ext']])
-        self.assert_echo_reply(r.out['ext'][0], EXT, good_ping)
+        self.assertEqual(len(r.out['ext']), 2, [p.summary() for p in r.out['ext']])
+        self.assert_arp_reply(r.out['ext'][0], EXT, arp)
+        self.assert_echo_reply(r.out['ext'][1], EXT, good_ping)
         self.assertEqual(r.out['underlay'], [])
         self.assert_port_traffic(r, inputs)
         self.assert_drops(r.metrics, {'malformed': len(frames)})
         self.assert_counter(r.metrics, 'meshgate_icmp_echo_replies_sent_total', 1)
-        self.assert_counter(r.metrics, 'meshgate_arp_replies_sent_total', 0)
+        self.assert_counter(r.metrics, 'meshgate_arp_replies_sent_total', 1)
 
     def test_other_ethertypes(self):
         frames = [
             Ether(src=CLIENT_MAC, dst=EXT.mac) / IPv6(src='2001:db8::2', dst='2001:db8::10') / ICMPv6EchoRequest(),
-            Ether(src=CLIENT_MAC, dst='33:33:00:00:00:01') / IPv6(src='fe80::2', dst='ff02::1') / ICMPv6EchoRequest(),
-            Ether(src=CLIENT_MAC, dst='01:80:c2:00:00:0e', type=0x88cc) / Raw(b'\x02\x07\x04' + b'\0' * 40),  # LLDP
             Ether(src=CLIENT_MAC, dst=EXT.mac) / Dot1Q(vlan=10) / IP(src=CLIENT_IP, dst=EXT.address) / ICMP(),
             Ether(src=CLIENT_MAC, dst=EXT.mac, type=0x8035) / Raw(b'\0' * 46),  # RARP
+            Ether(src=CLIENT_MAC, dst=BROADCAST, type=0x88b5) / Raw(b'\0' * 46),  # local experimental
         ]
         inputs = {'ext': frames, 'underlay': [Ether(src=NODE_MAC, dst=UNDERLAY.mac) /
                                               IPv6(src='2001:db8::11', dst='2001:db8::1') / UDP()]}
@@ -205,6 +236,20 @@ class GatewayPcapTest(harness.WorkdirTestCase):
         self.assertEqual(r.out, {'ext': [], 'underlay': []})
         self.assert_port_traffic(r, inputs)
         self.assert_drops(r.metrics, {'ethertype': len(frames) + 1})
+
+    def test_multicast_other_ethertypes(self):
+        """What every Linux neighbor sends on its own: IPv6 neighbor discovery/MLD to 33:33:..., LLDP
+        to 01:80:c2:00:00:0e. IPv6 and other ethertypes count as `ethertype`, whatever the group."""
+        frames = [
+            Ether(src=CLIENT_MAC, dst='33:33:00:00:00:01') / IPv6(src='fe80::2', dst='ff02::1') / ICMPv6EchoRequest(),
+            Ether(src=CLIENT_MAC, dst='33:33:00:00:00:02') / IPv6(src='fe80::2', dst='ff02::2') / Raw(b'\x85\0\0\0\0\0\0\0'),
+            Ether(src=CLIENT_MAC, dst='01:80:c2:00:00:0e', type=0x88cc) / Raw(b'\x02\x07\x04' + b'\0' * 40),  # LLDP
+        ]
+        inputs = {'ext': frames}
+        r = harness.run_pcap(self.workdir, inputs)
+        self.assertEqual(r.out, {'ext': [], 'underlay': []})
+        self.assert_port_traffic(r, inputs)
+        self.assert_drops(r.metrics, {'ethertype': len(frames)})
 
     def test_not_local(self):
         frames = [
@@ -260,9 +305,11 @@ class GatewayPcapTest(harness.WorkdirTestCase):
                       len=rng.randint(20, 120)) / Raw(body))
             garbage.append(bytes(pkt))
         ping = echo_request(EXT, seq=4242, payload=b'after the garbage')
-        inputs = {'ext': garbage + [ping], 'underlay': garbage[:300]}
+        arp = arp_request(CLIENT_MAC, CLIENT_IP, EXT.address)
+        inputs = {'ext': [arp] + garbage + [ping], 'underlay': garbage[:300]}
         r = harness.run_pcap(self.workdir, inputs)
-        self.assertGreaterEqual(len(r.out['ext']), 1)
+        self.assertGreaterEqual(len(r.out['ext']), 2)
+        self.assert_arp_reply(r.out['ext'][0], EXT, arp)
         self.assert_echo_reply(r.out['ext'][-1], EXT, ping)
         self.assertGreaterEqual(r.metrics.get('meshgate_icmp_echo_replies_sent_total', 0), 1)
         self.assert_port_traffic(r, inputs)
