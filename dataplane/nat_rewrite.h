@@ -3,6 +3,7 @@
 // Every address and port is in network byte order, as in the packet.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 
@@ -32,12 +33,26 @@ namespace detail
 {
 
 // TTL and protocol share one 16-bit word of the IPv4 header: the checksum sees them together.
+// Read and written whole, so a byte store is never followed by a wider load (a store-forwarding
+// stall of ~12 cycles).
 inline rte_be16_t ttl_proto_word(const rte_ipv4_hdr *ip)
 {
     rte_be16_t word;
     std::memcpy(&word, reinterpret_cast<const uint8_t *>(ip) + offsetof(rte_ipv4_hdr, time_to_live),
                 sizeof(word));
     return word;
+}
+
+inline void set_ttl_proto_word(rte_ipv4_hdr *ip, rte_be16_t word)
+{
+    std::memcpy(reinterpret_cast<uint8_t *>(ip) + offsetof(rte_ipv4_hdr, time_to_live), &word,
+                sizeof(word));
+}
+
+// The word with the TTL (its high byte) one less; the caller has checked TTL > 1.
+inline rte_be16_t ttl_decremented(rte_be16_t word)
+{
+    return rte_cpu_to_be_16(static_cast<uint16_t>(rte_be_to_cpu_16(word) - 0x0100));
 }
 
 // Source and destination ports are adjacent in TCP and UDP: one 32-bit word covers both.
@@ -112,8 +127,9 @@ inline bool ipv4_decrement_ttl(rte_ipv4_hdr *ip)
 {
     if (unlikely(ip->time_to_live <= 1)) return false;
     rte_be16_t old_word = detail::ttl_proto_word(ip);
-    --ip->time_to_live;
-    ip->hdr_checksum = csum_update16(ip->hdr_checksum, old_word, detail::ttl_proto_word(ip));
+    rte_be16_t new_word = detail::ttl_decremented(old_word);
+    detail::set_ttl_proto_word(ip, new_word);
+    ip->hdr_checksum = csum_update16(ip->hdr_checksum, old_word, new_word);
     return true;
 }
 
@@ -123,10 +139,11 @@ template <uint8_t Proto>
 inline bool nat_forward(rte_ipv4_hdr *ip, void *l4, const nat_endpoints &to)
 {
     if (unlikely(ip->time_to_live <= 1)) return false;
-    csum_delta ttl;
     rte_be16_t old_word = detail::ttl_proto_word(ip);
-    --ip->time_to_live;
-    ttl.replace16(old_word, detail::ttl_proto_word(ip));
+    rte_be16_t new_word = detail::ttl_decremented(old_word);
+    detail::set_ttl_proto_word(ip, new_word);
+    csum_delta ttl;
+    ttl.replace16(old_word, new_word);
     detail::nat_apply<Proto>(ip, l4, to, ttl);
     return true;
 }
