@@ -53,6 +53,20 @@ bool eal_init(const config::gateway_config &c)
     return true;
 }
 
+dataplane::conntrack_params connection_params(const config::gateway_config &c, uint16_t workers,
+                                              rte_rcu_qsbr *qsbr)
+{
+    dataplane::conntrack_params p;
+    p.capacity = c.limits.connections;
+    p.n_workers = workers;
+    p.qsbr = qsbr;
+    p.socket_id = static_cast<int>(rte_socket_id());
+    p.timeouts = dataplane::conntrack_timeouts{c.timeouts.tcp_established, c.timeouts.tcp_fin,
+                                               c.timeouts.tcp_close, c.timeouts.tcp_syn,
+                                               c.timeouts.udp};
+    return p;
+}
+
 // Everything the control thread owns while the gateway runs.
 class gateway {
   public:
@@ -79,6 +93,9 @@ class gateway {
     dataplane::neighbor_table neighbors_;
     std::unique_ptr<dataplane::dataplane_tables> tables_;
     std::vector<std::unique_ptr<dataplane::worker>> workers_;
+    std::unique_ptr<dataplane::connection_table> connections_;
+    std::unique_ptr<std::atomic<uint32_t>[]> task_active_{
+        new std::atomic<uint32_t>[dataplane::max_tasks]{}};
     uint64_t reloads_ok_ = 0;
     uint64_t reloads_error_ = 0;
 };
@@ -96,6 +113,11 @@ void gateway::start()
         throw std::runtime_error("RCU state for " + std::to_string(worker_count) + " workers");
     shared_.neighbors = &neighbors_;
     shared_.pool = pool_;
+    connections_ = dataplane::connection_table::create(connection_params(config_, worker_count,
+                                                                         shared_.qsbr));
+    shared_.connections = connections_.get();
+    shared_.task_active = task_active_.get();
+    shared_.start_tsc = rte_rdtsc();
 
     tables_ = build_tables(config_, ports_);
     install_static_neighbors(config_, *tables_, neighbors_);
@@ -196,6 +218,7 @@ void gateway::stop()
     shared_.stop.store(true);
     rte_eal_mp_wait_lcore();
     close_ports(ports_);
+    connections_.reset();
     rte_free(shared_.qsbr);
     shared_.qsbr = nullptr;
     if (pool_ != nullptr)

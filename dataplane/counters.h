@@ -51,6 +51,16 @@ inline constexpr std::array<std::string_view, drop_reason_count> drop_reason_hel
 };
 
 inline constexpr uint16_t max_ports = 8;
+inline constexpr uint32_t max_services = 1024;
+inline constexpr uint32_t max_tasks = 4096; // over all services
+
+// Traffic of one task seen by one worker: in = toward the task, out = its replies.
+struct task_counters {
+    uint64_t packets_in = 0;
+    uint64_t bytes_in = 0;
+    uint64_t packets_out = 0;
+    uint64_t bytes_out = 0;
+};
 
 // Traffic of one port seen by one worker.
 struct port_counters {
@@ -65,7 +75,9 @@ struct port_counters {
     X(arp_replies_sent, "ARP requests for a gateway address answered")                            \
     X(arp_requests_sent, "ARP requests sent to resolve a next hop")                               \
     X(arp_learned, "neighbor entries learned or refreshed from ARP")                              \
-    X(icmp_echo_replies_sent, "ICMP echo requests to a gateway address answered")
+    X(icmp_echo_replies_sent, "ICMP echo requests to a gateway address answered")              \
+    X(icmp_errors_sent, "ICMP errors the gateway originated (time exceeded, fragmentation needed)") \
+    X(icmp_errors_translated, "ICMP errors about a connection forwarded to its other side")
 
 enum class event : uint8_t {
 #define MESHGATE_X(name, help) name,
@@ -93,6 +105,8 @@ struct alignas(RTE_CACHE_LINE_SIZE) worker_counters {
     std::array<port_counters, max_ports> ports{};
     std::array<uint64_t, drop_reason_count> drops{};
     std::array<uint64_t, event_count> events{};
+    std::array<uint64_t, max_services> connections_created{}; // per service
+    std::array<task_counters, max_tasks> tasks{};              // by global task index
 
     void drop(drop_reason r, uint64_t n = 1) { drops[static_cast<size_t>(r)] += n; }
     void count(event e, uint64_t n = 1) { events[static_cast<size_t>(e)] += n; }

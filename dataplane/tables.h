@@ -4,11 +4,16 @@
 
 #include <array>
 #include <cstdint>
+#include <memory>
+#include <vector>
 
+#include <netinet/in.h>
 #include <rte_byteorder.h>
 #include <rte_ether.h>
 
 #include "dataplane/counters.h"
+#include "dataplane/scheduler.h"
+#include "dataplane/vxlan.h"
 
 namespace meshgate::dataplane {
 
@@ -23,9 +28,67 @@ struct gateway_port {
     rte_ether_addr mac{};
 };
 
+inline constexpr uint16_t no_listener = UINT16_MAX;
+
+// One [[service.port]]: where a published port leads.
+struct listener {
+    uint16_t service = 0;        // index into dataplane_tables::services
+    rte_be16_t target_port = 0;  // the port the tasks listen on
+    rte_be32_t address = 0;      // the service's own address; 0 = any external address
+    uint16_t next = no_listener; // next listener on the same protocol and published port
+};
+
+struct node_entry {
+    rte_be32_t vtep = 0; // the node's VXLAN tunnel endpoint
+    uint16_t port = 0;   // underlay gateway port that reaches it
+    vxlan_tunnel tunnel; // outer headers, prebuilt
+};
+
+struct task_entry {
+    rte_be32_t address = 0; // on the ingress network
+    uint16_t node = 0;      // index into dataplane_tables::nodes
+    rte_ether_addr mac{};   // inner destination MAC
+};
+
+struct service_entry {
+    uint32_t first_task = 0; // its tasks are tasks[first_task, first_task + task_count)
+    uint32_t task_count = 0;
+    uint32_t persistence_timeout = 0; // seconds of client-address affinity; 0 = off
+    service_scheduler scheduler;
+};
+
 struct dataplane_tables {
     uint16_t port_count = 0;
     std::array<gateway_port, max_ports> ports{};   // indexed by gateway port index (config order)
+
+    // The ingress overlay network.
+    uint32_t vni = 4096;
+    rte_be16_t vxlan_port = RTE_BE16(4789);
+    rte_be32_t overlay_address = 0;
+    rte_ether_addr overlay_mac{};
+    std::vector<rte_be32_t> snat_addresses; // overlay_address first, then [overlay] snat_addresses
+
+    // Published-port match in one load: [tcp, udp][published port] -> first listener.
+    std::array<std::array<uint16_t, 65536>, 2> published;
+    std::vector<listener> listeners;
+    std::vector<service_entry> services;
+    std::vector<task_entry> tasks;
+    std::vector<node_entry> nodes;
+
+    // First listener for PROTO (IPPROTO_TCP or IPPROTO_UDP) and PORT (network order).
+    uint16_t first_listener(uint8_t proto, rte_be16_t port) const
+    {
+        return published[proto == IPPROTO_UDP][rte_be_to_cpu_16(port)];
+    }
+
+    // Is A the gateway's address (or one of its SNAT addresses) on the ingress network?
+    bool is_overlay_address(rte_be32_t a) const
+    {
+        for (rte_be32_t s : snat_addresses)
+            if (s == a)
+                return true;
+        return false;
+    }
 
     // Next hop toward DST out of PORT, or 0 when that port cannot reach it.
     rte_be32_t next_hop(uint16_t port, rte_be32_t dst) const

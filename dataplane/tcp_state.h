@@ -102,7 +102,7 @@ inline constexpr S table[2][ev_count][tcp_state_count] = {
 inline constexpr tcp_state next_state(tcp_state s, direction dir, uint8_t flags)
 {
     using namespace tcp_state_detail;
-    const event ev = classify(flags);
+    const tcp_state_detail::event ev = classify(flags);
     if (ev == ev_none || static_cast<size_t>(s) >= tcp_state_count) return s;
     return table[static_cast<size_t>(dir)][ev][static_cast<size_t>(s)];
 }

@@ -6,31 +6,14 @@
 #include <rte_ip_frag.h>
 #include <rte_prefetch.h>
 
+#include "dataplane/ipv4.h"
 #include "dataplane/local.h"
+#include "dataplane/mesh.h"
 #include "dataplane/output.h"
 
 namespace meshgate::dataplane {
 
 namespace {
-
-// Validates the IPv4 header as RFC 1812 asks of a router; trims Ethernet padding.
-bool valid_ipv4(rte_mbuf *m, rte_ipv4_hdr *ip)
-{
-    uint32_t available = rte_pktmbuf_data_len(m) - sizeof(rte_ether_hdr);
-    if (available < sizeof(rte_ipv4_hdr) || (ip->version_ihl >> 4) != 4)
-        return false;
-    uint16_t header_len = rte_ipv4_hdr_len(ip);
-    uint16_t total_len = rte_be_to_cpu_16(ip->total_length);
-    if (header_len < sizeof(rte_ipv4_hdr) || header_len > available || total_len < header_len ||
-        total_len > available)
-        return false;
-    if (rte_raw_cksum(ip, header_len) != 0xffff)
-        return false;
-    uint32_t frame_len = sizeof(rte_ether_hdr) + total_len;
-    if (rte_pktmbuf_pkt_len(m) > frame_len)
-        rte_pktmbuf_trim(m, rte_pktmbuf_pkt_len(m) - frame_len);
-    return true;
-}
 
 void ipv4_input(worker &w, const dataplane_tables &t, uint16_t port, rte_mbuf *m)
 {
@@ -43,10 +26,19 @@ void ipv4_input(worker &w, const dataplane_tables &t, uint16_t port, rte_mbuf *m
         return drop(w, m, drop_reason::fragment);
     switch (ip->next_proto_id) {
     case IPPROTO_ICMP:
+        if (client_icmp_error(w, t, m, ip))
+            return;
         return icmp_input(w, t, port, m, ip);
-    case IPPROTO_TCP:
     case IPPROTO_UDP:
-        return drop(w, m, drop_reason::no_service);
+        if (t.ports[port].underlay && ip->dst_addr == t.ports[port].address &&
+            rte_be_to_cpu_16(ip->total_length) >= rte_ipv4_hdr_len(ip) + sizeof(rte_udp_hdr) &&
+            reinterpret_cast<const rte_udp_hdr *>(reinterpret_cast<const uint8_t *>(ip) +
+                                                  rte_ipv4_hdr_len(ip))
+                    ->dst_port == t.vxlan_port)
+            return underlay_input(w, t, port, m, ip);
+        return published_input(w, t, port, m, ip);
+    case IPPROTO_TCP:
+        return published_input(w, t, port, m, ip);
     default:
         return drop(w, m, drop_reason::unsupported_protocol);
     }
@@ -69,6 +61,16 @@ void ethernet_input(worker &w, const dataplane_tables &t, uint16_t port, rte_mbu
     default:
         return drop(w, m, drop_reason::ethertype);
     }
+}
+
+// Takes idle connections out, a bounded number per call, and gives back their task's slot.
+void expire_connections(worker &w, const dataplane_tables &t)
+{
+    uint32_t n = w.shared->connections->expire(static_cast<uint8_t>(w.id), w.now,
+                                               static_cast<uint32_t>(w.expired.size()),
+                                               w.expired.data());
+    for (uint32_t i = 0; i < n; ++i)
+        release_task(w, t, w.expired[i]);
 }
 
 } // namespace
@@ -108,6 +110,8 @@ int worker_main(void *arg)
         if (now - last_drain > drain_interval) {
             flush_and_service(w, t, now);
             last_drain = now;
+            w.now = static_cast<uint32_t>((now - shared.start_tsc) / w.tsc_hz);
+            expire_connections(w, t);
         }
         // Past this point the worker holds no pointer into the tables.
         rte_rcu_qsbr_quiescent(shared.qsbr, w.id);

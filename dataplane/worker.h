@@ -10,8 +10,10 @@
 #include <rte_mbuf.h>
 #include <rte_rcu_qsbr.h>
 
+#include "dataplane/conntrack.h"
 #include "dataplane/counters.h"
 #include "dataplane/neighbor.h"
+#include "dataplane/scheduler.h"
 #include "dataplane/tables.h"
 
 namespace meshgate::dataplane {
@@ -25,6 +27,9 @@ struct gateway_shared {
     rte_rcu_qsbr *qsbr = nullptr;                             // one thread id per worker
     neighbor_table *neighbors = nullptr;
     rte_mempool *pool = nullptr;                              // for packets the gateway originates
+    connection_table *connections = nullptr;
+    std::atomic<uint32_t> *task_active = nullptr; // live connections per task (lc, wlc)
+    uint64_t start_tsc = 0;                       // second 0 of the connection clock
 };
 
 // Packets ready for one port's TX queue, sent when full or on the drain timer.
@@ -58,7 +63,10 @@ struct alignas(RTE_CACHE_LINE_SIZE) worker {
     uint16_t port_count = 0;
     std::array<uint16_t, max_ports> port_ids{};   // DPDK port id of each gateway port
     std::array<tx_buffer, max_ports> tx{};
+    uint32_t now = 0; // seconds since start_tsc, refreshed every loop iteration
     pending_queue pending;
+    std::array<scheduler_cursor, max_services> cursors{}; // rr/wrr position per service
+    std::array<removed_connection, 64> expired{};         // scratch for connection expiry
     worker_counters counters;
 };
 

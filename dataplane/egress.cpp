@@ -1,0 +1,273 @@
+// Node -> gateway: VXLAN decapsulation, ARP and ping inside the tunnel, and the tasks' replies
+// translated back to their clients; ICMP errors about connections, from either side.
+#include <cstring>
+
+#include <rte_arp.h>
+#include <rte_ether.h>
+#include <rte_hash_crc.h>
+#include <rte_icmp.h>
+#include <rte_ip_frag.h>
+
+#include "dataplane/ipv4.h"
+#include "dataplane/mesh.h"
+#include "dataplane/nat_rewrite.h"
+#include "dataplane/output.h"
+#include "dataplane/vxlan.h"
+
+namespace meshgate::dataplane
+{
+
+namespace
+{
+
+// The node a tunnel packet came from, by its VTEP; nodes.size() when it is none of ours.
+uint16_t node_by_vtep(const dataplane_tables &t, rte_be32_t vtep)
+{
+    uint16_t n = 0;
+    while (n < t.nodes.size() && t.nodes[n].vtep != vtep)
+        ++n;
+    return n;
+}
+
+// Sends M (data at the inner Ethernet header) back through the tunnel it came from.
+void reply_through_tunnel(worker &w, const dataplane_tables &t, rte_mbuf *m, rte_be32_t vtep)
+{
+    uint16_t node = node_by_vtep(t, vtep);
+    if (node == t.nodes.size())
+        return drop(w, m, drop_reason::not_local);   // only configured nodes get answers
+    send_to_node(w, t, m, node,
+                 vxlan_inner_flow_hash(rte_pktmbuf_mtod(m, const uint8_t *),
+                                       rte_pktmbuf_data_len(m)));
+}
+
+// ARP inside the tunnel for the gateway's overlay or SNAT addresses: the nodes' kernels ask it
+// when their static neighbor entry is missing or stale.
+void tunnel_arp(worker &w, const dataplane_tables &t, rte_mbuf *m, rte_be32_t vtep)
+{
+    if (rte_pktmbuf_data_len(m) < sizeof(rte_ether_hdr) + sizeof(rte_arp_hdr))
+        return drop(w, m, drop_reason::malformed);
+    auto *eth = rte_pktmbuf_mtod(m, rte_ether_hdr *);
+    auto *arp = reinterpret_cast<rte_arp_hdr *>(eth + 1);
+    if (arp->arp_hardware != RTE_BE16(RTE_ARP_HRD_ETHER) ||
+        arp->arp_protocol != RTE_BE16(RTE_ETHER_TYPE_IPV4) || arp->arp_hlen != 6 ||
+        arp->arp_plen != 4)
+        return drop(w, m, drop_reason::malformed);
+    if (arp->arp_opcode != RTE_BE16(RTE_ARP_OP_REQUEST) ||
+        !t.is_overlay_address(arp->arp_data.arp_tip))
+        return drop(w, m, drop_reason::not_local);
+    rte_be32_t asker = arp->arp_data.arp_sip;
+    rte_be32_t asked = arp->arp_data.arp_tip;
+    rte_ether_addr asker_mac = arp->arp_data.arp_sha;
+    arp->arp_opcode = RTE_BE16(RTE_ARP_OP_REPLY);
+    arp->arp_data.arp_sha = t.overlay_mac;
+    arp->arp_data.arp_sip = asked;
+    arp->arp_data.arp_tha = asker_mac;
+    arp->arp_data.arp_tip = asker;
+    eth->dst_addr = asker_mac;
+    eth->src_addr = t.overlay_mac;
+    w.counters.count(event::arp_replies_sent);
+    reply_through_tunnel(w, t, m, vtep);
+}
+
+// Ping of the gateway's overlay address from a task or a node, answered through the tunnel.
+void tunnel_echo(worker &w, const dataplane_tables &t, rte_mbuf *m, rte_ipv4_hdr *ip,
+                 rte_be32_t vtep)
+{
+    uint16_t hlen = rte_ipv4_hdr_len(ip);
+    uint16_t icmp_len = rte_be_to_cpu_16(ip->total_length) - hlen;
+    auto *icmp = reinterpret_cast<rte_icmp_hdr *>(reinterpret_cast<uint8_t *>(ip) + hlen);
+    if (icmp_len < sizeof(rte_icmp_hdr) || rte_raw_cksum(icmp, icmp_len) != 0xffff)
+        return drop(w, m, drop_reason::malformed);
+    if (icmp->icmp_type != RTE_IP_ICMP_ECHO_REQUEST || icmp->icmp_code != 0)
+        return drop(w, m, drop_reason::unsupported_protocol);
+    rte_be32_t asker = ip->src_addr;
+    ip->src_addr = ip->dst_addr;
+    ip->dst_addr = asker;
+    ip->time_to_live = 64;
+    ip->hdr_checksum = 0;
+    ip->hdr_checksum = rte_ipv4_cksum(ip);
+    icmp->icmp_type = RTE_IP_ICMP_ECHO_REPLY;
+    icmp->icmp_cksum = 0;
+    icmp->icmp_cksum = static_cast<uint16_t>(~rte_raw_cksum(icmp, icmp_len));
+    auto *eth = rte_pktmbuf_mtod(m, rte_ether_hdr *);
+    eth->dst_addr = eth->src_addr;
+    eth->src_addr = t.overlay_mac;
+    w.counters.count(event::icmp_echo_replies_sent);
+    reply_through_tunnel(w, t, m, vtep);
+}
+
+// The task's side of connection C, for the per-task counters; max_tasks if it left.
+uint32_t task_index_of(const dataplane_tables &t, const connection &c)
+{
+    if (c.service >= t.services.size() || c.task >= t.services[c.service].task_count)
+        return max_tasks;
+    return t.services[c.service].first_task + c.task;
+}
+
+// A task's reply: back to the client as if the published address had answered.
+void reply_to_client(worker &w, const dataplane_tables &t, rte_mbuf *m, rte_ipv4_hdr *ip,
+                     rte_be32_t vtep)
+{
+    l4_view l4 = parse_l4(ip);
+    if (l4.header == nullptr)
+        return drop(w, m, drop_reason::malformed);
+    connection_table &connections = *w.shared->connections;
+    flow_key key =
+        make_flow_key(ip->src_addr, ip->dst_addr, l4.src_port, l4.dst_port, ip->next_proto_id);
+    conn_ref ref = connections.lookup(key);
+    if (!ref.hit() || ref.dir() != direction::reverse)
+        return drop(w, m, drop_reason::no_connection);
+    connections.update(ref.index(), direction::reverse, l4.tcp_flags, w.now);
+    const connection &c = connections.at(ref.index());
+
+    if (ip->time_to_live <= 1) {
+        if (rte_mbuf *e = build_icmp_error(w, ip, ip->dst_addr, icmp_type_time_exceeded,
+                                           icmp_code_ttl_exceeded, 0)) {
+            vxlan_inner_ether_write(rte_pktmbuf_mtod(e, rte_ether_hdr *), t.overlay_mac,
+                                    rte_pktmbuf_mtod(m, rte_ether_hdr *)->src_addr);
+            reply_through_tunnel(w, t, e, vtep);
+        }
+        return drop(w, m, drop_reason::ttl_exceeded);
+    }
+    uint16_t out = external_port_for(t, c.forward.src_ip);
+    if (out == no_port)
+        return drop(w, m, drop_reason::no_route);
+    uint16_t l3_len = rte_be_to_cpu_16(ip->total_length);
+    if (l3_len > t.ports[out].mtu)
+        return drop(w, m, drop_reason::mtu);   // the task's MTU is the overlay's: cannot happen
+    nat_endpoints to{c.forward.dst_ip, c.forward.src_ip, c.forward.dst_port, c.forward.src_port};
+    if (ip->next_proto_id == IPPROTO_TCP)
+        nat_forward<IPPROTO_TCP>(ip, l4.header, to);
+    else
+        nat_forward<IPPROTO_UDP>(ip, l4.header, to);
+    if (uint32_t task = task_index_of(t, c); task < max_tasks) {
+        ++w.counters.tasks[task].packets_out;
+        w.counters.tasks[task].bytes_out += l3_len;
+    }
+    send_ipv4(w, t, out, m, to.dst_addr);
+}
+
+// An ICMP error from a task or its node about a packet the gateway sent it: to the client.
+bool task_icmp_error(worker &w, const dataplane_tables &t, rte_mbuf *m, rte_ipv4_hdr *ip)
+{
+    uint32_t l3_len = rte_be_to_cpu_16(ip->total_length);
+    icmp_error_view v = icmp_error_parse(ip, l3_len);
+    if (!v)
+        return false;
+    // The quoted packet went snat -> task; its reverse is the connection's reverse key.
+    rte_be16_t quoted_src_port, quoted_dst_port;
+    std::memcpy(&quoted_src_port, v.inner_l4, 2);
+    std::memcpy(&quoted_dst_port, v.inner_l4 + 2, 2);
+    flow_key key = make_flow_key(v.inner->dst_addr, v.inner->src_addr, quoted_dst_port,
+                                 quoted_src_port, v.inner_proto);
+    conn_ref ref = w.shared->connections->lookup(key);
+    if (!ref.hit() || ref.dir() != direction::reverse)
+        return false;
+    const connection &c = w.shared->connections->at(ref.index());
+    uint16_t out = external_port_for(t, c.forward.src_ip);
+    if (out == no_port)
+        return false;
+    // The client sees an error about the packet it sent, from the address it sent it to.
+    icmp_error_nat to{c.forward.dst_ip, c.forward.src_ip,
+                      nat_endpoints{c.forward.src_ip, c.forward.dst_ip, c.forward.src_port,
+                                    c.forward.dst_port}};
+    icmp_error_translate(ip, v, to);
+    w.counters.count(event::icmp_errors_translated);
+    send_ipv4(w, t, out, m, c.forward.src_ip);
+    return true;
+}
+
+// The inner frame of a tunnel packet, after decapsulation.
+void tunnel_frame(worker &w, const dataplane_tables &t, rte_mbuf *m, rte_be32_t vtep)
+{
+    if (rte_pktmbuf_data_len(m) < sizeof(rte_ether_hdr))
+        return drop(w, m, drop_reason::malformed);
+    auto *eth = rte_pktmbuf_mtod(m, rte_ether_hdr *);
+    if (eth->ether_type == RTE_BE16(RTE_ETHER_TYPE_ARP))
+        return tunnel_arp(w, t, m, vtep);
+    if (eth->ether_type != RTE_BE16(RTE_ETHER_TYPE_IPV4))
+        return drop(w, m, drop_reason::ethertype);
+    if (!rte_is_same_ether_addr(&eth->dst_addr, &t.overlay_mac))
+        return drop(w, m, drop_reason::not_local);
+    auto *ip = rte_pktmbuf_mtod_offset(m, rte_ipv4_hdr *, sizeof(rte_ether_hdr));
+    if (!valid_ipv4(m, ip))
+        return drop(w, m, drop_reason::malformed);
+    if (!t.is_overlay_address(ip->dst_addr))
+        return drop(w, m, drop_reason::not_local);
+    if (rte_ipv4_frag_pkt_is_fragmented(ip))
+        return drop(w, m, drop_reason::fragment);
+    switch (ip->next_proto_id) {
+    case IPPROTO_TCP:
+    case IPPROTO_UDP:
+        return reply_to_client(w, t, m, ip, vtep);
+    case IPPROTO_ICMP: {
+        if (task_icmp_error(w, t, m, ip))
+            return;
+        auto *icmp = reinterpret_cast<rte_icmp_hdr *>(reinterpret_cast<uint8_t *>(ip) +
+                                                      rte_ipv4_hdr_len(ip));
+        if (rte_be_to_cpu_16(ip->total_length) >= rte_ipv4_hdr_len(ip) + sizeof(rte_icmp_hdr) &&
+            icmp->icmp_type == RTE_IP_ICMP_ECHO_REQUEST)
+            return tunnel_echo(w, t, m, ip, vtep);
+        return drop(w, m, drop_reason::no_connection);
+    }
+    default:
+        return drop(w, m, drop_reason::unsupported_protocol);
+    }
+}
+
+} // namespace
+
+void underlay_input(worker &w, const dataplane_tables &t, uint16_t port, rte_mbuf *m,
+                    rte_ipv4_hdr *ip)
+{
+    if (!t.ports[port].underlay)
+        return drop(w, m, drop_reason::no_service);
+    vxlan_decap_info info = vxlan_decap_parse(m, sizeof(rte_ether_hdr), t.vxlan_port, t.vni);
+    switch (info.status) {
+    case vxlan_status::ok:
+        break;
+    case vxlan_status::truncated:
+        return drop(w, m, drop_reason::malformed);
+    case vxlan_status::fragment:
+        return drop(w, m, drop_reason::fragment);
+    case vxlan_status::not_vxlan:
+        return drop(w, m, drop_reason::no_service);
+    case vxlan_status::unknown_vni:
+        return drop(w, m, drop_reason::unknown_vni);
+    }
+    rte_be32_t vtep = ip->src_addr;
+    vxlan_decap(m, info);
+    tunnel_frame(w, t, m, vtep);
+}
+
+bool client_icmp_error(worker &w, const dataplane_tables &t, rte_mbuf *m, rte_ipv4_hdr *ip)
+{
+    uint32_t l3_len = rte_be_to_cpu_16(ip->total_length);
+    icmp_error_view v = icmp_error_parse(ip, l3_len);
+    if (!v)
+        return false;
+    // The quoted packet went published -> client; its reverse is the connection's forward key.
+    rte_be16_t quoted_src_port, quoted_dst_port;
+    std::memcpy(&quoted_src_port, v.inner_l4, 2);
+    std::memcpy(&quoted_dst_port, v.inner_l4 + 2, 2);
+    flow_key key = make_flow_key(v.inner->dst_addr, v.inner->src_addr, quoted_dst_port,
+                                 quoted_src_port, v.inner_proto);
+    conn_ref ref = w.shared->connections->lookup(key);
+    if (!ref.hit() || ref.dir() != direction::forward)
+        return false;
+    const connection &c = w.shared->connections->at(ref.index());
+    uint32_t task = task_index_of(t, c);
+    if (task >= max_tasks)
+        return false;
+    // The task sees an error about the packet it sent, from the address it sent it to.
+    icmp_error_nat to{c.snat_ip(), c.task_ip(),
+                      nat_endpoints{c.task_ip(), c.snat_ip(), c.target_port(), c.snat_port()}};
+    icmp_error_translate(ip, v, to);
+    w.counters.count(event::icmp_errors_translated);
+    vxlan_inner_ether_write(rte_pktmbuf_mtod(m, rte_ether_hdr *), t.overlay_mac,
+                            t.tasks[task].mac);
+    send_to_node(w, t, m, t.tasks[task].node, rte_hash_crc(&key, sizeof key, 0));
+    return true;
+}
+
+} // namespace meshgate::dataplane

@@ -1,0 +1,154 @@
+// Client -> published port -> task: match, schedule, full NAT, VXLAN to the task's node.
+#include <rte_ether.h>
+#include <rte_hash_crc.h>
+
+#include "dataplane/mesh.h"
+#include "dataplane/nat_rewrite.h"
+#include "dataplane/output.h"
+#include "dataplane/vxlan.h"
+
+namespace meshgate::dataplane
+{
+
+namespace
+{
+
+// The listener for this destination, honouring services bound to one address.
+uint16_t match_listener(const dataplane_tables &t, uint8_t proto, rte_be32_t dst,
+                        rte_be16_t dst_port)
+{
+    uint16_t l = t.first_listener(proto, dst_port);
+    while (l != no_listener && t.listeners[l].address != 0 && t.listeners[l].address != dst)
+        l = t.listeners[l].next;
+    return l;
+}
+
+// A new connection for the client's first packet: pick a task and a SNAT port.
+// Returns the connection index, or connection_table::no_index after counting the drop.
+uint32_t open_connection(worker &w, const dataplane_tables &t, const listener &l,
+                         const flow_key &key)
+{
+    const service_entry &s = t.services[l.service];
+    std::span<const std::atomic<uint32_t>> active(w.shared->task_active + s.first_task,
+                                                  s.task_count);
+    uint32_t task = pick_task(s.scheduler, w.cursors[l.service], active,
+                              rte_be_to_cpu_32(key.src_ip), rte_be_to_cpu_16(key.src_port));
+    if (task == no_task) {
+        w.counters.drop(drop_reason::no_backend);
+        return connection_table::no_index;
+    }
+    const task_entry &te = t.tasks[s.first_task + task];
+    create_result r = w.shared->connections->create(
+        static_cast<uint8_t>(w.id), key, l.service, static_cast<uint16_t>(task), te.address,
+        l.target_port, std::span<const uint32_t>(t.snat_addresses), w.now);
+    switch (r.status) {
+    case create_status::ok:
+        w.shared->task_active[s.first_task + task].fetch_add(1, std::memory_order_relaxed);
+        ++w.counters.connections_created[l.service];
+        return r.index;
+    case create_status::exists:
+        return r.index;
+    case create_status::table_full:
+        w.counters.drop(drop_reason::table_full);
+        return connection_table::no_index;
+    case create_status::snat_exhausted:
+        w.counters.drop(drop_reason::snat_exhausted);
+        return connection_table::no_index;
+    }
+    return connection_table::no_index;
+}
+
+// Gives up a connection whose ports a new SYN reuses (TIME_WAIT, CLOSE).
+void close_for_reuse(worker &w, const dataplane_tables &t, uint32_t index)
+{
+    removed_connection gone;
+    if (w.shared->connections->remove(static_cast<uint8_t>(w.id), index, &gone))
+        release_task(w, t, gone);
+}
+
+template <uint8_t Proto>
+void nat_to_task(rte_ipv4_hdr *ip, void *l4, const connection &c)
+{
+    nat_forward<Proto>(ip, l4, nat_endpoints{c.snat_ip(), c.task_ip(), c.snat_port(),
+                                             c.target_port()});
+}
+
+} // namespace
+
+void published_input(worker &w, const dataplane_tables &t, uint16_t port, rte_mbuf *m,
+                     rte_ipv4_hdr *ip)
+{
+    l4_view l4 = parse_l4(ip);
+    if (l4.header == nullptr)
+        return drop(w, m, drop_reason::malformed);
+    uint8_t proto = ip->next_proto_id;
+    uint16_t li = t.ports[port].external ? match_listener(t, proto, ip->dst_addr, l4.dst_port)
+                                         : no_listener;
+    if (li == no_listener)
+        return drop(w, m, drop_reason::no_service);
+    const listener &l = t.listeners[li];
+
+    connection_table &connections = *w.shared->connections;
+    flow_key key = make_flow_key(ip->src_addr, ip->dst_addr, l4.src_port, l4.dst_port, proto);
+    conn_ref ref = connections.lookup(key);
+    uint32_t index = connection_table::no_index;
+    if (ref.hit()) {
+        update_result u = connections.update(ref.index(), direction::forward, l4.tcp_flags, w.now);
+        if (!u.reuse)
+            index = ref.index();
+        else
+            close_for_reuse(w, t, ref.index());
+    }
+    if (index == connection_table::no_index) {
+        // Only a SYN opens a TCP connection, as IPVS: anything else is a stray or a late packet.
+        bool opens = proto == IPPROTO_UDP || (l4.tcp_flags & (tcp_flag::syn | tcp_flag::ack |
+                                                              tcp_flag::rst)) == tcp_flag::syn;
+        if (!opens)
+            return drop(w, m, drop_reason::no_connection);
+        index = open_connection(w, t, l, key);
+        if (index == connection_table::no_index) {
+            rte_pktmbuf_free(m);
+            return;
+        }
+        connections.update(index, direction::forward, l4.tcp_flags, w.now);
+    }
+
+    const connection &c = connections.at(index);
+    const service_entry &s = t.services[c.service < t.services.size() ? c.service : 0];
+    if (c.service >= t.services.size() || c.task >= s.task_count)
+        return drop(w, m, drop_reason::no_backend);   // the task left with a reload
+    uint32_t task_index = s.first_task + c.task;
+    const task_entry &task = t.tasks[task_index];
+
+    if (ip->time_to_live <= 1) {
+        if (rte_mbuf *e = build_icmp_error(w, ip, ip->dst_addr, icmp_type_time_exceeded,
+                                           icmp_code_ttl_exceeded, 0))
+            send_ipv4(w, t, port, e, ip->src_addr);
+        return drop(w, m, drop_reason::ttl_exceeded);
+    }
+    const node_entry &node = t.nodes[task.node];
+    uint16_t l3_len = rte_be_to_cpu_16(ip->total_length);
+    if (l3_len + vxlan_outer_len - sizeof(rte_ether_hdr) > t.ports[node.port].mtu) {
+        // We do not fragment: a client that sets DF learns the path MTU, others are dropped.
+        uint16_t mtu = static_cast<uint16_t>(t.ports[node.port].mtu - (vxlan_outer_len - sizeof(rte_ether_hdr)));
+        if (ip->fragment_offset & RTE_BE16(RTE_IPV4_HDR_DF_FLAG)) {
+            if (rte_mbuf *e = build_icmp_error(w, ip, ip->dst_addr, icmp_type_dest_unreachable,
+                                               icmp_code_frag_needed, mtu))
+                send_ipv4(w, t, port, e, ip->src_addr);
+        }
+        return drop(w, m, drop_reason::mtu);
+    }
+
+    uint32_t flow_hash = rte_hash_crc(&key, sizeof key, 0);   // outer UDP source port entropy
+    if (proto == IPPROTO_TCP)
+        nat_to_task<IPPROTO_TCP>(ip, l4.header, c);
+    else
+        nat_to_task<IPPROTO_UDP>(ip, l4.header, c);
+    task_counters &tc = w.counters.tasks[task_index];
+    ++tc.packets_in;
+    tc.bytes_in += l3_len;
+    vxlan_inner_ether_write(rte_pktmbuf_mtod(m, rte_ether_hdr *), t.overlay_mac, task.mac);
+    send_to_node(w, t, m, task.node, flow_hash);
+}
+
+} // namespace meshgate::dataplane

@@ -1,0 +1,80 @@
+// The routing mesh: published port -> task over VXLAN (ingress.cpp), and the task's replies
+// back to the client (egress.cpp). Helpers both directions share are here.
+#pragma once
+
+#include <netinet/in.h>
+#include <rte_ip.h>
+#include <rte_tcp.h>
+#include <rte_udp.h>
+
+#include "dataplane/worker.h"
+
+namespace meshgate::dataplane
+{
+
+// M is a valid IPv4 TCP or UDP packet to a gateway address that arrived on PORT.
+void published_input(worker &w, const dataplane_tables &t, uint16_t port, rte_mbuf *m,
+                     rte_ipv4_hdr *ip);
+
+// M is a valid IPv4 UDP packet to a gateway address that arrived on PORT: VXLAN from a node.
+void underlay_input(worker &w, const dataplane_tables &t, uint16_t port, rte_mbuf *m,
+                    rte_ipv4_hdr *ip);
+
+// ICMP errors about a connection, arriving from the client side at a gateway address.
+// Returns false when it is not about a known connection (the caller decides what to count).
+bool client_icmp_error(worker &w, const dataplane_tables &t, rte_mbuf *m, rte_ipv4_hdr *ip);
+
+// The TCP or UDP header of a valid IPv4 packet, checked against the packet's length.
+struct l4_view {
+    uint8_t *header = nullptr; // nullptr: truncated or inconsistent
+    rte_be16_t src_port = 0;
+    rte_be16_t dst_port = 0;
+    uint8_t tcp_flags = 0;
+};
+
+inline l4_view parse_l4(rte_ipv4_hdr *ip)
+{
+    l4_view v;
+    uint32_t hlen = rte_ipv4_hdr_len(ip);
+    uint32_t l4_len = rte_be_to_cpu_16(ip->total_length) - hlen;
+    uint8_t *l4 = reinterpret_cast<uint8_t *>(ip) + hlen;
+    if (ip->next_proto_id == IPPROTO_TCP) {
+        auto *tcp = reinterpret_cast<rte_tcp_hdr *>(l4);
+        if (l4_len < sizeof(rte_tcp_hdr) || (tcp->data_off >> 4) * 4u < sizeof(rte_tcp_hdr) ||
+            (tcp->data_off >> 4) * 4u > l4_len)
+            return v;
+        v.tcp_flags = tcp->tcp_flags;
+    } else {
+        auto *udp = reinterpret_cast<rte_udp_hdr *>(l4);
+        if (l4_len < sizeof(rte_udp_hdr) || rte_be_to_cpu_16(udp->dgram_len) < sizeof(rte_udp_hdr) ||
+            rte_be_to_cpu_16(udp->dgram_len) > l4_len)
+            return v;
+    }
+    std::memcpy(&v.src_port, l4, sizeof(v.src_port));
+    std::memcpy(&v.dst_port, l4 + 2, sizeof(v.dst_port));
+    v.header = l4;
+    return v;
+}
+
+// A new packet holding an ICMP error about OFFENDER, from SRC_ADDR to the offender's source,
+// with room for its Ethernet header in front; nullptr when the pool is empty.
+rte_mbuf *build_icmp_error(worker &w, const rte_ipv4_hdr *offender, rte_be32_t src_addr,
+                           uint8_t type, uint8_t code, uint16_t mtu);
+
+// Encapsulates M (data at the inner Ethernet header, already written) toward NODE and sends it.
+void send_to_node(worker &w, const dataplane_tables &t, rte_mbuf *m, uint16_t node,
+                  uint32_t flow_hash);
+
+// A connection of SERVICE's TASK ended: lc/wlc see one less (the task may have left already).
+inline void release_task(worker &w, const dataplane_tables &t, const removed_connection &gone)
+{
+    if (gone.service < t.services.size() && gone.task < t.services[gone.service].task_count)
+        w.shared->task_active[t.services[gone.service].first_task + gone.task].fetch_sub(
+            1, std::memory_order_relaxed);
+}
+
+// The external port that reaches ADDR (on its subnet, else through its gateway).
+uint16_t external_port_for(const dataplane_tables &t, rte_be32_t addr);
+inline constexpr uint16_t no_port = UINT16_MAX;
+
+} // namespace meshgate::dataplane
