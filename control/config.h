@@ -145,7 +145,15 @@ struct load_result {
     std::vector<config_error> errors;
 };
 
+// What load() checks against the machine it runs on.
+struct load_options {
+    // CPUs that [dpdk] lcores may name; empty = the CPUs this process may run on
+    // (sched_getaffinity, else /sys/devices/system/cpu/online).
+    std::vector<unsigned> cpus;
+};
+
 // Reads, parses and validates FILE. Never throws.
 load_result load(const std::string &file);
+load_result load(const std::string &file, const load_options &options);
 
 } // namespace meshgate::config

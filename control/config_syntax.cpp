@@ -1,0 +1,170 @@
+#include "control/config_syntax.h"
+
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <sstream>
+
+namespace meshgate::config
+{
+
+namespace
+{
+
+std::string lower_first(std::string s)
+{
+    if (!s.empty() && s[0] >= 'A' && s[0] <= 'Z') s[0] = static_cast<char>(s[0] - 'A' + 'a');
+    return s;
+}
+
+std::string system_error(int error)
+{
+    return lower_first(std::strerror(error));
+}
+
+// The whole file, or what kept us from reading it.
+struct file_text {
+    std::string text;
+    std::string error;
+};
+
+file_text read_file(const std::string &path)
+{
+    std::unique_ptr<FILE, int (*)(FILE *)> f(std::fopen(path.c_str(), "rb"), &std::fclose);
+    if (!f) return {"", "cannot open " + path + ": " + system_error(errno)};
+    struct stat st {
+    };
+    if (fstat(fileno(f.get()), &st) != 0)
+        return {"", "cannot read " + path + ": " + system_error(errno)};
+    if (S_ISDIR(st.st_mode)) return {"", "cannot read " + path + ": is a directory"};
+    file_text out;
+    char buf[65536];
+    size_t n = 0;
+    while ((n = std::fread(buf, 1, sizeof buf, f.get())) > 0) {
+        out.text.append(buf, n);
+        if (out.text.size() > max_file_bytes)
+            return {"", "file is larger than " + std::to_string(max_file_bytes >> 20) + " MiB"};
+    }
+    if (std::ferror(f.get())) return {"", "cannot read " + path + ": " + system_error(errno)};
+    return out;
+}
+
+std::string first_line(std::string_view s)
+{
+    return std::string(s.substr(0, s.find('\n')));
+}
+
+} // namespace
+
+std::optional<source_position> too_deep(std::string_view text, unsigned limit)
+{
+    enum class state { normal, comment, basic, literal, ml_basic, ml_literal };
+    state st = state::normal;
+    unsigned depth = 0, dots = 0;
+    source_position at{1, 1};
+    auto starts = [&](size_t i, std::string_view s) { return text.substr(i, s.size()) == s; };
+    for (size_t i = 0; i < text.size(); ++i) {
+        const char c = text[i];
+        const source_position here = at;
+        if (c == '\n') at = {at.line + 1, 0}, dots = 0;
+        ++at.column;
+        switch (st) {
+        case state::normal:
+            if (c == '#')
+                st = state::comment;
+            else if (starts(i, "\"\"\"") || starts(i, "'''")) {
+                st = c == '"' ? state::ml_basic : state::ml_literal;
+                i += 2, at.column += 2;
+            } else if (c == '"' || c == '\'')
+                st = c == '"' ? state::basic : state::literal;
+            else if ((c == '[' || c == '{') && ++depth > limit)
+                return here;
+            else if ((c == ']' || c == '}') && depth > 0)
+                --depth;
+            else if (c == '.' && ++dots > limit)
+                return here;
+            if (c == '[' || c == '{' || c == ']' || c == '}' || c == '=' || c == ',') dots = 0;
+            break;
+        case state::comment:
+            if (c == '\n') st = state::normal;
+            break;
+        case state::basic:
+        case state::ml_basic:
+            if (c == '\\' && i + 1 < text.size() && text[i + 1] != '\n')
+                ++i, ++at.column;
+            else if (st == state::ml_basic && starts(i, "\"\"\""))
+                st = state::normal, i += 2, at.column += 2;
+            else if (st == state::basic && (c == '"' || c == '\n'))
+                st = state::normal;
+            break;
+        case state::literal:
+            if (c == '\'' || c == '\n') st = state::normal;
+            break;
+        case state::ml_literal:
+            if (starts(i, "'''")) st = state::normal, i += 2, at.column += 2;
+            break;
+        }
+    }
+    return std::nullopt;
+}
+
+std::string syntax_message(std::string_view what)
+{
+    std::string line = first_line(what);
+    for (std::string_view prefix : {"[error] ", "toml::"}) {
+        if (line.rfind(prefix, 0) != 0) continue;
+        line.erase(0, prefix.size());
+        if (prefix == "toml::" && line.find(": ") != std::string::npos)
+            line.erase(0, line.find(": ") + 2);
+    }
+    return line.empty() ? "syntax error" : line;
+}
+
+std::optional<uint32_t> marker_column(std::string_view what, uint32_t line)
+{
+    const std::string number = std::to_string(line) + " | ";
+    std::istringstream in{std::string(what)};
+    std::string text;
+    bool after_source_line = false;
+    while (std::getline(in, text)) {
+        const size_t bar = text.find('|');
+        if (after_source_line && bar != std::string::npos) {
+            const size_t marker = text.find_first_of("^~", bar);
+            if (marker != std::string::npos && marker >= bar + 2)
+                return static_cast<uint32_t>(marker - (bar + 2) + 1);
+        }
+        const size_t start = text.find_first_not_of(' ');
+        after_source_line =
+            start != std::string::npos && text.compare(start, number.size(), number) == 0;
+    }
+    return std::nullopt;
+}
+
+std::optional<toml::value> parse_toml_file(const std::string &file, error_list &errors)
+{
+    file_text f = read_file(file);
+    if (!f.error.empty()) {
+        errors.add(source_position{0, 0}, f.error);
+        return std::nullopt;
+    }
+    if (auto at = too_deep(f.text, max_nesting)) {
+        errors.add(*at, "nested deeper than " + std::to_string(max_nesting) + " levels");
+        return std::nullopt;
+    }
+    try {
+        std::istringstream in(std::move(f.text));
+        return toml::parse(in, file);
+    } catch (const toml::exception &e) {
+        const uint32_t line = e.location().line();
+        const uint32_t column = marker_column(e.what(), line).value_or(e.location().column());
+        errors.add(source_position{line, column}, syntax_message(e.what()));
+    } catch (const std::exception &e) {
+        errors.add(source_position{1, 1}, "cannot parse: " + printable(first_line(e.what())));
+    }
+    return std::nullopt;
+}
+
+} // namespace meshgate::config
