@@ -113,6 +113,10 @@ void gateway::start()
         throw std::runtime_error("RCU state for " + std::to_string(worker_count) + " workers");
     shared_.neighbors = &neighbors_;
     shared_.pool = pool_;
+    shared_.indirect_pool = rte_pktmbuf_pool_create("meshgate_indirect", 8191, 256, 0, 0,
+                                                    static_cast<int>(rte_socket_id()));
+    if (shared_.indirect_pool == nullptr)
+        throw std::runtime_error("indirect packet pool");
     connections_ = dataplane::connection_table::create(connection_params(config_, worker_count,
                                                                          shared_.qsbr));
     shared_.connections = connections_.get();
@@ -223,6 +227,8 @@ void gateway::stop()
     shared_.qsbr = nullptr;
     if (pool_ != nullptr)
         rte_mempool_free(pool_);
+    if (shared_.indirect_pool != nullptr)
+        rte_mempool_free(shared_.indirect_pool);
     pool_ = nullptr;
 }
 

@@ -1,6 +1,7 @@
 // Client -> published port -> task: match, schedule, full NAT, VXLAN to the task's node.
 #include <rte_ether.h>
 #include <rte_hash_crc.h>
+#include <rte_ip_frag.h>
 
 #include "dataplane/mesh.h"
 #include "dataplane/nat_rewrite.h"
@@ -12,6 +13,9 @@ namespace meshgate::dataplane
 
 namespace
 {
+
+// A 9000-byte packet over a 1500-byte underlay needs 7.
+constexpr uint16_t max_fragments = 8;
 
 // The listener for this destination, honouring services bound to one address.
 uint16_t match_listener(const dataplane_tables &t, uint8_t proto, rte_be32_t dst,
@@ -73,6 +77,35 @@ void nat_to_task(rte_ipv4_hdr *ip, void *l4, const connection &c)
                                              c.target_port()});
 }
 
+// DF clear and too big for the tunnel: fragment the inner packet, each fragment its own VXLAN
+// packet (the task's kernel reassembles), as a router on the path would.
+void fragment_to_node(worker &w, const dataplane_tables &t, rte_mbuf *m, const task_entry &task,
+                      uint16_t inner_mtu, uint32_t flow_hash)
+{
+    rte_pktmbuf_adj(m, sizeof(rte_ether_hdr));
+    rte_mbuf *fragments[max_fragments];
+    int32_t n = rte_ipv4_fragment_packet(m, fragments, max_fragments, inner_mtu, w.shared->pool,
+                                         w.shared->indirect_pool);
+    rte_pktmbuf_free(m);
+    if (n < 0) {
+        w.counters.drop(drop_reason::mtu);
+        return;
+    }
+    for (int32_t i = 0; i < n; ++i) {
+        rte_mbuf *f = fragments[i];
+        auto *fip = rte_pktmbuf_mtod(f, rte_ipv4_hdr *);
+        fip->hdr_checksum = 0;
+        fip->hdr_checksum = rte_ipv4_cksum(fip);
+        auto *eth = reinterpret_cast<rte_ether_hdr *>(rte_pktmbuf_prepend(f, sizeof(rte_ether_hdr)));
+        if (eth == nullptr) {
+            drop(w, f, drop_reason::mtu);
+            continue;
+        }
+        vxlan_inner_ether_write(eth, t.overlay_mac, task.mac);
+        send_to_node(w, t, f, task.node, flow_hash);
+    }
+}
+
 } // namespace
 
 void published_input(worker &w, const dataplane_tables &t, uint16_t port, rte_mbuf *m,
@@ -128,14 +161,15 @@ void published_input(worker &w, const dataplane_tables &t, uint16_t port, rte_mb
     }
     const node_entry &node = t.nodes[task.node];
     uint16_t l3_len = rte_be_to_cpu_16(ip->total_length);
-    if (l3_len + vxlan_outer_len - sizeof(rte_ether_hdr) > t.ports[node.port].mtu) {
-        // We do not fragment: a client that sets DF learns the path MTU, others are dropped.
-        uint16_t mtu = static_cast<uint16_t>(t.ports[node.port].mtu - (vxlan_outer_len - sizeof(rte_ether_hdr)));
-        if (ip->fragment_offset & RTE_BE16(RTE_IPV4_HDR_DF_FLAG)) {
-            if (rte_mbuf *e = build_icmp_error(w, ip, ip->dst_addr, icmp_type_dest_unreachable,
-                                               icmp_code_frag_needed, mtu))
-                send_ipv4(w, t, port, e, ip->src_addr);
-        }
+    // What fits in one VXLAN packet on the node's underlay link.
+    uint16_t inner_mtu =
+        static_cast<uint16_t>(t.ports[node.port].mtu - (vxlan_outer_len - sizeof(rte_ether_hdr)));
+    bool too_big = l3_len > inner_mtu;
+    if (too_big && (ip->fragment_offset & RTE_BE16(RTE_IPV4_HDR_DF_FLAG))) {
+        // Path MTU discovery: tell the client what fits, as a router on the path would.
+        if (rte_mbuf *e = build_icmp_error(w, ip, ip->dst_addr, icmp_type_dest_unreachable,
+                                           icmp_code_frag_needed, inner_mtu))
+            send_ipv4(w, t, port, e, ip->src_addr);
         return drop(w, m, drop_reason::mtu);
     }
 
@@ -147,6 +181,8 @@ void published_input(worker &w, const dataplane_tables &t, uint16_t port, rte_mb
     task_counters &tc = w.counters.tasks[task_index];
     ++tc.packets_in;
     tc.bytes_in += l3_len;
+    if (too_big)
+        return fragment_to_node(w, t, m, task, inner_mtu, flow_hash);
     vxlan_inner_ether_write(rte_pktmbuf_mtod(m, rte_ether_hdr *), t.overlay_mac, task.mac);
     send_to_node(w, t, m, task.node, flow_hash);
 }

@@ -26,6 +26,7 @@ struct gateway_shared {
     std::atomic<bool> stop{false};
     rte_rcu_qsbr *qsbr = nullptr;                             // one thread id per worker
     neighbor_table *neighbors = nullptr;
+    rte_mempool *indirect_pool = nullptr; // fragments' payload references
     rte_mempool *pool = nullptr;                              // for packets the gateway originates
     connection_table *connections = nullptr;
     std::atomic<uint32_t> *task_active = nullptr; // live connections per task (lc, wlc)
