@@ -68,14 +68,17 @@ std::string line_of(source_position at)
     return "line " + std::to_string(at.line);
 }
 
-// Reports NAME if an earlier entry used it; remembers it otherwise.
+// Reports VALUE if an earlier entry used it; remembers it otherwise.
 void check_unique(const field &f, const std::string &value, std::string_view what,
-                  std::map<std::string, source_position> &seen)
+                  std::map<std::string, source_position> &seen, bool quote = true)
 {
     auto [it, fresh] = seen.emplace(value, f.at());
-    if (!fresh)
-        f.error(std::string(what) + " " + in_quotes(value) + " is already used on " +
-                line_of(it->second));
+    if (fresh) return;
+    const std::string shown = std::string(what) + " " + (quote ? in_quotes(value) : value);
+    if (it->second.line == f.at().line)
+        f.error(shown + " is listed twice");
+    else
+        f.error(shown + " is already used on " + line_of(it->second));
 }
 
 std::optional<ipv4_address> read_gateway(const field &f, const port &p)
@@ -168,7 +171,11 @@ std::vector<port> read_ports(const table_reader &root)
         }
         ports.push_back(read_port(*table, root.errors(), ports, seen));
     }
-    check_roles(root, tables, ports);
+    const field key = root.get("port");
+    const bool reported =
+        key && tables.empty() && !(key.value().is_array() && key.value().as_array().empty());
+    if (!reported) // 'port' written as something else than [[port]]
+        check_roles(root, tables, ports);
     return ports;
 }
 
@@ -183,7 +190,7 @@ std::vector<neighbor> read_neighbors(const table_reader &root, const std::vector
         auto a = address.ipv4();
         auto m = t.required("mac").unicast_mac();
         if (a) {
-            check_unique(address, to_string(*a), "neighbor", seen);
+            check_unique(address, to_string(*a), "neighbor", seen, false);
             const bool on_link = std::any_of(ports.begin(), ports.end(),
                                              [&](const port &p) { return p.address.contains(*a); });
             if (ports_known && !on_link)
@@ -228,7 +235,7 @@ std::optional<overlay_section> read_overlay(const table_reader &root)
         if (!problem.empty())
             e.error("snat address " + to_string(*a) + " " + problem);
         else
-            check_unique(e, to_string(*a), "snat address", seen);
+            check_unique(e, to_string(*a), "snat address", seen, false);
         o.snat_addresses.push_back(*a);
     }
     return o;
@@ -250,7 +257,7 @@ std::vector<node> read_nodes(const table_reader &root, const std::vector<port> &
         field address = t.required("address");
         if (auto a = address.ipv4()) {
             n.address = *a;
-            check_unique(address, to_string(*a), "node address", addresses);
+            check_unique(address, to_string(*a), "node address", addresses, false);
             for (const port &p : ports)
                 if (has_address(p) && p.address.address == *a)
                     address.error("node address " + to_string(*a) + " is the address of port " +

@@ -111,19 +111,34 @@ std::optional<source_position> too_deep(std::string_view text, unsigned limit)
     return std::nullopt;
 }
 
-std::string syntax_message(std::string_view what)
+namespace
 {
-    std::string line = first_line(what);
-    for (std::string_view prefix : {"[error] ", "toml::"}) {
-        if (line.rfind(prefix, 0) != 0) continue;
-        line.erase(0, prefix.size());
-        if (prefix == "toml::" && line.find(": ") != std::string::npos)
-            line.erase(0, line.find(": ") + 2);
-    }
-    return line.empty() ? "syntax error" : line;
+
+std::string without_period(std::string s)
+{
+    while (!s.empty() && (s.back() == '.' || s.back() == ' '))
+        s.pop_back();
+    return s;
 }
 
-std::optional<uint32_t> marker_column(std::string_view what, uint32_t line)
+} // namespace
+
+std::string syntax_message(std::string_view what, std::string_view note)
+{
+    std::string line = first_line(what);
+    if (line.rfind("[error] ", 0) == 0) line.erase(0, 8);
+    if (line.rfind("toml::", 0) == 0)
+        line.erase(0, line.find(": ") == std::string::npos ? line.size() : line.find(": ") + 2);
+    line = without_period(line);
+    const std::string extra = without_period(std::string(note));
+    if (line.empty())
+        line = extra;
+    else if (!extra.empty() && extra != "here")
+        line += ": " + extra;
+    return line.empty() ? "syntax error" : printable(line, 200);
+}
+
+std::optional<syntax_marker> find_marker(std::string_view what, uint32_t line)
 {
     const std::string number = std::to_string(line) + " | ";
     std::istringstream in{std::string(what)};
@@ -133,8 +148,11 @@ std::optional<uint32_t> marker_column(std::string_view what, uint32_t line)
         const size_t bar = text.find('|');
         if (after_source_line && bar != std::string::npos) {
             const size_t marker = text.find_first_of("^~", bar);
-            if (marker != std::string::npos && marker >= bar + 2)
-                return static_cast<uint32_t>(marker - (bar + 2) + 1);
+            if (marker != std::string::npos && marker >= bar + 2) {
+                const size_t note = text.find_first_not_of("^~-", marker);
+                return syntax_marker{static_cast<uint32_t>(marker - (bar + 2) + 1),
+                                     note == std::string::npos ? "" : text.substr(note + 1)};
+            }
         }
         const size_t start = text.find_first_not_of(' ');
         after_source_line =
@@ -159,8 +177,9 @@ std::optional<toml::value> parse_toml_file(const std::string &file, error_list &
         return toml::parse(in, file);
     } catch (const toml::exception &e) {
         const uint32_t line = e.location().line();
-        const uint32_t column = marker_column(e.what(), line).value_or(e.location().column());
-        errors.add(source_position{line, column}, syntax_message(e.what()));
+        const auto marker = find_marker(e.what(), line);
+        errors.add(source_position{line, marker ? marker->column : e.location().column()},
+                   syntax_message(e.what(), marker ? marker->note : ""));
     } catch (const std::exception &e) {
         errors.add(source_position{1, 1}, "cannot parse: " + printable(first_line(e.what())));
     }

@@ -22,10 +22,15 @@ std::optional<toml::value> parse_toml_file(const std::string &file, error_list &
 // toml11 parses those recursively and would overflow the stack.
 std::optional<source_position> too_deep(std::string_view text, unsigned limit);
 
-// A toml::syntax_error's what() cut to its message: "missing value after '='".
-std::string syntax_message(std::string_view what);
+// Where toml11's what() points on a line: its first ^ or ~ marker, and the note after it.
+struct syntax_marker {
+    uint32_t column = 0;
+    std::string note; // "expected newline, but got '2'."
+};
+std::optional<syntax_marker> find_marker(std::string_view what, uint32_t line);
 
-// The column of the first ^ or ~ marker that toml11 draws under line `line` in what().
-std::optional<uint32_t> marker_column(std::string_view what, uint32_t line);
+// A toml::syntax_error's what() as one short line: its headline without the "[error]
+// toml::parse_xxx: " prefix, then the marker's note: "invalid line format: expected newline".
+std::string syntax_message(std::string_view what, std::string_view note);
 
 } // namespace meshgate::config

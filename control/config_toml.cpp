@@ -69,13 +69,12 @@ std::vector<config_error> error_list::take_sorted(size_t limit)
     return out;
 }
 
-std::string printable(std::string_view text)
+std::string printable(std::string_view text, size_t max_length)
 {
-    constexpr size_t shown = 40;
     std::string out;
-    for (char c : text.substr(0, shown))
+    for (char c : text.substr(0, max_length))
         out += std::isprint(static_cast<unsigned char>(c)) ? c : '?';
-    return out + (text.size() > shown ? "..." : "");
+    return out + (text.size() > max_length ? "..." : "");
 }
 
 std::string in_quotes(std::string_view text)
@@ -132,7 +131,7 @@ std::optional<int64_t> field::integer(int64_t min, int64_t max) const
     // toml11 saturates literals beyond 64 bits to the int64 limits: those are out of range here.
     const int64_t v = value_->as_integer();
     if (v < min || v > max || v == INT64_MAX || v == INT64_MIN) {
-        error(name_ + " " + literal() + " out of range " + std::to_string(min) + ".." +
+        error(label() + " " + literal() + " out of range " + std::to_string(min) + ".." +
               std::to_string(max));
         return std::nullopt;
     }
@@ -144,7 +143,7 @@ std::optional<ipv4_address> field::ipv4() const
     auto s = text();
     if (!s) return std::nullopt;
     auto a = parse_ipv4(*s);
-    if (!a) error(name_ + " " + in_quotes(*s) + " is not an IPv4 address like 192.0.2.1");
+    if (!a) error(label() + " " + in_quotes(*s) + " is not an IPv4 address like 192.0.2.1");
     return a;
 }
 
@@ -154,7 +153,7 @@ std::optional<ipv4_prefix> field::prefix() const
     if (!s) return std::nullopt;
     auto p = parse_ipv4_prefix(*s);
     if (!p)
-        error(name_ + " " + in_quotes(*s) +
+        error(label() + " " + in_quotes(*s) +
               " is not an address with prefix length like 192.0.2.1/24");
     return p;
 }
@@ -165,11 +164,11 @@ std::optional<mac_address> field::unicast_mac() const
     if (!s) return std::nullopt;
     auto m = parse_mac(*s);
     if (!m) {
-        error(name_ + " " + in_quotes(*s) + " is not a MAC address like 02:00:00:00:00:01");
+        error(label() + " " + in_quotes(*s) + " is not a MAC address like 02:00:00:00:00:01");
         return std::nullopt;
     }
     if (m->is_zero() || m->is_multicast()) {
-        error(name_ + " " + to_string(*m) + " is " + (m->is_zero() ? "all zeros" : "multicast") +
+        error(label() + " " + to_string(*m) + " is " + (m->is_zero() ? "all zeros" : "multicast") +
               ", expected a unicast MAC");
         return std::nullopt;
     }
@@ -182,7 +181,7 @@ std::optional<size_t> field::choice(std::initializer_list<std::string_view> choi
     if (!s) return std::nullopt;
     auto it = std::find(choices.begin(), choices.end(), *s);
     if (it == choices.end()) {
-        error(name_ + " " + in_quotes(*s) + " is not one of: " + join(choices));
+        error(label() + " " + in_quotes(*s) + " is not one of: " + join(choices));
         return std::nullopt;
     }
     return static_cast<size_t>(it - choices.begin());
@@ -193,16 +192,16 @@ std::optional<std::string> field::name_text(size_t max_length, bool dots) const
     auto s = text();
     if (!s) return std::nullopt;
     if (s->empty()) {
-        error(name_ + " must not be empty");
+        error(label() + " must not be empty");
         return std::nullopt;
     }
     if (s->size() > max_length) {
-        error(name_ + " " + in_quotes(*s) + " is longer than " + std::to_string(max_length) +
+        error(label() + " " + in_quotes(*s) + " is longer than " + std::to_string(max_length) +
               " characters");
         return std::nullopt;
     }
     if (!std::all_of(s->begin(), s->end(), [dots](char c) { return is_name_char(c, dots); })) {
-        error(name_ + " " + in_quotes(*s) + " may only contain letters, digits, " +
+        error(label() + " " + in_quotes(*s) + " may only contain letters, digits, " +
               (dots ? "'.', " : "") + "'-' and '_'");
         return std::nullopt;
     }

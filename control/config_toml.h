@@ -41,7 +41,7 @@ class error_list
 };
 
 // User text shown in a message: printable characters only, cut short if long; and quoted.
-std::string printable(std::string_view text);
+std::string printable(std::string_view text, size_t max_length = 40);
 std::string in_quotes(std::string_view text);
 
 // One value of a table (or one entry of an array), named for messages. Conversions report
@@ -75,6 +75,7 @@ class field
 
   private:
     void type_error(std::string_view expected) const;
+    std::string label() const { return entry_ ? name_ + " entry" : name_; }
     std::string literal() const; // the value as written in the file, for messages
 
     const toml::value *value_ = nullptr;
@@ -100,7 +101,11 @@ class table_reader
     std::vector<const toml::value *> tables(std::string_view key) const;
 
     const toml::value &value() const { return table_; }
-    source_position at() const { return position_of(table_); }
+    // Where the table starts: its header, or 1:1 for the top level.
+    source_position at() const
+    {
+        return path_.empty() ? source_position{1, 1} : position_of(table_);
+    }
     error_list &errors() const { return errors_; }
 
   private:
