@@ -291,8 +291,8 @@ class WorkdirTestCase(unittest.TestCase):
         self.addCleanup(self._remove_workdir)
 
     def _remove_workdir(self):
-        outcome = getattr(self, '_outcome', None)
-        failed = outcome is not None and not outcome.success
+        result = getattr(getattr(self, '_outcome', None), 'result', None)
+        failed = result is None or any(t is self for t, _ in result.failures + result.errors)
         if failed or os.environ.get('MESHGATE_KEEP'):
             print(f'\n  (work directory kept: {self.workdir})', file=sys.stderr)
         else:

@@ -64,6 +64,7 @@ class GatewayPcapTest(harness.WorkdirTestCase):
                                 port=port.name, direction='tx')
 
     def assert_arp_reply(self, reply, port, request):
+        request = Ether(bytes(request))   # as it was on the wire, every field filled in
         self.assertIn(Ether, reply)
         self.assertEqual(reply[Ether].src, port.mac)
         self.assertEqual(reply[Ether].dst, request[Ether].src)
@@ -78,6 +79,7 @@ class GatewayPcapTest(harness.WorkdirTestCase):
         self.assertIn(len(bytes(reply)), (42, 60), 'ARP reply frame length')
 
     def assert_echo_reply(self, reply, port, request):
+        request = Ether(bytes(request))
         desc = reply.show(dump=True)
         self.assertEqual(reply[Ether].src, port.mac, desc)
         self.assertEqual(reply[Ether].dst, request[Ether].src, desc)
@@ -101,7 +103,7 @@ class GatewayPcapTest(harness.WorkdirTestCase):
         icmp = ICMP(icmp_bytes)
         self.assertEqual((icmp.type, icmp.code), (0, 0), desc)
         self.assertEqual((icmp.id, icmp.seq), (request[ICMP].id, request[ICMP].seq), desc)
-        self.assertEqual(icmp_bytes[8:], bytes(request[ICMP])[8:], 'echo payload')
+        self.assertEqual(icmp_bytes[8:], bytes(req_ip)[20 + 8:req_ip.len], 'echo payload')
 
     def assert_info(self, m):
         for port in (EXT, UNDERLAY):
