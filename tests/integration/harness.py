@@ -314,6 +314,16 @@ EXT = Port('ext', 'external', '203.0.113.10', 24, '02:00:00:00:00:10')
 UNDERLAY = Port('underlay', 'underlay', '192.168.50.1', 24, '02:00:00:00:00:20')
 
 
+def check_port_macs(metrics, ports, log):
+    """Every expectation on output frames rests on the configured port MACs: fail at once, with
+    the cause, if meshgate runs its ports with other ones."""
+    have = {ls.get('port'): ls.get('mac', '').lower() for ls in metrics.labels_of('meshgate_port_info')}
+    want = {p.name: p.mac for p in ports}
+    if {name: have.get(name) for name in want} != want:
+        raise AssertionError(f'meshgate_port_info MACs {have} are not the configured {want}; '
+                             f'log:\n{log()}')
+
+
 class PcapResult:
     def __init__(self, outputs, metrics, log, returncode):
         self.out = outputs            # {port name: [Ether, ...]} what meshgate sent
@@ -346,7 +356,7 @@ def run_pcap(workdir, inputs, timeout=30, extra_config=''):
                    for name, n in want.items())
 
     with Meshgate(workdir, config, prefix, listen) as mg:
-        mg.wait_ready(timeout)
+        check_port_macs(mg.wait_ready(timeout), (EXT, UNDERLAY), mg.log)
         mg.wait_for(all_received, f'rx counters {want}', timeout)
         metrics = mg.wait_settled()
         rc = mg.stop()
