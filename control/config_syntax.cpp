@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -111,6 +112,18 @@ std::optional<source_position> too_deep(std::string_view text, unsigned limit)
     return std::nullopt;
 }
 
+std::optional<source_position> long_line(std::string_view text, size_t limit)
+{
+    uint32_t line = 1;
+    while (!text.empty()) {
+        const size_t end = std::min(text.find('\n'), text.size());
+        if (end > limit) return source_position{line, static_cast<uint32_t>(limit + 1)};
+        text.remove_prefix(std::min(end + 1, text.size()));
+        ++line;
+    }
+    return std::nullopt;
+}
+
 namespace
 {
 
@@ -170,6 +183,10 @@ std::optional<toml::value> parse_toml_file(const std::string &file, error_list &
     }
     if (auto at = too_deep(f.text, max_nesting)) {
         errors.add(*at, "nested deeper than " + std::to_string(max_nesting) + " levels");
+        return std::nullopt;
+    }
+    if (auto at = long_line(f.text, max_line_bytes)) {
+        errors.add(*at, "line longer than " + std::to_string(max_line_bytes) + " characters");
         return std::nullopt;
     }
     try {

@@ -14,6 +14,7 @@ namespace meshgate::config
 
 constexpr size_t max_file_bytes = 1 << 20; // a config is a few kilobytes
 constexpr unsigned max_nesting = 32;       // our tables nest 2 deep; toml11 recurses
+constexpr size_t max_line_bytes = 2048;    // toml11 copies a value's whole line into each value
 
 // Reads FILE and parses it as TOML; on failure adds one error and returns nothing.
 std::optional<toml::value> parse_toml_file(const std::string &file, error_list &errors);
@@ -28,6 +29,10 @@ struct syntax_marker {
     std::string note; // "expected newline, but got '2'."
 };
 std::optional<syntax_marker> find_marker(std::string_view what, uint32_t line);
+
+// Where TEXT has its first line longer than `limit` bytes, if it does: toml11's time grows with
+// the square of a line's length.
+std::optional<source_position> long_line(std::string_view text, size_t limit);
 
 // A toml::syntax_error's what() as one short line: its headline without the "[error]
 // toml::parse_xxx: " prefix, then the marker's note: "invalid line format: expected newline".
