@@ -249,6 +249,8 @@ void table_reader::report_unknown_keys(std::initializer_list<std::string_view> k
             errors_.add(key_position(v, key), "unknown key " + in_quotes(key) + " in " + title());
         else if (v.is_table())
             errors_.add(key_position(v, key), "unknown table [" + printable(key) + "]");
+        else if (v.is_array() && !v.as_array().empty() && v.as_array().front().is_table())
+            errors_.add(key_position(v, key), "unknown table [[" + printable(key) + "]]");
         else
             errors_.add(key_position(v, key),
                         "unknown key " + in_quotes(key) + " at the top level");

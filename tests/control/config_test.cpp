@@ -229,6 +229,7 @@ class InvalidConfig : public ::testing::TestWithParam<invalid_case>
 const invalid_case invalid_cases[] = {
     {"unknown_key", "9:1: unknown key 'adress' in [[port]]"},
     {"unknown_table", "34:1: unknown table [stat]"},
+    {"unknown_array_table", "34:1: unknown table [[services]]"},
     {"wrong_type", "10:7: 'mtu' must be an integer"},
     {"vni_range", "18:7: vni 0 out of range 1..16777215"},
     {"mtu_range", "16:7: mtu 9001 out of range 68..9000"},
