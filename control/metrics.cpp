@@ -1,6 +1,11 @@
 #include "control/metrics.h"
 
+#include <algorithm>
+#include <iterator>
+
 #include <rte_ether.h>
+
+#include "control/net_text.h"
 
 namespace meshgate {
 
@@ -64,8 +69,10 @@ std::string render_metrics(const gateway_totals &totals, const std::vector<opene
     std::string out;
     family(out, "meshgate_port_info", "gauge", "A gateway port: its device, MAC and role.");
     for (size_t p = 0; p < ports.size(); ++p) {
-        char mac[RTE_ETHER_ADDR_FMT_SIZE];
-        rte_ether_format_addr(mac, sizeof mac, &ports[p].mac);
+        mac_address m;
+        std::copy(std::begin(ports[p].mac.addr_bytes), std::end(ports[p].mac.addr_bytes),
+                  m.bytes.begin());
+        std::string mac = to_string(m);
         sample(out, "meshgate_port_info",
                "port=\"" + escape(ports[p].name) + "\",device=\"" + escape(ports[p].device) +
                    "\",mac=\"" + mac + "\",role=\"" + port_roles.at(p) + "\"",

@@ -81,17 +81,25 @@ opened_port open_port(const config::port &cp, uint16_t queues, rte_mempool *pool
     if (int rc = rte_eth_dev_set_mtu(p.port_id, cp.mtu); rc != 0)
         spdlog::warn("port {}: driver keeps its MTU, {} not applied ({})", cp.name, cp.mtu,
                      rte_strerror(-rc));
+    bool mac_in_software = false;
     if (cp.mac) {
         rte_ether_addr mac;
         std::copy(cp.mac->bytes.begin(), cp.mac->bytes.end(), mac.addr_bytes);
-        if (int rc = rte_eth_dev_default_mac_addr_set(p.port_id, &mac); rc != 0)
-            spdlog::warn("port {}: driver keeps its MAC, {} not applied ({})", cp.name,
+        if (int rc = rte_eth_dev_default_mac_addr_set(p.port_id, &mac); rc != 0) {
+            // net_pcap and others cannot: listen promiscuously and filter on it ourselves.
+            spdlog::info("port {}: driver cannot set MAC {} ({}): using it in software", cp.name,
                          to_string(*cp.mac), rte_strerror(-rc));
+            mac_in_software = true;
+        }
     }
 
     if (int rc = rte_eth_dev_start(p.port_id); rc != 0)
         throw dpdk_error("port " + cp.name + ": start", rc);
     rte_eth_macaddr_get(p.port_id, &p.mac);
+    if (mac_in_software) {
+        std::copy(cp.mac->bytes.begin(), cp.mac->bytes.end(), p.mac.addr_bytes);
+        rte_eth_promiscuous_enable(p.port_id);
+    }
     char mac_text[RTE_ETHER_ADDR_FMT_SIZE];
     rte_ether_format_addr(mac_text, sizeof mac_text, &p.mac);
     spdlog::info("port {} is DPDK port {}, MAC {}, {} queue(s)", cp.name, p.port_id, mac_text,

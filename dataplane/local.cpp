@@ -44,7 +44,8 @@ void arp_input(worker &w, const dataplane_tables &t, uint16_t port, rte_mbuf *m)
 
     if (sender_ok && w.shared->neighbors->learn(port, sender, sender_mac))
         w.counters.count(event::arp_learned);
-    if (op != RTE_ARP_OP_REQUEST || !sender_ok) {
+    // A probe (sender 0.0.0.0, RFC 5227) is answered like Linux does, but teaches nothing.
+    if (op != RTE_ARP_OP_REQUEST || !is_unicast(sender_mac)) {
         rte_pktmbuf_free(m);   // a reply to us: learning it was the whole job
         return;
     }
@@ -74,7 +75,8 @@ void icmp_input(worker &w, const dataplane_tables &t, uint16_t port, rte_mbuf *m
     if (icmp->icmp_type != RTE_IP_ICMP_ECHO_REQUEST || icmp->icmp_code != 0)
         return drop(w, m, drop_reason::unsupported_protocol);
 
-    // The reply is routed like anything the gateway sends, so it needs the asker's MAC by ARP.
+    // Answered to the MAC that asked, as DPDK's and most routers' fast paths do: a ping works
+    // even before ARP has told us the asker's MAC.
     rte_be32_t asker = ip->src_addr;
     ip->src_addr = ip->dst_addr;
     ip->dst_addr = asker;
@@ -84,8 +86,11 @@ void icmp_input(worker &w, const dataplane_tables &t, uint16_t port, rte_mbuf *m
     icmp->icmp_type = RTE_IP_ICMP_ECHO_REPLY;
     icmp->icmp_cksum = 0;
     icmp->icmp_cksum = static_cast<uint16_t>(~rte_raw_cksum(icmp, icmp_len));
+    auto *eth = rte_pktmbuf_mtod(m, rte_ether_hdr *);
+    eth->dst_addr = eth->src_addr;
+    eth->src_addr = t.ports[port].mac;
     w.counters.count(event::icmp_echo_replies_sent);
-    send_ipv4(w, t, port, m, asker);
+    tx_enqueue(w, port, m);
 }
 
 } // namespace meshgate::dataplane

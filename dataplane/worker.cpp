@@ -49,8 +49,8 @@ void ethernet_input(worker &w, const dataplane_tables &t, uint16_t port, rte_mbu
     if (rte_pktmbuf_data_len(m) < sizeof(rte_ether_hdr))
         return drop(w, m, drop_reason::malformed);
     auto *eth = rte_pktmbuf_mtod(m, rte_ether_hdr *);
-    // Ports may be promiscuous (af_packet, tap): keep only what is sent to us.
-    if (!rte_is_broadcast_ether_addr(&eth->dst_addr) &&
+    // Ports may be promiscuous (af_packet, tap): keep only what is sent to us or to a group.
+    if (!rte_is_multicast_ether_addr(&eth->dst_addr) &&
         !rte_is_same_ether_addr(&eth->dst_addr, &t.ports[port].mac))
         return drop(w, m, drop_reason::not_local);
     switch (eth->ether_type) {
