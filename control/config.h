@@ -10,7 +10,8 @@
 
 #include "control/net_text.h"
 
-namespace meshgate::config {
+namespace meshgate::config
+{
 
 // Where a value stood in the file, for errors found after parsing (cross references).
 struct source_position {
@@ -19,12 +20,12 @@ struct source_position {
 };
 
 struct dpdk_section {
-    std::string lcores = "0-1";              // EAL -l; the first is the control thread
-    std::vector<unsigned> lcore_ids;         // lcores expanded, control first
-    std::optional<uint32_t> memory_mb;       // EAL -m
-    bool no_huge = false;                    // EAL --no-huge
-    std::string file_prefix = "meshgate";    // EAL --file-prefix
-    std::vector<std::string> extra_args;     // passed to EAL verbatim
+    std::string lcores = "0-1";           // EAL -l; the first is the control thread
+    std::vector<unsigned> lcore_ids;      // lcores expanded, control first
+    std::optional<uint32_t> memory_mb;    // EAL -m
+    bool no_huge = false;                 // EAL --no-huge
+    std::string file_prefix = "meshgate"; // EAL --file-prefix
+    std::vector<std::string> extra_args;  // passed to EAL verbatim
 };
 
 enum class port_role { external, underlay, both };
@@ -46,17 +47,17 @@ struct neighbor {
 };
 
 struct overlay_section {
-    uint32_t vni = 4096;                        // Docker's ingress network usually has 4096
-    uint16_t udp_port = 4789;                   // IANA VXLAN port, as Docker uses
-    ipv4_prefix address;                        // the gateway's endpoint on the ingress network
-    mac_address mac;                            // default 02:42 + the 4 address bytes
-    std::vector<ipv4_address> snat_addresses;   // more SNAT sources on the ingress network
+    uint32_t vni = 4096;                      // Docker's ingress network usually has 4096
+    uint16_t udp_port = 4789;                 // IANA VXLAN port, as Docker uses
+    ipv4_prefix address;                      // the gateway's endpoint on the ingress network
+    mac_address mac;                          // default 02:42 + the 4 address bytes
+    std::vector<ipv4_address> snat_addresses; // more SNAT sources on the ingress network
 };
 
 struct node {
     std::string name;
-    ipv4_address address;             // its VXLAN tunnel endpoint on the underlay
-    std::optional<mac_address> mac;   // known next-hop MAC: skips ARP
+    ipv4_address address;           // its VXLAN tunnel endpoint on the underlay
+    std::optional<mac_address> mac; // known next-hop MAC: skips ARP
     source_position at;
 };
 
@@ -65,57 +66,57 @@ enum class protocol : uint8_t { tcp = 6, udp = 17 };
 
 struct service_port {
     protocol proto = protocol::tcp;
-    uint16_t published = 0;   // the port clients connect to
-    uint16_t target = 0;      // the port the task listens on
+    uint16_t published = 0; // the port clients connect to
+    uint16_t target = 0;    // the port the task listens on
     source_position at;
 };
 
 struct task {
-    ipv4_address address;             // the task's address on the ingress network
-    std::string node;                 // name of the [[node]] that runs it
-    uint32_t weight = 1;              // 0 = drain: no new connections
-    mac_address mac;                  // default 02:42 + the 4 address bytes
+    ipv4_address address; // the task's address on the ingress network
+    std::string node;     // name of the [[node]] that runs it
+    uint32_t weight = 1;  // 0 = drain: no new connections
+    mac_address mac;      // default 02:42 + the 4 address bytes
     source_position at;
 };
 
 struct service {
     std::string name;
     scheduler_kind scheduler = scheduler_kind::maglev;
-    uint32_t persistence_timeout = 0;       // seconds of client-address affinity; 0 = off
-    std::optional<ipv4_address> address;    // match only this destination (else any external address)
+    uint32_t persistence_timeout = 0;    // seconds of client-address affinity; 0 = off
+    std::optional<ipv4_address> address; // match only this destination (else any external address)
     std::vector<service_port> ports;
     std::vector<task> tasks;
     source_position at;
 };
 
 struct swarm_section {
-    std::string endpoint;                   // unix:///var/run/docker.sock or tcp://HOST:PORT
+    std::string endpoint; // unix:///var/run/docker.sock or tcp://HOST:PORT
     std::string network = "ingress";
     std::string tls_cert, tls_key, tls_ca;
 };
 
 struct limits_section {
-    uint32_t connections = 1048576;         // connection table capacity
+    uint32_t connections = 1048576; // connection table capacity
 };
 
-struct timeouts_section {                    // seconds, IPVS defaults
+struct timeouts_section { // seconds, IPVS defaults
     uint32_t tcp_established = 900;
     uint32_t tcp_fin = 120;
     uint32_t tcp_close = 10;
-    uint32_t tcp_syn = 60;                   // SYN seen, no reply yet
+    uint32_t tcp_syn = 60; // SYN seen, no reply yet
     uint32_t udp = 300;
 };
 
 struct stats_section {
-    std::string listen = "127.0.0.1:9091";  // host:port of the /metrics endpoint; "" = off
+    std::string listen = "127.0.0.1:9091"; // host:port of the /metrics endpoint; "" = off
 };
 
 struct log_section {
-    std::string level = "info";              // trace, debug, info, warn, error, critical, off
+    std::string level = "info"; // trace, debug, info, warn, error, critical, off
 };
 
 struct gateway_config {
-    std::string file;                        // the path it was loaded from
+    std::string file; // the path it was loaded from
     dpdk_section dpdk;
     std::vector<port> ports;
     std::vector<neighbor> neighbors;

@@ -7,7 +7,8 @@
 
 #include "control/config.h"
 
-namespace meshgate {
+namespace meshgate
+{
 
 // "0000:3b:00.0" and "3b:00.0" (with or without devargs) are PCI; anything else is a vdev.
 bool is_pci_device(std::string_view device);

@@ -18,9 +18,11 @@
 #include "control/tables_build.h"
 #include "dataplane/worker.h"
 
-namespace meshgate {
+namespace meshgate
+{
 
-namespace {
+namespace
+{
 
 std::string role_name(config::port_role r)
 {
@@ -61,14 +63,15 @@ dataplane::conntrack_params connection_params(const config::gateway_config &c, u
     p.n_workers = workers;
     p.qsbr = qsbr;
     p.socket_id = static_cast<int>(rte_socket_id());
-    p.timeouts = dataplane::conntrack_timeouts{c.timeouts.tcp_established, c.timeouts.tcp_fin,
-                                               c.timeouts.tcp_close, c.timeouts.tcp_syn,
-                                               c.timeouts.udp};
+    p.timeouts =
+        dataplane::conntrack_timeouts{c.timeouts.tcp_established, c.timeouts.tcp_fin,
+                                      c.timeouts.tcp_close, c.timeouts.tcp_syn, c.timeouts.udp};
     return p;
 }
 
 // Everything the control thread owns while the gateway runs.
-class gateway {
+class gateway
+{
   public:
     gateway(config::gateway_config c, control_signals &signals)
         : config_(std::move(c)), signals_(signals)
@@ -94,8 +97,9 @@ class gateway {
     std::unique_ptr<dataplane::dataplane_tables> tables_;
     std::vector<std::unique_ptr<dataplane::worker>> workers_;
     std::unique_ptr<dataplane::connection_table> connections_;
-    std::unique_ptr<std::atomic<uint32_t>[]> task_active_{
-        new std::atomic<uint32_t>[dataplane::max_tasks]{}};
+    std::unique_ptr<std::atomic<uint32_t>[]> task_active_ {
+        new std::atomic<uint32_t>[dataplane::max_tasks] {}
+    };
     uint64_t reloads_ok_ = 0;
     uint64_t reloads_error_ = 0;
 };
@@ -107,18 +111,17 @@ void gateway::start()
     ports_ = open_ports(config_, worker_count, pool_);
 
     size_t qsbr_size = rte_rcu_qsbr_get_memsize(worker_count);
-    shared_.qsbr = static_cast<rte_rcu_qsbr *>(rte_zmalloc("meshgate_qsbr", qsbr_size,
-                                                           RTE_CACHE_LINE_SIZE));
+    shared_.qsbr =
+        static_cast<rte_rcu_qsbr *>(rte_zmalloc("meshgate_qsbr", qsbr_size, RTE_CACHE_LINE_SIZE));
     if (shared_.qsbr == nullptr || rte_rcu_qsbr_init(shared_.qsbr, worker_count) != 0)
         throw std::runtime_error("RCU state for " + std::to_string(worker_count) + " workers");
     shared_.neighbors = &neighbors_;
     shared_.pool = pool_;
     shared_.indirect_pool = rte_pktmbuf_pool_create("meshgate_indirect", 8191, 256, 0, 0,
                                                     static_cast<int>(rte_socket_id()));
-    if (shared_.indirect_pool == nullptr)
-        throw std::runtime_error("indirect packet pool");
-    connections_ = dataplane::connection_table::create(connection_params(config_, worker_count,
-                                                                         shared_.qsbr));
+    if (shared_.indirect_pool == nullptr) throw std::runtime_error("indirect packet pool");
+    connections_ =
+        dataplane::connection_table::create(connection_params(config_, worker_count, shared_.qsbr));
     shared_.connections = connections_.get();
     shared_.task_active = task_active_.get();
     shared_.start_tsc = rte_rdtsc();
@@ -134,8 +137,8 @@ void gateway::start()
         w->lcore = config_.dpdk.lcore_ids[i + 1];
         w->shared = &shared_;
         w->tsc_hz = hz;
-        w->arp_interval = hz;       // one request per second per next hop, as Linux
-        w->arp_wait = 3 * hz;       // Linux gives up after 3 unanswered probes
+        w->arp_interval = hz; // one request per second per next hop, as Linux
+        w->arp_wait = 3 * hz; // Linux gives up after 3 unanswered probes
         w->port_count = static_cast<uint16_t>(ports_.size());
         for (size_t p = 0; p < ports_.size(); ++p)
             w->port_ids[p] = ports_[p].port_id;
@@ -212,8 +215,7 @@ void gateway::control_loop()
             stats->poll(100);
         else
             std::this_thread::sleep_for(std::chrono::milliseconds(100));
-        if (signals_.reload.exchange(false))
-            reload();
+        if (signals_.reload.exchange(false)) reload();
     }
 }
 
@@ -225,10 +227,8 @@ void gateway::stop()
     connections_.reset();
     rte_free(shared_.qsbr);
     shared_.qsbr = nullptr;
-    if (pool_ != nullptr)
-        rte_mempool_free(pool_);
-    if (shared_.indirect_pool != nullptr)
-        rte_mempool_free(shared_.indirect_pool);
+    if (pool_ != nullptr) rte_mempool_free(pool_);
+    if (shared_.indirect_pool != nullptr) rte_mempool_free(shared_.indirect_pool);
     pool_ = nullptr;
 }
 
@@ -253,8 +253,7 @@ int gateway::run()
 
 int run_gateway(config::gateway_config initial, control_signals &signals)
 {
-    if (!eal_init(initial))
-        return 1;
+    if (!eal_init(initial)) return 1;
     int status = gateway(std::move(initial), signals).run();
     rte_eal_cleanup();
     return status;

@@ -6,7 +6,8 @@
 
 #include "control/config.h"
 
-namespace meshgate {
+namespace meshgate
+{
 
 // Set from signal handlers; the control loop acts on them.
 struct control_signals {

@@ -13,7 +13,8 @@
 #include "control/gateway.h"
 #include "dataplane/version.h"
 
-namespace {
+namespace
+{
 
 meshgate::control_signals signals;
 
@@ -27,7 +28,8 @@ void on_signal(int sig)
 
 void install_signal_handlers()
 {
-    struct sigaction sa{};
+    struct sigaction sa {
+    };
     sa.sa_handler = on_signal;
     sigemptyset(&sa.sa_mask);
     sa.sa_flags = SA_RESTART;
@@ -56,8 +58,7 @@ int main(int argc, char **argv)
     for (int i = 1; i < argc; ++i) {
         std::string arg = argv[i];
         auto value = [&](std::string &into) {
-            if (i + 1 >= argc)
-                return false;
+            if (i + 1 >= argc) return false;
             into = argv[++i];
             return true;
         };
@@ -69,24 +70,20 @@ int main(int argc, char **argv)
         } else if (arg == "--check") {
             check = true;
         } else if (arg == "--config" || arg == "-c") {
-            if (!value(config_file))
-                return usage(stderr, 2);
+            if (!value(config_file)) return usage(stderr, 2);
         } else if (arg == "--log-level") {
-            if (!value(log_level))
-                return usage(stderr, 2);
+            if (!value(log_level)) return usage(stderr, 2);
         } else {
             std::fprintf(stderr, "meshgate: unknown argument '%s'\n", arg.c_str());
             return usage(stderr, 2);
         }
     }
-    if (config_file.empty())
-        return usage(stderr, 2);
+    if (config_file.empty()) return usage(stderr, 2);
 
     meshgate::config::load_result loaded = meshgate::config::load(config_file);
     for (const meshgate::config::config_error &e : loaded.errors)
         std::fprintf(stderr, "%s\n", e.to_string().c_str());
-    if (!loaded.config)
-        return 1;
+    if (!loaded.config) return 1;
     if (check) {
         std::printf("%s: ok\n", config_file.c_str());
         return 0;

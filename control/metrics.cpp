@@ -7,17 +7,18 @@
 
 #include "control/net_text.h"
 
-namespace meshgate {
+namespace meshgate
+{
 
-namespace {
+namespace
+{
 
 // Label values may hold device strings with quotes or backslashes.
 std::string escape(std::string_view v)
 {
     std::string out;
     for (char ch : v) {
-        if (ch == '\\' || ch == '"')
-            out += '\\';
+        if (ch == '\\' || ch == '"') out += '\\';
         if (ch == '\n') {
             out += "\\n";
             continue;
@@ -36,8 +37,7 @@ void family(std::string &out, std::string_view name, std::string_view type, std:
 void sample(std::string &out, std::string_view name, std::string_view labels, uint64_t value)
 {
     out.append(name);
-    if (!labels.empty())
-        out.append("{").append(labels).append("}");
+    if (!labels.empty()) out.append("{").append(labels).append("}");
     out.append(" ").append(std::to_string(value)).append("\n");
 }
 
@@ -97,8 +97,7 @@ std::string render_metrics(const gateway_totals &totals, const std::vector<opene
     family(out, "meshgate_drops_total", "counter", "Packets dropped, by reason.");
     for (size_t r = 0; r < dataplane::drop_reason_count; ++r)
         sample(out, "meshgate_drops_total",
-               "reason=\"" + std::string(dataplane::drop_reason_names[r]) + "\"",
-               totals.drops[r]);
+               "reason=\"" + std::string(dataplane::drop_reason_names[r]) + "\"", totals.drops[r]);
 
     for (size_t e = 0; e < dataplane::event_count; ++e) {
         std::string name = "meshgate_" + std::string(dataplane::event_names[e]) + "_total";

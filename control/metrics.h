@@ -9,7 +9,8 @@
 #include "control/ports.h"
 #include "dataplane/counters.h"
 
-namespace meshgate {
+namespace meshgate
+{
 
 // The counters of all workers added up, read by the control thread.
 struct gateway_totals {

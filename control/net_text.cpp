@@ -3,30 +3,28 @@
 #include <charconv>
 #include <cstdio>
 
-namespace meshgate {
+namespace meshgate
+{
 
-namespace {
+namespace
+{
 
 // Parses a decimal number in [0, max] that uses all of TEXT.
 std::optional<uint32_t> parse_decimal(std::string_view text, uint32_t max)
 {
-    if (text.empty() || text.size() > 10)
-        return std::nullopt;
+    if (text.empty() || text.size() > 10) return std::nullopt;
     uint32_t v = 0;
     auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-    if (ec != std::errc{} || end != text.data() + text.size() || v > max)
-        return std::nullopt;
+    if (ec != std::errc{} || end != text.data() + text.size() || v > max) return std::nullopt;
     return v;
 }
 
 std::optional<uint8_t> parse_hex_byte(std::string_view text)
 {
-    if (text.size() != 2)
-        return std::nullopt;
+    if (text.size() != 2) return std::nullopt;
     uint8_t v = 0;
     auto [end, ec] = std::from_chars(text.data(), text.data() + 2, v, 16);
-    if (ec != std::errc{} || end != text.data() + 2)
-        return std::nullopt;
+    if (ec != std::errc{} || end != text.data() + 2) return std::nullopt;
     return v;
 }
 
@@ -37,14 +35,12 @@ std::optional<ipv4_address> parse_ipv4(std::string_view text)
     uint32_t value = 0;
     for (int i = 0; i < 4; ++i) {
         size_t dot = i < 3 ? text.find('.') : text.size();
-        if (dot == std::string_view::npos)
-            return std::nullopt;
+        if (dot == std::string_view::npos) return std::nullopt;
         std::string_view part = text.substr(0, dot);
-        if (part.size() > 1 && part[0] == '0')   // no octal-looking octets
+        if (part.size() > 1 && part[0] == '0') // no octal-looking octets
             return std::nullopt;
         auto octet = parse_decimal(part, 255);
-        if (!octet)
-            return std::nullopt;
+        if (!octet) return std::nullopt;
         value = value << 8 | *octet;
         text.remove_prefix(i < 3 ? dot + 1 : dot);
     }
@@ -54,12 +50,10 @@ std::optional<ipv4_address> parse_ipv4(std::string_view text)
 std::optional<ipv4_prefix> parse_ipv4_prefix(std::string_view text)
 {
     size_t slash = text.find('/');
-    if (slash == std::string_view::npos)
-        return std::nullopt;
+    if (slash == std::string_view::npos) return std::nullopt;
     auto address = parse_ipv4(text.substr(0, slash));
     auto length = parse_decimal(text.substr(slash + 1), 32);
-    if (!address || !length)
-        return std::nullopt;
+    if (!address || !length) return std::nullopt;
     return ipv4_prefix{*address, static_cast<uint8_t>(*length)};
 }
 
@@ -67,21 +61,17 @@ std::optional<mac_address> parse_mac(std::string_view text)
 {
     mac_address mac;
     for (int i = 0; i < 6; ++i) {
-        if (text.size() < 2)
-            return std::nullopt;
+        if (text.size() < 2) return std::nullopt;
         auto byte = parse_hex_byte(text.substr(0, 2));
-        if (!byte)
-            return std::nullopt;
+        if (!byte) return std::nullopt;
         mac.bytes[i] = *byte;
         text.remove_prefix(2);
         if (i < 5) {
-            if (text.empty() || (text[0] != ':' && text[0] != '-'))
-                return std::nullopt;
+            if (text.empty() || (text[0] != ':' && text[0] != '-')) return std::nullopt;
             text.remove_prefix(1);
         }
     }
-    if (!text.empty())
-        return std::nullopt;
+    if (!text.empty()) return std::nullopt;
     return mac;
 }
 

@@ -7,7 +7,8 @@
 #include <string>
 #include <string_view>
 
-namespace meshgate {
+namespace meshgate
+{
 
 // IPv4 address in host byte order.
 struct ipv4_address {
@@ -16,7 +17,7 @@ struct ipv4_address {
 };
 
 struct ipv4_prefix {
-    ipv4_address address;   // the gateway's own address inside the subnet
+    ipv4_address address; // the gateway's own address inside the subnet
     uint8_t length = 32;
 
     uint32_t mask() const { return length == 0 ? 0 : ~uint32_t{0} << (32 - length); }
@@ -32,8 +33,8 @@ struct mac_address {
 };
 
 std::optional<ipv4_address> parse_ipv4(std::string_view text);
-std::optional<ipv4_prefix> parse_ipv4_prefix(std::string_view text);   // "a.b.c.d/len"
-std::optional<mac_address> parse_mac(std::string_view text);           // "02:42:0a:ff:00:02"
+std::optional<ipv4_prefix> parse_ipv4_prefix(std::string_view text); // "a.b.c.d/len"
+std::optional<mac_address> parse_mac(std::string_view text);         // "02:42:0a:ff:00:02"
 
 std::string to_string(ipv4_address a);
 std::string to_string(const ipv4_prefix &p);

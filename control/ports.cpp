@@ -10,9 +10,11 @@
 
 #include "control/eal.h"
 
-namespace meshgate {
+namespace meshgate
+{
 
-namespace {
+namespace
+{
 
 constexpr uint16_t rx_descriptors = 1024;
 constexpr uint16_t tx_descriptors = 1024;
@@ -37,8 +39,7 @@ uint16_t data_room(const config::gateway_config &c)
 void log_link(const opened_port &p)
 {
     rte_eth_link link{};
-    if (rte_eth_link_get_nowait(p.port_id, &link) != 0)
-        return;
+    if (rte_eth_link_get_nowait(p.port_id, &link) != 0) return;
     char text[RTE_ETH_LINK_MAX_STR_LEN];
     rte_eth_link_to_str(text, sizeof text, &link);
     spdlog::info("port {} ({}): {}", p.name, p.device, text);

@@ -10,11 +10,12 @@
 
 #include "control/config.h"
 
-namespace meshgate {
+namespace meshgate
+{
 
 struct opened_port {
-    std::string name;        // [[port]].name
-    std::string device;      // [[port]].device
+    std::string name;   // [[port]].name
+    std::string device; // [[port]].device
     uint16_t port_id = 0;
     rte_ether_addr mac{};
 };

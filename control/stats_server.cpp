@@ -14,9 +14,11 @@
 
 #include "control/net_text.h"
 
-namespace meshgate {
+namespace meshgate
+{
 
-namespace {
+namespace
+{
 
 sockaddr_in parse_listen(const std::string &listen)
 {
@@ -35,16 +37,14 @@ void write_all(int fd, std::string_view data)
 {
     while (!data.empty()) {
         ssize_t n = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL);
-        if (n <= 0)
-            return;
+        if (n <= 0) return;
         data.remove_prefix(static_cast<size_t>(n));
     }
 }
 
 } // namespace
 
-stats_server::stats_server(const std::string &listen, render_fn render)
-    : render_(std::move(render))
+stats_server::stats_server(const std::string &listen, render_fn render) : render_(std::move(render))
 {
     sockaddr_in sa = parse_listen(listen);
     fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -53,8 +53,7 @@ stats_server::stats_server(const std::string &listen, render_fn render)
     if (fd_ < 0 || ::bind(fd_, reinterpret_cast<sockaddr *>(&sa), sizeof sa) != 0 ||
         ::listen(fd_, 16) != 0) {
         std::string why = std::strerror(errno);
-        if (fd_ >= 0)
-            ::close(fd_);
+        if (fd_ >= 0) ::close(fd_);
         throw std::runtime_error("stats listen " + listen + ": " + why);
     }
     spdlog::info("serving metrics on http://{}/metrics", listen);
@@ -62,32 +61,28 @@ stats_server::stats_server(const std::string &listen, render_fn render)
 
 stats_server::~stats_server()
 {
-    if (fd_ >= 0)
-        ::close(fd_);
+    if (fd_ >= 0) ::close(fd_);
 }
 
 void stats_server::poll(int timeout_ms)
 {
     pollfd p{fd_, POLLIN, 0};
-    if (::poll(&p, 1, timeout_ms) <= 0)
-        return;
+    if (::poll(&p, 1, timeout_ms) <= 0) return;
     int client = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
-    if (client < 0)
-        return;
+    if (client < 0) return;
     serve(client);
     ::close(client);
 }
 
 void stats_server::serve(int client)
 {
-    timeval tv{0, 200000};   // a slow client cannot hold the control thread
+    timeval tv{0, 200000}; // a slow client cannot hold the control thread
     ::setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     std::string request;
     char buf[1024];
     while (request.find("\r\n\r\n") == std::string::npos && request.size() < 8192) {
         ssize_t n = ::recv(client, buf, sizeof buf, 0);
-        if (n <= 0)
-            break;
+        if (n <= 0) break;
         request.append(buf, static_cast<size_t>(n));
     }
     bool metrics = request.starts_with("GET /metrics ") || request.starts_with("GET /metrics?");

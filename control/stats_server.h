@@ -5,9 +5,11 @@
 #include <functional>
 #include <string>
 
-namespace meshgate {
+namespace meshgate
+{
 
-class stats_server {
+class stats_server
+{
   public:
     using render_fn = std::function<std::string()>;
 

@@ -6,11 +6,16 @@
 #include <rte_byteorder.h>
 #include <spdlog/spdlog.h>
 
-namespace meshgate {
+namespace meshgate
+{
 
-namespace {
+namespace
+{
 
-rte_be32_t network_order(ipv4_address a) { return rte_cpu_to_be_32(a.value); }
+rte_be32_t network_order(ipv4_address a)
+{
+    return rte_cpu_to_be_32(a.value);
+}
 
 rte_ether_addr ether(const mac_address &m)
 {
@@ -23,8 +28,7 @@ rte_ether_addr ether(const mac_address &m)
 std::optional<uint16_t> port_on_link(const dataplane::dataplane_tables &t, ipv4_address a)
 {
     for (uint16_t i = 0; i < t.port_count; ++i)
-        if (((network_order(a) ^ t.ports[i].address) & t.ports[i].netmask) == 0)
-            return i;
+        if (((network_order(a) ^ t.ports[i].address) & t.ports[i].netmask) == 0) return i;
     return std::nullopt;
 }
 
@@ -43,8 +47,7 @@ void compile_overlay(const config::gateway_config &c, dataplane::dataplane_table
         node.vtep = network_order(n.address);
         std::optional<uint16_t> port;
         for (uint16_t i = 0; i < t.port_count && !port; ++i)
-            if (t.ports[i].underlay && t.next_hop(i, node.vtep) != 0)
-                port = i;
+            if (t.ports[i].underlay && t.next_hop(i, node.vtep) != 0) port = i;
         if (!port)
             throw std::runtime_error("node " + n.name + ": no underlay port reaches " +
                                      to_string(n.address));
@@ -60,8 +63,7 @@ void compile_overlay(const config::gateway_config &c, dataplane::dataplane_table
 uint16_t node_index(const config::gateway_config &c, const std::string &name)
 {
     for (size_t i = 0; i < c.nodes.size(); ++i)
-        if (c.nodes[i].name == name)
-            return static_cast<uint16_t>(i);
+        if (c.nodes[i].name == name) return static_cast<uint16_t>(i);
     throw std::runtime_error("task names unknown node " + name);
 }
 
@@ -84,8 +86,8 @@ void compile_services(const config::gateway_config &c, dataplane::dataplane_tabl
                                                     node_index(c, ct.node), ether(ct.mac)});
             sched.push_back({dataplane::task_identity(ct.address.value), ct.weight});
         }
-        s.scheduler = dataplane::build_scheduler(
-            static_cast<dataplane::scheduler_kind>(cs.scheduler), sched);
+        s.scheduler =
+            dataplane::build_scheduler(static_cast<dataplane::scheduler_kind>(cs.scheduler), sched);
         t.services.push_back(std::move(s));
 
         for (const config::service_port &sp : cs.ports) {
@@ -137,8 +139,7 @@ std::unique_ptr<dataplane::dataplane_tables> build_tables(const config::gateway_
     return t;
 }
 
-void install_static_neighbors(const config::gateway_config &c,
-                              const dataplane::dataplane_tables &t,
+void install_static_neighbors(const config::gateway_config &c, const dataplane::dataplane_tables &t,
                               dataplane::neighbor_table &neighbors)
 {
     auto install = [&](ipv4_address a, const mac_address &m, const std::string &what) {
@@ -153,8 +154,7 @@ void install_static_neighbors(const config::gateway_config &c,
     for (const config::neighbor &n : c.neighbors)
         install(n.address, n.mac, "neighbor");
     for (const config::node &n : c.nodes)
-        if (n.mac)
-            install(n.address, *n.mac, "node " + n.name);
+        if (n.mac) install(n.address, *n.mac, "node " + n.name);
 }
 
 } // namespace meshgate

@@ -9,14 +9,14 @@
 #include "dataplane/neighbor.h"
 #include "dataplane/tables.h"
 
-namespace meshgate {
+namespace meshgate
+{
 
 std::unique_ptr<dataplane::dataplane_tables> build_tables(const config::gateway_config &c,
                                                           const std::vector<opened_port> &ports);
 
 // [[neighbor]] and [[node]].mac entries, on the port whose subnet holds each address.
-void install_static_neighbors(const config::gateway_config &c,
-                              const dataplane::dataplane_tables &t,
+void install_static_neighbors(const config::gateway_config &c, const dataplane::dataplane_tables &t,
                               dataplane::neighbor_table &neighbors);
 
 } // namespace meshgate

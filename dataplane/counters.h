@@ -8,25 +8,26 @@
 
 #include <rte_common.h>
 
-namespace meshgate::dataplane {
+namespace meshgate::dataplane
+{
 
 // X(reason, help text). The reason is the `reason` label of meshgate_drops_total.
-#define MESHGATE_DROP_REASONS(X)                                                                  \
-    X(malformed, "truncated or invalid Ethernet, ARP, IPv4, ICMP, TCP or UDP header")             \
-    X(ethertype, "Ethernet type the gateway does not handle (IPv6, VLAN, LLDP, ...)")             \
-    X(not_local, "frame or packet addressed to another host")                                     \
-    X(unsupported_protocol, "IPv4 protocol to a gateway address the gateway does not serve")      \
-    X(no_service, "TCP or UDP to a gateway address and port that no service publishes")           \
-    X(unknown_vni, "VXLAN with a VNI other than the overlay's")                                   \
-    X(no_connection, "reply from a task that matches no connection")                              \
-    X(no_backend, "service with no task of weight > 0")                                           \
-    X(table_full, "connection table full")                                                        \
-    X(snat_exhausted, "no free SNAT port toward the task")                                        \
-    X(ttl_exceeded, "TTL expired in transit")                                                     \
-    X(mtu, "too big for the next link and not fragmentable")                                      \
-    X(fragment, "IPv4 fragment not reassembled")                                                  \
-    X(no_route, "no port or gateway reaches the destination")                                     \
-    X(no_neighbor, "next hop did not answer ARP in time, or its wait queue was full")             \
+#define MESHGATE_DROP_REASONS(X)                                                                   \
+    X(malformed, "truncated or invalid Ethernet, ARP, IPv4, ICMP, TCP or UDP header")              \
+    X(ethertype, "Ethernet type the gateway does not handle (IPv6, VLAN, LLDP, ...)")              \
+    X(not_local, "frame or packet addressed to another host")                                      \
+    X(unsupported_protocol, "IPv4 protocol to a gateway address the gateway does not serve")       \
+    X(no_service, "TCP or UDP to a gateway address and port that no service publishes")            \
+    X(unknown_vni, "VXLAN with a VNI other than the overlay's")                                    \
+    X(no_connection, "reply from a task that matches no connection")                               \
+    X(no_backend, "service with no task of weight > 0")                                            \
+    X(table_full, "connection table full")                                                         \
+    X(snat_exhausted, "no free SNAT port toward the task")                                         \
+    X(ttl_exceeded, "TTL expired in transit")                                                      \
+    X(mtu, "too big for the next link and not fragmentable")                                       \
+    X(fragment, "IPv4 fragment not reassembled")                                                   \
+    X(no_route, "no port or gateway reaches the destination")                                      \
+    X(no_neighbor, "next hop did not answer ARP in time, or its wait queue was full")              \
     X(tx_full, "port transmit queue full")
 
 enum class drop_reason : uint8_t {
@@ -71,12 +72,13 @@ struct port_counters {
 };
 
 // What the gateway itself answered or asked.
-#define MESHGATE_EVENTS(X)                                                                        \
-    X(arp_replies_sent, "ARP requests for a gateway address answered")                            \
-    X(arp_requests_sent, "ARP requests sent to resolve a next hop")                               \
-    X(arp_learned, "neighbor entries learned or refreshed from ARP")                              \
-    X(icmp_echo_replies_sent, "ICMP echo requests to a gateway address answered")              \
-    X(icmp_errors_sent, "ICMP errors the gateway originated (time exceeded, fragmentation needed)") \
+#define MESHGATE_EVENTS(X)                                                                         \
+    X(arp_replies_sent, "ARP requests for a gateway address answered")                             \
+    X(arp_requests_sent, "ARP requests sent to resolve a next hop")                                \
+    X(arp_learned, "neighbor entries learned or refreshed from ARP")                               \
+    X(icmp_echo_replies_sent, "ICMP echo requests to a gateway address answered")                  \
+    X(icmp_errors_sent,                                                                            \
+      "ICMP errors the gateway originated (time exceeded, fragmentation needed)")                  \
     X(icmp_errors_translated, "ICMP errors about a connection forwarded to its other side")
 
 enum class event : uint8_t {
@@ -106,7 +108,7 @@ struct alignas(RTE_CACHE_LINE_SIZE) worker_counters {
     std::array<uint64_t, drop_reason_count> drops{};
     std::array<uint64_t, event_count> events{};
     std::array<uint64_t, max_services> connections_created{}; // per service
-    std::array<task_counters, max_tasks> tasks{};              // by global task index
+    std::array<task_counters, max_tasks> tasks{};             // by global task index
 
     void drop(drop_reason r, uint64_t n = 1) { drops[static_cast<size_t>(r)] += n; }
     void count(event e, uint64_t n = 1) { events[static_cast<size_t>(e)] += n; }

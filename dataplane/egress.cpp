@@ -34,10 +34,10 @@ void reply_through_tunnel(worker &w, const dataplane_tables &t, rte_mbuf *m, rte
 {
     uint16_t node = node_by_vtep(t, vtep);
     if (node == t.nodes.size())
-        return drop(w, m, drop_reason::not_local);   // only configured nodes get answers
-    send_to_node(w, t, m, node,
-                 vxlan_inner_flow_hash(rte_pktmbuf_mtod(m, const uint8_t *),
-                                       rte_pktmbuf_data_len(m)));
+        return drop(w, m, drop_reason::not_local); // only configured nodes get answers
+    send_to_node(
+        w, t, m, node,
+        vxlan_inner_flow_hash(rte_pktmbuf_mtod(m, const uint8_t *), rte_pktmbuf_data_len(m)));
 }
 
 // ARP inside the tunnel for the gateway's overlay or SNAT addresses: the nodes' kernels ask it
@@ -109,8 +109,7 @@ void reply_to_client(worker &w, const dataplane_tables &t, rte_mbuf *m, rte_ipv4
                      rte_be32_t vtep)
 {
     l4_view l4 = parse_l4(ip);
-    if (l4.header == nullptr)
-        return drop(w, m, drop_reason::malformed);
+    if (l4.header == nullptr) return drop(w, m, drop_reason::malformed);
     connection_table &connections = *w.shared->connections;
     flow_key key =
         make_flow_key(ip->src_addr, ip->dst_addr, l4.src_port, l4.dst_port, ip->next_proto_id);
@@ -130,11 +129,10 @@ void reply_to_client(worker &w, const dataplane_tables &t, rte_mbuf *m, rte_ipv4
         return drop(w, m, drop_reason::ttl_exceeded);
     }
     uint16_t out = external_port_for(t, c.forward.src_ip);
-    if (out == no_port)
-        return drop(w, m, drop_reason::no_route);
+    if (out == no_port) return drop(w, m, drop_reason::no_route);
     uint16_t l3_len = rte_be_to_cpu_16(ip->total_length);
     if (l3_len > t.ports[out].mtu)
-        return drop(w, m, drop_reason::mtu);   // the task's MTU is the overlay's: cannot happen
+        return drop(w, m, drop_reason::mtu); // the task's MTU is the overlay's: cannot happen
     nat_endpoints to{c.forward.dst_ip, c.forward.src_ip, c.forward.dst_port, c.forward.src_port};
     if (ip->next_proto_id == IPPROTO_TCP)
         nat_forward<IPPROTO_TCP>(ip, l4.header, to);
@@ -152,8 +150,7 @@ bool task_icmp_error(worker &w, const dataplane_tables &t, rte_mbuf *m, rte_ipv4
 {
     uint32_t l3_len = rte_be_to_cpu_16(ip->total_length);
     icmp_error_view v = icmp_error_parse(ip, l3_len);
-    if (!v)
-        return false;
+    if (!v) return false;
     // The quoted packet went snat -> task; its reverse is the connection's reverse key.
     rte_be16_t quoted_src_port, quoted_dst_port;
     std::memcpy(&quoted_src_port, v.inner_l4, 2);
@@ -161,16 +158,14 @@ bool task_icmp_error(worker &w, const dataplane_tables &t, rte_mbuf *m, rte_ipv4
     flow_key key = make_flow_key(v.inner->dst_addr, v.inner->src_addr, quoted_dst_port,
                                  quoted_src_port, v.inner_proto);
     conn_ref ref = w.shared->connections->lookup(key);
-    if (!ref.hit() || ref.dir() != direction::reverse)
-        return false;
+    if (!ref.hit() || ref.dir() != direction::reverse) return false;
     const connection &c = w.shared->connections->at(ref.index());
     uint16_t out = external_port_for(t, c.forward.src_ip);
-    if (out == no_port)
-        return false;
+    if (out == no_port) return false;
     // The client sees an error about the packet it sent, from the address it sent it to.
-    icmp_error_nat to{c.forward.dst_ip, c.forward.src_ip,
-                      nat_endpoints{c.forward.src_ip, c.forward.dst_ip, c.forward.src_port,
-                                    c.forward.dst_port}};
+    icmp_error_nat to{
+        c.forward.dst_ip, c.forward.src_ip,
+        nat_endpoints{c.forward.src_ip, c.forward.dst_ip, c.forward.src_port, c.forward.dst_port}};
     icmp_error_translate(ip, v, to);
     w.counters.count(event::icmp_errors_translated);
     send_ipv4(w, t, out, m, c.forward.src_ip);
@@ -180,29 +175,22 @@ bool task_icmp_error(worker &w, const dataplane_tables &t, rte_mbuf *m, rte_ipv4
 // The inner frame of a tunnel packet, after decapsulation.
 void tunnel_frame(worker &w, const dataplane_tables &t, rte_mbuf *m, rte_be32_t vtep)
 {
-    if (rte_pktmbuf_data_len(m) < sizeof(rte_ether_hdr))
-        return drop(w, m, drop_reason::malformed);
+    if (rte_pktmbuf_data_len(m) < sizeof(rte_ether_hdr)) return drop(w, m, drop_reason::malformed);
     auto *eth = rte_pktmbuf_mtod(m, rte_ether_hdr *);
-    if (eth->ether_type == RTE_BE16(RTE_ETHER_TYPE_ARP))
-        return tunnel_arp(w, t, m, vtep);
-    if (eth->ether_type != RTE_BE16(RTE_ETHER_TYPE_IPV4))
-        return drop(w, m, drop_reason::ethertype);
+    if (eth->ether_type == RTE_BE16(RTE_ETHER_TYPE_ARP)) return tunnel_arp(w, t, m, vtep);
+    if (eth->ether_type != RTE_BE16(RTE_ETHER_TYPE_IPV4)) return drop(w, m, drop_reason::ethertype);
     if (!rte_is_same_ether_addr(&eth->dst_addr, &t.overlay_mac))
         return drop(w, m, drop_reason::not_local);
     auto *ip = rte_pktmbuf_mtod_offset(m, rte_ipv4_hdr *, sizeof(rte_ether_hdr));
-    if (!valid_ipv4(m, ip))
-        return drop(w, m, drop_reason::malformed);
-    if (!t.is_overlay_address(ip->dst_addr))
-        return drop(w, m, drop_reason::not_local);
-    if (rte_ipv4_frag_pkt_is_fragmented(ip))
-        return drop(w, m, drop_reason::fragment);
+    if (!valid_ipv4(m, ip)) return drop(w, m, drop_reason::malformed);
+    if (!t.is_overlay_address(ip->dst_addr)) return drop(w, m, drop_reason::not_local);
+    if (rte_ipv4_frag_pkt_is_fragmented(ip)) return drop(w, m, drop_reason::fragment);
     switch (ip->next_proto_id) {
     case IPPROTO_TCP:
     case IPPROTO_UDP:
         return reply_to_client(w, t, m, ip, vtep);
     case IPPROTO_ICMP: {
-        if (task_icmp_error(w, t, m, ip))
-            return;
+        if (task_icmp_error(w, t, m, ip)) return;
         auto *icmp = reinterpret_cast<rte_icmp_hdr *>(reinterpret_cast<uint8_t *>(ip) +
                                                       rte_ipv4_hdr_len(ip));
         if (rte_be_to_cpu_16(ip->total_length) >= rte_ipv4_hdr_len(ip) + sizeof(rte_icmp_hdr) &&
@@ -220,8 +208,7 @@ void tunnel_frame(worker &w, const dataplane_tables &t, rte_mbuf *m, rte_be32_t 
 void underlay_input(worker &w, const dataplane_tables &t, uint16_t port, rte_mbuf *m,
                     rte_ipv4_hdr *ip)
 {
-    if (!t.ports[port].underlay)
-        return drop(w, m, drop_reason::no_service);
+    if (!t.ports[port].underlay) return drop(w, m, drop_reason::no_service);
     vxlan_decap_info info = vxlan_decap_parse(m, sizeof(rte_ether_hdr), t.vxlan_port, t.vni);
     switch (info.status) {
     case vxlan_status::ok:
@@ -244,8 +231,7 @@ bool client_icmp_error(worker &w, const dataplane_tables &t, rte_mbuf *m, rte_ip
 {
     uint32_t l3_len = rte_be_to_cpu_16(ip->total_length);
     icmp_error_view v = icmp_error_parse(ip, l3_len);
-    if (!v)
-        return false;
+    if (!v) return false;
     // The quoted packet went published -> client; its reverse is the connection's forward key.
     rte_be16_t quoted_src_port, quoted_dst_port;
     std::memcpy(&quoted_src_port, v.inner_l4, 2);
@@ -253,19 +239,16 @@ bool client_icmp_error(worker &w, const dataplane_tables &t, rte_mbuf *m, rte_ip
     flow_key key = make_flow_key(v.inner->dst_addr, v.inner->src_addr, quoted_dst_port,
                                  quoted_src_port, v.inner_proto);
     conn_ref ref = w.shared->connections->lookup(key);
-    if (!ref.hit() || ref.dir() != direction::forward)
-        return false;
+    if (!ref.hit() || ref.dir() != direction::forward) return false;
     const connection &c = w.shared->connections->at(ref.index());
     uint32_t task = task_index_of(t, c);
-    if (task >= max_tasks)
-        return false;
+    if (task >= max_tasks) return false;
     // The task sees an error about the packet it sent, from the address it sent it to.
     icmp_error_nat to{c.snat_ip(), c.task_ip(),
                       nat_endpoints{c.task_ip(), c.snat_ip(), c.target_port(), c.snat_port()}};
     icmp_error_translate(ip, v, to);
     w.counters.count(event::icmp_errors_translated);
-    vxlan_inner_ether_write(rte_pktmbuf_mtod(m, rte_ether_hdr *), t.overlay_mac,
-                            t.tasks[task].mac);
+    vxlan_inner_ether_write(rte_pktmbuf_mtod(m, rte_ether_hdr *), t.overlay_mac, t.tasks[task].mac);
     send_to_node(w, t, m, t.tasks[task].node, rte_hash_crc(&key, sizeof key, 0));
     return true;
 }

@@ -73,8 +73,8 @@ void close_for_reuse(worker &w, const dataplane_tables &t, uint32_t index)
 template <uint8_t Proto>
 void nat_to_task(rte_ipv4_hdr *ip, void *l4, const connection &c)
 {
-    nat_forward<Proto>(ip, l4, nat_endpoints{c.snat_ip(), c.task_ip(), c.snat_port(),
-                                             c.target_port()});
+    nat_forward<Proto>(ip, l4,
+                       nat_endpoints{c.snat_ip(), c.task_ip(), c.snat_port(), c.target_port()});
 }
 
 // DF clear and too big for the tunnel: fragment the inner packet, each fragment its own VXLAN
@@ -96,7 +96,8 @@ void fragment_to_node(worker &w, const dataplane_tables &t, rte_mbuf *m, const t
         auto *fip = rte_pktmbuf_mtod(f, rte_ipv4_hdr *);
         fip->hdr_checksum = 0;
         fip->hdr_checksum = rte_ipv4_cksum(fip);
-        auto *eth = reinterpret_cast<rte_ether_hdr *>(rte_pktmbuf_prepend(f, sizeof(rte_ether_hdr)));
+        auto *eth =
+            reinterpret_cast<rte_ether_hdr *>(rte_pktmbuf_prepend(f, sizeof(rte_ether_hdr)));
         if (eth == nullptr) {
             drop(w, f, drop_reason::mtu);
             continue;
@@ -112,13 +113,11 @@ void published_input(worker &w, const dataplane_tables &t, uint16_t port, rte_mb
                      rte_ipv4_hdr *ip)
 {
     l4_view l4 = parse_l4(ip);
-    if (l4.header == nullptr)
-        return drop(w, m, drop_reason::malformed);
+    if (l4.header == nullptr) return drop(w, m, drop_reason::malformed);
     uint8_t proto = ip->next_proto_id;
-    uint16_t li = t.ports[port].external ? match_listener(t, proto, ip->dst_addr, l4.dst_port)
-                                         : no_listener;
-    if (li == no_listener)
-        return drop(w, m, drop_reason::no_service);
+    uint16_t li =
+        t.ports[port].external ? match_listener(t, proto, ip->dst_addr, l4.dst_port) : no_listener;
+    if (li == no_listener) return drop(w, m, drop_reason::no_service);
     const listener &l = t.listeners[li];
 
     connection_table &connections = *w.shared->connections;
@@ -134,10 +133,10 @@ void published_input(worker &w, const dataplane_tables &t, uint16_t port, rte_mb
     }
     if (index == connection_table::no_index) {
         // Only a SYN opens a TCP connection, as IPVS: anything else is a stray or a late packet.
-        bool opens = proto == IPPROTO_UDP || (l4.tcp_flags & (tcp_flag::syn | tcp_flag::ack |
-                                                              tcp_flag::rst)) == tcp_flag::syn;
-        if (!opens)
-            return drop(w, m, drop_reason::no_connection);
+        bool opens =
+            proto == IPPROTO_UDP ||
+            (l4.tcp_flags & (tcp_flag::syn | tcp_flag::ack | tcp_flag::rst)) == tcp_flag::syn;
+        if (!opens) return drop(w, m, drop_reason::no_connection);
         index = open_connection(w, t, l, key);
         if (index == connection_table::no_index) {
             rte_pktmbuf_free(m);
@@ -149,7 +148,7 @@ void published_input(worker &w, const dataplane_tables &t, uint16_t port, rte_mb
     const connection &c = connections.at(index);
     const service_entry &s = t.services[c.service < t.services.size() ? c.service : 0];
     if (c.service >= t.services.size() || c.task >= s.task_count)
-        return drop(w, m, drop_reason::no_backend);   // the task left with a reload
+        return drop(w, m, drop_reason::no_backend); // the task left with a reload
     uint32_t task_index = s.first_task + c.task;
     const task_entry &task = t.tasks[task_index];
 
@@ -173,7 +172,7 @@ void published_input(worker &w, const dataplane_tables &t, uint16_t port, rte_mb
         return drop(w, m, drop_reason::mtu);
     }
 
-    uint32_t flow_hash = rte_hash_crc(&key, sizeof key, 0);   // outer UDP source port entropy
+    uint32_t flow_hash = rte_hash_crc(&key, sizeof key, 0); // outer UDP source port entropy
     if (proto == IPPROTO_TCP)
         nat_to_task<IPPROTO_TCP>(ip, l4.header, c);
     else
@@ -181,8 +180,7 @@ void published_input(worker &w, const dataplane_tables &t, uint16_t port, rte_mb
     task_counters &tc = w.counters.tasks[task_index];
     ++tc.packets_in;
     tc.bytes_in += l3_len;
-    if (too_big)
-        return fragment_to_node(w, t, m, task, inner_mtu, flow_hash);
+    if (too_big) return fragment_to_node(w, t, m, task, inner_mtu, flow_hash);
     vxlan_inner_ether_write(rte_pktmbuf_mtod(m, rte_ether_hdr *), t.overlay_mac, task.mac);
     send_to_node(w, t, m, task.node, flow_hash);
 }

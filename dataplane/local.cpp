@@ -5,9 +5,11 @@
 
 #include "dataplane/output.h"
 
-namespace meshgate::dataplane {
+namespace meshgate::dataplane
+{
 
-namespace {
+namespace
+{
 
 bool is_unicast(const rte_ether_addr &a)
 {
@@ -37,8 +39,7 @@ void arp_input(worker &w, const dataplane_tables &t, uint16_t port, rte_mbuf *m)
 
     if (arp->arp_data.arp_tip != p.address) {
         // Not for us; still take news of neighbors we talk to (gratuitous ARP after a move).
-        if (sender_ok)
-            w.shared->neighbors->refresh(port, sender, sender_mac);
+        if (sender_ok) w.shared->neighbors->refresh(port, sender, sender_mac);
         return drop(w, m, drop_reason::not_local);
     }
 
@@ -46,7 +47,7 @@ void arp_input(worker &w, const dataplane_tables &t, uint16_t port, rte_mbuf *m)
         w.counters.count(event::arp_learned);
     // A probe (sender 0.0.0.0, RFC 5227) is answered like Linux does, but teaches nothing.
     if (op != RTE_ARP_OP_REQUEST || !is_unicast(sender_mac)) {
-        rte_pktmbuf_free(m);   // a reply to us: learning it was the whole job
+        rte_pktmbuf_free(m); // a reply to us: learning it was the whole job
         return;
     }
 
@@ -62,16 +63,13 @@ void arp_input(worker &w, const dataplane_tables &t, uint16_t port, rte_mbuf *m)
     tx_enqueue(w, port, m);
 }
 
-void icmp_input(worker &w, const dataplane_tables &t, uint16_t port, rte_mbuf *m,
-                rte_ipv4_hdr *ip)
+void icmp_input(worker &w, const dataplane_tables &t, uint16_t port, rte_mbuf *m, rte_ipv4_hdr *ip)
 {
     uint16_t header_len = rte_ipv4_hdr_len(ip);
     uint16_t icmp_len = rte_be_to_cpu_16(ip->total_length) - header_len;
-    if (icmp_len < sizeof(rte_icmp_hdr))
-        return drop(w, m, drop_reason::malformed);
+    if (icmp_len < sizeof(rte_icmp_hdr)) return drop(w, m, drop_reason::malformed);
     auto *icmp = reinterpret_cast<rte_icmp_hdr *>(reinterpret_cast<uint8_t *>(ip) + header_len);
-    if (rte_raw_cksum(icmp, icmp_len) != 0xffff)
-        return drop(w, m, drop_reason::malformed);
+    if (rte_raw_cksum(icmp, icmp_len) != 0xffff) return drop(w, m, drop_reason::malformed);
     if (icmp->icmp_type != RTE_IP_ICMP_ECHO_REQUEST || icmp->icmp_code != 0)
         return drop(w, m, drop_reason::unsupported_protocol);
 

@@ -46,7 +46,8 @@ inline l4_view parse_l4(rte_ipv4_hdr *ip)
         v.tcp_flags = tcp->tcp_flags;
     } else {
         auto *udp = reinterpret_cast<rte_udp_hdr *>(l4);
-        if (l4_len < sizeof(rte_udp_hdr) || rte_be_to_cpu_16(udp->dgram_len) < sizeof(rte_udp_hdr) ||
+        if (l4_len < sizeof(rte_udp_hdr) ||
+            rte_be_to_cpu_16(udp->dgram_len) < sizeof(rte_udp_hdr) ||
             rte_be_to_cpu_16(udp->dgram_len) > l4_len)
             return v;
     }

@@ -12,18 +12,16 @@ rte_mbuf *build_icmp_error(worker &w, const rte_ipv4_hdr *offender, rte_be32_t s
                            uint8_t type, uint8_t code, uint16_t mtu)
 {
     rte_mbuf *m = rte_pktmbuf_alloc(w.shared->pool);
-    if (m == nullptr)
-        return nullptr;
+    if (m == nullptr) return nullptr;
     constexpr uint32_t room = sizeof(rte_ipv4_hdr) + icmp_header_len + 60 + icmp_quote_payload_len;
     auto *frame = reinterpret_cast<uint8_t *>(rte_pktmbuf_append(m, sizeof(rte_ether_hdr) + room));
     uint8_t *l3 = frame + sizeof(rte_ether_hdr);
-    uint16_t len = type == icmp_type_dest_unreachable
-                       ? icmp_frag_needed_build(l3, room, offender,
-                                                rte_be_to_cpu_16(offender->total_length),
-                                                src_addr, mtu)
-                       : icmp_error_build(l3, room, offender,
-                                          rte_be_to_cpu_16(offender->total_length), src_addr,
-                                          type, code, 0);
+    uint16_t len =
+        type == icmp_type_dest_unreachable
+            ? icmp_frag_needed_build(l3, room, offender, rte_be_to_cpu_16(offender->total_length),
+                                     src_addr, mtu)
+            : icmp_error_build(l3, room, offender, rte_be_to_cpu_16(offender->total_length),
+                               src_addr, type, code, 0);
     if (len == 0) {
         rte_pktmbuf_free(m);
         return nullptr;
@@ -37,8 +35,7 @@ void send_to_node(worker &w, const dataplane_tables &t, rte_mbuf *m, uint16_t no
                   uint32_t flow_hash)
 {
     const node_entry &n = t.nodes[node];
-    if (!vxlan_encap(m, n.tunnel, flow_hash))
-        return drop(w, m, drop_reason::mtu);
+    if (!vxlan_encap(m, n.tunnel, flow_hash)) return drop(w, m, drop_reason::mtu);
     // The outer Ethernet addresses come from the neighbor table, resolved now.
     send_ipv4(w, t, n.port, m, n.vtep);
 }
@@ -48,12 +45,9 @@ uint16_t external_port_for(const dataplane_tables &t, rte_be32_t addr)
     uint16_t via_gateway = no_port;
     for (uint16_t p = 0; p < t.port_count; ++p) {
         const gateway_port &gp = t.ports[p];
-        if (!gp.external)
-            continue;
-        if (((addr ^ gp.address) & gp.netmask) == 0)
-            return p;
-        if (gp.gateway != 0 && via_gateway == no_port)
-            via_gateway = p;
+        if (!gp.external) continue;
+        if (((addr ^ gp.address) & gp.netmask) == 0) return p;
+        if (gp.gateway != 0 && via_gateway == no_port) via_gateway = p;
     }
     return via_gateway;
 }

@@ -10,11 +10,13 @@
 #include <rte_byteorder.h>
 #include <rte_ether.h>
 
-namespace meshgate::dataplane {
+namespace meshgate::dataplane
+{
 
-class neighbor_table {
+class neighbor_table
+{
   public:
-    static constexpr uint32_t capacity = 4096;   // next hops per gateway: nodes and routers
+    static constexpr uint32_t capacity = 4096; // next hops per gateway: nodes and routers
     static constexpr uint32_t max_probes = 32;
 
     neighbor_table();

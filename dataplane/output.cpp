@@ -7,7 +7,8 @@
 #include <rte_ethdev.h>
 #include <rte_ip.h>
 
-namespace meshgate::dataplane {
+namespace meshgate::dataplane
+{
 
 void drop(worker &w, rte_mbuf *m, drop_reason r)
 {
@@ -18,8 +19,7 @@ void drop(worker &w, rte_mbuf *m, drop_reason r)
 void tx_flush(worker &w, uint16_t port)
 {
     tx_buffer &b = w.tx[port];
-    if (b.count == 0)
-        return;
+    if (b.count == 0) return;
     uint64_t bytes = 0;
     for (uint16_t i = 0; i < b.count; ++i)
         bytes += rte_pktmbuf_pkt_len(b.packets[i]);
@@ -34,7 +34,8 @@ void tx_flush(worker &w, uint16_t port)
     b.count = 0;
 }
 
-namespace {
+namespace
+{
 
 void fill_ethernet(rte_mbuf *m, const rte_ether_addr &src, const rte_ether_addr &dst)
 {
@@ -48,8 +49,7 @@ void fill_ethernet(rte_mbuf *m, const rte_ether_addr &src, const rte_ether_addr 
 void send_arp_request(worker &w, const dataplane_tables &t, uint16_t port, rte_be32_t next_hop)
 {
     rte_mbuf *m = rte_pktmbuf_alloc(w.shared->pool);
-    if (m == nullptr)
-        return;   // the waiting packet times out and is counted then
+    if (m == nullptr) return; // the waiting packet times out and is counted then
     const gateway_port &p = t.ports[port];
     auto *eth = reinterpret_cast<rte_ether_hdr *>(
         rte_pktmbuf_append(m, sizeof(rte_ether_hdr) + sizeof(rte_arp_hdr)));
@@ -83,8 +83,7 @@ uint16_t waiting_on(const pending_queue &q, uint16_t port, rte_be32_t next_hop)
 void send_ipv4(worker &w, const dataplane_tables &t, uint16_t port, rte_mbuf *m, rte_be32_t dst)
 {
     rte_be32_t next_hop = t.next_hop(port, dst);
-    if (next_hop == 0)
-        return drop(w, m, drop_reason::no_route);
+    if (next_hop == 0) return drop(w, m, drop_reason::no_route);
 
     rte_ether_addr mac;
     if (w.shared->neighbors->lookup(port, next_hop, &mac)) [[likely]] {

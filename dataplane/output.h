@@ -4,7 +4,8 @@
 
 #include "dataplane/worker.h"
 
-namespace meshgate::dataplane {
+namespace meshgate::dataplane
+{
 
 // Sends PORT's buffered frames; what the queue refuses is dropped as tx_full.
 void tx_flush(worker &w, uint16_t port);
@@ -14,8 +15,7 @@ inline void tx_enqueue(worker &w, uint16_t port, rte_mbuf *m)
 {
     tx_buffer &b = w.tx[port];
     b.packets[b.count++] = m;
-    if (b.count == burst_size)
-        tx_flush(w, port);
+    if (b.count == burst_size) tx_flush(w, port);
 }
 
 // Sends an IPv4 packet (M starts with room for its Ethernet header, already in place) out of

@@ -15,15 +15,16 @@
 #include "dataplane/scheduler.h"
 #include "dataplane/vxlan.h"
 
-namespace meshgate::dataplane {
+namespace meshgate::dataplane
+{
 
 struct gateway_port {
-    uint16_t port_id = 0;        // DPDK port id
-    bool external = false;       // clients reach published ports here
-    bool underlay = false;       // VXLAN to the swarm nodes leaves here
-    rte_be32_t address = 0;      // the gateway's address on this link
+    uint16_t port_id = 0;   // DPDK port id
+    bool external = false;  // clients reach published ports here
+    bool underlay = false;  // VXLAN to the swarm nodes leaves here
+    rte_be32_t address = 0; // the gateway's address on this link
     rte_be32_t netmask = 0;
-    rte_be32_t gateway = 0;      // next hop off the subnet; 0 = none
+    rte_be32_t gateway = 0; // next hop off the subnet; 0 = none
     uint16_t mtu = 1500;
     rte_ether_addr mac{};
 };
@@ -59,7 +60,7 @@ struct service_entry {
 
 struct dataplane_tables {
     uint16_t port_count = 0;
-    std::array<gateway_port, max_ports> ports{};   // indexed by gateway port index (config order)
+    std::array<gateway_port, max_ports> ports{}; // indexed by gateway port index (config order)
 
     // The ingress overlay network.
     uint32_t vni = 4096;
@@ -85,8 +86,7 @@ struct dataplane_tables {
     bool is_overlay_address(rte_be32_t a) const
     {
         for (rte_be32_t s : snat_addresses)
-            if (s == a)
-                return true;
+            if (s == a) return true;
         return false;
     }
 
@@ -101,8 +101,7 @@ struct dataplane_tables {
     bool is_port_address(rte_be32_t dst) const
     {
         for (uint16_t i = 0; i < port_count; ++i)
-            if (ports[i].address == dst)
-                return true;
+            if (ports[i].address == dst) return true;
         return false;
     }
 };

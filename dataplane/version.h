@@ -1,6 +1,7 @@
 #pragma once
 
-namespace meshgate {
+namespace meshgate
+{
 // The release, as meson's project(version:) gives it.
 const char *version();
 } // namespace meshgate

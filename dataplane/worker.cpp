@@ -11,23 +11,21 @@
 #include "dataplane/mesh.h"
 #include "dataplane/output.h"
 
-namespace meshgate::dataplane {
+namespace meshgate::dataplane
+{
 
-namespace {
+namespace
+{
 
 void ipv4_input(worker &w, const dataplane_tables &t, uint16_t port, rte_mbuf *m)
 {
     auto *ip = rte_pktmbuf_mtod_offset(m, rte_ipv4_hdr *, sizeof(rte_ether_hdr));
-    if (!valid_ipv4(m, ip))
-        return drop(w, m, drop_reason::malformed);
-    if (!t.is_port_address(ip->dst_addr))
-        return drop(w, m, drop_reason::not_local);
-    if (rte_ipv4_frag_pkt_is_fragmented(ip))
-        return drop(w, m, drop_reason::fragment);
+    if (!valid_ipv4(m, ip)) return drop(w, m, drop_reason::malformed);
+    if (!t.is_port_address(ip->dst_addr)) return drop(w, m, drop_reason::not_local);
+    if (rte_ipv4_frag_pkt_is_fragmented(ip)) return drop(w, m, drop_reason::fragment);
     switch (ip->next_proto_id) {
     case IPPROTO_ICMP:
-        if (client_icmp_error(w, t, m, ip))
-            return;
+        if (client_icmp_error(w, t, m, ip)) return;
         return icmp_input(w, t, port, m, ip);
     case IPPROTO_UDP:
         if (t.ports[port].underlay && ip->dst_addr == t.ports[port].address &&
@@ -46,8 +44,7 @@ void ipv4_input(worker &w, const dataplane_tables &t, uint16_t port, rte_mbuf *m
 
 void ethernet_input(worker &w, const dataplane_tables &t, uint16_t port, rte_mbuf *m)
 {
-    if (rte_pktmbuf_data_len(m) < sizeof(rte_ether_hdr))
-        return drop(w, m, drop_reason::malformed);
+    if (rte_pktmbuf_data_len(m) < sizeof(rte_ether_hdr)) return drop(w, m, drop_reason::malformed);
     auto *eth = rte_pktmbuf_mtod(m, rte_ether_hdr *);
     // Ports may be promiscuous (af_packet, tap): keep only what is sent to us or to a group.
     if (!rte_is_multicast_ether_addr(&eth->dst_addr) &&
@@ -66,9 +63,9 @@ void ethernet_input(worker &w, const dataplane_tables &t, uint16_t port, rte_mbu
 // Takes idle connections out, a bounded number per call, and gives back their task's slot.
 void expire_connections(worker &w, const dataplane_tables &t)
 {
-    uint32_t n = w.shared->connections->expire(static_cast<uint8_t>(w.id), w.now,
-                                               static_cast<uint32_t>(w.expired.size()),
-                                               w.expired.data());
+    uint32_t n =
+        w.shared->connections->expire(static_cast<uint8_t>(w.id), w.now,
+                                      static_cast<uint32_t>(w.expired.size()), w.expired.data());
     for (uint32_t i = 0; i < n; ++i)
         release_task(w, t, w.expired[i]);
 }
@@ -95,7 +92,7 @@ int worker_main(void *arg)
     rte_rcu_qsbr_thread_register(shared.qsbr, w.id);
     rte_rcu_qsbr_thread_online(shared.qsbr, w.id);
 
-    const uint64_t drain_interval = w.tsc_hz / 10000;   // 100 us, as l3fwd's BURST_TX_DRAIN_US
+    const uint64_t drain_interval = w.tsc_hz / 10000; // 100 us, as l3fwd's BURST_TX_DRAIN_US
     uint64_t last_drain = rte_rdtsc();
     rte_mbuf *packets[burst_size];
 
@@ -103,8 +100,7 @@ int worker_main(void *arg)
         const dataplane_tables &t = *shared.tables.load(std::memory_order_acquire);
         for (uint16_t port = 0; port < w.port_count; ++port) {
             uint16_t n = rte_eth_rx_burst(w.port_ids[port], w.id, packets, burst_size);
-            if (n != 0)
-                process_burst(w, t, port, packets, n);
+            if (n != 0) process_burst(w, t, port, packets, n);
         }
         uint64_t now = rte_rdtsc();
         if (now - last_drain > drain_interval) {

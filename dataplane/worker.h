@@ -16,18 +16,19 @@
 #include "dataplane/scheduler.h"
 #include "dataplane/tables.h"
 
-namespace meshgate::dataplane {
+namespace meshgate::dataplane
+{
 
 inline constexpr uint16_t burst_size = 32;
 
 // What all workers share with the control thread.
 struct gateway_shared {
-    std::atomic<const dataplane_tables *> tables{nullptr};   // swapped by control, RCU-protected
+    std::atomic<const dataplane_tables *> tables{nullptr}; // swapped by control, RCU-protected
     std::atomic<bool> stop{false};
-    rte_rcu_qsbr *qsbr = nullptr;                             // one thread id per worker
+    rte_rcu_qsbr *qsbr = nullptr; // one thread id per worker
     neighbor_table *neighbors = nullptr;
     rte_mempool *indirect_pool = nullptr; // fragments' payload references
-    rte_mempool *pool = nullptr;                              // for packets the gateway originates
+    rte_mempool *pool = nullptr;          // for packets the gateway originates
     connection_table *connections = nullptr;
     std::atomic<uint32_t> *task_active = nullptr; // live connections per task (lc, wlc)
     uint64_t start_tsc = 0;                       // second 0 of the connection clock
@@ -42,27 +43,27 @@ struct tx_buffer {
 // A packet waiting for its next hop's MAC.
 struct pending_packet {
     rte_mbuf *packet;
-    uint64_t deadline;      // TSC after which it is dropped as no_neighbor
+    uint64_t deadline; // TSC after which it is dropped as no_neighbor
     rte_be32_t next_hop;
     uint16_t port;
 };
 
 struct pending_queue {
-    static constexpr uint16_t capacity = 64;          // per worker
-    static constexpr uint16_t per_next_hop = 16;      // one dead host cannot fill it
+    static constexpr uint16_t capacity = 64;     // per worker
+    static constexpr uint16_t per_next_hop = 16; // one dead host cannot fill it
     uint16_t count = 0;
     std::array<pending_packet, capacity> packets{};
 };
 
 struct alignas(RTE_CACHE_LINE_SIZE) worker {
-    uint16_t id = 0;                 // queue id on every port, and RCU thread id
+    uint16_t id = 0; // queue id on every port, and RCU thread id
     unsigned lcore = 0;
     gateway_shared *shared = nullptr;
     uint64_t tsc_hz = 0;
-    uint64_t arp_interval = 0;       // TSC between two ARP requests for one next hop
-    uint64_t arp_wait = 0;           // TSC a packet may wait for ARP
+    uint64_t arp_interval = 0; // TSC between two ARP requests for one next hop
+    uint64_t arp_wait = 0;     // TSC a packet may wait for ARP
     uint16_t port_count = 0;
-    std::array<uint16_t, max_ports> port_ids{};   // DPDK port id of each gateway port
+    std::array<uint16_t, max_ports> port_ids{}; // DPDK port id of each gateway port
     std::array<tx_buffer, max_ports> tx{};
     uint32_t now = 0; // seconds since start_tsc, refreshed every loop iteration
     pending_queue pending;
