@@ -1,0 +1,173 @@
+#!/usr/bin/python3
+"""pcap golden tests of the routing mesh: a client's SYN to a published port leaves as the exact
+VXLAN frame toward the task's node, the task's reply comes back translated to the client, and
+what does not belong is dropped under the right reason. Every frame is decoded by scapy."""
+
+from scapy.all import IP, TCP, UDP, VXLAN, Ether, Raw
+
+import harness
+from harness import EXT, UNDERLAY
+
+CLIENT_MAC = '02:00:00:00:00:aa'
+CLIENT_IP = '203.0.113.2'
+CLIENT_PORT = 40000
+NODE_MAC = '02:00:00:00:01:11'
+NODE_IP = '192.168.50.11'
+OVERLAY_IP = '10.255.0.2'
+OVERLAY_MAC = '02:42:0a:ff:00:02'
+TASK_IP = '10.255.0.5'
+TASK_MAC = '02:42:0a:ff:00:05'
+
+SERVICE = f'''
+[[neighbor]]
+address = "{CLIENT_IP}"
+mac = "{CLIENT_MAC}"
+
+[[node]]
+name = "node-1"
+address = "{NODE_IP}"
+{{node_mac}}
+
+[[service]]
+name = "whoami"
+scheduler = "rr"
+  [[service.port]]
+  protocol = "tcp"
+  published = 8000
+  target = 80
+  [[service.port]]
+  protocol = "udp"
+  published = 5353
+  target = 53
+  [[service.task]]
+  address = "{TASK_IP}"
+  node = "node-1"
+'''
+
+
+def config(node_mac=True):
+    return SERVICE.replace('{node_mac}', f'mac = "{NODE_MAC}"' if node_mac else '')
+
+
+def client_packet(l4, payload=b'', ttl=64, dst_mac=EXT.mac):
+    return Ether(src=CLIENT_MAC, dst=dst_mac) / IP(src=CLIENT_IP, dst=EXT.address, ttl=ttl) / l4 / Raw(payload)
+
+
+def syn(sport=CLIENT_PORT):
+    return client_packet(TCP(sport=sport, dport=8000, flags='S', seq=1000))
+
+
+def from_task(l4, vni=4096, payload=b''):
+    inner = Ether(src=TASK_MAC, dst=OVERLAY_MAC) / IP(src=TASK_IP, dst=OVERLAY_IP, ttl=64) / l4 / Raw(payload)
+    return (Ether(src=NODE_MAC, dst=UNDERLAY.mac) / IP(src=NODE_IP, dst=UNDERLAY.address) /
+            UDP(sport=50000, dport=4789) / VXLAN(flags=0x08, vni=vni) / inner)
+
+
+def checksums_valid(pkt):
+    """scapy recomputes the IP and TCP/UDP checksums; they must equal what meshgate wrote."""
+    ip = pkt[IP]
+    clone = IP(bytes(ip))
+    del clone.chksum
+    del clone.payload.chksum
+    rebuilt = IP(bytes(clone))
+    return ip.chksum == rebuilt.chksum and ip.payload.chksum == rebuilt.payload.chksum
+
+
+class MeshPcapTest(harness.WorkdirTestCase):
+
+    def run_mesh(self, inputs, node_mac=True):
+        return harness.run_pcap(self.workdir, inputs, extra_config=config(node_mac))
+
+    def test_syn_becomes_exact_vxlan_frame(self):
+        r = self.run_mesh({'ext': [syn()]})
+        self.assertEqual(r.out['ext'], [], r.log)
+        self.assertEqual(len(r.out['underlay']), 1, r.log)
+        f = r.out['underlay'][0]
+        # outer: underlay port -> node, DF, TTL 64, UDP 4789 without checksum, VNI 4096
+        self.assertEqual((f[Ether].src, f[Ether].dst), (UNDERLAY.mac, NODE_MAC))
+        outer = f[IP]
+        self.assertEqual((outer.src, outer.dst, outer.ttl, outer.flags.DF), (UNDERLAY.address, NODE_IP, 64, 1))
+        self.assertEqual(outer.len, len(bytes(outer)))
+        udp = f[UDP]
+        self.assertEqual((udp.dport, udp.chksum), (4789, 0))
+        self.assertTrue(49152 <= udp.sport <= 65535, udp.sport)
+        self.assertEqual((f[VXLAN].flags, f[VXLAN].vni), (0x08, 4096))
+        # inner: overlay MAC -> task MAC, full NAT, TTL decremented, checksums valid
+        inner = f[VXLAN].payload
+        self.assertEqual((inner[Ether].src, inner[Ether].dst), (OVERLAY_MAC, TASK_MAC))
+        ip = inner[IP]
+        self.assertEqual((ip.src, ip.dst, ip.ttl), (OVERLAY_IP, TASK_IP, 63))
+        tcp = inner[TCP]
+        self.assertEqual((tcp.sport, tcp.dport, tcp.flags, tcp.seq), (CLIENT_PORT, 80, 'S', 1000))
+        self.assertTrue(checksums_valid(inner), inner.show(dump=True))
+        m = r.metrics
+        self.assertEqual(m.nonzero_drops(), {}, m.text)
+
+    def test_reply_restores_client_view(self):
+        reply = from_task(TCP(sport=80, dport=CLIENT_PORT, flags='SA', seq=5000, ack=1001), payload=b'hi')
+        r = self.run_mesh({'ext': [syn()], 'underlay': [reply]})
+        self.assertEqual(len(r.out['ext']), 1, r.log)
+        f = r.out['ext'][0]
+        self.assertEqual((f[Ether].src, f[Ether].dst), (EXT.mac, CLIENT_MAC))
+        ip = f[IP]
+        self.assertEqual((ip.src, ip.dst, ip.ttl), (EXT.address, CLIENT_IP, 63))
+        tcp = f[TCP]
+        self.assertEqual((tcp.sport, tcp.dport, tcp.flags, tcp.seq, tcp.ack), (8000, CLIENT_PORT, 'SA', 5000, 1001))
+        self.assertEqual(bytes(tcp.payload), b'hi')
+        self.assertTrue(checksums_valid(f), f.show(dump=True))
+        self.assertEqual(r.metrics.nonzero_drops(), {}, r.metrics.text)
+
+    def test_udp_both_ways(self):
+        query = client_packet(UDP(sport=41000, dport=5353), payload=b'question')
+        answer = from_task(UDP(sport=53, dport=41000), payload=b'answer')
+        r = self.run_mesh({'ext': [query], 'underlay': [answer]})
+        inner = r.out['underlay'][0][VXLAN].payload
+        self.assertEqual((inner[IP].dst, inner[UDP].dport, bytes(inner[UDP].payload)), (TASK_IP, 53, b'question'))
+        self.assertTrue(checksums_valid(inner))
+        back = r.out['ext'][0]
+        self.assertEqual((back[IP].src, back[UDP].sport, back[IP].dst, back[UDP].dport),
+                         (EXT.address, 5353, CLIENT_IP, 41000))
+        self.assertEqual(bytes(back[UDP].payload), b'answer')
+        self.assertTrue(checksums_valid(back))
+
+    def test_unresolved_node_is_asked_by_arp(self):
+        r = self.run_mesh({'ext': [syn()]}, node_mac=False)
+        arps = [p for p in r.out['underlay'] if p.haslayer('ARP')]
+        self.assertGreaterEqual(len(arps), 1, r.log)
+        self.assertEqual(len(arps), len(r.out['underlay']), 'nothing but ARP before the node answers')
+        a = arps[0]['ARP']
+        self.assertEqual((arps[0][Ether].dst, a.op, a.hwsrc, a.psrc, a.pdst),
+                         ('ff:ff:ff:ff:ff:ff', 1, UNDERLAY.mac, UNDERLAY.address, NODE_IP))
+        self.assertGreaterEqual(r.metrics.get('meshgate_arp_requests_sent_total', 0), 1)
+
+    def test_what_does_not_belong_is_dropped(self):
+        inputs = {
+            'ext': [
+                client_packet(TCP(sport=40001, dport=8000, flags='A')),   # no connection, not a SYN
+                client_packet(TCP(sport=40002, dport=9999, flags='S')),   # nobody publishes 9999
+                syn(sport=40003),
+                client_packet(TCP(sport=40004, dport=8000, flags='S'), ttl=1),  # TTL expires here
+            ],
+            'underlay': [
+                from_task(TCP(sport=80, dport=40003, flags='SA'), vni=4097),   # wrong VNI
+                from_task(TCP(sport=80, dport=1, flags='SA')),                  # unknown flow
+                Ether(bytes(from_task(TCP(sport=80, dport=40003, flags='SA')))[:60]),  # truncated
+            ],
+        }
+        r = self.run_mesh(inputs)
+        drops = r.metrics.nonzero_drops()
+        self.assertEqual(drops.get('no_connection'), 2.0, r.metrics.text)
+        self.assertEqual(drops.get('no_service'), 1.0, r.metrics.text)
+        self.assertEqual(drops.get('unknown_vni'), 1.0, r.metrics.text)
+        self.assertEqual(drops.get('ttl_exceeded'), 1.0, r.metrics.text)
+        self.assertEqual(drops.get('malformed'), 1.0, r.metrics.text)
+        # the TTL 1 SYN gets ICMP time exceeded from the published address
+        icmp = [p for p in r.out['ext'] if p.haslayer('ICMP')]
+        self.assertEqual(len(icmp), 1, r.log)
+        self.assertEqual((icmp[0][IP].src, icmp[0][IP].dst, icmp[0]['ICMP'].type), (EXT.address, CLIENT_IP, 11))
+        # only the good SYN went to the node
+        self.assertEqual(len(r.out['underlay']), 1)
+
+
+if __name__ == '__main__':
+    harness.main()
