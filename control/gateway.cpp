@@ -11,6 +11,7 @@
 #include <rte_malloc.h>
 #include <spdlog/spdlog.h>
 
+#include "control/config_lcores.h"
 #include "control/eal.h"
 #include "control/metrics.h"
 #include "control/ports.h"
@@ -73,8 +74,8 @@ dataplane::conntrack_params connection_params(const config::gateway_config &c, u
 class gateway
 {
   public:
-    gateway(config::gateway_config c, control_signals &signals)
-        : config_(std::move(c)), signals_(signals)
+    gateway(config::gateway_config c, std::vector<unsigned> cpus, control_signals &signals)
+        : config_(std::move(c)), cpus_(std::move(cpus)), signals_(signals)
     {
     }
 
@@ -89,6 +90,8 @@ class gateway
     std::string metrics() const;
 
     config::gateway_config config_;
+    // Taken before EAL pins this thread to one core: what [dpdk] lcores may name on reload.
+    std::vector<unsigned> cpus_;
     control_signals &signals_;
     rte_mempool *pool_ = nullptr;
     std::vector<opened_port> ports_;
@@ -187,7 +190,7 @@ bool restart_needed(const config::gateway_config &old, const config::gateway_con
 void gateway::reload()
 {
     spdlog::info("reloading {}", config_.file);
-    config::load_result r = config::load(config_.file);
+    config::load_result r = config::load(config_.file, config::load_options{cpus_});
     if (!r.config || restart_needed(config_, *r.config)) {
         for (const config::config_error &e : r.errors)
             spdlog::error("{}", e.to_string());
@@ -253,8 +256,9 @@ int gateway::run()
 
 int run_gateway(config::gateway_config initial, control_signals &signals)
 {
+    std::vector<unsigned> cpus = config::available_cpus(); // before EAL pins this thread
     if (!eal_init(initial)) return 1;
-    int status = gateway(std::move(initial), signals).run();
+    int status = gateway(std::move(initial), std::move(cpus), signals).run();
     rte_eal_cleanup();
     return status;
 }
