@@ -96,14 +96,6 @@ void tunnel_echo(worker &w, const dataplane_tables &t, rte_mbuf *m, rte_ipv4_hdr
     reply_through_tunnel(w, t, m, vtep);
 }
 
-// The task's side of connection C, for the per-task counters; max_tasks if it left.
-uint32_t task_index_of(const dataplane_tables &t, const connection &c)
-{
-    if (c.service >= t.services.size() || c.task >= t.services[c.service].task_count)
-        return max_tasks;
-    return t.services[c.service].first_task + c.task;
-}
-
 // A task's reply: back to the client as if the published address had answered.
 void reply_to_client(worker &w, const dataplane_tables &t, rte_mbuf *m, rte_ipv4_hdr *ip,
                      rte_be32_t vtep)

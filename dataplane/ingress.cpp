@@ -146,10 +146,9 @@ void published_input(worker &w, const dataplane_tables &t, uint16_t port, rte_mb
     }
 
     const connection &c = connections.at(index);
-    const service_entry &s = t.services[c.service < t.services.size() ? c.service : 0];
-    if (c.service >= t.services.size() || c.task >= s.task_count)
+    uint32_t task_index = task_index_of(t, c);
+    if (task_index == max_tasks)
         return drop(w, m, drop_reason::no_backend); // the task left with a reload
-    uint32_t task_index = s.first_task + c.task;
     const task_entry &task = t.tasks[task_index];
 
     if (ip->time_to_live <= 1) {

@@ -74,6 +74,19 @@ inline void release_task(worker &w, const dataplane_tables &t, const removed_con
             1, std::memory_order_relaxed);
 }
 
+// The index in T.tasks of connection C's task, checked by address because a reload may have
+// reordered or removed tasks; max_tasks when the task is gone.
+inline uint32_t task_index_of(const dataplane_tables &t, const connection &c)
+{
+    if (c.service >= t.services.size()) return max_tasks;
+    const service_entry &s = t.services[c.service];
+    if (c.task < s.task_count && t.tasks[s.first_task + c.task].address == c.task_ip())
+        return s.first_task + c.task;
+    for (uint32_t i = 0; i < s.task_count; ++i)
+        if (t.tasks[s.first_task + i].address == c.task_ip()) return s.first_task + i;
+    return max_tasks;
+}
+
 // The external port that reaches ADDR (on its subnet, else through its gateway).
 uint16_t external_port_for(const dataplane_tables &t, rte_be32_t addr);
 inline constexpr uint16_t no_port = UINT16_MAX;
