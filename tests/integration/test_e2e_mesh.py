@@ -1,0 +1,332 @@
+#!/usr/bin/python3
+"""End to end through the routing mesh with real kernel peers in network namespaces.
+
+  [ns client] veth 203.0.113.2/24 <-> root veth (net_af_packet0) meshgate ext 203.0.113.10/24
+                                       root veth (net_af_packet1) meshgate underlay 192.168.50.1/24
+                                           |
+  [ns underlay] bridge: the root veth's twin + one veth per node
+                                           |
+  [ns node-N] eth0 192.168.50.1N/24, vxlan0 (VNI 4096, UDP 4789, nolearning) in bridge br0,
+              static fdb 02:42:0a:ff:00:02 -> 192.168.50.1 (as Docker's peerAdd)
+  [ns task]   eth0 10.255.0.X/16, MAC 02:42:0a:ff:00:0X, veth into the node's br0, MTU 1450,
+              static neighbor 10.255.0.2 -> 02:42:0a:ff:00:02; an HTTP server on 8000 answering
+              "task-10.255.0.X" and a UDP echo server on 9000.
+
+The client's curl to 203.0.113.10:8000 must reach every task (rr), UDP must echo, and a 20 MB
+download must arrive intact; each node's kernel VXLAN device is the independent oracle.
+"""
+
+import hashlib
+import os
+import signal
+import subprocess
+import textwrap
+import time
+
+import harness
+from harness import EXT, UNDERLAY, run
+
+VNI = 4096
+OVERLAY_IP = '10.255.0.2'
+OVERLAY_MAC = '02:42:0a:ff:00:02'
+CLIENT_IP = '203.0.113.2'
+NODES = {'node-1': '192.168.50.11', 'node-2': '192.168.50.12'}
+TASKS = [('10.255.0.5', 'node-1'), ('10.255.0.6', 'node-1'), ('10.255.0.7', 'node-2')]
+BIG_SIZE = 20 * 1024 * 1024
+
+SERVER = textwrap.dedent('''\
+    import http.server, os, socket, sys, threading
+    address, big, ready = sys.argv[1], sys.argv[2], sys.argv[3]
+    name = ('task-' + address).encode()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = 'HTTP/1.1'
+        def do_GET(self):
+            if self.path == '/big':
+                size = os.path.getsize(big)
+                self.send_response(200)
+                self.send_header('Content-Length', str(size))
+                self.send_header('X-Task', address)
+                self.end_headers()
+                with open(big, 'rb') as f:
+                    while True:
+                        chunk = f.read(1 << 16)
+                        if not chunk:
+                            break
+                        self.wfile.write(chunk)
+                return
+            body = name + b'\\n'
+            self.send_response(200)
+            self.send_header('Content-Length', str(len(body)))
+            self.send_header('Connection', 'close')
+            self.end_headers()
+            self.wfile.write(body)
+        def log_message(self, *args):
+            pass
+
+    def udp_echo():
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind((address, 9000))
+        while True:
+            data, peer = s.recvfrom(65535)
+            s.sendto(name + b' ' + data, peer)
+
+    http_server = http.server.ThreadingHTTPServer((address, 8000), Handler)
+    threading.Thread(target=udp_echo, daemon=True).start()
+    open(ready, 'w').close()
+    http_server.serve_forever()
+    ''')
+
+UDP_CLIENT = textwrap.dedent('''\
+    import socket, sys
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(2)
+    for attempt in range(5):
+        s.sendto(sys.argv[2].encode(), (sys.argv[1], 9000))
+        try:
+            data, peer = s.recvfrom(65535)
+        except socket.timeout:
+            continue
+        print(peer[0], peer[1], data.decode())
+        sys.exit(0)
+    sys.exit('no UDP answer')
+    ''')
+
+
+def task_mac(ip):
+    return '02:42:' + ':'.join(f'{int(b):02x}' for b in ip.split('.'))
+
+
+class Topology:
+    """Namespaces, veths and bridges; destroy() removes everything it created, even half-built."""
+
+    def __init__(self):
+        self.namespaces = []
+        self.root_links = []
+        self.procs = []
+
+    def netns(self, prefix):
+        ns = harness.unique(prefix)
+        run(['ip', 'netns', 'add', ns])
+        self.namespaces.append(ns)
+        self.exec(ns, ['ip', 'link', 'set', 'lo', 'up'])
+        self.exec(ns, ['sysctl', '-q', '-w', 'net.ipv6.conf.all.disable_ipv6=1'])
+        self.exec(ns, ['sysctl', '-q', '-w', 'net.ipv6.conf.default.disable_ipv6=1'])
+        return ns
+
+    @staticmethod
+    def exec(ns, cmd, check=True, timeout=60):
+        if ns is None:
+            return run(cmd, check=check, timeout=timeout)
+        return run(['ip', 'netns', 'exec', ns, *cmd], check=check, timeout=timeout)
+
+    def quiet(self, ns, iface):
+        """No offloads (af_packet must see complete checksums and MTU-sized frames), no IPv6."""
+        self.exec(ns, ['ethtool', '-K', iface, 'rx', 'off', 'tx', 'off', 'tso', 'off', 'gso', 'off'],
+                  check=False)
+        self.exec(ns, ['sysctl', '-q', '-w', f'net.ipv6.conf.{iface}.disable_ipv6=1'], check=False)
+
+    def veth(self, a, a_ns, b, b_ns):
+        """A veth pair; a None namespace means the root namespace."""
+        cmd = ['ip', 'link', 'add', a]
+        if a_ns:
+            cmd += ['netns', a_ns]
+        cmd += ['type', 'veth', 'peer', 'name', b]
+        if b_ns:
+            cmd += ['netns', b_ns]
+        run(cmd)
+        for ns, iface in ((a_ns, a), (b_ns, b)):
+            if ns is None:
+                self.root_links.append(iface)
+                self.exec(None, ['sysctl', '-q', '-w', f'net.ipv4.conf.{iface}.forwarding=0'], check=False)
+            self.quiet(ns, iface)
+            self.exec(ns, ['ip', 'link', 'set', iface, 'up'])
+
+    def spawn(self, ns, cmd, log):
+        p = subprocess.Popen(['ip', 'netns', 'exec', ns, *cmd], stdin=subprocess.DEVNULL,
+                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.procs.append(p)
+        return p
+
+    def destroy(self):
+        for p in self.procs:
+            if p.poll() is None:
+                try:
+                    os.killpg(p.pid, signal.SIGKILL)
+                except OSError:
+                    pass
+                p.wait()
+        for ns in self.namespaces:
+            subprocess.run(['ip', 'netns', 'del', ns], stderr=subprocess.DEVNULL)
+        for iface in self.root_links:
+            subprocess.run(['ip', 'link', 'del', iface], stderr=subprocess.DEVNULL)
+
+
+class E2EMeshTest(harness.WorkdirTestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.topo = Topology()
+        self.addCleanup(self.topo.destroy)
+        self.build()
+        self.start_servers()
+        self.start_meshgate()
+
+    # --- topology ------------------------------------------------------------------------------
+
+    def build(self):
+        t = self.topo
+        # client
+        self.client = t.netns('mgc')
+        self.ext_if = harness.unique('mge')
+        t.veth(self.ext_if, None, 'eth0', self.client)
+        t.exec(self.client, ['ip', 'addr', 'add', f'{CLIENT_IP}/24', 'dev', 'eth0'])
+        # underlay: a bridge in its own namespace
+        self.underlay = t.netns('mgu')
+        t.exec(self.underlay, ['ip', 'link', 'add', 'br0', 'type', 'bridge'])
+        t.exec(self.underlay, ['ip', 'link', 'set', 'br0', 'up'])
+        self.und_if = harness.unique('mgv')
+        t.veth(self.und_if, None, 'gw', self.underlay)
+        t.exec(self.underlay, ['ip', 'link', 'set', 'gw', 'master', 'br0'])
+        # nodes
+        self.nodes = {}
+        for i, (name, addr) in enumerate(NODES.items()):
+            ns = t.netns('mgn')
+            self.nodes[name] = ns
+            t.veth('eth0', ns, f'n{i}', self.underlay)
+            t.exec(self.underlay, ['ip', 'link', 'set', f'n{i}', 'master', 'br0'])
+            t.exec(ns, ['ip', 'addr', 'add', f'{addr}/24', 'dev', 'eth0'])
+            t.exec(ns, ['ip', 'link', 'add', 'br0', 'type', 'bridge'])
+            t.exec(ns, ['ip', 'link', 'set', 'br0', 'mtu', '1450'])
+            t.exec(ns, ['ip', 'link', 'add', 'vxlan0', 'type', 'vxlan', 'id', str(VNI), 'dstport', '4789',
+                        'local', addr, 'dev', 'eth0', 'nolearning'])
+            t.quiet(ns, 'vxlan0')
+            t.quiet(ns, 'br0')
+            t.exec(ns, ['ip', 'link', 'set', 'vxlan0', 'master', 'br0'])
+            t.exec(ns, ['ip', 'link', 'set', 'vxlan0', 'up'])
+            t.exec(ns, ['ip', 'link', 'set', 'br0', 'up'])
+            # Docker's peerAdd for the gateway: its overlay MAC lives behind VTEP 192.168.50.1
+            t.exec(ns, ['bridge', 'fdb', 'append', OVERLAY_MAC, 'dev', 'vxlan0', 'dst', UNDERLAY.address,
+                        'self', 'permanent'])
+        # tasks: one namespace each, a veth into its node's br0
+        self.tasks = {}
+        for j, (ip, node) in enumerate(TASKS):
+            ns = t.netns('mgt')
+            self.tasks[ip] = ns
+            node_ns = self.nodes[node]
+            t.veth('eth0', ns, f't{j}', node_ns)
+            t.exec(node_ns, ['ip', 'link', 'set', f't{j}', 'mtu', '1450'])
+            t.exec(node_ns, ['ip', 'link', 'set', f't{j}', 'master', 'br0'])
+            t.exec(ns, ['ip', 'link', 'set', 'eth0', 'down'])
+            t.exec(ns, ['ip', 'link', 'set', 'eth0', 'address', task_mac(ip), 'mtu', '1450'])
+            t.exec(ns, ['ip', 'addr', 'add', f'{ip}/16', 'dev', 'eth0'])
+            t.exec(ns, ['ip', 'link', 'set', 'eth0', 'up'])
+            t.exec(ns, ['ip', 'neigh', 'add', OVERLAY_IP, 'lladdr', OVERLAY_MAC, 'dev', 'eth0',
+                        'nud', 'permanent'])
+
+    def start_servers(self):
+        script = os.path.join(self.workdir, 'server.py')
+        with open(script, 'w') as f:
+            f.write(SERVER)
+        self.big = os.path.join(self.workdir, 'big.bin')
+        with open(self.big, 'wb') as f:
+            f.write(os.urandom(BIG_SIZE))
+        with open(self.big, 'rb') as f:
+            self.big_sha = hashlib.sha256(f.read()).hexdigest()
+        readies = []
+        for ip, ns in self.tasks.items():
+            ready = os.path.join(self.workdir, f'ready-{ip}')
+            readies.append(ready)
+            log = open(os.path.join(self.workdir, f'server-{ip}.log'), 'w')
+            self.addCleanup(log.close)
+            self.topo.spawn(ns, ['/usr/bin/python3', script, ip, self.big, ready], log)
+        deadline = time.monotonic() + 15
+        while not all(os.path.exists(r) for r in readies):
+            if time.monotonic() > deadline:
+                raise AssertionError(f'servers not ready: {readies}')
+            for p in self.topo.procs:
+                if p.poll() is not None:
+                    raise AssertionError(f'a server exited {p.returncode}; logs in {self.workdir}')
+            time.sleep(0.1)
+
+    def start_meshgate(self):
+        prefix = harness.unique('mgt')
+        listen = f'127.0.0.1:{harness.free_tcp_port()}'
+        ports = [harness.port_toml(EXT.name, f'net_af_packet0,iface={self.ext_if}',
+                                   EXT.role, EXT.cidr, EXT.mac),
+                 harness.port_toml(UNDERLAY.name, f'net_af_packet1,iface={self.und_if}',
+                                   UNDERLAY.role, UNDERLAY.cidr, UNDERLAY.mac)]
+        extra = ''
+        for name, addr in NODES.items():
+            extra += f'[[node]]\nname = "{name}"\naddress = "{addr}"\n\n'
+        tasks = ''.join(f'  [[service.task]]\n  address = "{ip}"\n  node = "{node}"\n' for ip, node in TASKS)
+        extra += ('[[service]]\nname = "whoami"\nscheduler = "rr"\n'
+                  '  [[service.port]]\n  protocol = "tcp"\n  published = 8000\n  target = 8000\n' + tasks + '\n')
+        extra += ('[[service]]\nname = "echo"\nscheduler = "rr"\n'
+                  '  [[service.port]]\n  protocol = "udp"\n  published = 9000\n  target = 9000\n' + tasks)
+        self.mg = harness.Meshgate(self.workdir, harness.config_toml(prefix, ports, listen, extra=extra),
+                                   prefix, listen)
+        self.addCleanup(self.mg.cleanup)
+        self.mg.start()
+        self.before = self.mg.wait_ready()
+        harness.check_port_macs(self.before, (EXT, UNDERLAY), self.mg.log)
+
+    # --- helpers -------------------------------------------------------------------------------
+
+    def diag(self):
+        out = [f'metrics:\n{self.mg.metrics().text}' if self.mg.proc.poll() is None else '',
+               f'log (tail):\n{self.mg.log()[-6000:]}']
+        for name, ns in self.nodes.items():
+            out.append(f'{name} fdb:\n' + self.topo.exec(ns, ['bridge', 'fdb', 'show', 'dev', 'vxlan0'],
+                                                         check=False).stdout)
+        return '\n'.join(out)
+
+    def curl(self, path, extra=()):
+        p = self.topo.exec(self.client, ['curl', '-s', '-S', '--max-time', '20', *extra,
+                                         f'http://{EXT.address}:8000{path}'], check=False, timeout=60)
+        self.assertEqual(p.returncode, 0, f'curl {path}: {p.stdout}\n{self.diag()}')
+        return p.stdout
+
+    # --- the test ------------------------------------------------------------------------------
+
+    def test_mesh_end_to_end(self):
+        # (2) UDP first: it also makes meshgate resolve the nodes and the client
+        script = os.path.join(self.workdir, 'udp_client.py')
+        with open(script, 'w') as f:
+            f.write(UDP_CLIENT)
+        p = self.topo.exec(self.client, ['/usr/bin/python3', script, EXT.address, 'hello mesh'],
+                           check=False, timeout=30)
+        self.assertEqual(p.returncode, 0, f'UDP: {p.stdout}\n{self.diag()}')
+        src, sport, answer = p.stdout.strip().split(' ', 2)
+        self.assertEqual((src, sport), (EXT.address, '9000'), p.stdout)
+        self.assertRegex(answer, r'^task-10\.255\.0\.[567] hello mesh$')
+
+        # (1) nine sequential requests: rr gives each task exactly three
+        answers = [self.curl('/').strip() for _ in range(9)]
+        counts = {f'task-{ip}': answers.count(f'task-{ip}') for ip, _ in TASKS}
+        self.assertEqual(counts, {f'task-{ip}': 3 for ip, _ in TASKS}, answers)
+
+        # (3) 20 MB intact
+        out = os.path.join(self.workdir, 'download.bin')
+        self.curl('/big', extra=('-o', out))
+        self.assertEqual(os.path.getsize(out), BIG_SIZE, self.diag())
+        with open(out, 'rb') as f:
+            self.assertEqual(hashlib.sha256(f.read()).hexdigest(), self.big_sha)
+        os.unlink(out)
+
+        # (4) counters
+        m = self.mg.wait_settled()
+        for port in (EXT, UNDERLAY):
+            for direction in ('rx', 'tx'):
+                moved = (m.get('meshgate_port_packets_total', 0, port=port.name, direction=direction)
+                         - self.before.get('meshgate_port_packets_total', 0, port=port.name, direction=direction))
+                # the download alone is > 14000 data segments one way
+                self.assertGreater(moved, 5000 if (port, direction) in ((EXT, 'tx'), (UNDERLAY, 'rx')) else 500,
+                                   f'{port.name} {direction}\n{m.text}')
+        self.assertEqual(m.get('meshgate_drops_total', 0, reason='malformed'), 0, m.text)
+        rc = self.mg.stop()
+        self.assertEqual(rc, 0, f'exit status after SIGTERM\n{self.mg.log()}')
+
+
+if __name__ == '__main__':
+    harness.main()
