@@ -9,6 +9,7 @@
 #include <rte_ip_frag.h>
 
 #include "dataplane/ipv4.h"
+#include "dataplane/local.h"
 #include "dataplane/mesh.h"
 #include "dataplane/nat_rewrite.h"
 #include "dataplane/output.h"
@@ -69,29 +70,25 @@ void tunnel_arp(worker &w, const dataplane_tables &t, rte_mbuf *m, rte_be32_t vt
     reply_through_tunnel(w, t, m, vtep);
 }
 
+// The connection an ICMP error quotes a packet of: the quoted packet, reversed, is a key of the
+// connection in direction DIR; nullptr when there is no such connection.
+const connection *quoted_connection(worker &w, const icmp_error_view &v, direction dir)
+{
+    rte_be16_t quoted_src_port, quoted_dst_port;
+    std::memcpy(&quoted_src_port, v.inner_l4, 2);
+    std::memcpy(&quoted_dst_port, v.inner_l4 + 2, 2);
+    flow_key key = make_flow_key(v.inner->dst_addr, v.inner->src_addr, quoted_dst_port,
+                                 quoted_src_port, v.inner_proto);
+    conn_ref ref = w.shared->connections->lookup(key);
+    if (!ref.hit() || ref.dir() != dir) return nullptr;
+    return &w.shared->connections->at(ref.index());
+}
+
 // Ping of the gateway's overlay address from a task or a node, answered through the tunnel.
 void tunnel_echo(worker &w, const dataplane_tables &t, rte_mbuf *m, rte_ipv4_hdr *ip,
                  rte_be32_t vtep)
 {
-    uint16_t hlen = rte_ipv4_hdr_len(ip);
-    uint16_t icmp_len = rte_be_to_cpu_16(ip->total_length) - hlen;
-    auto *icmp = reinterpret_cast<rte_icmp_hdr *>(reinterpret_cast<uint8_t *>(ip) + hlen);
-    if (icmp_len < sizeof(rte_icmp_hdr) || rte_raw_cksum(icmp, icmp_len) != 0xffff)
-        return drop(w, m, drop_reason::malformed);
-    if (icmp->icmp_type != RTE_IP_ICMP_ECHO_REQUEST || icmp->icmp_code != 0)
-        return drop(w, m, drop_reason::unsupported_protocol);
-    rte_be32_t asker = ip->src_addr;
-    ip->src_addr = ip->dst_addr;
-    ip->dst_addr = asker;
-    ip->time_to_live = 64;
-    ip->hdr_checksum = 0;
-    ip->hdr_checksum = rte_ipv4_cksum(ip);
-    icmp->icmp_type = RTE_IP_ICMP_ECHO_REPLY;
-    icmp->icmp_cksum = 0;
-    icmp->icmp_cksum = static_cast<uint16_t>(~rte_raw_cksum(icmp, icmp_len));
-    auto *eth = rte_pktmbuf_mtod(m, rte_ether_hdr *);
-    eth->dst_addr = eth->src_addr;
-    eth->src_addr = t.overlay_mac;
+    if (auto why = echo_to_reply(m, ip, t.overlay_mac)) return drop(w, m, *why);
     w.counters.count(event::icmp_echo_replies_sent);
     reply_through_tunnel(w, t, m, vtep);
 }
@@ -143,15 +140,10 @@ bool task_icmp_error(worker &w, const dataplane_tables &t, rte_mbuf *m, rte_ipv4
     uint32_t l3_len = rte_be_to_cpu_16(ip->total_length);
     icmp_error_view v = icmp_error_parse(ip, l3_len);
     if (!v) return false;
-    // The quoted packet went snat -> task; its reverse is the connection's reverse key.
-    rte_be16_t quoted_src_port, quoted_dst_port;
-    std::memcpy(&quoted_src_port, v.inner_l4, 2);
-    std::memcpy(&quoted_dst_port, v.inner_l4 + 2, 2);
-    flow_key key = make_flow_key(v.inner->dst_addr, v.inner->src_addr, quoted_dst_port,
-                                 quoted_src_port, v.inner_proto);
-    conn_ref ref = w.shared->connections->lookup(key);
-    if (!ref.hit() || ref.dir() != direction::reverse) return false;
-    const connection &c = w.shared->connections->at(ref.index());
+    // The quoted packet went snat -> task: it belongs to the connection's reverse direction.
+    const connection *found = quoted_connection(w, v, direction::reverse);
+    if (found == nullptr) return false;
+    const connection &c = *found;
     uint16_t out = external_port_for(t, c.forward.src_ip);
     if (out == no_port) return false;
     // The client sees an error about the packet it sent, from the address it sent it to.
@@ -224,15 +216,10 @@ bool client_icmp_error(worker &w, const dataplane_tables &t, rte_mbuf *m, rte_ip
     uint32_t l3_len = rte_be_to_cpu_16(ip->total_length);
     icmp_error_view v = icmp_error_parse(ip, l3_len);
     if (!v) return false;
-    // The quoted packet went published -> client; its reverse is the connection's forward key.
-    rte_be16_t quoted_src_port, quoted_dst_port;
-    std::memcpy(&quoted_src_port, v.inner_l4, 2);
-    std::memcpy(&quoted_dst_port, v.inner_l4 + 2, 2);
-    flow_key key = make_flow_key(v.inner->dst_addr, v.inner->src_addr, quoted_dst_port,
-                                 quoted_src_port, v.inner_proto);
-    conn_ref ref = w.shared->connections->lookup(key);
-    if (!ref.hit() || ref.dir() != direction::forward) return false;
-    const connection &c = w.shared->connections->at(ref.index());
+    // The quoted packet went published -> client: it answers the connection's forward direction.
+    const connection *found = quoted_connection(w, v, direction::forward);
+    if (found == nullptr) return false;
+    const connection &c = *found;
     uint32_t task = task_index_of(t, c);
     if (task >= max_tasks) return false;
     // The task sees an error about the packet it sent, from the address it sent it to.
@@ -241,7 +228,7 @@ bool client_icmp_error(worker &w, const dataplane_tables &t, rte_mbuf *m, rte_ip
     icmp_error_translate(ip, v, to);
     w.counters.count(event::icmp_errors_translated);
     vxlan_inner_ether_write(rte_pktmbuf_mtod(m, rte_ether_hdr *), t.overlay_mac, t.tasks[task].mac);
-    send_to_node(w, t, m, t.tasks[task].node, rte_hash_crc(&key, sizeof key, 0));
+    send_to_node(w, t, m, t.tasks[task].node, rte_hash_crc(&c.forward, sizeof c.forward, 0));
     return true;
 }
 

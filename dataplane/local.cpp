@@ -63,18 +63,17 @@ void arp_input(worker &w, const dataplane_tables &t, uint16_t port, rte_mbuf *m)
     tx_enqueue(w, port, m);
 }
 
-void icmp_input(worker &w, const dataplane_tables &t, uint16_t port, rte_mbuf *m, rte_ipv4_hdr *ip)
+std::optional<drop_reason> echo_to_reply(rte_mbuf *m, rte_ipv4_hdr *ip,
+                                         const rte_ether_addr &our_mac)
 {
     uint16_t header_len = rte_ipv4_hdr_len(ip);
     uint16_t icmp_len = rte_be_to_cpu_16(ip->total_length) - header_len;
-    if (icmp_len < sizeof(rte_icmp_hdr)) return drop(w, m, drop_reason::malformed);
     auto *icmp = reinterpret_cast<rte_icmp_hdr *>(reinterpret_cast<uint8_t *>(ip) + header_len);
-    if (rte_raw_cksum(icmp, icmp_len) != 0xffff) return drop(w, m, drop_reason::malformed);
+    if (icmp_len < sizeof(rte_icmp_hdr) || rte_raw_cksum(icmp, icmp_len) != 0xffff)
+        return drop_reason::malformed;
     if (icmp->icmp_type != RTE_IP_ICMP_ECHO_REQUEST || icmp->icmp_code != 0)
-        return drop(w, m, drop_reason::unsupported_protocol);
+        return drop_reason::unsupported_protocol;
 
-    // Answered to the MAC that asked, as DPDK's and most routers' fast paths do: a ping works
-    // even before ARP has told us the asker's MAC.
     rte_be32_t asker = ip->src_addr;
     ip->src_addr = ip->dst_addr;
     ip->dst_addr = asker;
@@ -84,9 +83,17 @@ void icmp_input(worker &w, const dataplane_tables &t, uint16_t port, rte_mbuf *m
     icmp->icmp_type = RTE_IP_ICMP_ECHO_REPLY;
     icmp->icmp_cksum = 0;
     icmp->icmp_cksum = static_cast<uint16_t>(~rte_raw_cksum(icmp, icmp_len));
+    // Back to the MAC that asked, as DPDK's and most routers' fast paths do: a ping works even
+    // before ARP has told us the asker's MAC.
     auto *eth = rte_pktmbuf_mtod(m, rte_ether_hdr *);
     eth->dst_addr = eth->src_addr;
-    eth->src_addr = t.ports[port].mac;
+    eth->src_addr = our_mac;
+    return std::nullopt;
+}
+
+void icmp_input(worker &w, const dataplane_tables &t, uint16_t port, rte_mbuf *m, rte_ipv4_hdr *ip)
+{
+    if (auto why = echo_to_reply(m, ip, t.ports[port].mac)) return drop(w, m, *why);
     w.counters.count(event::icmp_echo_replies_sent);
     tx_enqueue(w, port, m);
 }
