@@ -159,9 +159,9 @@ void published_input(worker &w, const dataplane_tables &t, uint16_t port, rte_mb
     }
     const node_entry &node = t.nodes[task.node];
     uint16_t l3_len = rte_be_to_cpu_16(ip->total_length);
-    // What fits in one VXLAN packet on the node's underlay link.
-    uint16_t inner_mtu =
-        static_cast<uint16_t>(t.ports[node.port].mtu - (vxlan_outer_len - sizeof(rte_ether_hdr)));
+    // What fits in one VXLAN packet on the node's underlay link: the outer IPv4, UDP and VXLAN
+    // headers and the inner Ethernet header take 50 bytes.
+    uint16_t inner_mtu = static_cast<uint16_t>(t.ports[node.port].mtu - vxlan_outer_len);
     bool too_big = l3_len > inner_mtu;
     if (too_big && (ip->fragment_offset & RTE_BE16(RTE_IPV4_HDR_DF_FLAG))) {
         // Path MTU discovery: tell the client what fits, as a router on the path would.

@@ -3,7 +3,7 @@
 VXLAN frame toward the task's node, the task's reply comes back translated to the client, and
 what does not belong is dropped under the right reason. Every frame is decoded by scapy."""
 
-from scapy.all import IP, TCP, UDP, VXLAN, Ether, Raw
+from scapy.all import ICMP, IP, TCP, UDP, VXLAN, Ether, IPerror, Raw, UDPerror
 
 import harness
 from harness import EXT, UNDERLAY
@@ -167,6 +167,62 @@ class MeshPcapTest(harness.WorkdirTestCase):
         self.assertEqual((icmp[0][IP].src, icmp[0][IP].dst, icmp[0]['ICMP'].type), (EXT.address, CLIENT_IP, 11))
         # only the good SYN went to the node
         self.assertEqual(len(r.out['underlay']), 1)
+
+
+    def test_icmp_error_from_task_reaches_client(self):
+        query = client_packet(UDP(sport=41000, dport=5353), payload=b'question')
+        # What the task's kernel says about the datagram it got: port unreachable, quoting it.
+        sent = IP(src=OVERLAY_IP, dst=TASK_IP, ttl=63) / UDP(sport=41000, dport=53) / Raw(b'question')
+        error = (Ether(src=NODE_MAC, dst=UNDERLAY.mac) / IP(src=NODE_IP, dst=UNDERLAY.address) /
+                 UDP(sport=50000, dport=4789) / VXLAN(flags=0x08, vni=4096) /
+                 Ether(src=TASK_MAC, dst=OVERLAY_MAC) / IP(src=TASK_IP, dst=OVERLAY_IP) /
+                 ICMP(type=3, code=3) / Raw(bytes(sent)[:28]))
+        r = self.run_mesh({'ext': [query], 'underlay': [error]})
+        self.assertEqual(len(r.out['ext']), 1, r.log)
+        f = r.out['ext'][0]
+        self.assertEqual((f[IP].src, f[IP].dst, f[ICMP].type, f[ICMP].code), (EXT.address, CLIENT_IP, 3, 3))
+        quoted = f[IPerror]
+        self.assertEqual((quoted.src, quoted.dst, f[UDPerror].sport, f[UDPerror].dport),
+                         (CLIENT_IP, EXT.address, 41000, 5353))
+        # checksums: outer IP, ICMP and quoted IP equal a fresh computation by scapy
+        fresh = IP(bytes(f[IP]))
+        del fresh.chksum
+        del fresh[ICMP].chksum
+        del fresh[IPerror].chksum
+        fresh = IP(bytes(fresh))
+        self.assertEqual((f[IP].chksum, f[ICMP].chksum, f[IPerror].chksum),
+                         (fresh.chksum, fresh[ICMP].chksum, fresh[IPerror].chksum))
+        self.assertEqual(r.metrics.get('meshgate_icmp_errors_translated_total', 0), 1)
+
+    def test_df_packet_too_big_gets_frag_needed(self):
+        big = client_packet(UDP(sport=41001, dport=5353), payload=b'x' * 1460)
+        big[IP].flags = 'DF'
+        small_df = client_packet(UDP(sport=41002, dport=5353), payload=b'y' * 100)
+        r = self.run_mesh({'ext': [big, small_df]})
+        icmp = [p for p in r.out['ext'] if p.haslayer(ICMP)]
+        self.assertEqual(len(icmp), 1, r.log)
+        e = icmp[0]
+        self.assertEqual((e[IP].src, e[IP].dst, e[ICMP].type, e[ICMP].code, e[ICMP].nexthopmtu),
+                         (EXT.address, CLIENT_IP, 3, 4, 1450))
+        self.assertEqual(r.metrics.nonzero_drops(), {'mtu': 1.0}, r.metrics.text)
+        self.assertEqual(len(r.out['underlay']), 1)   # the small one went through
+
+    def test_big_packet_without_df_is_fragmented(self):
+        big = client_packet(UDP(sport=41003, dport=5353), payload=bytes(range(256)) * 6)
+        big[IP].flags = 0
+        r = self.run_mesh({'ext': [big]})
+        frames = r.out['underlay']
+        self.assertGreaterEqual(len(frames), 2, r.log)
+        pieces = []
+        for f in frames:
+            self.assertLessEqual(len(f[IP]), 1500)          # outer packet fits the underlay MTU
+            inner = f[VXLAN].payload[IP]
+            self.assertEqual((inner.src, inner.dst), (OVERLAY_IP, TASK_IP))
+            pieces.append((inner.frag * 8, bytes(inner.payload)))
+        data = b''.join(p for _, p in sorted(pieces))
+        udp = UDP(data)
+        self.assertEqual((udp.sport, udp.dport), (41003, 53))
+        self.assertEqual(bytes(udp.payload), bytes(range(256)) * 6)
 
 
 if __name__ == '__main__':
