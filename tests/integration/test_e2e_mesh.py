@@ -12,14 +12,18 @@
               static neighbor 10.255.0.2 -> 02:42:0a:ff:00:02; an HTTP server on 8000 answering
               "task-10.255.0.X" and a UDP echo server on 9000.
 
-The client's curl to 203.0.113.10:8000 must reach every task (rr), UDP must echo, and a 20 MB
-download must arrive intact; each node's kernel VXLAN device is the independent oracle.
+The client's curl to 203.0.113.10:8000 must reach every task (rr), UDP must echo, and a 200 MB
+download must arrive intact; each node's kernel VXLAN device is the independent oracle. A second
+test opens 1000 short connections (200 at a time), all of which must be answered, then drains one
+task by a SIGHUP reload (weight 0): new connections avoid it, an open one to it keeps working.
 """
 
 import hashlib
 import os
+import select
 import signal
 import subprocess
+import sys
 import textwrap
 import time
 
@@ -32,7 +36,9 @@ OVERLAY_MAC = '02:42:0a:ff:00:02'
 CLIENT_IP = '203.0.113.2'
 NODES = {'node-1': '192.168.50.11', 'node-2': '192.168.50.12'}
 TASKS = [('10.255.0.5', 'node-1'), ('10.255.0.6', 'node-1'), ('10.255.0.7', 'node-2')]
-BIG_SIZE = 20 * 1024 * 1024
+BIG_SIZE = 200 * 1024 * 1024
+MANY = 1000
+MANY_CONCURRENT = 200
 
 SERVER = textwrap.dedent('''\
     import http.server, os, socket, sys, threading
@@ -55,6 +61,20 @@ SERVER = textwrap.dedent('''\
                             break
                         self.wfile.write(chunk)
                 return
+            if self.path == '/lines':
+                # a long-lived connection: every line the client sends comes back with our name
+                self.send_response(200)
+                self.send_header('X-Task', address)
+                self.end_headers()
+                self.wfile.flush()
+                while True:
+                    line = self.rfile.readline()
+                    if not line:
+                        break
+                    self.wfile.write(name + b' ' + line)
+                    self.wfile.flush()
+                self.close_connection = True
+                return
             body = name + b'\\n'
             self.send_response(200)
             self.send_header('Content-Length', str(len(body)))
@@ -71,7 +91,10 @@ SERVER = textwrap.dedent('''\
             data, peer = s.recvfrom(65535)
             s.sendto(name + b' ' + data, peer)
 
-    http_server = http.server.ThreadingHTTPServer((address, 8000), Handler)
+    class Server(http.server.ThreadingHTTPServer):
+        request_queue_size = 1024
+
+    http_server = Server((address, 8000), Handler)
     threading.Thread(target=udp_echo, daemon=True).start()
     open(ready, 'w').close()
     http_server.serve_forever()
@@ -90,6 +113,58 @@ UDP_CLIENT = textwrap.dedent('''\
         print(peer[0], peer[1], data.decode())
         sys.exit(0)
     sys.exit('no UDP answer')
+    ''')
+
+
+LINE_CLIENT = textwrap.dedent('''\
+    # One long-lived connection to /lines; each stdin line is sent, each answer line printed.
+    import socket, sys
+    s = socket.create_connection((sys.argv[1], 8000), timeout=20)
+    s.sendall(b'GET /lines HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n')
+    f = s.makefile('rb')
+    status = f.readline()
+    assert status.startswith(b'HTTP/1.') and b' 200 ' in status, status
+    while f.readline() not in (b'\\r\\n', b''):
+        pass
+    for line in sys.stdin:
+        s.sendall(line.encode())
+        answer = f.readline()
+        if not answer:
+            sys.exit('connection closed')
+        print(answer.decode().rstrip(), flush=True)
+    ''')
+
+MANY_CLIENT = textwrap.dedent('''\
+    # N connections, C at a time, each GET / to the end; prints successes, seconds, first errors.
+    import collections, socket, sys, time
+    from concurrent.futures import ThreadPoolExecutor
+    host, n, c = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+
+    def one(i):
+        try:
+            s = socket.create_connection((host, 8000), timeout=20)
+            with s:
+                s.sendall(b'GET / HTTP/1.0\\r\\nHost: x\\r\\n\\r\\n')
+                data = b''
+                while True:
+                    chunk = s.recv(4096)
+                    if not chunk:
+                        break
+                    data += chunk
+            head, _, body = data.partition(b'\\r\\n\\r\\n')
+            if not head.startswith((b'HTTP/1.0 200 ', b'HTTP/1.1 200 ')) or not body.startswith(b'task-10.255.0.'):
+                return 'bad answer %r' % data[:80], None
+            return None, body.strip().decode()
+        except Exception as e:
+            return '%s: %s' % (type(e).__name__, e), None
+
+    start = time.monotonic()
+    with ThreadPoolExecutor(c) as pool:
+        results = list(pool.map(one, range(n)))
+    elapsed = time.monotonic() - start
+    ok = [t for e, t in results if e is None]
+    errors = collections.Counter(e for e, t in results if e is not None)
+    print(len(ok), '%.2f' % elapsed, dict(collections.Counter(ok)), dict(errors.most_common(5)))
     ''')
 
 
@@ -229,10 +304,13 @@ class E2EMeshTest(harness.WorkdirTestCase):
         with open(script, 'w') as f:
             f.write(SERVER)
         self.big = os.path.join(self.workdir, 'big.bin')
+        h = hashlib.sha256()
         with open(self.big, 'wb') as f:
-            f.write(os.urandom(BIG_SIZE))
-        with open(self.big, 'rb') as f:
-            self.big_sha = hashlib.sha256(f.read()).hexdigest()
+            for _ in range(BIG_SIZE >> 20):
+                chunk = os.urandom(1 << 20)
+                h.update(chunk)
+                f.write(chunk)
+        self.big_sha = h.hexdigest()
         readies = []
         for ip, ns in self.tasks.items():
             ready = os.path.join(self.workdir, f'ready-{ip}')
@@ -256,20 +334,27 @@ class E2EMeshTest(harness.WorkdirTestCase):
                                    EXT.role, EXT.cidr, EXT.mac),
                  harness.port_toml(UNDERLAY.name, f'net_af_packet1,iface={self.und_if}',
                                    UNDERLAY.role, UNDERLAY.cidr, UNDERLAY.mac)]
-        extra = ''
-        for name, addr in NODES.items():
-            extra += f'[[node]]\nname = "{name}"\naddress = "{addr}"\n\n'
-        tasks = ''.join(f'  [[service.task]]\n  address = "{ip}"\n  node = "{node}"\n' for ip, node in TASKS)
-        extra += ('[[service]]\nname = "whoami"\nscheduler = "rr"\n'
-                  '  [[service.port]]\n  protocol = "tcp"\n  published = 8000\n  target = 8000\n' + tasks + '\n')
-        extra += ('[[service]]\nname = "echo"\nscheduler = "rr"\n'
-                  '  [[service.port]]\n  protocol = "udp"\n  published = 9000\n  target = 9000\n' + tasks)
-        self.mg = harness.Meshgate(self.workdir, harness.config_toml(prefix, ports, listen, extra=extra),
-                                   prefix, listen)
+        self.prefix, self.listen, self.ports = prefix, listen, ports
+        self.mg = harness.Meshgate(self.workdir, self.config_text(), prefix, listen)
         self.addCleanup(self.mg.cleanup)
         self.mg.start()
         self.before = self.mg.wait_ready()
         harness.check_port_macs(self.before, (EXT, UNDERLAY), self.mg.log)
+
+    def config_text(self, weights=None):
+        """The config; weights maps a task address to its weight (default 1) in the tcp service."""
+        weights = weights or {}
+        extra = ''
+        for name, addr in NODES.items():
+            extra += f'[[node]]\nname = "{name}"\naddress = "{addr}"\n\n'
+        tasks = ''.join(f'  [[service.task]]\n  address = "{ip}"\n  node = "{node}"\n' for ip, node in TASKS)
+        weighted = ''.join(f'  [[service.task]]\n  address = "{ip}"\n  node = "{node}"\n'
+                           f'  weight = {weights.get(ip, 1)}\n' for ip, node in TASKS)
+        extra += ('[[service]]\nname = "whoami"\nscheduler = "rr"\n'
+                  '  [[service.port]]\n  protocol = "tcp"\n  published = 8000\n  target = 8000\n' + weighted + '\n')
+        extra += ('[[service]]\nname = "echo"\nscheduler = "rr"\n'
+                  '  [[service.port]]\n  protocol = "udp"\n  published = 9000\n  target = 9000\n' + tasks)
+        return harness.config_toml(self.prefix, self.ports, self.listen, extra=extra)
 
     # --- helpers -------------------------------------------------------------------------------
 
@@ -306,12 +391,19 @@ class E2EMeshTest(harness.WorkdirTestCase):
         counts = {f'task-{ip}': answers.count(f'task-{ip}') for ip, _ in TASKS}
         self.assertEqual(counts, {f'task-{ip}': 3 for ip, _ in TASKS}, answers)
 
-        # (3) 20 MB intact
+        # (3) 200 MB intact
         out = os.path.join(self.workdir, 'download.bin')
-        self.curl('/big', extra=('-o', out))
+        start = time.monotonic()
+        self.curl('/big', extra=('-o', out, '--max-time', '60'))
+        elapsed = time.monotonic() - start
+        print(f'\n  download: {BIG_SIZE >> 20} MB in {elapsed:.1f} s '
+              f'({BIG_SIZE / elapsed / 1e6 * 8:.0f} Mbit/s)', file=sys.stderr)
         self.assertEqual(os.path.getsize(out), BIG_SIZE, self.diag())
+        h = hashlib.sha256()
         with open(out, 'rb') as f:
-            self.assertEqual(hashlib.sha256(f.read()).hexdigest(), self.big_sha)
+            for chunk in iter(lambda: f.read(1 << 20), b''):
+                h.update(chunk)
+        self.assertEqual(h.hexdigest(), self.big_sha)
         os.unlink(out)
 
         # (4) counters
@@ -326,6 +418,68 @@ class E2EMeshTest(harness.WorkdirTestCase):
         self.assertEqual(m.get('meshgate_drops_total', 0, reason='malformed'), 0, m.text)
         rc = self.mg.stop()
         self.assertEqual(rc, 0, f'exit status after SIGTERM\n{self.mg.log()}')
+
+    def test_many_connections_then_drain(self):
+        # (1) MANY short connections, MANY_CONCURRENT at a time: every one answered
+        script = os.path.join(self.workdir, 'many_client.py')
+        with open(script, 'w') as f:
+            f.write(MANY_CLIENT)
+        p = self.topo.exec(self.client, ['/usr/bin/python3', script, EXT.address, str(MANY),
+                                         str(MANY_CONCURRENT)], check=False, timeout=150)
+        self.assertEqual(p.returncode, 0, f'{p.stdout}\n{p.stderr}\n{self.diag()}')
+        print(f'\n  {MANY} connections ({MANY_CONCURRENT} concurrent): {p.stdout.strip()}', file=sys.stderr)
+        ok, elapsed = p.stdout.split()[:2]
+        self.assertEqual(int(ok), MANY, f'{p.stdout}\n{self.diag()}')
+        self.assertLess(float(elapsed), 120, p.stdout)
+
+        # (2) one long-lived connection; it lands on some task X
+        script = os.path.join(self.workdir, 'line_client.py')
+        with open(script, 'w') as f:
+            f.write(LINE_CLIENT)
+        lines = subprocess.Popen(['ip', 'netns', 'exec', self.client, '/usr/bin/python3', script, EXT.address],
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                 bufsize=0, start_new_session=True)
+        self.topo.procs.append(lines)
+        self.addCleanup(lines.stdin.close)
+        self.addCleanup(lines.stdout.close)
+        first = self.ask(lines, 'before')
+        self.assertRegex(first, r'^task-10\.255\.0\.[567] before$')
+        x = first.split()[0][len('task-'):]
+
+        # drain X: weight 0, SIGHUP, reload ok
+        with open(self.mg.config_path, 'w') as f:
+            f.write(self.config_text({x: 0}))
+        os.kill(self.mg.proc.pid, signal.SIGHUP)
+        self.mg.wait_for(lambda m: m.get('meshgate_config_reloads_total', 0, result='ok') == 1,
+                         'reload ok', timeout=10)
+        answers = [self.curl('/').strip() for _ in range(9)]
+        others = {f'task-{ip}' for ip, _ in TASKS if ip != x}
+        self.assertTrue(set(answers) <= others, f'drained {x}, answers {answers}\n{self.diag()}')
+        self.assertEqual(set(answers), others, answers)
+        # the open connection still reaches X
+        self.assertEqual(self.ask(lines, 'after'), f'task-{x} after')
+        lines.stdin.close()
+        self.assertEqual(lines.wait(10), 0)
+
+        m = self.mg.wait_settled()
+        self.assertEqual(m.get('meshgate_drops_total', 0, reason='malformed'), 0, m.text)
+        rc = self.mg.stop()
+        self.assertEqual(rc, 0, f'exit status after SIGTERM\n{self.mg.log()}')
+
+    def ask(self, proc, word, timeout=10):
+        """Sends one line to the line client and returns its answer line."""
+        proc.stdin.write(word.encode() + b'\n')
+        buf = b''
+        deadline = time.monotonic() + timeout
+        while not buf.endswith(b'\n'):
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([proc.stdout], [], [], left)[0]:
+                self.fail(f'no answer to {word!r} on the long-lived connection (got {buf!r})\n{self.diag()}')
+            chunk = os.read(proc.stdout.fileno(), 4096)
+            if not chunk:
+                self.fail(f'line client ended: {buf!r}, rc {proc.poll()}\n{self.diag()}')
+            buf += chunk
+        return buf.decode().strip()
 
 
 if __name__ == '__main__':
