@@ -100,6 +100,7 @@ class gateway
     std::unique_ptr<dataplane::dataplane_tables> tables_;
     std::vector<std::unique_ptr<dataplane::worker>> workers_;
     std::unique_ptr<dataplane::connection_table> connections_;
+    dataplane::affinity_table affinity_;
     std::unique_ptr<std::atomic<uint32_t>[]> task_active_ {
         new std::atomic<uint32_t>[dataplane::max_tasks] {}
     };
@@ -126,6 +127,7 @@ void gateway::start()
     connections_ =
         dataplane::connection_table::create(connection_params(config_, worker_count, shared_.qsbr));
     shared_.connections = connections_.get();
+    shared_.affinity = &affinity_;
     shared_.task_active = task_active_.get();
     shared_.start_tsc = rte_rdtsc();
 

@@ -27,6 +27,18 @@ uint16_t match_listener(const dataplane_tables &t, uint8_t proto, rte_be32_t dst
     return l;
 }
 
+// The task this client address had from the service within persistence_timeout, if it still
+// takes new connections (weight > 0: a drained task loses its clients' affinity too).
+uint32_t remembered_task(const worker &w, const dataplane_tables &t, const service_entry &s,
+                         uint16_t service, const flow_key &key)
+{
+    uint32_t address = w.shared->affinity->lookup(key.src_ip, service, w.now);
+    if (address == 0) return no_task;
+    for (uint32_t i = 0; i < s.task_count; ++i)
+        if (t.tasks[s.first_task + i].address == address && s.scheduler.weights[i] > 0) return i;
+    return no_task;
+}
+
 // A new connection for the client's first packet: pick a task and a SNAT port.
 // Returns the connection index, or connection_table::no_index after counting the drop.
 uint32_t open_connection(worker &w, const dataplane_tables &t, const listener &l,
@@ -35,8 +47,10 @@ uint32_t open_connection(worker &w, const dataplane_tables &t, const listener &l
     const service_entry &s = t.services[l.service];
     std::span<const std::atomic<uint32_t>> active(w.shared->task_active + s.first_task,
                                                   s.task_count);
-    uint32_t task = pick_task(s.scheduler, w.cursors[l.service], active,
-                              rte_be_to_cpu_32(key.src_ip), rte_be_to_cpu_16(key.src_port));
+    uint32_t task = s.persistence_timeout != 0 ? remembered_task(w, t, s, l.service, key) : no_task;
+    if (task == no_task)
+        task = pick_task(s.scheduler, w.cursors[l.service], active, rte_be_to_cpu_32(key.src_ip),
+                         rte_be_to_cpu_16(key.src_port));
     if (task == no_task) {
         w.counters.drop(drop_reason::no_backend);
         return connection_table::no_index;
@@ -48,6 +62,9 @@ uint32_t open_connection(worker &w, const dataplane_tables &t, const listener &l
     switch (r.status) {
     case create_status::ok:
         w.shared->task_active[s.first_task + task].fetch_add(1, std::memory_order_relaxed);
+        if (s.persistence_timeout != 0)
+            w.shared->affinity->remember(key.src_ip, l.service, te.address, w.now,
+                                         s.persistence_timeout);
         ++w.counters.connections_created[l.service];
         return r.index;
     case create_status::exists:

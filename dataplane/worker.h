@@ -10,6 +10,7 @@
 #include <rte_mbuf.h>
 #include <rte_rcu_qsbr.h>
 
+#include "dataplane/affinity.h"
 #include "dataplane/conntrack.h"
 #include "dataplane/counters.h"
 #include "dataplane/neighbor.h"
@@ -30,6 +31,7 @@ struct gateway_shared {
     rte_mempool *indirect_pool = nullptr; // fragments' payload references
     rte_mempool *pool = nullptr;          // for packets the gateway originates
     connection_table *connections = nullptr;
+    affinity_table *affinity = nullptr;           // persistence_timeout: client address -> task
     std::atomic<uint32_t> *task_active = nullptr; // live connections per task (lc, wlc)
     uint64_t start_tsc = 0;                       // second 0 of the connection clock
 };

@@ -45,6 +45,9 @@ scheduler = "rr"
 '''
 
 
+NEIGHBOR_3 = '\n[[neighbor]]\naddress = "203.0.113.3"\nmac = "02:00:00:00:00:bb"\n'
+
+
 def config(node_mac=True):
     return SERVICE.replace('{node_mac}', f'mac = "{NODE_MAC}"' if node_mac else '')
 
@@ -168,6 +171,20 @@ class MeshPcapTest(harness.WorkdirTestCase):
         # only the good SYN went to the node
         self.assertEqual(len(r.out['underlay']), 1)
 
+
+    def test_persistence_keeps_a_client_on_its_task(self):
+        two_tasks = config().replace('scheduler = "rr"', 'scheduler = "rr"\npersistence_timeout = 60') + \
+            '  [[service.task]]\n  address = "10.255.0.6"\n  node = "node-1"\n'
+        other = Ether(src='02:00:00:00:00:bb', dst=EXT.mac) / IP(src='203.0.113.3', dst=EXT.address) / \
+            TCP(sport=40100, dport=8000, flags='S')
+        # rr alone would alternate 5, 6, 5, 6: affinity keeps 203.0.113.2 on its first task
+        inputs = {'ext': [syn(40001), syn(40002), other, syn(40003)]}
+        r = harness.run_pcap(self.workdir, inputs, extra_config=two_tasks + NEIGHBOR_3)
+        tasks = [f[VXLAN].payload[IP].dst for f in r.out['underlay']]
+        self.assertEqual(len(tasks), 4, r.log)
+        self.assertEqual(tasks[0], tasks[1])
+        self.assertEqual(tasks[0], tasks[3])
+        self.assertNotEqual(tasks[2], tasks[0])
 
     def test_icmp_error_from_task_reaches_client(self):
         query = client_packet(UDP(sport=41000, dport=5353), payload=b'question')
