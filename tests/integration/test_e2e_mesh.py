@@ -341,7 +341,7 @@ class E2EMeshTest(harness.WorkdirTestCase):
         self.before = self.mg.wait_ready()
         harness.check_port_macs(self.before, (EXT, UNDERLAY), self.mg.log)
 
-    def config_text(self, weights=None):
+    def config_text(self, weights=None, scheduler='rr'):
         """The config; weights maps a task address to its weight (default 1) in the tcp service."""
         weights = weights or {}
         extra = ''
@@ -350,7 +350,7 @@ class E2EMeshTest(harness.WorkdirTestCase):
         tasks = ''.join(f'  [[service.task]]\n  address = "{ip}"\n  node = "{node}"\n' for ip, node in TASKS)
         weighted = ''.join(f'  [[service.task]]\n  address = "{ip}"\n  node = "{node}"\n'
                            f'  weight = {weights.get(ip, 1)}\n' for ip, node in TASKS)
-        extra += ('[[service]]\nname = "whoami"\nscheduler = "rr"\n'
+        extra += (f'[[service]]\nname = "whoami"\nscheduler = "{scheduler}"\n'
                   '  [[service.port]]\n  protocol = "tcp"\n  published = 8000\n  target = 8000\n' + weighted + '\n')
         extra += ('[[service]]\nname = "echo"\nscheduler = "rr"\n'
                   '  [[service.port]]\n  protocol = "udp"\n  published = 9000\n  target = 9000\n' + tasks)
@@ -418,6 +418,23 @@ class E2EMeshTest(harness.WorkdirTestCase):
         self.assertEqual(m.get('meshgate_drops_total', 0, reason='malformed'), 0, m.text)
         rc = self.mg.stop()
         self.assertEqual(rc, 0, f'exit status after SIGTERM\n{self.mg.log()}')
+
+    def test_maglev_spreads_one_clients_connections(self):
+        # Switch the tcp service to maglev by reload; it hashes the client's address AND port, so
+        # one client's connections (new source ports) spread over every task.
+        with open(self.mg.config_path, 'w') as f:
+            f.write(self.config_text(scheduler='maglev'))
+        os.kill(self.mg.proc.pid, signal.SIGHUP)
+        self.mg.wait_for(lambda m: m.get('meshgate_config_reloads_total', 0, result='ok') == 1,
+                         'reload to maglev', timeout=10)
+        answers = [self.curl('/').strip() for _ in range(90)]
+        counts = {f'task-{ip}': answers.count(f'task-{ip}') for ip, _ in TASKS}
+        print(f'\n  maglev over 90 connections: {counts}', file=sys.stderr)
+        self.assertEqual(sum(counts.values()), 90, answers)
+        # Binomial(90, 1/3): fewer than 15 or more than 45 for a task has probability < 1e-3.
+        for task, n in counts.items():
+            self.assertTrue(15 <= n <= 45, f'{task}: {n} of 90\n{counts}')
+        self.assertEqual(self.mg.stop(), 0, self.mg.log())
 
     def test_many_connections_then_drain(self):
         # (1) MANY short connections, MANY_CONCURRENT at a time: every one answered
