@@ -186,6 +186,40 @@ class MeshPcapTest(harness.WorkdirTestCase):
         self.assertEqual(tasks[0], tasks[3])
         self.assertNotEqual(tasks[2], tasks[0])
 
+    def test_every_packet_of_a_flow_goes_to_one_task(self):
+        two_tasks = config() + '  [[service.task]]\n  address = "10.255.0.6"\n  node = "node-1"\n'
+        flow_a = [syn(40001)] + [client_packet(TCP(sport=40001, dport=8000, flags='A', seq=1001 + i))
+                                 for i in range(5)]
+        flow_b = [syn(40002)] + [client_packet(TCP(sport=40002, dport=8000, flags='PA', seq=1001 + i))
+                                 for i in range(5)]
+        inputs = {'ext': [flow_a[0], flow_b[0]] + [p for pair in zip(flow_a[1:], flow_b[1:]) for p in pair]}
+        r = harness.run_pcap(self.workdir, inputs, extra_config=two_tasks)
+        by_port = {}
+        for f in r.out['underlay']:
+            inner = f[VXLAN].payload
+            by_port.setdefault(inner[TCP].sport, set()).add(inner[IP].dst)
+        self.assertEqual(sorted(by_port), [40001, 40002], r.log)
+        self.assertEqual([len(v) for v in by_port.values()], [1, 1])       # one task per flow
+        self.assertNotEqual(by_port[40001], by_port[40002])                 # rr: two tasks
+        self.assertEqual(len(r.out['underlay']), 12)
+
+    def test_icmp_error_from_client_side_reaches_task(self):
+        query = client_packet(UDP(sport=41000, dport=5353), payload=b'question')
+        answer = from_task(UDP(sport=53, dport=41000), payload=b'answer')
+        # The client's host says the answer's port is unreachable, quoting the answer it got.
+        got = IP(src=EXT.address, dst=CLIENT_IP, ttl=63) / UDP(sport=5353, dport=41000) / Raw(b'answer')
+        error = (Ether(src=CLIENT_MAC, dst=EXT.mac) / IP(src=CLIENT_IP, dst=EXT.address) /
+                 ICMP(type=3, code=3) / Raw(bytes(got)[:28]))
+        r = self.run_mesh({'ext': [query, error], 'underlay': [answer]})
+        frames = [f[VXLAN].payload for f in r.out['underlay'] if f[VXLAN].payload.haslayer(ICMP)]
+        self.assertEqual(len(frames), 1, r.log)
+        inner = frames[0]
+        self.assertEqual((inner[Ether].dst, inner[IP].src, inner[IP].dst, inner[ICMP].type),
+                         (TASK_MAC, OVERLAY_IP, TASK_IP, 3))
+        self.assertEqual((inner[IPerror].src, inner[IPerror].dst, inner[UDPerror].sport, inner[UDPerror].dport),
+                         (TASK_IP, OVERLAY_IP, 53, 41000))
+        self.assertEqual(r.metrics.get('meshgate_icmp_errors_translated_total', 0), 1)
+
     def test_icmp_error_from_task_reaches_client(self):
         query = client_packet(UDP(sport=41000, dport=5353), payload=b'question')
         # What the task's kernel says about the datagram it got: port unreachable, quoting it.
