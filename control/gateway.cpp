@@ -161,13 +161,20 @@ std::string gateway::metrics() const
     std::vector<const dataplane::worker_counters *> counters;
     for (const auto &w : workers_)
         counters.push_back(&w->counters);
-    gateway_totals totals = sum_counters(counters, ports_.size());
+    size_t task_count = 0;
+    for (const config::service &sv : config_.services)
+        task_count += sv.tasks.size();
+    gateway_totals totals =
+        sum_counters(counters, ports_.size(), config_.services.size(), task_count);
     totals.reloads_ok = reloads_ok_;
     totals.reloads_error = reloads_error_;
     std::vector<std::string> roles;
     for (const config::port &p : config_.ports)
         roles.push_back(role_name(p.role));
-    return render_metrics(totals, ports_, roles);
+    std::string out = render_metrics(totals, ports_, roles);
+    render_backend_metrics(out, totals, config_.services,
+                           std::span<const std::atomic<uint32_t>>(task_active_.get(), task_count));
+    return out;
 }
 
 void gateway::publish(std::unique_ptr<dataplane::dataplane_tables> next)

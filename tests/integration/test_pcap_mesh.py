@@ -105,6 +105,10 @@ class MeshPcapTest(harness.WorkdirTestCase):
         self.assertTrue(checksums_valid(inner), inner.show(dump=True))
         m = r.metrics
         self.assertEqual(m.nonzero_drops(), {}, m.text)
+        self.assertEqual(m.get('meshgate_connections_total', 0, service='whoami'), 1, m.text)
+        self.assertEqual(m.get('meshgate_active_connections', 0, service='whoami', task=TASK_IP), 1, m.text)
+        self.assertEqual(m.get('meshgate_backend_packets_total', 0, service='whoami', task=TASK_IP,
+                               direction='in'), 1, m.text)
 
     def test_reply_restores_client_view(self):
         reply = from_task(TCP(sport=80, dport=CLIENT_PORT, flags='SA', seq=5000, ack=1001), payload=b'hi')
