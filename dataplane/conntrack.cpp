@@ -83,22 +83,7 @@ std::unique_ptr<connection_table> connection_table::create(const conntrack_param
     t->snat_tries_ = std::max<uint32_t>(p.snat_tries, 1);
     t->snat_port_min_ = p.snat_port_min;
     t->snat_port_max_ = p.snat_port_max;
-    t->timeouts_ = p.timeouts;
-
-    // Timeout and re-check period per TCP state; 0 would mean "never filed ahead", make it 1 s.
-    const conntrack_timeouts &to = p.timeouts;
-    auto at_least_1 = [](uint32_t v) { return std::max<uint32_t>(v, 1); };
-    const uint32_t by_state[tcp_state_count] = {
-        to.tcp_syn, to.tcp_syn, to.tcp_syn, to.tcp_established, to.tcp_fin,
-        to.tcp_fin, to.tcp_fin, to.tcp_fin, to.tcp_close,
-    };
-    for (size_t s = 0; s < tcp_state_count; s++) {
-        t->tcp_timeout_[s] = at_least_1(by_state[s]);
-        // how late a move to a shorter-timeout state may be noticed (see conntrack.h)
-        const uint32_t lag = s == size_t(tcp_state::established) ? to.tcp_fin : to.tcp_close;
-        t->tcp_recheck_[s] = at_least_1(std::min(t->tcp_timeout_[s], lag));
-    }
-    t->timeouts_.udp = at_least_1(to.udp);
+    t->set_timeouts(p.timeouts);
 
     char name[RTE_HASH_NAMESIZE];
     std::snprintf(name, sizeof(name), "ct%u", table_seq.fetch_add(1));
@@ -159,6 +144,24 @@ std::unique_ptr<connection_table> connection_table::create(const conntrack_param
     return t;
 }
 
+void connection_table::set_timeouts(const conntrack_timeouts &to) noexcept
+{
+    // Timeout and re-check period per TCP state; 0 would mean "never filed ahead", make it 1 s.
+    auto at_least_1 = [](uint32_t v) { return std::max<uint32_t>(v, 1); };
+    const uint32_t by_state[tcp_state_count] = {
+        to.tcp_syn, to.tcp_syn, to.tcp_syn, to.tcp_established, to.tcp_fin,
+        to.tcp_fin, to.tcp_fin, to.tcp_fin, to.tcp_close,
+    };
+    for (size_t s = 0; s < tcp_state_count; s++) {
+        const uint32_t timeout = at_least_1(by_state[s]);
+        tcp_timeout_[s].store(timeout, std::memory_order_relaxed);
+        // how late a move to a shorter-timeout state may be noticed (see conntrack.h)
+        const uint32_t lag = s == size_t(tcp_state::established) ? to.tcp_fin : to.tcp_close;
+        tcp_recheck_[s].store(at_least_1(std::min(timeout, lag)), std::memory_order_relaxed);
+    }
+    udp_timeout_.store(at_least_1(to.udp), std::memory_order_relaxed);
+}
+
 connection_table::~connection_table()
 {
     // Workers must be stopped or offline: the hash's defer queue frees what it can now.
@@ -216,16 +219,17 @@ uint32_t connection_table::lookup_bulk(const flow_key keys[], uint32_t n,
 
 uint32_t connection_table::timeout(const connection &c) const noexcept
 {
-    if (c.tclass != timeout_class::tcp) return timeouts_.udp;
+    if (c.tclass != timeout_class::tcp) return udp_timeout_.load(std::memory_order_relaxed);
     const uint8_t s = c.state.load(std::memory_order_relaxed);
-    return s < tcp_state_count ? tcp_timeout_[s] : timeouts_.tcp_close;
+    const uint8_t known = s < tcp_state_count ? s : static_cast<uint8_t>(tcp_state::close);
+    return tcp_timeout_[known].load(std::memory_order_relaxed);
 }
 
 uint32_t connection_table::recheck(const connection &c) const noexcept
 {
-    if (c.tclass != timeout_class::tcp) return timeouts_.udp;
+    if (c.tclass != timeout_class::tcp) return udp_timeout_.load(std::memory_order_relaxed);
     const uint8_t s = c.state.load(std::memory_order_relaxed);
-    return s < tcp_state_count ? tcp_recheck_[s] : 1;
+    return s < tcp_state_count ? tcp_recheck_[s].load(std::memory_order_relaxed) : 1;
 }
 
 // File a connection `now + wait` ahead, where wait is what is left of its timeout capped by the
@@ -434,6 +438,31 @@ uint32_t connection_table::expire(uint8_t worker, uint32_t now, uint32_t budget,
     o.live.store(live, std::memory_order_relaxed);
     stamp_deferred(o, stamp_from);
     return n_removed;
+}
+
+uint64_t connection_table::memory_needed(const conntrack_params &p) noexcept
+{
+    // rte_hash 22.11 (rte_cuckoo_hash.c) for the parameters create() passes: key slots with the
+    // per-lcore caches of MULTI_WRITER_ADD, 32-byte key entries, main and extendable buckets of
+    // 64 bytes, the free-slot rings, the ext-bucket free list, the RCU defer queue (16-byte
+    // entries). Checked against rte_malloc's own figures in conntrack_test.
+    auto pow2 = [](uint64_t v) { return std::bit_ceil(std::max<uint64_t>(v, 1)); };
+    constexpr uint64_t lcore_cache_size = 64; // LCORE_CACHE_SIZE
+    constexpr uint64_t bucket_entries = 8;    // RTE_HASH_BUCKET_ENTRIES
+    const uint64_t entries = std::max<uint64_t>(2 * uint64_t{p.capacity}, 16);
+    const uint64_t key_slots = entries + (RTE_MAX_LCORE - 1) * (lcore_cache_size - 1) + 1;
+    const uint64_t buckets = pow2(entries) / bucket_entries;
+    const uint64_t hash = key_slots * 32 + 2 * buckets * 64 + pow2(key_slots) * 4 +
+                          pow2(buckets + 1) * 4 + key_slots * 4 +
+                          RTE_MAX_LCORE * (lcore_cache_size * 4 + 8) + pow2(key_slots + 1) * 16;
+
+    // Ours: the slots, one free stack, and per owner a deferred ring and a wheel.
+    const uint64_t n = std::max<uint16_t>(p.n_workers, 1);
+    const uint64_t ours = uint64_t{p.capacity} * (sizeof(connection) + sizeof(uint32_t)) +
+                          n * (pow2(p.capacity / n + p.capacity % n) * sizeof(deferred_slot) +
+                               wheel_slots * sizeof(uint32_t) + sizeof(owner_state));
+    constexpr uint64_t allocator_overhead = 64 * 1024; // malloc headers, ring and hash structs
+    return hash + ours + allocator_overhead;
 }
 
 uint32_t connection_table::size() const noexcept

@@ -44,6 +44,7 @@
 // methods are noexcept, never allocate, throw or log; create() takes rte_hash's writer lock.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -54,6 +55,7 @@
 #include <rte_memory.h>
 
 #include "dataplane/tcp_state.h"
+#include "dataplane/timeouts.h"
 
 struct rte_hash;
 struct rte_rcu_qsbr;
@@ -84,15 +86,6 @@ inline constexpr bool operator==(const flow_key &a, const flow_key &b)
            a.dst_port == b.dst_port && a.proto == b.proto;
 }
 
-// Idle timeouts in seconds; same names and IPVS defaults as the [timeouts] config section.
-struct conntrack_timeouts {
-    uint32_t tcp_established = 900; // ESTABLISHED
-    uint32_t tcp_fin = 120;         // FIN_WAIT, CLOSE_WAIT, LAST_ACK, TIME_WAIT
-    uint32_t tcp_close = 10;        // CLOSE
-    uint32_t tcp_syn = 60;          // NONE, SYN_SENT, SYN_RECV
-    uint32_t udp = 300;             // any UDP flow
-};
-
 struct conntrack_params {
     uint32_t capacity = 1048576;    // connection slots, split evenly between workers
     uint16_t n_workers = 1;         // owners 0..n_workers-1 (at most 256)
@@ -113,7 +106,7 @@ struct alignas(RTE_CACHE_LINE_SIZE) connection {
     flow_key forward;                // client -> published address, as received
     flow_key reverse;                // task -> snat address, as received
     uint16_t service;                // caller's service id
-    uint16_t task;                   // caller's task index within the service
+    uint16_t task;                   // caller's task id: stable while this connection lives
     uint8_t owner;                   // worker that created it and alone may delete it
     std::atomic<uint8_t> state;      // tcp_state (tcp_state::none for UDP)
     timeout_class tclass;            // which timeout table applies
@@ -227,6 +220,34 @@ class connection_table
     uint32_t expire(uint8_t worker, uint32_t now, uint32_t budget,
                     removed_connection removed[]) noexcept;
 
+    // Owner only: a walk over at most `visits` of its slots from CURSOR that removes, into
+    // removed[0..ret) (room for `room`), every live connection for which ended(connection)
+    // holds. CURSOR moves on; the walk is complete when it comes back to 0. After a reload.
+    template <typename Ended>
+    uint32_t sweep(uint8_t worker, uint32_t &cursor, uint32_t visits, Ended ended,
+                   removed_connection removed[], uint32_t room) noexcept
+    {
+        const owner_state &o = owners_[worker];
+        uint32_t n = 0;
+        for (uint32_t visited = 0; visited < visits && n < room; ++visited) {
+            const uint32_t index = o.first + cursor;
+            cursor = cursor + 1 == o.count ? 0 : cursor + 1;
+            const connection &c = conns_[index];
+            if (c.live.load(std::memory_order_relaxed) != 0 && ended(c))
+                n += remove(worker, index, &removed[n]);
+            if (cursor == 0) break;
+        }
+        return n;
+    }
+
+    // Any thread: new idle timeouts, in force for every connection from its next packet or
+    // wheel visit on.
+    void set_timeouts(const conntrack_timeouts &timeouts) noexcept;
+
+    // Bytes of DPDK memory create(p) takes (rte_hash, its RCU queue, the slots, the wheels):
+    // what [limits] connections costs against [dpdk] memory_mb.
+    static uint64_t memory_needed(const conntrack_params &p) noexcept;
+
     uint32_t size() const noexcept;               // live connections, all owners
     uint32_t size(uint8_t worker) const noexcept; // live connections of one owner
     uint32_t capacity() const noexcept { return capacity_; }
@@ -280,9 +301,10 @@ class connection_table
     uint32_t snat_tries_ = 64;
     uint16_t snat_port_min_ = 1024;
     uint16_t snat_port_max_ = 65535;
-    conntrack_timeouts timeouts_{};
-    uint32_t tcp_timeout_[tcp_state_count] = {}; // per tcp_state
-    uint32_t tcp_recheck_[tcp_state_count] = {}; // how long the wheel may wait before a re-check
+    // Read by the workers, written by set_timeouts() on reload: whole words, relaxed.
+    std::array<std::atomic<uint32_t>, tcp_state_count> tcp_timeout_{}; // per tcp_state
+    std::array<std::atomic<uint32_t>, tcp_state_count> tcp_recheck_{}; // longest wait to re-check
+    std::atomic<uint32_t> udp_timeout_{0};
 };
 
 } // namespace meshgate::dataplane

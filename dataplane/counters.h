@@ -8,6 +8,8 @@
 
 #include <rte_common.h>
 
+#include "dataplane/capacity.h"
+
 namespace meshgate::dataplane
 {
 
@@ -21,6 +23,7 @@ namespace meshgate::dataplane
     X(unknown_vni, "VXLAN with a VNI other than the overlay's")                                    \
     X(no_connection, "reply from a task that matches no connection")                               \
     X(no_backend, "service with no task of weight > 0")                                            \
+    X(task_gone, "packet of a connection whose task was removed (after removed_task_grace)")       \
     X(table_full, "connection table full")                                                         \
     X(snat_exhausted, "no free SNAT port toward the task")                                         \
     X(ttl_exceeded, "TTL expired in transit")                                                      \
@@ -51,12 +54,9 @@ inline constexpr std::array<std::string_view, drop_reason_count> drop_reason_hel
 #undef MESHGATE_X
 };
 
-inline constexpr uint16_t max_ports = 8;
-inline constexpr uint32_t max_services = 1024;
-inline constexpr uint32_t max_tasks = 4096; // over all services
-
 // Traffic of one task seen by one worker: in = toward the task, out = its replies.
 struct task_counters {
+    uint64_t connections = 0; // opened toward it
     uint64_t packets_in = 0;
     uint64_t bytes_in = 0;
     uint64_t packets_out = 0;
@@ -107,8 +107,8 @@ struct alignas(RTE_CACHE_LINE_SIZE) worker_counters {
     std::array<port_counters, max_ports> ports{};
     std::array<uint64_t, drop_reason_count> drops{};
     std::array<uint64_t, event_count> events{};
-    std::array<uint64_t, max_services> connections_created{}; // per service
-    std::array<task_counters, max_tasks> tasks{};             // by global task index
+    std::array<uint64_t, service_id_capacity> connections_created{}; // by service id
+    std::array<task_counters, task_id_capacity> tasks{};             // by task id
 
     void drop(drop_reason r, uint64_t n = 1) { drops[static_cast<size_t>(r)] += n; }
     void count(event e, uint64_t n = 1) { events[static_cast<size_t>(e)] += n; }

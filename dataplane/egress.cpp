@@ -107,6 +107,8 @@ void reply_to_client(worker &w, const dataplane_tables &t, rte_mbuf *m, rte_ipv4
         return drop(w, m, drop_reason::no_connection);
     connections.update(ref.index(), direction::reverse, l4.tcp_flags, w.now);
     const connection &c = connections.at(ref.index());
+    // Its owner ends it (a forward packet or its sweep); replies stop here meanwhile.
+    if (t.tasks[c.task].state == task_state::absent) return drop(w, m, drop_reason::task_gone);
 
     if (ip->time_to_live <= 1) {
         if (rte_mbuf *e = build_icmp_error(w, ip, ip->dst_addr, icmp_type_time_exceeded,
@@ -127,10 +129,8 @@ void reply_to_client(worker &w, const dataplane_tables &t, rte_mbuf *m, rte_ipv4
         nat_forward<IPPROTO_TCP>(ip, l4.header, to);
     else
         nat_forward<IPPROTO_UDP>(ip, l4.header, to);
-    if (uint32_t task = task_index_of(t, c); task < max_tasks) {
-        ++w.counters.tasks[task].packets_out;
-        w.counters.tasks[task].bytes_out += l3_len;
-    }
+    ++w.counters.tasks[c.task].packets_out;
+    w.counters.tasks[c.task].bytes_out += l3_len;
     send_ipv4(w, t, out, m, to.dst_addr);
 }
 
@@ -220,15 +220,15 @@ bool client_icmp_error(worker &w, const dataplane_tables &t, rte_mbuf *m, rte_ip
     const connection *found = quoted_connection(w, v, direction::forward);
     if (found == nullptr) return false;
     const connection &c = *found;
-    uint32_t task = task_index_of(t, c);
-    if (task >= max_tasks) return false;
+    const task_entry &task = t.tasks[c.task];
+    if (task.state == task_state::absent) return false;
     // The task sees an error about the packet it sent, from the address it sent it to.
     icmp_error_nat to{c.snat_ip(), c.task_ip(),
                       nat_endpoints{c.task_ip(), c.snat_ip(), c.target_port(), c.snat_port()}};
     icmp_error_translate(ip, v, to);
     w.counters.count(event::icmp_errors_translated);
-    vxlan_inner_ether_write(rte_pktmbuf_mtod(m, rte_ether_hdr *), t.overlay_mac, t.tasks[task].mac);
-    send_to_node(w, t, m, t.tasks[task].node, rte_hash_crc(&c.forward, sizeof c.forward, 0));
+    vxlan_inner_ether_write(rte_pktmbuf_mtod(m, rte_ether_hdr *), t.overlay_mac, task.mac);
+    send_to_node(w, t, m, task.node, rte_hash_crc(&c.forward, sizeof c.forward, 0));
     return true;
 }
 

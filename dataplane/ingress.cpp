@@ -29,13 +29,13 @@ uint16_t match_listener(const dataplane_tables &t, uint8_t proto, rte_be32_t dst
 
 // The task this client address had from the service within persistence_timeout, if it still
 // takes new connections (weight > 0: a drained task loses its clients' affinity too).
-uint32_t remembered_task(const worker &w, const dataplane_tables &t, const service_entry &s,
+uint32_t remembered_task(const worker &w, const dataplane_tables &t, const service_scheduler &s,
                          uint16_t service, const flow_key &key)
 {
     uint32_t address = w.shared->affinity->lookup(key.src_ip, service, w.now);
     if (address == 0) return no_task;
     for (uint32_t i = 0; i < s.task_count; ++i)
-        if (t.tasks[s.first_task + i].address == address && s.scheduler.weights[i] > 0) return i;
+        if (t.tasks[s.keys[i]].address == address && s.weights[i] > 0) return s.keys[i];
     return no_task;
 }
 
@@ -45,27 +45,30 @@ uint32_t open_connection(worker &w, const dataplane_tables &t, const listener &l
                          const flow_key &key)
 {
     const service_entry &s = t.services[l.service];
-    std::span<const std::atomic<uint32_t>> active(w.shared->task_active + s.first_task,
-                                                  s.task_count);
-    uint32_t task = s.persistence_timeout != 0 ? remembered_task(w, t, s, l.service, key) : no_task;
+    const service_scheduler &scheduler = *s.scheduler;
+    uint32_t task =
+        s.persistence_timeout != 0 ? remembered_task(w, t, scheduler, l.service, key) : no_task;
     if (task == no_task)
-        task = pick_task(s.scheduler, w.cursors[l.service], active, rte_be_to_cpu_32(key.src_ip),
-                         rte_be_to_cpu_16(key.src_port));
+        task = pick_task(
+            scheduler, w.cursors[l.service],
+            std::span<const std::atomic<uint32_t>>(w.shared->task_active, task_id_capacity),
+            rte_be_to_cpu_32(key.src_ip), rte_be_to_cpu_16(key.src_port));
     if (task == no_task) {
         w.counters.drop(drop_reason::no_backend);
         return connection_table::no_index;
     }
-    const task_entry &te = t.tasks[s.first_task + task];
+    const task_entry &te = t.tasks[task];
     create_result r = w.shared->connections->create(
         static_cast<uint8_t>(w.id), key, l.service, static_cast<uint16_t>(task), te.address,
         l.target_port, std::span<const uint32_t>(t.snat_addresses), w.now);
     switch (r.status) {
     case create_status::ok:
-        w.shared->task_active[s.first_task + task].fetch_add(1, std::memory_order_relaxed);
+        w.shared->task_active[task].fetch_add(1, std::memory_order_relaxed);
         if (s.persistence_timeout != 0)
             w.shared->affinity->remember(key.src_ip, l.service, te.address, w.now,
                                          s.persistence_timeout);
         ++w.counters.connections_created[l.service];
+        ++w.counters.tasks[task].connections;
         return r.index;
     case create_status::exists:
         return r.index;
@@ -77,14 +80,6 @@ uint32_t open_connection(worker &w, const dataplane_tables &t, const listener &l
         return connection_table::no_index;
     }
     return connection_table::no_index;
-}
-
-// Gives up a connection whose ports a new SYN reuses (TIME_WAIT, CLOSE).
-void close_for_reuse(worker &w, const dataplane_tables &t, uint32_t index)
-{
-    removed_connection gone;
-    if (w.shared->connections->remove(static_cast<uint8_t>(w.id), index, &gone))
-        release_task(w, t, gone);
 }
 
 template <uint8_t Proto>
@@ -131,30 +126,31 @@ void published_input(worker &w, const dataplane_tables &t, uint16_t port, rte_mb
 {
     l4_view l4 = parse_l4(ip);
     if (l4.header == nullptr) return drop(w, m, drop_reason::malformed);
+    if (!t.ports[port].external) return drop(w, m, drop_reason::no_service);
     uint8_t proto = ip->next_proto_id;
-    uint16_t li =
-        t.ports[port].external ? match_listener(t, proto, ip->dst_addr, l4.dst_port) : no_listener;
-    if (li == no_listener) return drop(w, m, drop_reason::no_service);
-    const listener &l = t.listeners[li];
 
+    // The connection first: it outlives the listener that opened it (a port unpublished or a
+    // service removed by a reload), and ends with its task.
     connection_table &connections = *w.shared->connections;
     flow_key key = make_flow_key(ip->src_addr, ip->dst_addr, l4.src_port, l4.dst_port, proto);
     conn_ref ref = connections.lookup(key);
     uint32_t index = connection_table::no_index;
-    if (ref.hit()) {
+    if (ref.hit() && ref.dir() == direction::forward) {
         update_result u = connections.update(ref.index(), direction::forward, l4.tcp_flags, w.now);
         if (!u.reuse)
             index = ref.index();
         else
-            close_for_reuse(w, t, ref.index());
+            end_connection(w, ref.index());
     }
     if (index == connection_table::no_index) {
+        uint16_t li = match_listener(t, proto, ip->dst_addr, l4.dst_port);
+        if (li == no_listener) return drop(w, m, drop_reason::no_service);
         // Only a SYN opens a TCP connection, as IPVS: anything else is a stray or a late packet.
         bool opens =
             proto == IPPROTO_UDP ||
             (l4.tcp_flags & (tcp_flag::syn | tcp_flag::ack | tcp_flag::rst)) == tcp_flag::syn;
         if (!opens) return drop(w, m, drop_reason::no_connection);
-        index = open_connection(w, t, l, key);
+        index = open_connection(w, t, t.listeners[li], key);
         if (index == connection_table::no_index) {
             rte_pktmbuf_free(m);
             return;
@@ -163,10 +159,11 @@ void published_input(worker &w, const dataplane_tables &t, uint16_t port, rte_mb
     }
 
     const connection &c = connections.at(index);
-    uint32_t task_index = task_index_of(t, c);
-    if (task_index == max_tasks)
-        return drop(w, m, drop_reason::no_backend); // the task left with a reload
-    const task_entry &task = t.tasks[task_index];
+    const task_entry &task = t.tasks[c.task];
+    if (task.state == task_state::absent) {
+        end_connection(w, index); // its task ended with a reload
+        return drop(w, m, drop_reason::task_gone);
+    }
 
     if (ip->time_to_live <= 1) {
         if (rte_mbuf *e = build_icmp_error(w, ip, ip->dst_addr, icmp_type_time_exceeded,
@@ -193,7 +190,7 @@ void published_input(worker &w, const dataplane_tables &t, uint16_t port, rte_mb
         nat_to_task<IPPROTO_TCP>(ip, l4.header, c);
     else
         nat_to_task<IPPROTO_UDP>(ip, l4.header, c);
-    task_counters &tc = w.counters.tasks[task_index];
+    task_counters &tc = w.counters.tasks[c.task];
     ++tc.packets_in;
     tc.bytes_in += l3_len;
     if (too_big) return fragment_to_node(w, t, m, task, inner_mtu, flow_hash);

@@ -66,25 +66,18 @@ rte_mbuf *build_icmp_error(worker &w, const rte_ipv4_hdr *offender, rte_be32_t s
 void send_to_node(worker &w, const dataplane_tables &t, rte_mbuf *m, uint16_t node,
                   uint32_t flow_hash);
 
-// A connection of SERVICE's TASK ended: lc/wlc see one less (the task may have left already).
-inline void release_task(worker &w, const dataplane_tables &t, const removed_connection &gone)
+// A connection ended: lc/wlc see one less for its task. Task ids outlive their connections.
+inline void release_task(worker &w, const removed_connection &gone)
 {
-    if (gone.service < t.services.size() && gone.task < t.services[gone.service].task_count)
-        w.shared->task_active[t.services[gone.service].first_task + gone.task].fetch_sub(
-            1, std::memory_order_relaxed);
+    w.shared->task_active[gone.task].fetch_sub(1, std::memory_order_relaxed);
 }
 
-// The index in T.tasks of connection C's task, checked by address because a reload may have
-// reordered or removed tasks; max_tasks when the task is gone.
-inline uint32_t task_index_of(const dataplane_tables &t, const connection &c)
+// Owner only: ends connection INDEX now (its ports are reused, or its task has ended).
+inline void end_connection(worker &w, uint32_t index)
 {
-    if (c.service >= t.services.size()) return max_tasks;
-    const service_entry &s = t.services[c.service];
-    if (c.task < s.task_count && t.tasks[s.first_task + c.task].address == c.task_ip())
-        return s.first_task + c.task;
-    for (uint32_t i = 0; i < s.task_count; ++i)
-        if (t.tasks[s.first_task + i].address == c.task_ip()) return s.first_task + i;
-    return max_tasks;
+    removed_connection gone;
+    if (w.shared->connections->remove(static_cast<uint8_t>(w.id), index, &gone))
+        release_task(w, gone);
 }
 
 // The external port that reaches ADDR (on its subnet, else through its gateway).

@@ -101,6 +101,12 @@ bool neighbor_table::add_static(uint16_t port, rte_be32_t ip, const rte_ether_ad
     return store(port, ip, mac, flag_static);
 }
 
+void neighbor_table::remove_static(uint16_t port, rte_be32_t ip)
+{
+    entry *e = find(key_of(port, ip));
+    if (e != nullptr) e->mac_flags.fetch_and(~flag_static, std::memory_order_release);
+}
+
 bool neighbor_table::claim_request(uint16_t port, rte_be32_t ip, uint64_t now, uint64_t interval)
 {
     entry *e = find_or_insert(key_of(port, ip));

@@ -33,6 +33,9 @@ class neighbor_table
     // Configured ([[neighbor]], [[node]].mac): never replaced by ARP.
     bool add_static(uint16_t port, rte_be32_t ip, const rte_ether_addr &mac);
 
+    // No longer configured: the entry keeps its MAC as if learned, and ARP may replace it.
+    void remove_static(uint16_t port, rte_be32_t ip);
+
     // True for one caller per INTERVAL ticks per next hop: that caller sends the ARP request.
     bool claim_request(uint16_t port, rte_be32_t ip, uint64_t now, uint64_t interval);
 

@@ -128,6 +128,7 @@ service_scheduler build_scheduler(scheduler_kind kind, std::span<const scheduler
     service_scheduler s;
     s.kind = kind;
     s.task_count = static_cast<uint32_t>(tasks.size());
+    s.keys.reserve(tasks.size());
     s.weights.reserve(tasks.size());
     uint32_t gcd = 0;
     uint32_t max_weight = 0;
@@ -137,6 +138,10 @@ service_scheduler build_scheduler(scheduler_kind kind, std::span<const scheduler
             throw std::invalid_argument("task " + std::to_string(i) + " weight " +
                                         std::to_string(w) + " is above " +
                                         std::to_string(max_task_weight));
+        if (tasks[i].key == no_task)
+            throw std::invalid_argument("task " + std::to_string(i) + " has key no_task");
+        s.keys.push_back(tasks[i].key);
+        s.key_limit = std::max(s.key_limit, tasks[i].key + 1);
         s.weights.push_back(w);
         if (w == 0) continue;
         s.live.push_back(i);
@@ -166,6 +171,9 @@ service_scheduler build_scheduler(scheduler_kind kind, std::span<const scheduler
     case scheduler_kind::wlc:
         break;
     }
+    // Slots hold keys, so a pick is one load.
+    for (uint32_t &slot : s.table)
+        if (slot != no_task) slot = s.keys[slot];
     s.table_size = static_cast<uint32_t>(s.table.size());
     if (s.table_size != 0) s.table_fastmod = fastmod_constant(s.table_size);
     return s;

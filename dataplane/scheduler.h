@@ -4,6 +4,8 @@
 // The control thread builds a service_scheduler (immutable once published); workers read it.
 // Mutable state lives outside it: rr/wrr position in a scheduler_cursor that each worker owns,
 // lc/wlc load in per-task atomic active-connection counts that the connection table maintains.
+// A pick returns the task's key, the caller's stable name for it (the gateway's task id), which
+// also says where its active-connection count is: position in the service never leaks out.
 // The pick path takes no lock, allocates nothing, throws nothing and makes no indirect call.
 #pragma once
 
@@ -19,7 +21,7 @@
 namespace meshgate::dataplane
 {
 
-// Same order as meshgate::config::scheduler_kind.
+// The config's `scheduler` key takes these names, in this order.
 enum class scheduler_kind : uint8_t { maglev, rr, wrr, lc, wlc, sh };
 
 inline constexpr std::array<std::string_view, 6> scheduler_kind_names = {"maglev", "rr",  "wrr",
@@ -36,22 +38,26 @@ inline constexpr uint32_t maglev_default_table_size = 65537;
 // IPVS sh uses 256 buckets; more buckets follow the weights more closely at 16 KB per service.
 inline constexpr uint32_t sh_min_table_size = 4096;
 
-// One task as the schedulers see it. Its position in the span is the task index a pick returns.
+// One task as the schedulers see it.
 struct scheduler_task {
     uint64_t id = 0;     // stable identity, e.g. task_identity(address): seeds its Maglev slots
     uint32_t weight = 1; // 0 = drain: existing connections stay, no new ones
+    uint32_t key = 0;    // what a pick returns for it, and the index of its count in `active`
 };
 using maglev_backend = scheduler_task;
 
 // Everything a worker reads to pick a task. Built by build_scheduler(), never written after.
+// Task index: a task's position in the span build_scheduler() was given; internal to a scheduler.
 struct service_scheduler {
     scheduler_kind kind = scheduler_kind::maglev;
     uint32_t task_count = 0;       // tasks of the service, weight 0 included
+    std::vector<uint32_t> keys;    // by task index
     std::vector<uint32_t> weights; // by task index
     std::vector<uint32_t> live;    // task indices with weight > 0, in task order: rr/wrr/lc/wlc
+    uint32_t key_limit = 0;        // max key + 1: `active` must hold that many counts
     int32_t wrr_gcd = 0;           // IPVS mark->di: step of the current weight
     int32_t wrr_max = 0;           // IPVS mark->mw: max weight - (gcd - 1)
-    std::vector<uint32_t> table;   // maglev slots or sh buckets: task index or no_task
+    std::vector<uint32_t> table;   // maglev slots or sh buckets: task key or no_task
     uint32_t table_size = 0;       // == table.size()
     uint64_t table_fastmod = 0;    // Lemire's constant: hash % table_size without a divide
 };
@@ -63,8 +69,9 @@ struct scheduler_cursor {
     int32_t cw = 0;    // wrr current weight (IPVS mark->cw)
 };
 
-// Control thread. Throws std::invalid_argument for a weight above max_task_weight or a Maglev
-// table size that is not prime. maglev_table_size 0 = maglev_table_size_for(tasks.size()).
+// Control thread. Throws std::invalid_argument for a weight above max_task_weight, a key of
+// no_task, or a Maglev table size that is not prime. maglev_table_size 0 =
+// maglev_table_size_for(tasks.size()).
 service_scheduler build_scheduler(scheduler_kind kind, std::span<const scheduler_task> tasks,
                                   uint32_t maglev_table_size = 0);
 
@@ -113,7 +120,7 @@ inline uint32_t rr_pick(const service_scheduler &s, scheduler_cursor &c) noexcep
     if (c.next >= n) c.next = 0;
     uint32_t task = s.live[c.next];
     c.next = c.next + 1 == n ? 0 : c.next + 1;
-    return task;
+    return s.keys[task];
 }
 
 // ip_vs_wrr.c without the overload flag: walk the live tasks, lowering the current weight by
@@ -131,7 +138,7 @@ inline uint32_t wrr_pick(const service_scheduler &s, scheduler_cursor &c) noexce
         uint32_t task = s.live[c.next];
         c.next = c.next + 1 == n ? 0 : c.next + 1;
         // Terminates: the heaviest task's weight is >= wrr_max >= cw.
-        if (s.weights[task] >= static_cast<uint32_t>(c.cw)) return task;
+        if (s.weights[task] >= static_cast<uint32_t>(c.cw)) return s.keys[task];
     }
 }
 
@@ -142,10 +149,10 @@ inline uint32_t lc_scan(const service_scheduler &s, LoadOf load_of) noexcept
 {
     const size_t n = s.live.size();
     if (n == 0) return no_task;
-    uint32_t best = s.live[0];
+    uint32_t best = s.keys[s.live[0]];
     uint32_t best_load = load_of(best);
     for (size_t i = 1; i < n; ++i) {
-        uint32_t task = s.live[i];
+        uint32_t task = s.keys[s.live[i]];
         uint32_t load = load_of(task);
         bool better = load < best_load;
         best = better ? task : best;
@@ -161,47 +168,48 @@ inline uint32_t wlc_scan(const service_scheduler &s, LoadOf load_of) noexcept
     const size_t n = s.live.size();
     if (n == 0) return no_task;
     uint32_t best = s.live[0];
-    uint64_t best_load = load_of(best);
+    uint64_t best_load = load_of(s.keys[best]);
     uint64_t best_weight = s.weights[best];
     for (size_t i = 1; i < n; ++i) {
         uint32_t task = s.live[i];
-        uint64_t load = load_of(task);
+        uint64_t load = load_of(s.keys[task]);
         uint64_t weight = s.weights[task];
         bool better = load * best_weight < best_load * weight;
         best = better ? task : best;
         best_load = better ? load : best_load;
         best_weight = better ? weight : best_weight;
     }
-    return best;
+    return s.keys[best];
 }
 
 // Relaxed: a pick needs a recent count, not one ordered with other memory. A span shorter than
-// the task list (a caller bug) reads the missing tasks as idle instead of past its end.
+// the keys (a caller bug) reads the missing tasks as idle instead of past its end.
 inline uint32_t lc_pick(const service_scheduler &s,
                         std::span<const std::atomic<uint32_t>> active) noexcept
 {
-    if (active.size() >= s.task_count)
+    if (active.size() >= s.key_limit)
         return lc_scan(s,
-                       [active](uint32_t t) { return active[t].load(std::memory_order_relaxed); });
-    return lc_scan(s, [active](uint32_t t) {
-        return t < active.size() ? active[t].load(std::memory_order_relaxed) : 0u;
+                       [active](uint32_t k) { return active[k].load(std::memory_order_relaxed); });
+    return lc_scan(s, [active](uint32_t k) {
+        return k < active.size() ? active[k].load(std::memory_order_relaxed) : 0u;
     });
 }
 
 inline uint32_t wlc_pick(const service_scheduler &s,
                          std::span<const std::atomic<uint32_t>> active) noexcept
 {
-    if (active.size() >= s.task_count)
+    if (active.size() >= s.key_limit)
         return wlc_scan(s,
-                        [active](uint32_t t) { return active[t].load(std::memory_order_relaxed); });
-    return wlc_scan(s, [active](uint32_t t) {
-        return t < active.size() ? active[t].load(std::memory_order_relaxed) : 0u;
+                        [active](uint32_t k) { return active[k].load(std::memory_order_relaxed); });
+    return wlc_scan(s, [active](uint32_t k) {
+        return k < active.size() ? active[k].load(std::memory_order_relaxed) : 0u;
     });
 }
 
 } // namespace detail
 
-// The task for a new connection from client_ip:client_port (host byte order), or no_task.
+// The key of the task for a new connection from client_ip:client_port (host byte order), or
+// no_task. ACTIVE holds the live connections of each task by key (lc, wlc; others ignore it).
 inline uint32_t pick_task(const service_scheduler &s, scheduler_cursor &cursor,
                           std::span<const std::atomic<uint32_t>> active, uint32_t client_ip,
                           uint16_t client_port) noexcept

@@ -33,7 +33,7 @@ inline constexpr uint16_t no_listener = UINT16_MAX;
 
 // One [[service.port]]: where a published port leads.
 struct listener {
-    uint16_t service = 0;        // index into dataplane_tables::services
+    uint16_t service = 0;        // service id: index into dataplane_tables::services
     rte_be16_t target_port = 0;  // the port the tasks listen on
     rte_be32_t address = 0;      // the service's own address; 0 = any external address
     uint16_t next = no_listener; // next listener on the same protocol and published port
@@ -45,17 +45,26 @@ struct node_entry {
     vxlan_tunnel tunnel; // outer headers, prebuilt
 };
 
+// What a task id names in one snapshot.
+enum class task_state : uint8_t {
+    absent,  // nothing, or a task that has ended: packets of its connections are task_gone
+    serving, // in its service's scheduler (weight 0 = drain: no new connections)
+    removed, // left the config less than removed_task_grace ago: its connections go on
+};
+
 struct task_entry {
     rte_be32_t address = 0; // on the ingress network
     uint16_t node = 0;      // index into dataplane_tables::nodes
+    uint16_t service = 0;   // its service's id
     rte_ether_addr mac{};   // inner destination MAC
+    task_state state = task_state::absent;
 };
 
+// A service that listeners lead to; picks return task ids.
 struct service_entry {
-    uint32_t first_task = 0; // its tasks are tasks[first_task, first_task + task_count)
-    uint32_t task_count = 0;
     uint32_t persistence_timeout = 0; // seconds of client-address affinity; 0 = off
-    service_scheduler scheduler;
+    std::shared_ptr<const service_scheduler>
+        scheduler; // shared with snapshots it did not change in
 };
 
 struct dataplane_tables {
@@ -72,9 +81,13 @@ struct dataplane_tables {
     // Published-port match in one load: [tcp, udp][published port] -> first listener.
     std::array<std::array<uint16_t, 65536>, 2> published;
     std::vector<listener> listeners;
-    std::vector<service_entry> services;
-    std::vector<task_entry> tasks;
+    std::vector<service_entry> services; // by service id, service_id_capacity of them
+    std::vector<task_entry> tasks;       // by task id, task_id_capacity of them
     std::vector<node_entry> nodes;
+
+    // Moves when a snapshot ends tasks (absent now, not before): each worker then sweeps its
+    // connections for ones whose task has ended.
+    uint64_t sweep_epoch = 0;
 
     // First listener for PROTO (IPPROTO_TCP or IPPROTO_UDP) and PORT (network order).
     uint16_t first_listener(uint8_t proto, rte_be16_t port) const

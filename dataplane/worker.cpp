@@ -61,13 +61,36 @@ void ethernet_input(worker &w, const dataplane_tables &t, uint16_t port, rte_mbu
 }
 
 // Takes idle connections out, a bounded number per call, and gives back their task's slot.
-void expire_connections(worker &w, const dataplane_tables &t)
+void expire_connections(worker &w)
 {
     uint32_t n =
         w.shared->connections->expire(static_cast<uint8_t>(w.id), w.now,
                                       static_cast<uint32_t>(w.expired.size()), w.expired.data());
     for (uint32_t i = 0; i < n; ++i)
-        release_task(w, t, w.expired[i]);
+        release_task(w, w.expired[i]);
+}
+
+// Slots visited per loop while a sweep runs: 1M slots in ~250 loop passes, a few µs each.
+constexpr uint32_t sweep_budget = 4096;
+
+// After a snapshot that ended tasks or shortened timeouts: ends this worker's connections that
+// it ended, a bounded walk per call, until the walk has seen every slot once.
+void sweep_connections(worker &w, const dataplane_tables &t)
+{
+    if (t.sweep_epoch != w.sweep.epoch) w.sweep = {t.sweep_epoch, 0, true};
+    if (!w.sweep.running) return;
+    connection_table &connections = *w.shared->connections;
+    const uint32_t now = w.now;
+    auto ended = [&](const connection &c) {
+        return t.tasks[c.task].state == task_state::absent ||
+               now - c.last_seen.load(std::memory_order_relaxed) >= connections.timeout(c);
+    };
+    const uint32_t n =
+        connections.sweep(static_cast<uint8_t>(w.id), w.sweep.cursor, sweep_budget, ended,
+                          w.expired.data(), static_cast<uint32_t>(w.expired.size()));
+    for (uint32_t i = 0; i < n; ++i)
+        release_task(w, w.expired[i]);
+    w.sweep.running = w.sweep.cursor != 0;
 }
 
 } // namespace
@@ -107,7 +130,8 @@ int worker_main(void *arg)
             flush_and_service(w, t, now);
             last_drain = now;
             w.now = static_cast<uint32_t>((now - shared.start_tsc) / w.tsc_hz);
-            expire_connections(w, t);
+            expire_connections(w);
+            sweep_connections(w, t);
         }
         // Past this point the worker holds no pointer into the tables.
         rte_rcu_qsbr_quiescent(shared.qsbr, w.id);

@@ -32,7 +32,7 @@ struct gateway_shared {
     rte_mempool *pool = nullptr;          // for packets the gateway originates
     connection_table *connections = nullptr;
     affinity_table *affinity = nullptr;           // persistence_timeout: client address -> task
-    std::atomic<uint32_t> *task_active = nullptr; // live connections per task (lc, wlc)
+    std::atomic<uint32_t> *task_active = nullptr; // live connections by task id (lc, wlc)
     uint64_t start_tsc = 0;                       // second 0 of the connection clock
 };
 
@@ -57,6 +57,14 @@ struct pending_queue {
     std::array<pending_packet, capacity> packets{};
 };
 
+// A walk over this worker's connections for ones a new snapshot ended (their task is absent,
+// or they are idle past a shortened timeout), a bounded number of slots per loop.
+struct sweep_state {
+    uint64_t epoch = 0;   // the snapshot's sweep_epoch this walk (or the last) was for
+    uint32_t cursor = 0;  // next slot of this owner's slice
+    bool running = false; //
+};
+
 struct alignas(RTE_CACHE_LINE_SIZE) worker {
     uint16_t id = 0; // queue id on every port, and RCU thread id
     unsigned lcore = 0;
@@ -69,8 +77,9 @@ struct alignas(RTE_CACHE_LINE_SIZE) worker {
     std::array<tx_buffer, max_ports> tx{};
     uint32_t now = 0; // seconds since start_tsc, refreshed every loop iteration
     pending_queue pending;
-    std::array<scheduler_cursor, max_services> cursors{}; // rr/wrr position per service
-    std::array<removed_connection, 64> expired{};         // scratch for connection expiry
+    std::array<scheduler_cursor, service_id_capacity> cursors{}; // rr/wrr position by service id
+    std::array<removed_connection, 64> expired{};                // scratch for connection expiry
+    sweep_state sweep;
     worker_counters counters;
 };
 

@@ -36,7 +36,7 @@ std::vector<scheduler_task> make_tasks(size_t n)
 {
     std::vector<scheduler_task> tasks;
     for (uint32_t i = 0; i < n; ++i)
-        tasks.push_back({.id = task_identity(0x0aff0002 + i, 80), .weight = 1 + i % 4});
+        tasks.push_back({.id = task_identity(0x0aff0002 + i, 80), .weight = 1 + i % 4, .key = i});
     return tasks;
 }
 

@@ -25,7 +25,7 @@ std::vector<scheduler_task> tasks_with(std::vector<uint32_t> weights)
 {
     std::vector<scheduler_task> tasks;
     for (uint32_t i = 0; i < weights.size(); ++i)
-        tasks.push_back({.id = task_identity(0x0aff0002 + i, 80), .weight = weights[i]});
+        tasks.push_back({.id = task_identity(0x0aff0002 + i, 80), .weight = weights[i], .key = i});
     return tasks;
 }
 
@@ -233,7 +233,7 @@ TEST(Maglev, RejectsTableSizeThatIsNotPrime)
     EXPECT_THROW(build_scheduler(scheduler_kind::maglev, tasks, 1000), std::invalid_argument);
 }
 
-// Fraction of flows whose task (by identity) differs between two schedulers.
+// Fraction of flows whose task differs between two schedulers; keys name the same task in both.
 double moved_fraction(const std::vector<scheduler_task> &a_tasks,
                       const std::vector<scheduler_task> &b_tasks, const std::vector<flow> &flows)
 {
@@ -241,11 +241,8 @@ double moved_fraction(const std::vector<scheduler_task> &a_tasks,
     service_scheduler b = build_scheduler(scheduler_kind::maglev, b_tasks);
     scheduler_cursor cursor{};
     int moved = 0;
-    for (const flow &f : flows) {
-        uint32_t ta = pick_task(a, cursor, {}, f.ip, f.port);
-        uint32_t tb = pick_task(b, cursor, {}, f.ip, f.port);
-        moved += a_tasks[ta].id != b_tasks[tb].id;
-    }
+    for (const flow &f : flows)
+        moved += pick_task(a, cursor, {}, f.ip, f.port) != pick_task(b, cursor, {}, f.ip, f.port);
     return double(moved) / double(flows.size());
 }
 
@@ -461,6 +458,63 @@ TEST(SourceHashing, EveryLiveTaskGetsABucketWhateverTheWeights)
     auto table = build_sh_table(tasks_with(weights), 4096);
     for (uint32_t t = 0; t < 100; ++t)
         EXPECT_GE(std::count(table.begin(), table.end(), t), 1) << "task " << t;
+}
+
+// --- keys: the caller's names for its tasks -------------------------------------------------
+
+// Tasks 0..n-1 of tasks_with(weights), known to the caller by KEYS.
+std::vector<scheduler_task> keyed(std::vector<uint32_t> weights, std::vector<uint32_t> keys)
+{
+    auto tasks = tasks_with(weights);
+    for (size_t i = 0; i < tasks.size(); ++i)
+        tasks[i].key = keys.at(i);
+    return tasks;
+}
+
+TEST(Keys, EveryKindReturnsKeysNotPositions)
+{
+    const std::vector<uint32_t> keys = {700, 12, 4095};
+    for (scheduler_kind kind : {scheduler_kind::maglev, scheduler_kind::rr, scheduler_kind::wrr,
+                                scheduler_kind::lc, scheduler_kind::wlc, scheduler_kind::sh}) {
+        service_scheduler s = build_scheduler(kind, keyed({1, 1, 1}, keys));
+        EXPECT_EQ(s.key_limit, 4096u);
+        std::vector<std::atomic<uint32_t>> active(4096);
+        scheduler_cursor cursor{};
+        std::set<uint32_t> seen;
+        for (const flow &f : random_flows(300)) {
+            uint32_t key = pick_task(s, cursor, active, f.ip, f.port);
+            ASSERT_TRUE(key == 700 || key == 12 || key == 4095)
+                << scheduler_kind_names[static_cast<size_t>(kind)] << " picked " << key;
+            seen.insert(key);
+            active[key].fetch_add(1, std::memory_order_relaxed);
+        }
+        EXPECT_EQ(seen.size(), 3u) << scheduler_kind_names[static_cast<size_t>(kind)];
+    }
+}
+
+TEST(Keys, LeastConnectionsReadsTheCountOfEachKey)
+{
+    service_scheduler s = build_scheduler(scheduler_kind::lc, keyed({1, 1, 1}, {9, 3, 6}));
+    auto active = loads({0, 0, 0, 5, 0, 0, 1, 0, 0, 2});
+    scheduler_cursor cursor{};
+    EXPECT_EQ(pick_task(s, cursor, active, 0, 0), 6u); // 9: 2, 3: 5, 6: 1
+    service_scheduler w = build_scheduler(scheduler_kind::wlc, keyed({1, 8, 1}, {9, 3, 6}));
+    EXPECT_EQ(pick_task(w, cursor, active, 0, 0), 3u); // 2/1, 5/8, 1/1
+}
+
+TEST(Keys, MaglevSlotsHoldKeysAndDoNotDependOnThem)
+{
+    auto plain = build_scheduler(scheduler_kind::maglev, tasks_with({1, 2, 3}));
+    auto renamed = build_scheduler(scheduler_kind::maglev, keyed({1, 2, 3}, {50, 60, 70}));
+    ASSERT_EQ(plain.table.size(), renamed.table.size());
+    for (size_t slot = 0; slot < plain.table.size(); ++slot)
+        ASSERT_EQ(renamed.table[slot], 50 + 10 * plain.table[slot]) << "slot " << slot;
+}
+
+TEST(Keys, NoTaskIsNotAKey)
+{
+    EXPECT_THROW(build_scheduler(scheduler_kind::rr, keyed({1, 1}, {0, no_task})),
+                 std::invalid_argument);
 }
 
 // --- no task, bad input --------------------------------------------------------------------
