@@ -9,20 +9,31 @@
 #include <vector>
 
 #include "control/net_text.h"
+#include "dataplane/scheduler.h"
+#include "dataplane/timeouts.h"
 
 namespace meshgate::config
 {
 
-// Where a value stood in the file, for errors found after parsing (cross references).
+// Where a value stood in the file, for errors found after parsing (cross references). In an
+// object read from the file, 0:0 marks a value that could not be read (its error is reported).
 struct source_position {
     uint32_t line = 0;
     uint32_t column = 0;
+
+    bool known() const { return line != 0; }
+    bool operator==(const source_position &) const = default;
 };
 
+// Where a service, task or node came from: the file, a call of the control API, the swarm.
+enum class origin : uint8_t { file, api, swarm };
+
 struct dpdk_section {
+    source_position at;                   // the [dpdk] header (1:1 when absent)
     std::string lcores = "0-1";           // EAL -l; the first is the control thread
     std::vector<unsigned> lcore_ids;      // lcores expanded, control first
-    std::optional<uint32_t> memory_mb;    // EAL -m
+    std::optional<uint32_t> memory_mb;    // EAL -m, and the limit of DPDK memory
+    source_position memory_at;            // of memory_mb
     bool no_huge = false;                 // EAL --no-huge
     std::string file_prefix = "meshgate"; // EAL --file-prefix
     std::vector<std::string> extra_args;  // passed to EAL verbatim
@@ -47,6 +58,7 @@ struct neighbor {
 };
 
 struct overlay_section {
+    source_position at;                       // the [overlay] header; 0:0 if it was not read
     uint32_t vni = 4096;                      // Docker's ingress network usually has 4096
     uint16_t udp_port = 4789;                 // IANA VXLAN port, as Docker uses
     ipv4_prefix address;                      // the gateway's endpoint on the ingress network
@@ -58,25 +70,41 @@ struct node {
     std::string name;
     ipv4_address address;           // its VXLAN tunnel endpoint on the underlay
     std::optional<mac_address> mac; // known next-hop MAC: skips ARP
-    source_position at;
+    origin from = origin::file;
+    source_position at{}, name_at{}, address_at{};
+
+    bool operator==(const node &o) const
+    {
+        return name == o.name && address == o.address && mac == o.mac;
+    }
 };
 
-enum class scheduler_kind { maglev, rr, wrr, lc, wlc, sh };
+using scheduler_kind = dataplane::scheduler_kind;
 enum class protocol : uint8_t { tcp = 6, udp = 17 };
 
 struct service_port {
     protocol proto = protocol::tcp;
     uint16_t published = 0; // the port clients connect to
     uint16_t target = 0;    // the port the task listens on
-    source_position at;
+    source_position at{}, published_at{};
+
+    bool operator==(const service_port &o) const
+    {
+        return proto == o.proto && published == o.published && target == o.target;
+    }
 };
 
 struct task {
-    ipv4_address address; // the task's address on the ingress network
+    ipv4_address address; // the task's address on the ingress network: with its service, its name
     std::string node;     // name of the [[node]] that runs it
     uint32_t weight = 1;  // 0 = drain: no new connections
     mac_address mac;      // default 02:42 + the 4 address bytes
-    source_position at;
+    source_position at{}, address_at{}, node_at{};
+
+    bool operator==(const task &o) const
+    {
+        return address == o.address && node == o.node && weight == o.weight && mac == o.mac;
+    }
 };
 
 struct service {
@@ -86,7 +114,15 @@ struct service {
     std::optional<ipv4_address> address; // match only this destination (else any external address)
     std::vector<service_port> ports;
     std::vector<task> tasks;
-    source_position at;
+    origin from = origin::file;
+    source_position at{}, name_at{};
+
+    bool operator==(const service &o) const
+    {
+        return name == o.name && scheduler == o.scheduler &&
+               persistence_timeout == o.persistence_timeout && address == o.address &&
+               ports == o.ports && tasks == o.tasks;
+    }
 };
 
 struct swarm_section {
@@ -97,22 +133,32 @@ struct swarm_section {
 
 struct limits_section {
     uint32_t connections = 1048576; // connection table capacity
+    source_position connections_at; // 0:0 when the default is in force
 };
 
-struct timeouts_section { // seconds, IPVS defaults
-    uint32_t tcp_established = 900;
-    uint32_t tcp_fin = 120;
-    uint32_t tcp_close = 10;
-    uint32_t tcp_syn = 60; // SYN seen, no reply yet
-    uint32_t udp = 300;
+// Seconds. The idle timeouts (IPVS defaults) and how long a removed task's connections go on:
+// Docker gives a stopping task 10 s (stop_grace_period) before it kills it, so a task removed
+// from the config gets as long to finish what it serves; 0 ends them at once.
+struct timeouts_section : dataplane::conntrack_timeouts {
+    uint32_t removed_task_grace = 10;
+
+    bool operator==(const timeouts_section &) const = default;
 };
 
 struct stats_section {
     std::string listen = "127.0.0.1:9091"; // host:port of the /metrics endpoint; "" = off
+    source_position listen_at;
 };
 
 struct log_section {
     std::string level = "info"; // trace, debug, info, warn, error, critical, off
+};
+
+// Reloads besides SIGHUP and the control CLI: when the file changes (inotify), once it has been
+// quiet for debounce_ms.
+struct reload_section {
+    bool watch = true;
+    uint32_t debounce_ms = 500;
 };
 
 struct gateway_config {
@@ -128,6 +174,7 @@ struct gateway_config {
     timeouts_section timeouts;
     stats_section stats;
     log_section log;
+    reload_section reload;
 };
 
 // One problem in a file, printed as FILE:LINE:COL: message.
@@ -156,5 +203,10 @@ struct load_options {
 // Reads, parses and validates FILE. Never throws.
 load_result load(const std::string &file);
 load_result load(const std::string &file, const load_options &options);
+
+// The checks across a whole configuration, whichever input built it: references between its
+// parts, names and published ports used once, and every limit of the tables and of the memory.
+// load() runs them too, so a file that loads is one that start and reload accept. Never throws.
+std::vector<config_error> validate(const gateway_config &c);
 
 } // namespace meshgate::config

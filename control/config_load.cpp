@@ -1,6 +1,7 @@
 // load(): a config file to a gateway_config, or every error in it.
 #include "control/config.h"
 
+#include "control/config_errors.h"
 #include "control/config_sections.h"
 #include "control/config_syntax.h"
 #include "control/config_toml.h"
@@ -17,21 +18,23 @@ gateway_config read_config(const toml::value &tree, error_list &errors, const lo
 {
     const table_reader root(tree, "", false,
                             {"dpdk", "port", "neighbor", "overlay", "node", "service", "swarm",
-                             "limits", "timeouts", "stats", "log"},
+                             "limits", "timeouts", "stats", "log", "reload"},
                             errors);
     gateway_config c;
     c.dpdk = read_dpdk(root, options);
     c.ports = read_ports(root);
     c.neighbors = read_neighbors(root, c.ports);
-    const std::optional<overlay_section> overlay = read_overlay(root);
-    c.overlay = overlay.value_or(overlay_section{});
-    c.nodes = read_nodes(root, c.ports);
-    c.services = read_services(root, overlay, c.nodes);
+    c.overlay = read_overlay(root).value_or(overlay_section{});
+    c.nodes = read_nodes(root);
+    c.services = read_services(root);
     c.swarm = read_swarm(root);
     c.limits = read_limits(root);
     c.timeouts = read_timeouts(root);
     c.stats = read_stats(root);
     c.log = read_log(root);
+    c.reload = read_reload(root);
+    // What ties the parts together, as for every other input.
+    validate(c, errors);
     return c;
 }
 
@@ -60,6 +63,17 @@ std::string config_error::to_string() const
 load_result load(const std::string &file)
 {
     return load(file, load_options{});
+}
+
+std::vector<config_error> validate(const gateway_config &c)
+{
+    try {
+        error_list errors(c.file);
+        validate(c, errors);
+        return errors.take_sorted(max_errors);
+    } catch (const std::exception &e) {
+        return {config_error{c.file, 0, 0, std::string("internal error: ") + e.what()}};
+    }
 }
 
 load_result load(const std::string &file, const load_options &options)

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <map>
 
+#include "dataplane/capacity.h"
+
 namespace meshgate::config
 {
 
@@ -63,22 +65,12 @@ std::optional<ipv4_prefix> host_prefix(const field &f)
     return p;
 }
 
-std::string line_of(source_position at)
-{
-    return "line " + std::to_string(at.line);
-}
-
 // Reports VALUE if an earlier entry used it; remembers it otherwise.
 void check_unique(const field &f, const std::string &value, std::string_view what,
                   std::map<std::string, source_position> &seen, bool quote = true)
 {
-    auto [it, fresh] = seen.emplace(value, f.at());
-    if (fresh) return;
-    const std::string shown = std::string(what) + " " + (quote ? in_quotes(value) : value);
-    if (it->second.line == f.at().line)
-        f.error(shown + " is listed twice");
-    else
-        f.error(shown + " is already used on " + line_of(it->second));
+    config::check_unique(f.errors(), origin::file, f.at(), value,
+                         std::string(what) + " " + (quote ? in_quotes(value) : value), seen);
 }
 
 std::optional<ipv4_address> read_gateway(const field &f, const port &p)
@@ -164,9 +156,9 @@ std::vector<port> read_ports(const table_reader &root)
     std::vector<port> ports;
     port_names seen;
     for (const toml::value *table : tables) {
-        if (ports.size() == max_ports) {
-            root.errors().add(*table,
-                              "too many [[port]] tables: at most " + std::to_string(max_ports));
+        if (ports.size() == dataplane::max_ports) {
+            root.errors().add(position_of(*table), "too many [[port]] tables: at most " +
+                                                       std::to_string(dataplane::max_ports));
             break;
         }
         ports.push_back(read_port(*table, root.errors(), ports, seen));
@@ -219,6 +211,7 @@ std::optional<overlay_section> read_overlay(const table_reader &root)
     field snat = t.get("snat_addresses");
     auto entries = snat.entries();
     if (!address) return std::nullopt;
+    o.at = t.at();
     o.address = *address;
     o.mac = mac.value_or(docker_mac_for(address->address));
     if (entries && entries->size() > max_snat_addresses) {
@@ -241,10 +234,9 @@ std::optional<overlay_section> read_overlay(const table_reader &root)
     return o;
 }
 
-std::vector<node> read_nodes(const table_reader &root, const std::vector<port> &ports)
+std::vector<node> read_nodes(const table_reader &root)
 {
     std::vector<node> nodes;
-    std::map<std::string, source_position> names, addresses;
     for (const toml::value *table : root.tables("node")) {
         table_reader t(*table, "node", true, {"name", "address", "mac"}, root.errors());
         node n;
@@ -252,19 +244,16 @@ std::vector<node> read_nodes(const table_reader &root, const std::vector<port> &
         field name = t.required("name");
         if (auto s = name.name_text(64, true)) {
             n.name = *s;
-            check_unique(name, n.name, "node name", names);
+            n.name_at = name.at();
         }
         field address = t.required("address");
         if (auto a = address.ipv4()) {
             n.address = *a;
-            check_unique(address, to_string(*a), "node address", addresses, false);
-            for (const port &p : ports)
-                if (has_address(p) && p.address.address == *a)
-                    address.error("node address " + to_string(*a) + " is the address of port " +
-                                  in_quotes(p.name));
+            n.address_at = address.at();
         }
         n.mac = t.get("mac").unicast_mac();
-        nodes.push_back(std::move(n));
+        // Kept when the name is known, so that its tasks find it; checked in validate().
+        if (n.name_at.known()) nodes.push_back(std::move(n));
     }
     return nodes;
 }

@@ -85,10 +85,11 @@ bool valid_listen(std::string_view l)
            parse_port_number(l.substr(colon + 1));
 }
 
-void read_timeout(const table_reader &t, std::string_view key, uint32_t &seconds)
+void read_timeout(const table_reader &t, std::string_view key, uint32_t &seconds,
+                  int64_t min_seconds = 1)
 {
     constexpr int64_t max_seconds = int64_t{1} << 31;
-    if (auto v = t.get(key).integer(1, max_seconds)) seconds = static_cast<uint32_t>(*v);
+    if (auto v = t.get(key).integer(min_seconds, max_seconds)) seconds = static_cast<uint32_t>(*v);
 }
 
 } // namespace
@@ -96,6 +97,7 @@ void read_timeout(const table_reader &t, std::string_view key, uint32_t &seconds
 dpdk_section read_dpdk(const table_reader &root, const load_options &options)
 {
     dpdk_section d;
+    d.at = root.at();
     const toml::value *table = root.table("dpdk");
     if (!table) {
         d.lcore_ids = check_lcores(d.lcores, root.at(), root.errors(), options);
@@ -103,11 +105,16 @@ dpdk_section read_dpdk(const table_reader &root, const load_options &options)
     }
     table_reader t(*table, "dpdk", false,
                    {"lcores", "memory_mb", "no_huge", "file_prefix", "extra_args"}, root.errors());
+    d.at = t.at();
     field lcores = t.get("lcores");
     if (auto s = lcores.text()) d.lcores = *s;
     if (!lcores || lcores.value().is_string())
         d.lcore_ids = check_lcores(d.lcores, lcores ? lcores.at() : t.at(), t.errors(), options);
-    if (auto v = t.get("memory_mb").integer(1, 1 << 20)) d.memory_mb = static_cast<uint32_t>(*v);
+    field memory = t.get("memory_mb");
+    if (auto v = memory.integer(1, 1 << 20)) {
+        d.memory_mb = static_cast<uint32_t>(*v);
+        d.memory_at = memory.at();
+    }
     if (auto v = t.get("no_huge").boolean()) d.no_huge = *v;
     if (auto v = t.get("file_prefix").name_text(64)) d.file_prefix = *v;
     d.extra_args = read_extra_args(t.get("extra_args"));
@@ -150,8 +157,11 @@ limits_section read_limits(const table_reader &root)
     const toml::value *table = root.table("limits");
     if (!table) return l;
     table_reader t(*table, "limits", false, {"connections"}, root.errors());
-    if (auto v = t.get("connections").integer(1, 134217728))
+    field connections = t.get("connections");
+    if (auto v = connections.integer(1, 134217728)) {
         l.connections = static_cast<uint32_t>(*v);
+        l.connections_at = connections.at();
+    }
     return l;
 }
 
@@ -160,13 +170,16 @@ timeouts_section read_timeouts(const table_reader &root)
     timeouts_section s;
     const toml::value *table = root.table("timeouts");
     if (!table) return s;
-    table_reader t(*table, "timeouts", false,
-                   {"tcp_established", "tcp_fin", "tcp_close", "tcp_syn", "udp"}, root.errors());
+    table_reader t(
+        *table, "timeouts", false,
+        {"tcp_established", "tcp_fin", "tcp_close", "tcp_syn", "udp", "removed_task_grace"},
+        root.errors());
     read_timeout(t, "tcp_established", s.tcp_established);
     read_timeout(t, "tcp_fin", s.tcp_fin);
     read_timeout(t, "tcp_close", s.tcp_close);
     read_timeout(t, "tcp_syn", s.tcp_syn);
     read_timeout(t, "udp", s.udp);
+    read_timeout(t, "removed_task_grace", s.removed_task_grace, 0);
     return s;
 }
 
@@ -179,11 +192,23 @@ stats_section read_stats(const table_reader &root)
     field listen = t.get("listen");
     if (auto l = listen.text()) {
         s.listen = *l;
+        s.listen_at = listen.at();
         if (!valid_listen(*l))
             listen.error("listen " + in_quotes(*l) +
                          " is not HOST:PORT like 127.0.0.1:9091, or \"\" for off");
     }
     return s;
+}
+
+reload_section read_reload(const table_reader &root)
+{
+    reload_section r;
+    const toml::value *table = root.table("reload");
+    if (!table) return r;
+    table_reader t(*table, "reload", false, {"watch", "debounce_ms"}, root.errors());
+    if (auto v = t.get("watch").boolean()) r.watch = *v;
+    if (auto v = t.get("debounce_ms").integer(0, 60000)) r.debounce_ms = static_cast<uint32_t>(*v);
+    return r;
 }
 
 log_section read_log(const table_reader &root)

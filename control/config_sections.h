@@ -11,8 +11,6 @@
 namespace meshgate::config
 {
 
-constexpr size_t max_ports = 8;
-
 // config_sections.cpp: the sections that stand alone.
 dpdk_section read_dpdk(const table_reader &root, const load_options &options);
 std::optional<swarm_section> read_swarm(const table_reader &root);
@@ -26,11 +24,12 @@ std::vector<port> read_ports(const table_reader &root);
 std::vector<neighbor> read_neighbors(const table_reader &root, const std::vector<port> &ports);
 // Nothing when [overlay] is missing or its address is not valid.
 std::optional<overlay_section> read_overlay(const table_reader &root);
-std::vector<node> read_nodes(const table_reader &root, const std::vector<port> &ports);
+std::vector<node> read_nodes(const table_reader &root);
 
 // config_services.cpp: services, their published ports and their tasks.
-std::vector<service> read_services(const table_reader &root,
-                                   const std::optional<overlay_section> &overlay,
-                                   const std::vector<node> &nodes);
+std::vector<service> read_services(const table_reader &root);
+
+// config_sections.cpp
+reload_section read_reload(const table_reader &root);
 
 } // namespace meshgate::config

@@ -27,7 +27,7 @@ bool is_name_char(char c, bool dots)
            (dots && c == '.');
 }
 
-std::string join(std::initializer_list<std::string_view> words)
+std::string join(std::span<const std::string_view> words)
 {
     std::string out;
     for (std::string_view w : words)
@@ -41,45 +41,6 @@ source_position position_of(const toml::value &v)
 {
     const auto loc = v.location();
     return {loc.line(), loc.column()};
-}
-
-void error_list::add(source_position at, std::string message)
-{
-    errors_.push_back(config_error{file_, at.line, at.column, std::move(message)});
-}
-
-std::vector<config_error> error_list::take_sorted(size_t limit)
-{
-    auto by_position = [](const config_error &a, const config_error &b) {
-        return std::tie(a.line, a.column) < std::tie(b.line, b.column);
-    };
-    auto same = [](const config_error &a, const config_error &b) {
-        return std::tie(a.line, a.column, a.message) == std::tie(b.line, b.column, b.message);
-    };
-    std::vector<config_error> out = std::move(errors_);
-    errors_.clear();
-    std::stable_sort(out.begin(), out.end(), by_position);
-    out.erase(std::unique(out.begin(), out.end(), same), out.end());
-    if (out.size() > limit) {
-        config_error more = out[limit];
-        more.message = "too many errors: " + std::to_string(out.size() - limit) + " more not shown";
-        out.resize(limit);
-        out.push_back(more);
-    }
-    return out;
-}
-
-std::string printable(std::string_view text, size_t max_length)
-{
-    std::string out;
-    for (char c : text.substr(0, max_length))
-        out += std::isprint(static_cast<unsigned char>(c)) ? c : '?';
-    return out + (text.size() > max_length ? "..." : "");
-}
-
-std::string in_quotes(std::string_view text)
-{
-    return "'" + printable(text) + "'";
 }
 
 // field
@@ -175,7 +136,7 @@ std::optional<mac_address> field::unicast_mac() const
     return m;
 }
 
-std::optional<size_t> field::choice(std::initializer_list<std::string_view> choices) const
+std::optional<size_t> field::choice(std::span<const std::string_view> choices) const
 {
     auto s = text();
     if (!s) return std::nullopt;

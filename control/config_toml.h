@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <initializer_list>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -12,37 +13,12 @@
 #include <toml.hpp>
 
 #include "control/config.h"
+#include "control/config_errors.h"
 
 namespace meshgate::config
 {
 
 source_position position_of(const toml::value &v);
-
-// The errors found in one file, in the order they were found.
-class error_list
-{
-  public:
-    explicit error_list(std::string file) : file_(std::move(file)) {}
-
-    void add(source_position at, std::string message);
-    void add(const toml::value &at, std::string message)
-    {
-        add(position_of(at), std::move(message));
-    }
-    bool empty() const { return errors_.empty(); }
-    size_t size() const { return errors_.size(); }
-
-    // Sorted by line and column, duplicates removed, at most `limit` of them.
-    std::vector<config_error> take_sorted(size_t limit);
-
-  private:
-    std::string file_;
-    std::vector<config_error> errors_;
-};
-
-// User text shown in a message: printable characters only, cut short if long; and quoted.
-std::string printable(std::string_view text, size_t max_length = 40);
-std::string in_quotes(std::string_view text);
 
 // One value of a table (or one entry of an array), named for messages. Conversions report
 // a wrong type or a bad value and return nothing; on an absent value they return nothing quietly.
@@ -59,7 +35,11 @@ class field
     const toml::value &value() const { return *value_; }
     source_position at() const { return position_of(*value_); }
     const std::string &name() const { return name_; }
-    void error(std::string message) const { errors_->add(*value_, std::move(message)); }
+    error_list &errors() const { return *errors_; }
+    void error(std::string message) const
+    {
+        errors_->add(position_of(*value_), std::move(message));
+    }
 
     std::optional<std::string> text() const;
     std::optional<bool> boolean() const;
@@ -68,7 +48,11 @@ class field
     std::optional<ipv4_prefix> prefix() const;
     std::optional<mac_address> unicast_mac() const;
     // The index of the text in `choices`.
-    std::optional<size_t> choice(std::initializer_list<std::string_view> choices) const;
+    std::optional<size_t> choice(std::span<const std::string_view> choices) const;
+    std::optional<size_t> choice(std::initializer_list<std::string_view> choices) const
+    {
+        return choice(std::span<const std::string_view>(choices.begin(), choices.size()));
+    }
     // A name of 1..max_length characters from [A-Za-z0-9_-] (and '.' when dots is set).
     std::optional<std::string> name_text(size_t max_length, bool dots = false) const;
     std::optional<std::vector<field>> entries() const;

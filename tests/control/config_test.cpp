@@ -63,7 +63,7 @@ TEST_F(FullConfig, Dpdk)
     EXPECT_EQ(c->file, test_dir + "/valid/full.toml");
     EXPECT_EQ(c->dpdk.lcores, "1,3-4");
     EXPECT_EQ(c->dpdk.lcore_ids, (std::vector<unsigned>{1, 3, 4}));
-    EXPECT_EQ(c->dpdk.memory_mb, 1024u);
+    EXPECT_EQ(c->dpdk.memory_mb, 65536u); // what 134217728 connections need
     EXPECT_TRUE(c->dpdk.no_huge);
     EXPECT_EQ(c->dpdk.file_prefix, "mg_test-1");
     EXPECT_EQ(c->dpdk.extra_args,
@@ -88,7 +88,7 @@ TEST_F(FullConfig, Ports)
     EXPECT_EQ(under.name, "under_lay-2");
     EXPECT_EQ(under.device, "net_tap1,iface=mg-underlay");
     EXPECT_EQ(under.role, port_role::both);
-    EXPECT_EQ(under.address, (ipv4_prefix{ip("192.168.50.1"), 30}));
+    EXPECT_EQ(under.address, (ipv4_prefix{ip("192.168.50.1"), 24}));
     EXPECT_FALSE(under.gateway.has_value());
     EXPECT_EQ(under.mtu, 1500); // the default
     EXPECT_FALSE(under.mac.has_value());
@@ -122,7 +122,7 @@ TEST_F(FullConfig, Nodes)
     EXPECT_EQ(c->nodes[0].mac, mac("02:00:00:00:01:11"));
     EXPECT_EQ(c->nodes[0].at.line, 39u);
     EXPECT_EQ(c->nodes[1].name, "node-2");
-    EXPECT_EQ(c->nodes[1].address, ip("198.51.100.7"));
+    EXPECT_EQ(c->nodes[1].address, ip("192.168.50.7"));
     EXPECT_FALSE(c->nodes[1].mac.has_value());
 }
 
@@ -181,8 +181,11 @@ TEST_F(FullConfig, SwarmLimitsTimeoutsStatsLog)
     EXPECT_EQ(c->timeouts.tcp_close, 2u);
     EXPECT_EQ(c->timeouts.tcp_syn, 3u);
     EXPECT_EQ(c->timeouts.udp, 4u);
+    EXPECT_EQ(c->timeouts.removed_task_grace, 0u);
     EXPECT_EQ(c->stats.listen, "");
     EXPECT_EQ(c->log.level, "critical");
+    EXPECT_FALSE(c->reload.watch);
+    EXPECT_EQ(c->reload.debounce_ms, 2000u);
 }
 
 // --- defaults ----------------------------------------------------------------------------
@@ -206,8 +209,11 @@ TEST(ConfigDefaults, MinimalFileTakesEveryDefault)
     EXPECT_EQ(c.limits.connections, 1048576u);
     EXPECT_EQ(c.timeouts.tcp_established, 900u);
     EXPECT_EQ(c.timeouts.udp, 300u);
+    EXPECT_EQ(c.timeouts.removed_task_grace, 10u);
     EXPECT_EQ(c.stats.listen, "127.0.0.1:9091");
     EXPECT_EQ(c.log.level, "info");
+    EXPECT_TRUE(c.reload.watch);
+    EXPECT_EQ(c.reload.debounce_ms, 500u);
 }
 
 // --- invalid files: one expected error each ----------------------------------------------
@@ -268,6 +274,11 @@ const invalid_case invalid_cases[] = {
      "18:6: missing value after key-value separator '=': expected value, but got nothing"},
     {"duplicate_key", "19:7: value (\"vni\") already exists: value defined twice"},
     {"nesting_too_deep", "35:37: nested deeper than 32 levels"},
+    {"node_unreachable", "28:11: node address 203.0.113.77 is reached by no underlay port: it is "
+                         "on no underlay port's subnet and no underlay port has a gateway"},
+    {"memory_too_small",
+     "4:13: memory_mb 256 is too small: 1048576 connections with 2 port(s) and 1 worker(s) need "
+     "364 MiB of DPDK memory (lower [limits] connections or raise memory_mb)"},
 };
 
 TEST_P(InvalidConfig, GivesItsErrorAtItsPosition)
@@ -421,6 +432,98 @@ TEST_F(HostileConfig, ControlCharactersInTextAreNotPrinted)
     ASSERT_FALSE(r.errors.empty());
     for (const config_error &e : r.errors)
         EXPECT_EQ(e.message.find_first_of("\n\x1b"), std::string::npos) << e.message;
+}
+
+// --- what the tables hold: checked before anything is compiled --------------------------
+
+// A valid file with N services of one port and one task each (tasks_each per service).
+std::string services_file(size_t n, size_t tasks_each = 1)
+{
+    std::string text = "[[port]]\nname = \"ext\"\ndevice = \"net_null0\"\n"
+                       "address = \"203.0.113.10/24\"\n"
+                       "[[port]]\nname = \"und\"\ndevice = \"net_null1\"\nrole = \"underlay\"\n"
+                       "address = \"192.168.50.1/24\"\n"
+                       "[overlay]\naddress = \"10.0.0.2/8\"\n"
+                       "[[node]]\nname = \"n\"\naddress = \"192.168.50.11\"\n";
+    uint32_t task = 0;
+    for (size_t i = 0; i < n; ++i) {
+        text += "[[service]]\nname = \"s" + std::to_string(i) + "\"\n[[service.port]]\n" +
+                "published = " + std::to_string(1 + i % 65535) + "\nprotocol = \"" +
+                (i < 65535 ? "tcp" : "udp") + "\"\n";
+        for (size_t k = 0; k < tasks_each; ++k, ++task)
+            text += "[[service.task]]\naddress = \"" + to_string(ipv4_address{0x0a000003 + task}) +
+                    "\"\nnode = \"n\"\n";
+    }
+    return text;
+}
+
+TEST_F(HostileConfig, AtMostMaxServices)
+{
+    EXPECT_TRUE(load_text(services_file(1024)).errors.empty());
+    const load_result r = load_text(services_file(1025));
+    ASSERT_EQ(r.errors.size(), 1u) << ::testing::PrintToString(error_texts(r));
+    EXPECT_EQ(r.errors[0].message, "too many services: at most 1024");
+    EXPECT_EQ(r.errors[0].line, 15u + 1024u * 8u); // the header of the 1025th
+}
+
+TEST_F(HostileConfig, AtMostMaxTasks)
+{
+    EXPECT_TRUE(load_text(services_file(4, 1024)).errors.empty());
+    const load_result r = load_text(services_file(5, 820)); // 4100 tasks
+    ASSERT_EQ(r.errors.size(), 1u) << ::testing::PrintToString(error_texts(r));
+    EXPECT_EQ(r.errors[0].message, "too many tasks: at most 4096 in all services");
+}
+
+// The listener index is 16 bits: the API path (no file limit) must be stopped by validate().
+TEST(Validate, AtMostMaxListeners)
+{
+    const load_result base = load(test_dir + "/valid/minimal.toml", four_cpus());
+    ASSERT_TRUE(base.config.has_value());
+    gateway_config c = *base.config;
+    c.services.resize(2, c.services[0]);
+    c.services[1].name = "second";
+    c.services[1].address = ip("203.0.113.10");
+    c.services[0].ports.clear();
+    c.services[1].ports.clear();
+    for (uint32_t p = 1; p <= 65534; ++p) // and one in the second service: 65535 in all
+        c.services[0].ports.push_back(service_port{
+            .proto = protocol::tcp, .published = static_cast<uint16_t>(p), .target = 80});
+    c.services[1].ports.push_back(
+        service_port{.proto = protocol::tcp, .published = 1, .target = 80});
+    c.services[1].tasks.clear();
+    EXPECT_EQ(validate(c).size(), 0u) << validate(c)[0].to_string();
+    c.services[1].ports.push_back(
+        service_port{.proto = protocol::udp, .published = 1, .target = 80});
+    const std::vector<config_error> errors = validate(c);
+    ASSERT_EQ(errors.size(), 1u);
+    EXPECT_EQ(errors[0].message, "too many published ports: at most 65535 in all services");
+}
+
+TEST(Validate, ApiObjectsAreCheckedAndNamedByOrigin)
+{
+    const load_result base = load(test_dir + "/valid/minimal.toml", four_cpus());
+    ASSERT_TRUE(base.config.has_value());
+    gateway_config c = *base.config;
+    service s = c.services[0];
+    s.from = origin::api;
+    s.name_at = s.at = source_position{};
+    s.tasks[0].address = ip("192.0.2.9"); // not on the overlay
+    s.tasks[0].address_at = source_position{};
+    c.services.push_back(s); // and a second service of the same name
+    const std::vector<config_error> errors = validate(c);
+    std::vector<std::string> texts;
+    for (const config_error &e : errors)
+        texts.push_back(e.to_string());
+    EXPECT_EQ(texts, (std::vector<std::string>{
+                         "api:0:0: service name '" + s.name + "' is already used on line " +
+                             std::to_string(c.services[0].name_at.line),
+                         "api:0:0: published port tcp/" + std::to_string(s.ports[0].published) +
+                             " is already used by service '" + s.name + "'",
+                         "api:0:0: task address 192.0.2.9 is not inside the overlay subnet " +
+                             to_string(ipv4_prefix{ipv4_address{c.overlay.address.address.value &
+                                                                c.overlay.address.mask()},
+                                                   c.overlay.address.length}),
+                     }));
 }
 
 // --- config_error ------------------------------------------------------------------------

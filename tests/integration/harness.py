@@ -148,13 +148,16 @@ def port_toml(name, device, role, address, mac, extra=''):
             f'address = "{address}"\nmac = "{mac}"\n{extra}')
 
 
-def config_toml(file_prefix, ports, stats_listen, overlay_address='10.255.0.2/16', extra=''):
-    """A complete config: [dpdk], the given [[port]] blocks, [overlay], [stats], then `extra`."""
+def config_toml(file_prefix, ports, stats_listen, overlay_address='10.255.0.2/16', extra='',
+                connections=65536):
+    """A complete config: [dpdk], the given [[port]] blocks, [overlay], [limits], [stats], then
+    `extra`. 256 MiB of DPDK memory holds the pools and 64k connections (--check says so)."""
     return '\n'.join([
         '[dpdk]\nlcores = "0-1"\nmemory_mb = 256\n'
         f'file_prefix = "{file_prefix}"\n',
         *ports,
         f'[overlay]\nvni = 4096\naddress = "{overlay_address}"\n',
+        f'[limits]\nconnections = {connections}\n',
         f'[stats]\nlisten = "{stats_listen}"\n',
         extra,
     ])
