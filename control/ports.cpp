@@ -9,6 +9,7 @@
 #include <spdlog/spdlog.h>
 
 #include "control/eal.h"
+#include "control/memory.h"
 
 namespace meshgate
 {
@@ -16,24 +17,9 @@ namespace meshgate
 namespace
 {
 
-constexpr uint16_t rx_descriptors = 1024;
-constexpr uint16_t tx_descriptors = 1024;
-constexpr uint32_t pool_cache = 256;
-
 std::runtime_error dpdk_error(const std::string &what, int rc)
 {
     return std::runtime_error(what + ": " + rte_strerror(rc < 0 ? -rc : rte_errno));
-}
-
-// Frames of the largest MTU plus the VXLAN encapsulation fit in one segment.
-uint16_t data_room(const config::gateway_config &c)
-{
-    uint32_t mtu = 0;
-    for (const config::port &p : c.ports)
-        mtu = std::max<uint32_t>(mtu, p.mtu);
-    uint32_t frame = mtu + RTE_ETHER_HDR_LEN + RTE_ETHER_CRC_LEN + 2 * RTE_VLAN_HLEN + 50;
-    return static_cast<uint16_t>(
-        std::max<uint32_t>(RTE_MBUF_DEFAULT_BUF_SIZE, frame + RTE_PKTMBUF_HEADROOM));
 }
 
 void log_link(const opened_port &p)
@@ -80,8 +66,8 @@ opened_port open_port(const config::port &cp, uint16_t queues, rte_mempool *pool
     }
 
     if (int rc = rte_eth_dev_set_mtu(p.port_id, cp.mtu); rc != 0)
-        spdlog::warn("port {}: driver keeps its MTU, {} not applied ({})", cp.name, cp.mtu,
-                     rte_strerror(-rc));
+        spdlog::warn("port {}: driver keeps its MTU, {} not applied to the device ({})", cp.name,
+                     cp.mtu, rte_strerror(-rc));
     bool mac_in_software = false;
     if (cp.mac) {
         rte_ether_addr mac;
@@ -111,20 +97,24 @@ opened_port open_port(const config::port &cp, uint16_t queues, rte_mempool *pool
 
 } // namespace
 
-rte_mempool *create_packet_pool(const config::gateway_config &c, uint16_t queues)
+rte_mempool *create_packet_pool(const config::gateway_config &c)
 {
-    size_t ports = c.ports.size();
-    // Descriptors of every queue, plus what workers hold (bursts, TX buffers, ARP waits).
-    size_t wanted = ports * queues * (rx_descriptors + tx_descriptors) +
-                    queues * (ports * 32 + 128 + pool_cache) + 4096;
-    uint32_t count = 1;
-    while (count - 1 < wanted)
-        count <<= 1;
-    rte_mempool *pool = rte_pktmbuf_pool_create("meshgate_packets", count - 1, pool_cache, 0,
-                                                data_room(c), static_cast<int>(rte_socket_id()));
+    const uint32_t count = packet_pool_size(c);
+    rte_mempool *pool =
+        rte_pktmbuf_pool_create("meshgate_packets", count, packet_pool_cache, 0,
+                                packet_data_room(c), static_cast<int>(rte_socket_id()));
     if (pool == nullptr)
-        throw dpdk_error("packet pool of " + std::to_string(count - 1) + " buffers", 0);
+        throw dpdk_error("packet pool of " + std::to_string(count) + " buffers", 0);
     return pool;
+}
+
+mtu_result set_port_mtu(const opened_port &p, uint16_t mtu)
+{
+    const int rc = rte_eth_dev_set_mtu(p.port_id, mtu);
+    if (rc == 0) return {true, ""};
+    // Virtual devices without an MTU (pcap, null) take any frame: the data path uses the value.
+    if (rc == -ENOTSUP) return {true, rte_strerror(-rc)};
+    return {false, rte_strerror(-rc)};
 }
 
 std::vector<opened_port> open_ports(const config::gateway_config &c, uint16_t queues,

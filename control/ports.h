@@ -20,8 +20,16 @@ struct opened_port {
     rte_ether_addr mac{};
 };
 
-// The packet pool for QUEUES queues on each of the configured ports. Throws on failure.
-rte_mempool *create_packet_pool(const config::gateway_config &c, uint16_t queues);
+// The packet pool for the configured ports and workers (control/memory.h). Throws on failure.
+rte_mempool *create_packet_pool(const config::gateway_config &c);
+
+// A running port's MTU: applied, or taken without a device MTU (virtual devices: `note` says
+// why), or refused by the driver (`note` says why).
+struct mtu_result {
+    bool ok;
+    std::string note;
+};
+mtu_result set_port_mtu(const opened_port &p, uint16_t mtu);
 
 // Configures and starts every [[port]] with QUEUES RX/TX queue pairs. Throws on failure; MTU or
 // MAC settings the driver refuses are warnings.

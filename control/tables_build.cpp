@@ -1,10 +1,12 @@
 #include "control/tables_build.h"
 
 #include <algorithm>
+#include <map>
 #include <stdexcept>
 
 #include <rte_byteorder.h>
 #include <spdlog/spdlog.h>
+#include <tbb/parallel_for.h>
 
 namespace meshgate
 {
@@ -32,6 +34,24 @@ std::optional<uint16_t> port_on_link(const dataplane::dataplane_tables &t, ipv4_
     return std::nullopt;
 }
 
+void compile_ports(const config::gateway_config &c, const std::vector<opened_port> &ports,
+                   dataplane::dataplane_tables &t)
+{
+    t.port_count = static_cast<uint16_t>(c.ports.size());
+    for (size_t i = 0; i < c.ports.size(); ++i) {
+        const config::port &cp = c.ports[i];
+        dataplane::gateway_port &p = t.ports[i];
+        p.port_id = ports.at(i).port_id;
+        p.external = cp.role != config::port_role::underlay;
+        p.underlay = cp.role != config::port_role::external;
+        p.address = network_order(cp.address.address);
+        p.netmask = rte_cpu_to_be_32(cp.address.mask());
+        p.gateway = cp.gateway ? network_order(*cp.gateway) : 0;
+        p.mtu = cp.mtu;
+        p.mac = ports.at(i).mac;
+    }
+}
+
 void compile_overlay(const config::gateway_config &c, dataplane::dataplane_tables &t)
 {
     t.vni = c.overlay.vni;
@@ -41,64 +61,137 @@ void compile_overlay(const config::gateway_config &c, dataplane::dataplane_table
     t.snat_addresses = {t.overlay_address};
     for (ipv4_address a : c.overlay.snat_addresses)
         t.snat_addresses.push_back(network_order(a));
+}
 
-    for (const config::node &n : c.nodes) {
-        dataplane::node_entry node;
-        node.vtep = network_order(n.address);
-        std::optional<uint16_t> port;
-        for (uint16_t i = 0; i < t.port_count && !port; ++i)
-            if (t.ports[i].underlay && t.next_hop(i, node.vtep) != 0) port = i;
-        if (!port)
-            throw std::runtime_error("node " + n.name + ": no underlay port reaches " +
-                                     to_string(n.address));
-        node.port = *port;
-        const dataplane::gateway_port &p = t.ports[*port];
-        // The outer destination MAC is filled per packet from the neighbor table.
-        node.tunnel = dataplane::vxlan_tunnel_build(dataplane::vxlan_tunnel_config{
-            p.mac, rte_ether_addr{}, p.address, node.vtep, t.vni, t.vxlan_port});
-        t.nodes.push_back(node);
+// A node's tunnel, from the underlay port that reaches it; nothing when none does.
+std::optional<dataplane::node_entry> compile_node(const config::node &n,
+                                                  const dataplane::dataplane_tables &t)
+{
+    dataplane::node_entry node;
+    node.vtep = network_order(n.address);
+    std::optional<uint16_t> port;
+    for (uint16_t i = 0; i < t.port_count && !port; ++i)
+        if (t.ports[i].underlay && t.next_hop(i, node.vtep) != 0) port = i;
+    if (!port) return std::nullopt;
+    node.port = *port;
+    const dataplane::gateway_port &p = t.ports[*port];
+    // The outer destination MAC is filled per packet from the neighbor table.
+    node.tunnel = dataplane::vxlan_tunnel_build(dataplane::vxlan_tunnel_config{
+        p.mac, rte_ether_addr{}, p.address, node.vtep, t.vni, t.vxlan_port});
+    return node;
+}
+
+// The configured nodes, then those only removed tasks still run on. Name -> index in t.nodes.
+std::map<std::string, uint16_t> compile_nodes(const config::gateway_config &c,
+                                              const identities &ids, dataplane::dataplane_tables &t)
+{
+    std::map<std::string, uint16_t> index;
+    auto add = [&](const config::node &n, bool configured) {
+        if (index.count(n.name)) return;
+        std::optional<dataplane::node_entry> node = compile_node(n, t);
+        if (!node) {
+            if (configured) // validation rules it out
+                throw std::runtime_error("node " + n.name + ": no underlay port reaches " +
+                                         to_string(n.address));
+            return; // a node only removed tasks ran on, out of reach now: they end with it
+        }
+        index.emplace(n.name, static_cast<uint16_t>(t.nodes.size()));
+        t.nodes.push_back(*node);
+    };
+    for (const config::node &n : c.nodes)
+        add(n, true);
+    for (const auto &[key, rec] : ids.tasks())
+        if (rec.phase == task_phase::removed) add(rec.node, false);
+    return index;
+}
+
+void compile_tasks(const identities &ids, const std::map<std::string, uint16_t> &nodes,
+                   dataplane::dataplane_tables &t)
+{
+    t.tasks.assign(dataplane::task_id_capacity, dataplane::task_entry{});
+    for (const auto &[key, rec] : ids.tasks()) {
+        auto node = nodes.find(rec.node.name);
+        const service_record *service = ids.service(key.service);
+        if (node == nodes.end() || service == nullptr) continue; // absent: its connections end
+        t.tasks[rec.id] = dataplane::task_entry{
+            network_order(rec.spec.address), node->second, service->id, ether(rec.spec.mac),
+            rec.phase == task_phase::serving ? dataplane::task_state::serving
+                                             : dataplane::task_state::removed};
     }
 }
 
-uint16_t node_index(const config::gateway_config &c, const std::string &name)
+// The scheduler's input for one service, in config order: what decides its tables.
+std::vector<dataplane::scheduler_task> scheduler_input(const config::service &s,
+                                                       const identities &ids)
 {
-    for (size_t i = 0; i < c.nodes.size(); ++i)
-        if (c.nodes[i].name == name) return static_cast<uint16_t>(i);
-    throw std::runtime_error("task names unknown node " + name);
+    std::vector<dataplane::scheduler_task> tasks;
+    for (const config::task &k : s.tasks)
+        tasks.push_back({dataplane::task_identity(k.address.value), k.weight,
+                         ids.task(task_key{s.name, k.address})->id});
+    return tasks;
 }
 
-void compile_services(const config::gateway_config &c, dataplane::dataplane_tables &t)
+bool same_input(const dataplane::service_scheduler &s, config::scheduler_kind kind,
+                const std::vector<dataplane::scheduler_task> &tasks)
 {
-    if (c.services.size() > dataplane::max_services)
-        throw std::runtime_error("more than " + std::to_string(dataplane::max_services) +
-                                 " services");
+    if (s.kind != kind || s.task_count != tasks.size()) return false;
+    for (size_t i = 0; i < tasks.size(); ++i)
+        if (s.keys[i] != tasks[i].key || s.weights[i] != tasks[i].weight) return false;
+    return true; // a key names one (service, address), so one Maglev identity
+}
+
+void compile_services(const config::gateway_config &c, const identities &ids,
+                      const dataplane::dataplane_tables *previous, const compile_options &options,
+                      dataplane::dataplane_tables &t)
+{
+    t.services.assign(dataplane::service_id_capacity, dataplane::service_entry{});
+    struct pending {
+        uint16_t id;
+        const config::service *service;
+        std::vector<dataplane::scheduler_task> tasks;
+    };
+    std::vector<pending> to_build;
+    for (const config::service &cs : c.services) {
+        const uint16_t id = ids.service(cs.name)->id;
+        dataplane::service_entry &s = t.services[id];
+        s.persistence_timeout = cs.persistence_timeout;
+        std::vector<dataplane::scheduler_task> tasks = scheduler_input(cs, ids);
+        if (previous != nullptr && previous->services[id].scheduler &&
+            same_input(*previous->services[id].scheduler, cs.scheduler, tasks))
+            s.scheduler = previous->services[id].scheduler;
+        else
+            to_build.push_back({id, &cs, std::move(tasks)});
+    }
+    auto build = [&](size_t i) {
+        const pending &p = to_build[i];
+        t.services[p.id].scheduler = std::make_shared<const dataplane::service_scheduler>(
+            dataplane::build_scheduler(p.service->scheduler, p.tasks));
+    };
+    if (options.parallel)
+        tbb::parallel_for(size_t{0}, to_build.size(), build);
+    else
+        for (size_t i = 0; i < to_build.size(); ++i)
+            build(i);
+}
+
+void compile_listeners(const config::gateway_config &c, const identities &ids,
+                       dataplane::dataplane_tables &t)
+{
     for (auto &by_port : t.published)
         by_port.fill(dataplane::no_listener);
-    for (size_t si = 0; si < c.services.size(); ++si) {
-        const config::service &cs = c.services[si];
-        dataplane::service_entry s;
-        s.first_task = static_cast<uint32_t>(t.tasks.size());
-        s.task_count = static_cast<uint32_t>(cs.tasks.size());
-        s.persistence_timeout = cs.persistence_timeout;
-        std::vector<dataplane::scheduler_task> sched;
-        for (const config::task &ct : cs.tasks) {
-            t.tasks.push_back(dataplane::task_entry{network_order(ct.address),
-                                                    node_index(c, ct.node), ether(ct.mac)});
-            sched.push_back({dataplane::task_identity(ct.address.value), ct.weight});
-        }
-        s.scheduler =
-            dataplane::build_scheduler(static_cast<dataplane::scheduler_kind>(cs.scheduler), sched);
-        t.services.push_back(std::move(s));
-
+    for (const config::service &cs : c.services) {
+        const uint16_t id = ids.service(cs.name)->id;
         for (const config::service_port &sp : cs.ports) {
+            if (t.listeners.size() >= dataplane::max_listeners)
+                throw std::runtime_error("too many published ports"); // validation rules it out
             dataplane::listener l;
-            l.service = static_cast<uint16_t>(si);
+            l.service = id;
             l.target_port = rte_cpu_to_be_16(sp.target);
             l.address = cs.address ? network_order(*cs.address) : 0;
             uint16_t &head = t.published[sp.proto == config::protocol::udp][sp.published];
             // Address-bound listeners first: they are the more specific match.
             l.next = head;
-            uint16_t index = static_cast<uint16_t>(t.listeners.size());
+            const auto index = static_cast<uint16_t>(t.listeners.size());
             t.listeners.push_back(l);
             if (l.address == 0 && head != dataplane::no_listener) {
                 uint16_t last = head;
@@ -111,50 +204,57 @@ void compile_services(const config::gateway_config &c, dataplane::dataplane_tabl
             }
         }
     }
-    if (t.tasks.size() > dataplane::max_tasks)
-        throw std::runtime_error("more than " + std::to_string(dataplane::max_tasks) + " tasks");
 }
 
 } // namespace
 
-std::unique_ptr<dataplane::dataplane_tables> build_tables(const config::gateway_config &c,
-                                                          const std::vector<opened_port> &ports)
+std::unique_ptr<dataplane::dataplane_tables>
+build_tables(const config::gateway_config &c, const identities &ids,
+             const std::vector<opened_port> &ports, const dataplane::dataplane_tables *previous,
+             uint64_t sweep_epoch, const compile_options &options)
 {
     auto t = std::make_unique<dataplane::dataplane_tables>();
-    t->port_count = static_cast<uint16_t>(c.ports.size());
-    for (size_t i = 0; i < c.ports.size(); ++i) {
-        const config::port &cp = c.ports[i];
-        dataplane::gateway_port &p = t->ports[i];
-        p.port_id = ports.at(i).port_id;
-        p.external = cp.role != config::port_role::underlay;
-        p.underlay = cp.role != config::port_role::external;
-        p.address = network_order(cp.address.address);
-        p.netmask = rte_cpu_to_be_32(cp.address.mask());
-        p.gateway = cp.gateway ? network_order(*cp.gateway) : 0;
-        p.mtu = cp.mtu;
-        p.mac = ports.at(i).mac;
-    }
+    compile_ports(c, ports, *t);
     compile_overlay(c, *t);
-    compile_services(c, *t);
+    const std::map<std::string, uint16_t> nodes = compile_nodes(c, ids, *t);
+    compile_tasks(ids, nodes, *t);
+    compile_services(c, ids, previous, options, *t);
+    compile_listeners(c, ids, *t);
+    t->sweep_epoch = sweep_epoch;
     return t;
 }
 
-void install_static_neighbors(const config::gateway_config &c, const dataplane::dataplane_tables &t,
+void install_static_neighbors(const config::gateway_config &c,
+                              const config::gateway_config *previous,
+                              const dataplane::dataplane_tables &t,
                               dataplane::neighbor_table &neighbors)
 {
-    auto install = [&](ipv4_address a, const mac_address &m, const std::string &what) {
-        auto port = port_on_link(t, a);
-        if (!port) {
-            spdlog::warn("{} {} is on no port's subnet: its MAC is not used", what, to_string(a));
-            return;
-        }
-        if (!neighbors.add_static(*port, network_order(a), ether(m)))
-            spdlog::warn("neighbor table full: {} {} not installed", what, to_string(a));
+    using entry = std::pair<ipv4_address, mac_address>;
+    auto entries_of = [](const config::gateway_config &g) {
+        std::vector<std::pair<entry, std::string>> out;
+        for (const config::neighbor &n : g.neighbors)
+            out.push_back({{n.address, n.mac}, "neighbor"});
+        for (const config::node &n : g.nodes)
+            if (n.mac) out.push_back({{n.address, *n.mac}, "node " + n.name});
+        return out;
     };
-    for (const config::neighbor &n : c.neighbors)
-        install(n.address, n.mac, "neighbor");
-    for (const config::node &n : c.nodes)
-        if (n.mac) install(n.address, *n.mac, "node " + n.name);
+    const auto now = entries_of(c);
+    if (previous != nullptr)
+        for (const auto &[old, what] : entries_of(*previous))
+            if (std::none_of(now.begin(), now.end(),
+                             [&](const auto &e) { return e.first.first == old.first; }))
+                if (auto port = port_on_link(t, old.first))
+                    neighbors.remove_static(*port, network_order(old.first));
+    for (const auto &[e, what] : now) {
+        auto port = port_on_link(t, e.first);
+        if (!port) {
+            spdlog::warn("{} {} is on no port's subnet: its MAC is not used", what,
+                         to_string(e.first));
+            continue;
+        }
+        if (!neighbors.add_static(*port, network_order(e.first), ether(e.second)))
+            spdlog::warn("neighbor table full: {} {} not installed", what, to_string(e.first));
+    }
 }
 
 } // namespace meshgate
