@@ -1,22 +1,32 @@
 #include "control/gateway.h"
 
+#include <poll.h>
+
 #include <chrono>
+#include <fstream>
 #include <memory>
+#include <sstream>
 #include <thread>
 
 #include <rte_cycles.h>
 #include <rte_eal.h>
 #include <rte_errno.h>
+#include <rte_ethdev.h>
 #include <rte_lcore.h>
 #include <rte_malloc.h>
+#include <rte_pdump.h>
 #include <spdlog/spdlog.h>
 
 #include "control/config_lcores.h"
+#include "control/control_api.h"
+#include "control/control_requests.h"
 #include "control/eal.h"
+#include "control/file_watch.h"
+#include "control/memory.h"
 #include "control/metrics.h"
 #include "control/ports.h"
-#include "control/stats_server.h"
-#include "control/tables_build.h"
+#include "control/stats_view.h"
+#include "control/telemetry.h"
 #include "dataplane/worker.h"
 
 namespace meshgate
@@ -25,17 +35,19 @@ namespace meshgate
 namespace
 {
 
-std::string role_name(config::port_role r)
+using steady = std::chrono::steady_clock;
+
+// How often the control loop looks at signals, requests, the file and removed tasks.
+constexpr auto loop_period = std::chrono::milliseconds(20);
+
+double seconds_now()
 {
-    switch (r) {
-    case config::port_role::external:
-        return "external";
-    case config::port_role::underlay:
-        return "underlay";
-    case config::port_role::both:
-        return "both";
-    }
-    return "?";
+    return std::chrono::duration<double>(steady::now().time_since_epoch()).count();
+}
+
+double ms_since(steady::time_point t)
+{
+    return std::chrono::duration<double, std::milli>(steady::now() - t).count();
 }
 
 bool eal_init(const config::gateway_config &c)
@@ -64,10 +76,16 @@ dataplane::conntrack_params connection_params(const config::gateway_config &c, u
     p.n_workers = workers;
     p.qsbr = qsbr;
     p.socket_id = static_cast<int>(rte_socket_id());
-    p.timeouts =
-        dataplane::conntrack_timeouts{c.timeouts.tcp_established, c.timeouts.tcp_fin,
-                                      c.timeouts.tcp_close, c.timeouts.tcp_syn, c.timeouts.udp};
+    p.timeouts = c.timeouts;
     return p;
+}
+
+std::string file_content(const std::string &path)
+{
+    std::ifstream in(path, std::ios::binary);
+    std::ostringstream s;
+    s << in.rdbuf();
+    return s.str();
 }
 
 // Everything the control thread owns while the gateway runs.
@@ -75,21 +93,29 @@ class gateway
 {
   public:
     gateway(config::gateway_config c, std::vector<unsigned> cpus, control_signals &signals)
-        : config_(std::move(c)), cpus_(std::move(cpus)), signals_(signals)
+        : initial_(std::move(c)), cpus_(std::move(cpus)), signals_(signals)
     {
     }
+    ~gateway();
 
     int run();
 
   private:
     void start();
     void control_loop();
-    void reload();
-    void publish(std::unique_ptr<dataplane::dataplane_tables> next);
+    reload_reply reload(const char *trigger);
+    void after_change();
+    void update_rates();
     void stop();
-    std::string metrics() const;
 
-    config::gateway_config config_;
+    gateway_runtime runtime();
+    std::vector<config::config_error> prepare_settings(const config::gateway_config *old,
+                                                       const config::gateway_config &next);
+    void commit_settings(const config::gateway_config *old, const config::gateway_config &next,
+                         const dataplane::dataplane_tables &tables);
+    void abort_settings();
+
+    config::gateway_config initial_;
     // Taken before EAL pins this thread to one core: what [dpdk] lcores may name on reload.
     std::vector<unsigned> cpus_;
     control_signals &signals_;
@@ -97,22 +123,129 @@ class gateway
     std::vector<opened_port> ports_;
     dataplane::gateway_shared shared_;
     dataplane::neighbor_table neighbors_;
-    std::unique_ptr<dataplane::dataplane_tables> tables_;
     std::vector<std::unique_ptr<dataplane::worker>> workers_;
     std::unique_ptr<dataplane::connection_table> connections_;
     dataplane::affinity_table affinity_;
     std::unique_ptr<std::atomic<uint32_t>[]> task_active_ {
-        new std::atomic<uint32_t>[dataplane::max_tasks] {}
+        new std::atomic<uint32_t>[dataplane::task_id_capacity] {}
     };
-    uint64_t reloads_ok_ = 0;
-    uint64_t reloads_error_ = 0;
+    std::unique_ptr<control_api> api_;
+
+    stats_state stats_;
+    control_requests requests_;
+    std::shared_ptr<gateway_collector> collector_ = std::make_shared<gateway_collector>(stats_);
+    std::unique_ptr<metrics_endpoint> endpoint_;
+    std::unique_ptr<metrics_endpoint> next_endpoint_;   // prepared by a reload, not yet committed
+    std::vector<std::pair<size_t, uint16_t>> mtu_undo_; // (port, MTU before) of a prepared reload
+    std::unique_ptr<file_watch> watch_;
+    std::string last_attempt_; // the file's content at the last reload, ok or not
+    bool pdump_ = false;
+
+    std::vector<dataplane::task_counters> rate_last_;
+    steady::time_point rate_at_ = steady::now();
 };
+
+gateway_runtime gateway::runtime()
+{
+    gateway_runtime r;
+    r.ports = ports_;
+    r.publish = [this](const dataplane::dataplane_tables *t) {
+        shared_.tables.store(t, std::memory_order_release);
+        // Every worker passes a quiescent point before the caller frees the old tables.
+        rte_rcu_qsbr_synchronize(shared_.qsbr, RTE_QSBR_THRID_INVALID);
+    };
+    r.synchronize = [this] { rte_rcu_qsbr_synchronize(shared_.qsbr, RTE_QSBR_THRID_INVALID); };
+    r.active = [this](uint16_t id) { return task_active_[id].load(std::memory_order_relaxed); };
+    r.prepare_settings = [this](const config::gateway_config *old,
+                                const config::gateway_config &next) {
+        return prepare_settings(old, next);
+    };
+    r.commit_settings =
+        [this](const config::gateway_config *old, const config::gateway_config &next,
+               const dataplane::dataplane_tables &tables) { commit_settings(old, next, tables); };
+    r.abort_settings = [this] { abort_settings(); };
+    r.clock = seconds_now;
+    return r;
+}
+
+std::vector<config::config_error> gateway::prepare_settings(const config::gateway_config *old,
+                                                            const config::gateway_config &next)
+{
+    std::vector<config::config_error> errors;
+    if ((old == nullptr || old->stats.listen != next.stats.listen) && !next.stats.listen.empty()) {
+        try {
+            next_endpoint_ = std::make_unique<metrics_endpoint>(next.stats.listen, collector_);
+        } catch (const std::exception &e) {
+            errors.push_back(config::config_error{next.file, next.stats.listen_at.line,
+                                                  next.stats.listen_at.column, e.what()});
+            return errors;
+        }
+    }
+    if (old == nullptr) return errors; // open_ports() set the MTUs
+    for (size_t i = 0; i < next.ports.size(); ++i) {
+        if (old->ports[i].mtu == next.ports[i].mtu) continue;
+        mtu_result r = set_port_mtu(ports_[i], next.ports[i].mtu);
+        if (!r.ok) {
+            errors.push_back(
+                config::config_error{next.file, next.ports[i].at.line, next.ports[i].at.column,
+                                     "port " + next.ports[i].name + ": the driver refuses MTU " +
+                                         std::to_string(next.ports[i].mtu) + " while running (" +
+                                         r.note + "): a restart is needed to change it"});
+            abort_settings();
+            return errors;
+        }
+        if (!r.note.empty())
+            spdlog::warn("port {}: MTU {} is used by the data path, the device keeps its own ({})",
+                         next.ports[i].name, next.ports[i].mtu, r.note);
+        mtu_undo_.emplace_back(i, old->ports[i].mtu);
+    }
+    return errors;
+}
+
+void gateway::commit_settings(const config::gateway_config *old, const config::gateway_config &next,
+                              const dataplane::dataplane_tables &tables)
+{
+    mtu_undo_.clear();
+    if (old == nullptr || old->stats.listen != next.stats.listen) {
+        endpoint_ = std::move(next_endpoint_); // the old one stops listening here
+        if (endpoint_) spdlog::info("serving metrics on http://{}/metrics", endpoint_->listen());
+    }
+    connections_->set_timeouts(next.timeouts);
+    if (old != nullptr && old->log.level != next.log.level)
+        spdlog::set_level(spdlog::level::from_str(next.log.level));
+    install_static_neighbors(next, old, tables, neighbors_);
+    if (old == nullptr || old->reload.watch != next.reload.watch ||
+        old->reload.debounce_ms != next.reload.debounce_ms) {
+        watch_.reset();
+        if (next.reload.watch)
+            watch_ = std::make_unique<file_watch>(
+                next.file, std::chrono::milliseconds(next.reload.debounce_ms));
+    }
+}
+
+void gateway::abort_settings()
+{
+    next_endpoint_.reset();
+    for (auto [port, mtu] : mtu_undo_)
+        set_port_mtu(ports_[port], mtu);
+    mtu_undo_.clear();
+}
 
 void gateway::start()
 {
-    uint16_t worker_count = static_cast<uint16_t>(config_.dpdk.lcore_ids.size() - 1);
-    pool_ = create_packet_pool(config_, worker_count);
-    ports_ = open_ports(config_, worker_count, pool_);
+    const uint16_t worker_count = meshgate::worker_count(initial_);
+    spdlog::info("DPDK memory for this configuration: {} MiB (memory_mb {})",
+                 (dpdk_memory_needed(initial_) + (1u << 20) - 1) >> 20,
+                 initial_.dpdk.memory_mb ? std::to_string(*initial_.dpdk.memory_mb) : "unset");
+    pool_ = create_packet_pool(initial_);
+    ports_ = open_ports(initial_, worker_count, pool_);
+    if (initial_.dpdk.no_huge) {
+        spdlog::info("live capture (dpdk-dumpcap) needs hugepages: off with no_huge");
+    } else if (rte_pdump_init() == 0) {
+        pdump_ = true;
+    } else {
+        spdlog::warn("live capture unavailable: rte_pdump_init: {}", rte_strerror(rte_errno));
+    }
 
     size_t qsbr_size = rte_rcu_qsbr_get_memsize(worker_count);
     shared_.qsbr =
@@ -121,25 +254,21 @@ void gateway::start()
         throw std::runtime_error("RCU state for " + std::to_string(worker_count) + " workers");
     shared_.neighbors = &neighbors_;
     shared_.pool = pool_;
-    shared_.indirect_pool = rte_pktmbuf_pool_create("meshgate_indirect", 8191, 256, 0, 0,
-                                                    static_cast<int>(rte_socket_id()));
+    shared_.indirect_pool = rte_pktmbuf_pool_create("meshgate_indirect", indirect_pool_size, 256, 0,
+                                                    0, static_cast<int>(rte_socket_id()));
     if (shared_.indirect_pool == nullptr) throw std::runtime_error("indirect packet pool");
-    connections_ =
-        dataplane::connection_table::create(connection_params(config_, worker_count, shared_.qsbr));
+    connections_ = dataplane::connection_table::create(
+        connection_params(initial_, worker_count, shared_.qsbr));
     shared_.connections = connections_.get();
     shared_.affinity = &affinity_;
     shared_.task_active = task_active_.get();
     shared_.start_tsc = rte_rdtsc();
 
-    tables_ = build_tables(config_, ports_);
-    install_static_neighbors(config_, *tables_, neighbors_);
-    shared_.tables.store(tables_.get(), std::memory_order_release);
-
-    uint64_t hz = rte_get_tsc_hz();
+    const uint64_t hz = rte_get_tsc_hz();
     for (uint16_t i = 0; i < worker_count; ++i) {
         auto w = std::make_unique<dataplane::worker>();
         w->id = i;
-        w->lcore = config_.dpdk.lcore_ids[i + 1];
+        w->lcore = initial_.dpdk.lcore_ids[i + 1];
         w->shared = &shared_;
         w->tsc_hz = hz;
         w->arp_interval = hz; // one request per second per next hop, as Linux
@@ -147,8 +276,26 @@ void gateway::start()
         w->port_count = static_cast<uint16_t>(ports_.size());
         for (size_t p = 0; p < ports_.size(); ++p)
             w->port_ids[p] = ports_[p].port_id;
+        stats_.counters.workers.push_back(&w->counters);
         workers_.push_back(std::move(w));
     }
+    stats_.counters.task_active = task_active_.get();
+    stats_.counters.connections = connections_.get();
+    stats_.counters.start_tsc = shared_.start_tsc;
+    stats_.counters.tsc_hz = hz;
+
+    // The first tables go in before any worker runs.
+    api_ = std::make_unique<control_api>(runtime());
+    last_attempt_ = file_content(initial_.file);
+    apply_result r = api_->start(initial_);
+    if (!r.ok) {
+        for (const config::config_error &e : r.errors)
+            spdlog::error("{}", e.to_string());
+        throw std::runtime_error("the configuration cannot run");
+    }
+    after_change();
+    register_telemetry(stats_, requests_);
+
     for (auto &w : workers_) {
         if (int rc = rte_eal_remote_launch(dataplane::worker_main, w.get(), w->lcore); rc != 0)
             throw std::runtime_error("cannot launch worker on lcore " + std::to_string(w->lcore));
@@ -156,92 +303,112 @@ void gateway::start()
     }
 }
 
-std::string gateway::metrics() const
+// The readers' view follows the API's state.
+void gateway::after_change()
 {
-    std::vector<const dataplane::worker_counters *> counters;
-    for (const auto &w : workers_)
-        counters.push_back(&w->counters);
-    size_t task_count = 0;
-    for (const config::service &sv : config_.services)
-        task_count += sv.tasks.size();
-    gateway_totals totals =
-        sum_counters(counters, ports_.size(), config_.services.size(), task_count);
-    totals.reloads_ok = reloads_ok_;
-    totals.reloads_error = reloads_error_;
-    std::vector<std::string> roles;
-    for (const config::port &p : config_.ports)
-        roles.push_back(role_name(p.role));
-    std::string out = render_metrics(totals, ports_, roles);
-    render_backend_metrics(out, totals, config_.services,
-                           std::span<const std::atomic<uint32_t>>(task_active_.get(), task_count));
-    return out;
+    std::shared_ptr<const gateway_view> before = stats_.view();
+    stats_.set_view(build_view(*api_, ports_, before.get(), stats_.counters));
 }
 
-void gateway::publish(std::unique_ptr<dataplane::dataplane_tables> next)
+reload_reply gateway::reload(const char *trigger)
 {
-    shared_.tables.store(next.get(), std::memory_order_release);
-    // Every worker passes a quiescent point before the old tables go.
-    rte_rcu_qsbr_synchronize(shared_.qsbr, RTE_QSBR_THRID_INVALID);
-    tables_ = std::move(next);
-}
+    const std::string &file = api_->config().file;
+    spdlog::info("reloading {} ({})", file, trigger);
+    const auto t0 = steady::now();
+    last_attempt_ = file_content(file);
+    config::load_result loaded = config::load(file, config::load_options{cpus_});
+    const double parse_ms = ms_since(t0);
+    apply_result r;
+    if (loaded.config)
+        r = api_->apply(std::move(*loaded.config));
+    else
+        r.errors = std::move(loaded.errors);
 
-// Ports and EAL settings are fixed for the life of the process; the rest is swapped in.
-bool restart_needed(const config::gateway_config &old, const config::gateway_config &next)
-{
-    if (old.dpdk.lcore_ids != next.dpdk.lcore_ids || old.ports.size() != next.ports.size())
-        return true;
-    for (size_t i = 0; i < old.ports.size(); ++i)
-        if (old.ports[i].device != next.ports[i].device || old.ports[i].name != next.ports[i].name)
-            return true;
-    return false;
-}
-
-void gateway::reload()
-{
-    spdlog::info("reloading {}", config_.file);
-    config::load_result r = config::load(config_.file, config::load_options{cpus_});
-    if (!r.config || restart_needed(config_, *r.config)) {
-        for (const config::config_error &e : r.errors)
+    reload_status status = stats_.reload();
+    status.last_at =
+        std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+    status.last_errors.clear();
+    reload_reply reply{r.ok, api_->generation(), r.changes.summary(), {}};
+    if (r.ok) {
+        ++status.ok;
+        status.last_result = "ok";
+        status.last_changes = reply.changes;
+        after_change();
+        spdlog::info("configuration reloaded, generation {}: {}; parse {:.1f} ms, compile {:.1f} "
+                     "ms, swap {:.1f} ms",
+                     r.generation, reply.changes, parse_ms, r.compile_ms, r.swap_ms);
+    } else {
+        ++status.error;
+        status.last_result = "error";
+        for (const config::config_error &e : r.errors) {
             spdlog::error("{}", e.to_string());
-        if (r.config)
-            spdlog::error("reload rejected: [dpdk] lcores and [[port]] name/device need a restart");
-        spdlog::error("reload rejected, the running configuration stays");
-        ++reloads_error_;
-        return;
+            status.last_errors.push_back(e.to_string());
+        }
+        reply.errors = status.last_errors;
+        spdlog::error("reload rejected, the running configuration stays (generation {})",
+                      api_->generation());
     }
-    auto next = build_tables(*r.config, ports_);
-    install_static_neighbors(*r.config, *next, neighbors_);
-    publish(std::move(next));
-    config_ = std::move(*r.config);
-    ++reloads_ok_;
-    spdlog::info("configuration reloaded");
+    stats_.set_reload(std::move(status));
+    return reply;
+}
+
+void gateway::update_rates()
+{
+    const auto now = steady::now();
+    const double dt = std::chrono::duration<double>(now - rate_at_).count();
+    if (dt < 1.0) return;
+    std::vector<task_rate> rates(dataplane::task_id_capacity);
+    rate_last_.resize(dataplane::task_id_capacity);
+    for (const auto &[key, rec] : api_->ids().tasks()) {
+        const dataplane::task_counters c = sum_task(stats_.counters, rec.id);
+        const dataplane::task_counters &p = rate_last_[rec.id];
+        rates[rec.id] = task_rate{
+            double(c.connections - p.connections) / dt, double(c.packets_in - p.packets_in) / dt,
+            double(c.packets_out - p.packets_out) / dt, double(c.bytes_in - p.bytes_in) / dt,
+            double(c.bytes_out - p.bytes_out) / dt};
+        rate_last_[rec.id] = c;
+    }
+    stats_.set_rates(std::move(rates));
+    rate_at_ = now;
 }
 
 void gateway::control_loop()
 {
-    std::unique_ptr<stats_server> stats;
-    if (!config_.stats.listen.empty())
-        stats = std::make_unique<stats_server>(config_.stats.listen, [this] { return metrics(); });
     while (!signals_.stop.load()) {
-        if (stats)
-            stats->poll(100);
-        else
-            std::this_thread::sleep_for(std::chrono::milliseconds(100));
-        if (signals_.reload.exchange(false)) reload();
+        std::this_thread::sleep_for(loop_period);
+        // Nothing that goes wrong in one pass may end the loop: each step logs and goes on.
+        try {
+            if (signals_.reload.exchange(false)) reload("SIGHUP");
+            requests_.serve([this] { return reload("control request"); });
+            if (watch_ && watch_->poll(steady::now())) {
+                if (file_content(api_->config().file) != last_attempt_) reload("file changed");
+            }
+            if (api_->tick()) after_change();
+            update_rates();
+        } catch (const std::exception &e) {
+            spdlog::error("control loop: {}", e.what());
+        }
     }
 }
 
 void gateway::stop()
 {
+    requests_.close(reload_reply{false, 0, "", {"the gateway is stopping"}});
+    unregister_telemetry();
     shared_.stop.store(true);
     rte_eal_mp_wait_lcore();
+    endpoint_.reset();
+    if (pdump_) rte_pdump_uninit();
     close_ports(ports_);
+}
+
+gateway::~gateway()
+{
+    api_.reset(); // the tables
     connections_.reset();
     rte_free(shared_.qsbr);
-    shared_.qsbr = nullptr;
     if (pool_ != nullptr) rte_mempool_free(pool_);
     if (shared_.indirect_pool != nullptr) rte_mempool_free(shared_.indirect_pool);
-    pool_ = nullptr;
 }
 
 int gateway::run()
@@ -257,7 +424,7 @@ int gateway::run()
         status = 1;
     }
     stop();
-    spdlog::info("final counters:\n{}", metrics());
+    if (stats_.view()) spdlog::info("final counters:\n{}", render_text(*collector_));
     return status;
 }
 
@@ -267,7 +434,11 @@ int run_gateway(config::gateway_config initial, control_signals &signals)
 {
     std::vector<unsigned> cpus = config::available_cpus(); // before EAL pins this thread
     if (!eal_init(initial)) return 1;
-    int status = gateway(std::move(initial), std::move(cpus), signals).run();
+    int status = 0;
+    {
+        gateway g(std::move(initial), std::move(cpus), signals);
+        status = g.run();
+    }
     rte_eal_cleanup();
     return status;
 }

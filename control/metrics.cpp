@@ -1,11 +1,18 @@
 #include "control/metrics.h"
 
-#include <algorithm>
-#include <iterator>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
-#include <rte_ether.h>
+#include <atomic>
+#include <chrono>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
 
-#include "control/net_text.h"
+#include <prometheus/exposer.h>
+#include <prometheus/text_serializer.h>
 
 namespace meshgate
 {
@@ -13,158 +20,230 @@ namespace meshgate
 namespace
 {
 
-// Label values may hold device strings with quotes or backslashes.
-std::string escape(std::string_view v)
+using prometheus::ClientMetric;
+using prometheus::MetricFamily;
+using prometheus::MetricType;
+
+// Threads serving scrapes: a few slow or stuck clients cannot take them all.
+constexpr const char *exposer_threads = "8";
+// A request must arrive, and its answer be taken, within this: then the thread is free again.
+constexpr const char *exposer_timeout_ms = "5000";
+
+// Appends one family to OUT and its samples to it (by index: later families move the vector).
+class family_builder
 {
-    std::string out;
-    for (char ch : v) {
-        if (ch == '\\' || ch == '"') out += '\\';
-        if (ch == '\n') {
-            out += "\\n";
-            continue;
-        }
-        out += ch;
+  public:
+    family_builder(std::vector<MetricFamily> &out, std::string name, std::string help,
+                   MetricType type)
+        : out_(out), index_(out.size())
+    {
+        out.push_back(MetricFamily{std::move(name), std::move(help), type, {}});
     }
-    return out;
+    void add(std::vector<ClientMetric::Label> labels, double value)
+    {
+        MetricFamily &family = out_[index_];
+        ClientMetric m;
+        m.label = std::move(labels);
+        if (family.type == MetricType::Counter)
+            m.counter.value = value;
+        else
+            m.gauge.value = value;
+        family.metric.push_back(std::move(m));
+    }
+
+  private:
+    std::vector<MetricFamily> &out_;
+    size_t index_;
+};
+
+void port_families(std::vector<MetricFamily> &out, const gateway_view &v,
+                   const gateway_totals &totals)
+{
+    family_builder info(out, "meshgate_port_info", "A gateway port: its device, MAC and role.",
+                        MetricType::Gauge);
+    for (const port_view &p : v.ports)
+        info.add({{"port", p.name}, {"device", p.device}, {"mac", p.mac}, {"role", p.role}}, 1);
+
+    // Packets and bytes share their labels: one loop writes both families.
+    struct traffic {
+        const char *name, *help;
+        uint64_t dataplane::port_counters::*rx, dataplane::port_counters::*tx;
+    };
+    for (const traffic &f :
+         {traffic{"meshgate_port_packets_total",
+                  "Packets received (rx) or sent (tx) on a port by the workers.",
+                  &dataplane::port_counters::rx_packets, &dataplane::port_counters::tx_packets},
+          traffic{"meshgate_port_bytes_total",
+                  "Bytes (Ethernet frames without FCS) received (rx) or sent (tx) on a port.",
+                  &dataplane::port_counters::rx_bytes, &dataplane::port_counters::tx_bytes}}) {
+        family_builder b(out, f.name, f.help, MetricType::Counter);
+        for (size_t p = 0; p < v.ports.size(); ++p) {
+            b.add({{"port", v.ports[p].name}, {"direction", "rx"}},
+                  static_cast<double>(totals.ports[p].*f.rx));
+            b.add({{"port", v.ports[p].name}, {"direction", "tx"}},
+                  static_cast<double>(totals.ports[p].*f.tx));
+        }
+    }
 }
 
-void family(std::string &out, std::string_view name, std::string_view type, std::string_view help)
+void drop_and_event_families(std::vector<MetricFamily> &out, const gateway_totals &totals)
 {
-    out.append("# HELP ").append(name).append(" ").append(help).append("\n");
-    out.append("# TYPE ").append(name).append(" ").append(type).append("\n");
+    family_builder drops(out, "meshgate_drops_total", "Packets dropped, by reason.",
+                         MetricType::Counter);
+    for (size_t r = 0; r < dataplane::drop_reason_count; ++r)
+        drops.add({{"reason", std::string(dataplane::drop_reason_names[r])}},
+                  static_cast<double>(totals.drops[r]));
+    for (size_t e = 0; e < dataplane::event_count; ++e) {
+        family_builder b(out, "meshgate_" + std::string(dataplane::event_names[e]) + "_total",
+                         std::string(dataplane::event_help[e]), MetricType::Counter);
+        b.add({}, static_cast<double>(totals.events[e]));
+    }
 }
 
-void sample(std::string &out, std::string_view name, std::string_view labels, uint64_t value)
+void config_families(std::vector<MetricFamily> &out, const gateway_view &v,
+                     const reload_status &reloads)
 {
-    out.append(name);
-    if (!labels.empty()) out.append("{").append(labels).append("}");
-    out.append(" ").append(std::to_string(value)).append("\n");
+    family_builder r(out, "meshgate_config_reloads_total",
+                     "Configuration reloads (SIGHUP, file change, control CLI), by result.",
+                     MetricType::Counter);
+    r.add({{"result", "ok"}}, static_cast<double>(reloads.ok));
+    r.add({{"result", "error"}}, static_cast<double>(reloads.error));
+    family_builder g(out, "meshgate_config_generation",
+                     "Configurations applied since start: 1 is the one it started with.",
+                     MetricType::Gauge);
+    g.add({}, static_cast<double>(v.generation));
+}
+
+void service_families(std::vector<MetricFamily> &out, const gateway_view &v,
+                      const counter_sources &counters)
+{
+    family_builder created(out, "meshgate_connections_total", "Connections opened, by service.",
+                           MetricType::Counter);
+    for (const service_view &s : v.services)
+        created.add(
+            {{"service", s.name}},
+            static_cast<double>(sum_service_connections(counters, s.id) - s.connections_baseline));
+
+    std::vector<dataplane::task_counters> traffic;
+    for (const task_view &t : v.tasks) {
+        dataplane::task_counters c = sum_task(counters, t.id);
+        c.connections -= t.baseline.connections;
+        c.packets_in -= t.baseline.packets_in;
+        c.bytes_in -= t.baseline.bytes_in;
+        c.packets_out -= t.baseline.packets_out;
+        c.bytes_out -= t.baseline.bytes_out;
+        traffic.push_back(c);
+    }
+    auto labels = [](const task_view &t) {
+        return std::vector<ClientMetric::Label>{{"service", t.service},
+                                                {"task", to_string(t.address)}};
+    };
+    family_builder active(out, "meshgate_active_connections", "Connections in the table, by task.",
+                          MetricType::Gauge);
+    family_builder weight(out, "meshgate_task_weight",
+                          "A task's weight; 0 while it drains or after it was removed.",
+                          MetricType::Gauge);
+    for (const task_view &t : v.tasks) {
+        active.add(labels(t), counters.task_active[t.id].load(std::memory_order_relaxed));
+        weight.add(labels(t), t.state == "removed" ? 0 : t.weight);
+    }
+    struct traffic_family {
+        const char *name, *help;
+        uint64_t dataplane::task_counters::*in, dataplane::task_counters::*out;
+    };
+    for (const traffic_family &f :
+         {traffic_family{"meshgate_backend_packets_total",
+                         "Packets sent to a task (in) and received from it (out).",
+                         &dataplane::task_counters::packets_in,
+                         &dataplane::task_counters::packets_out},
+          traffic_family{"meshgate_backend_bytes_total",
+                         "IPv4 bytes sent to a task (in) and received from it (out).",
+                         &dataplane::task_counters::bytes_in,
+                         &dataplane::task_counters::bytes_out}}) {
+        family_builder b(out, f.name, f.help, MetricType::Counter);
+        for (size_t i = 0; i < v.tasks.size(); ++i) {
+            auto in = labels(v.tasks[i]), outl = labels(v.tasks[i]);
+            in.push_back({"direction", "in"});
+            outl.push_back({"direction", "out"});
+            b.add(in, static_cast<double>(traffic[i].*f.in));
+            b.add(outl, static_cast<double>(traffic[i].*f.out));
+        }
+    }
+}
+
+void table_families(std::vector<MetricFamily> &out, const counter_sources &counters)
+{
+    family_builder live(out, "meshgate_connection_table_entries",
+                        "Connections in the connection table.", MetricType::Gauge);
+    live.add({}, counters.connections->size());
+    family_builder capacity(out, "meshgate_connection_table_capacity",
+                            "Connections the table holds ([limits] connections).",
+                            MetricType::Gauge);
+    capacity.add({}, counters.connections->capacity());
 }
 
 } // namespace
 
-gateway_totals sum_counters(std::span<const dataplane::worker_counters *const> workers,
-                            size_t port_count, size_t service_count, size_t task_count)
+std::vector<MetricFamily> gateway_collector::Collect() const
 {
-    gateway_totals t;
-    t.ports.resize(port_count);
-    t.connections_created.resize(service_count);
-    t.tasks.resize(task_count);
-    for (const dataplane::worker_counters *w : workers) {
-        for (size_t p = 0; p < port_count; ++p) {
-            t.ports[p].rx_packets += w->ports[p].rx_packets;
-            t.ports[p].rx_bytes += w->ports[p].rx_bytes;
-            t.ports[p].tx_packets += w->ports[p].tx_packets;
-            t.ports[p].tx_bytes += w->ports[p].tx_bytes;
-        }
-        for (size_t r = 0; r < dataplane::drop_reason_count; ++r)
-            t.drops[r] += w->drops[r];
-        for (size_t e = 0; e < dataplane::event_count; ++e)
-            t.events[e] += w->events[e];
-        for (size_t sv = 0; sv < service_count; ++sv)
-            t.connections_created[sv] += w->connections_created[sv];
-        for (size_t k = 0; k < task_count; ++k) {
-            t.tasks[k].packets_in += w->tasks[k].packets_in;
-            t.tasks[k].bytes_in += w->tasks[k].bytes_in;
-            t.tasks[k].packets_out += w->tasks[k].packets_out;
-            t.tasks[k].bytes_out += w->tasks[k].bytes_out;
-        }
-    }
-    return t;
-}
-
-std::string render_metrics(const gateway_totals &totals, const std::vector<opened_port> &ports,
-                           const std::vector<std::string> &port_roles)
-{
-    std::string out;
-    family(out, "meshgate_port_info", "gauge", "A gateway port: its device, MAC and role.");
-    for (size_t p = 0; p < ports.size(); ++p) {
-        mac_address m;
-        std::copy(std::begin(ports[p].mac.addr_bytes), std::end(ports[p].mac.addr_bytes),
-                  m.bytes.begin());
-        std::string mac = to_string(m);
-        sample(out, "meshgate_port_info",
-               "port=\"" + escape(ports[p].name) + "\",device=\"" + escape(ports[p].device) +
-                   "\",mac=\"" + mac + "\",role=\"" + port_roles.at(p) + "\"",
-               1);
-    }
-
-    // Packets and bytes share their labels: one loop writes both families.
-    struct traffic_family {
-        const char *name, *help;
-        uint64_t dataplane::port_counters::*rx, dataplane::port_counters::*tx;
-    };
-    for (const traffic_family &f :
-         {traffic_family{"meshgate_port_packets_total",
-                         "Packets received (rx) or sent (tx) on a port by the workers.",
-                         &dataplane::port_counters::rx_packets,
-                         &dataplane::port_counters::tx_packets},
-          traffic_family{
-              "meshgate_port_bytes_total",
-              "Bytes (Ethernet frames without FCS) received (rx) or sent (tx) on a port.",
-              &dataplane::port_counters::rx_bytes, &dataplane::port_counters::tx_bytes}}) {
-        family(out, f.name, "counter", f.help);
-        for (size_t p = 0; p < ports.size(); ++p) {
-            std::string port = "port=\"" + escape(ports[p].name) + "\",direction=";
-            sample(out, f.name, port + "\"rx\"", totals.ports[p].*f.rx);
-            sample(out, f.name, port + "\"tx\"", totals.ports[p].*f.tx);
-        }
-    }
-
-    family(out, "meshgate_drops_total", "counter", "Packets dropped, by reason.");
-    for (size_t r = 0; r < dataplane::drop_reason_count; ++r)
-        sample(out, "meshgate_drops_total",
-               "reason=\"" + std::string(dataplane::drop_reason_names[r]) + "\"", totals.drops[r]);
-
-    for (size_t e = 0; e < dataplane::event_count; ++e) {
-        std::string name = "meshgate_" + std::string(dataplane::event_names[e]) + "_total";
-        family(out, name, "counter", dataplane::event_help[e]);
-        sample(out, name, "", totals.events[e]);
-    }
-
-    family(out, "meshgate_config_reloads_total", "counter",
-           "Configuration reloads (SIGHUP), by result.");
-    sample(out, "meshgate_config_reloads_total", "result=\"ok\"", totals.reloads_ok);
-    sample(out, "meshgate_config_reloads_total", "result=\"error\"", totals.reloads_error);
+    std::vector<MetricFamily> out;
+    std::shared_ptr<const gateway_view> v = state_.view();
+    if (!v) return out;
+    const counter_sources &counters = state_.counters;
+    const gateway_totals totals = sum_totals(counters, v->ports.size());
+    port_families(out, *v, totals);
+    drop_and_event_families(out, totals);
+    config_families(out, *v, state_.reload());
+    service_families(out, *v, counters);
+    table_families(out, counters);
     return out;
 }
 
-void render_backend_metrics(std::string &out, const gateway_totals &totals,
-                            const std::vector<config::service> &services,
-                            std::span<const std::atomic<uint32_t>> active)
+metrics_endpoint::metrics_endpoint(const std::string &listen,
+                                   std::shared_ptr<prometheus::Collectable> collector)
+    : listen_(listen), collector_(std::move(collector))
 {
-    family(out, "meshgate_connections_total", "counter", "Connections opened, by service.");
-    for (size_t sv = 0; sv < services.size(); ++sv)
-        sample(out, "meshgate_connections_total", "service=\"" + escape(services[sv].name) + "\"",
-               totals.connections_created.at(sv));
-
-    // One label set per task: the service's name and the task's address on the ingress network.
-    std::vector<std::string> task_labels;
-    for (const config::service &sv : services)
-        for (const config::task &tk : sv.tasks)
-            task_labels.push_back("service=\"" + escape(sv.name) + "\",task=\"" +
-                                  to_string(tk.address) + "\"");
-
-    family(out, "meshgate_active_connections", "gauge", "Connections in the table, by task.");
-    for (size_t k = 0; k < task_labels.size(); ++k)
-        sample(out, "meshgate_active_connections", task_labels[k],
-               active[k].load(std::memory_order_relaxed));
-    family(out, "meshgate_backend_packets_total", "counter",
-           "Packets sent to a task (in) and received from it (out).");
-    for (size_t k = 0; k < task_labels.size(); ++k) {
-        sample(out, "meshgate_backend_packets_total", task_labels[k] + ",direction=\"in\"",
-               totals.tasks[k].packets_in);
-        sample(out, "meshgate_backend_packets_total", task_labels[k] + ",direction=\"out\"",
-               totals.tasks[k].packets_out);
+    try {
+        exposer_ = std::make_unique<prometheus::Exposer>(std::vector<std::string>{
+            "listening_ports", listen, "num_threads", exposer_threads, "request_timeout_ms",
+            exposer_timeout_ms, "enable_keep_alive", "no"});
+    } catch (const std::exception &e) {
+        throw std::runtime_error("[stats] listen " + listen + ": cannot listen: " + e.what());
     }
-    family(out, "meshgate_backend_bytes_total", "counter",
-           "IPv4 bytes sent to a task (in) and received from it (out).");
-    for (size_t k = 0; k < task_labels.size(); ++k) {
-        sample(out, "meshgate_backend_bytes_total", task_labels[k] + ",direction=\"in\"",
-               totals.tasks[k].bytes_in);
-        sample(out, "meshgate_backend_bytes_total", task_labels[k] + ",direction=\"out\"",
-               totals.tasks[k].bytes_out);
-    }
+    exposer_->RegisterCollectable(collector_);
+}
+
+metrics_endpoint::~metrics_endpoint()
+{
+    // civetweb's listening thread waits in 2 s polls and sees the stop only between them; a
+    // connection ends the poll at once, so stopping takes milliseconds instead of seconds.
+    std::atomic<bool> stopped{false};
+    std::thread knock([&] {
+        const size_t colon = listen_.rfind(':');
+        sockaddr_in to{};
+        to.sin_family = AF_INET;
+        to.sin_port = htons(static_cast<uint16_t>(std::stoi(listen_.substr(colon + 1))));
+        inet_pton(AF_INET, listen_.substr(0, colon).c_str(), &to.sin_addr);
+        if (to.sin_addr.s_addr == INADDR_ANY) to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        while (!stopped.load()) {
+            const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+            if (fd >= 0) {
+                connect(fd, reinterpret_cast<const sockaddr *>(&to), sizeof to);
+                close(fd);
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        }
+    });
+    exposer_.reset();
+    stopped.store(true);
+    knock.join();
+}
+
+std::string render_text(const prometheus::Collectable &collector)
+{
+    std::ostringstream out;
+    prometheus::TextSerializer().Serialize(out, collector.Collect());
+    return out.str();
 }
 
 } // namespace meshgate

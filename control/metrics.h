@@ -1,41 +1,55 @@
-// Prometheus text exposition (format 0.0.4) of the gateway's counters.
+// The Prometheus endpoint: prometheus-cpp's pull exposer serves /metrics from its own threads
+// (civetweb), so no client, however slow, holds up the control thread; at each scrape the
+// collector reads the current view and the workers' counters.
 #pragma once
 
-#include <atomic>
-#include <cstdint>
-#include <span>
+#include <memory>
 #include <string>
 #include <vector>
 
-#include "control/config.h"
-#include "control/ports.h"
-#include "dataplane/counters.h"
+#include <prometheus/collectable.h>
+#include <prometheus/metric_family.h>
+
+#include "control/stats_view.h"
+
+namespace prometheus
+{
+class Exposer;
+}
 
 namespace meshgate
 {
 
-// The counters of all workers added up, read by the control thread.
-struct gateway_totals {
-    std::vector<dataplane::port_counters> ports;
-    std::array<uint64_t, dataplane::drop_reason_count> drops{};
-    std::array<uint64_t, dataplane::event_count> events{};
-    std::vector<uint64_t> connections_created;   // per service, config order
-    std::vector<dataplane::task_counters> tasks; // per task, services' tasks in config order
-    uint64_t reloads_ok = 0;
-    uint64_t reloads_error = 0;
+// Every meshgate_* family, from the state's current view and counters.
+class gateway_collector : public prometheus::Collectable
+{
+  public:
+    explicit gateway_collector(const stats_state &state) : state_(state) {}
+    std::vector<prometheus::MetricFamily> Collect() const override;
+
+  private:
+    const stats_state &state_;
 };
 
-gateway_totals sum_counters(std::span<const dataplane::worker_counters *const> workers,
-                            size_t port_count, size_t service_count, size_t task_count);
+class metrics_endpoint
+{
+  public:
+    // Serves COLLECTOR at http://LISTEN/metrics (LISTEN is "host:port"). Throws
+    // std::runtime_error when it cannot listen there.
+    metrics_endpoint(const std::string &listen, std::shared_ptr<prometheus::Collectable> collector);
+    ~metrics_endpoint();
+    metrics_endpoint(const metrics_endpoint &) = delete;
+    metrics_endpoint &operator=(const metrics_endpoint &) = delete;
 
-std::string render_metrics(const gateway_totals &totals, const std::vector<opened_port> &ports,
-                           const std::vector<std::string> &port_roles);
+    const std::string &listen() const { return listen_; }
 
-// meshgate_connections_total{service}, meshgate_active_connections{service,task} and
-// meshgate_backend_packets_total / _bytes_total{service,task,direction}, appended to OUT.
-// ACTIVE holds the live connections of each task, in the order of TOTALS.tasks.
-void render_backend_metrics(std::string &out, const gateway_totals &totals,
-                            const std::vector<config::service> &services,
-                            std::span<const std::atomic<uint32_t>> active);
+  private:
+    std::string listen_;
+    std::shared_ptr<prometheus::Collectable> collector_;
+    std::unique_ptr<prometheus::Exposer> exposer_;
+};
+
+// The text a scrape returns, for the log at exit and for tests.
+std::string render_text(const prometheus::Collectable &collector);
 
 } // namespace meshgate

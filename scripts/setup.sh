@@ -9,11 +9,11 @@ BUILD_DIR=${BUILD_DIR:-$MESHGATE_ROOT/build}
 packages=(
     # build
     g++ pkg-config cmake meson ninja-build
-    libdpdk-dev dpdk libtbb-dev libtoml11-dev libspdlog-dev
-    libgtest-dev libgmock-dev libbenchmark-dev
+    libdpdk-dev dpdk dpdk-dev libtbb-dev libtoml11-dev libspdlog-dev prometheus-cpp-dev
+    libcli11-dev nlohmann-json3-dev libgtest-dev libgmock-dev libbenchmark-dev
     # tests: packet oracle, namespaces, kernel peers
     python3 python3-scapy iproute2 ethtool iputils-ping iputils-arping tshark
-    curl netcat-openbsd procps kmod
+    curl netcat-openbsd procps kmod prometheus
 )
 
 install_missing() {

@@ -1,0 +1,69 @@
+// Requests from other threads (the DPDK telemetry thread) that only the control thread may
+// carry out: it owns the configuration. The asker waits for the answer, with a time limit.
+#pragma once
+
+#include <chrono>
+#include <future>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace meshgate
+{
+
+struct reload_reply {
+    bool ok = false;
+    uint64_t generation = 0;
+    std::string changes;             // change_set::summary()
+    std::vector<std::string> errors; // FILE:LINE:COL: message
+};
+
+class control_requests
+{
+  public:
+    // Any thread: a reload, answered by the control thread within TIMEOUT or nothing.
+    std::optional<reload_reply> reload(std::chrono::milliseconds timeout)
+    {
+        std::future<reload_reply> answer;
+        {
+            std::lock_guard lock(mutex_);
+            if (closed_) return std::nullopt;
+            answer = reloads_.emplace_back().get_future();
+        }
+        if (answer.wait_for(timeout) != std::future_status::ready) return std::nullopt;
+        return answer.get();
+    }
+
+    // Control thread: carries out what is pending with DO_RELOAD() -> reload_reply.
+    template <typename Reload>
+    void serve(Reload do_reload)
+    {
+        std::vector<std::promise<reload_reply>> pending;
+        {
+            std::lock_guard lock(mutex_);
+            pending.swap(reloads_);
+        }
+        if (pending.empty()) return;
+        const reload_reply reply = do_reload(); // one reload answers every asker
+        for (std::promise<reload_reply> &p : pending)
+            p.set_value(reply);
+    }
+
+    // Control thread, when it stops: answers what is pending with STOPPING, refuses the rest.
+    void close(const reload_reply &stopping)
+    {
+        std::lock_guard lock(mutex_);
+        closed_ = true;
+        for (std::promise<reload_reply> &p : reloads_)
+            p.set_value(stopping);
+        reloads_.clear();
+    }
+
+  private:
+    std::mutex mutex_;
+    bool closed_ = false;
+    std::vector<std::promise<reload_reply>> reloads_;
+};
+
+} // namespace meshgate
