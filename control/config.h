@@ -15,8 +15,8 @@
 namespace meshgate::config
 {
 
-// Where a value stood in the file, for errors found after parsing (cross references). In an
-// object read from the file, 0:0 marks a value that could not be read (its error is reported).
+// Where a value stood in the file, for errors found after parsing (cross references); 0:0 for
+// values that come from elsewhere (the API, the swarm) or take their default.
 struct source_position {
     uint32_t line = 0;
     uint32_t column = 0;
@@ -72,6 +72,7 @@ struct node {
     std::optional<mac_address> mac; // known next-hop MAC: skips ARP
     origin from = origin::file;
     source_position at{}, name_at{}, address_at{};
+    bool address_unread = false; // the file's value had an error, reported: checks skip it
 
     bool operator==(const node &o) const
     {
@@ -100,6 +101,7 @@ struct task {
     uint32_t weight = 1;  // 0 = drain: no new connections
     mac_address mac;      // default 02:42 + the 4 address bytes
     source_position at{}, address_at{}, node_at{};
+    bool node_unread = false; // the file's value had an error, reported: checks skip it
 
     bool operator==(const task &o) const
     {
@@ -116,6 +118,7 @@ struct service {
     std::vector<task> tasks;
     origin from = origin::file;
     source_position at{}, name_at{};
+    bool name_unread = false; // the file's value had an error, reported: checks skip it
 
     bool operator==(const service &o) const
     {

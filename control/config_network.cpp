@@ -250,6 +250,8 @@ std::vector<node> read_nodes(const table_reader &root)
         if (auto a = address.ipv4()) {
             n.address = *a;
             n.address_at = address.at();
+        } else {
+            n.address_unread = true;
         }
         n.mac = t.get("mac").unicast_mac();
         // Kept when the name is known, so that its tasks find it; checked in validate().

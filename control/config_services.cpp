@@ -34,6 +34,8 @@ std::optional<task> read_task(const toml::value &table, error_list &errors)
     if (auto n = node_name.text()) {
         k.node = *n;
         k.node_at = node_name.at();
+    } else {
+        k.node_unread = true;
     }
     if (auto w = t.get("weight").integer(0, 65535)) k.weight = static_cast<uint32_t>(*w);
     auto mac = t.get("mac").unicast_mac();
@@ -54,6 +56,8 @@ service read_service(const toml::value &table, error_list &errors)
     if (auto n = name.name_text(63, true)) {
         s.name = *n;
         s.name_at = name.at();
+    } else {
+        s.name_unread = true;
     }
     if (auto k = t.get("scheduler").choice(dataplane::scheduler_kind_names))
         s.scheduler = static_cast<scheduler_kind>(*k);

@@ -14,12 +14,6 @@ namespace meshgate::config
 namespace
 {
 
-// A value of an object that was read (or given by the API, which has no file positions).
-bool readable(origin from, source_position at)
-{
-    return from != origin::file || at.known();
-}
-
 std::string subnet_text(const ipv4_prefix &p)
 {
     return to_string(ipv4_prefix{ipv4_address{p.address.value & p.mask()}, p.length});
@@ -51,10 +45,8 @@ void check_nodes(const gateway_config &c, error_list &errors)
         if (i == dataplane::max_nodes)
             errors.add(n.from, n.at,
                        "too many nodes: at most " + std::to_string(dataplane::max_nodes));
-        if (readable(n.from, n.name_at))
-            check_unique(errors, n.from, n.name_at, n.name, "node name " + in_quotes(n.name),
-                         names);
-        if (!readable(n.from, n.address_at)) continue;
+        check_unique(errors, n.from, n.name_at, n.name, "node name " + in_quotes(n.name), names);
+        if (n.address_unread) continue;
         const std::string address = to_string(n.address);
         check_unique(errors, n.from, n.address_at, address, "node address " + address, addresses);
         for (const port &p : c.ports)
@@ -111,7 +103,7 @@ void check_services(const gateway_config &c, error_list &errors)
         if (i == dataplane::max_services)
             errors.add(s.from, s.at,
                        "too many services: at most " + std::to_string(dataplane::max_services));
-        if (readable(s.from, s.name_at))
+        if (!s.name_unread)
             check_unique(errors, s.from, s.name_at, s.name, "service name " + in_quotes(s.name),
                          names);
         if (s.from != origin::file && s.ports.empty()) // the file reader says it of its own
@@ -134,14 +126,12 @@ void check_services(const gateway_config &c, error_list &errors)
                 errors.add(s.from, k.at,
                            "too many tasks: at most " + std::to_string(dataplane::max_tasks) +
                                " in all services");
-            if (readable(s.from, k.node_at) &&
-                std::none_of(c.nodes.begin(), c.nodes.end(),
-                             [&](const node &n) { return n.name == k.node; }))
+            if (!k.node_unread && std::none_of(c.nodes.begin(), c.nodes.end(),
+                                               [&](const node &n) { return n.name == k.node; }))
                 errors.add(s.from, k.node_at,
                            "task node " + in_quotes(k.node) + " is not a [[node]]");
-            if (!readable(s.from, k.address_at)) continue;
             const std::string address = to_string(k.address);
-            if (overlay_known || s.from != origin::file)
+            if (overlay_known) // else its own error was reported
                 if (std::string problem = task_address_problem(k.address, c.overlay);
                     !problem.empty())
                     errors.add(s.from, k.address_at, "task address " + address + " " + problem);
