@@ -25,6 +25,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE_ROOT = os.environ.get('MESHGATE_SOURCE_ROOT') or os.path.dirname(os.path.dirname(HERE))
 MESHGATE_BIN = os.environ.get('MESHGATE_BIN') or os.path.join(SOURCE_ROOT, 'build', 'control', 'meshgate')
 
+sys.path.insert(0, os.path.join(SOURCE_ROOT, 'scripts'))  # mesh_lab
+
 HUGEPAGES = 1024
 HUGE_MOUNT = '/dev/hugepages'
 

@@ -28,77 +28,14 @@ import textwrap
 import time
 
 import harness
-from harness import EXT, UNDERLAY, run
+import mesh_lab
+from harness import EXT, UNDERLAY
+from mesh_lab import NODES, TASKS
 
-VNI = 4096
-OVERLAY_IP = '10.255.0.2'
-OVERLAY_MAC = '02:42:0a:ff:00:02'
 CLIENT_IP = '203.0.113.2'
-NODES = {'node-1': '192.168.50.11', 'node-2': '192.168.50.12'}
-TASKS = [('10.255.0.5', 'node-1'), ('10.255.0.6', 'node-1'), ('10.255.0.7', 'node-2')]
 BIG_SIZE = 200 * 1024 * 1024
 MANY = 1000
 MANY_CONCURRENT = 200
-
-SERVER = textwrap.dedent('''\
-    import http.server, os, socket, sys, threading
-    address, big, ready = sys.argv[1], sys.argv[2], sys.argv[3]
-    name = ('task-' + address).encode()
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        protocol_version = 'HTTP/1.1'
-        def do_GET(self):
-            if self.path == '/big':
-                size = os.path.getsize(big)
-                self.send_response(200)
-                self.send_header('Content-Length', str(size))
-                self.send_header('X-Task', address)
-                self.end_headers()
-                with open(big, 'rb') as f:
-                    while True:
-                        chunk = f.read(1 << 16)
-                        if not chunk:
-                            break
-                        self.wfile.write(chunk)
-                return
-            if self.path == '/lines':
-                # a long-lived connection: every line the client sends comes back with our name
-                self.send_response(200)
-                self.send_header('X-Task', address)
-                self.end_headers()
-                self.wfile.flush()
-                while True:
-                    line = self.rfile.readline()
-                    if not line:
-                        break
-                    self.wfile.write(name + b' ' + line)
-                    self.wfile.flush()
-                self.close_connection = True
-                return
-            body = name + b'\\n'
-            self.send_response(200)
-            self.send_header('Content-Length', str(len(body)))
-            self.send_header('Connection', 'close')
-            self.end_headers()
-            self.wfile.write(body)
-        def log_message(self, *args):
-            pass
-
-    def udp_echo():
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        s.bind((address, 9000))
-        while True:
-            data, peer = s.recvfrom(65535)
-            s.sendto(name + b' ' + data, peer)
-
-    class Server(http.server.ThreadingHTTPServer):
-        request_queue_size = 1024
-
-    http_server = Server((address, 8000), Handler)
-    threading.Thread(target=udp_echo, daemon=True).start()
-    open(ready, 'w').close()
-    http_server.serve_forever()
-    ''')
 
 UDP_CLIENT = textwrap.dedent('''\
     import socket, sys
@@ -168,141 +105,15 @@ MANY_CLIENT = textwrap.dedent('''\
     ''')
 
 
-def task_mac(ip):
-    return '02:42:' + ':'.join(f'{int(b):02x}' for b in ip.split('.'))
-
-
-class Topology:
-    """Namespaces, veths and bridges; destroy() removes everything it created, even half-built."""
-
-    def __init__(self):
-        self.namespaces = []
-        self.root_links = []
-        self.procs = []
-
-    def netns(self, prefix):
-        ns = harness.unique(prefix)
-        run(['ip', 'netns', 'add', ns])
-        self.namespaces.append(ns)
-        self.exec(ns, ['ip', 'link', 'set', 'lo', 'up'])
-        self.exec(ns, ['sysctl', '-q', '-w', 'net.ipv6.conf.all.disable_ipv6=1'])
-        self.exec(ns, ['sysctl', '-q', '-w', 'net.ipv6.conf.default.disable_ipv6=1'])
-        return ns
-
-    @staticmethod
-    def exec(ns, cmd, check=True, timeout=60):
-        if ns is None:
-            return run(cmd, check=check, timeout=timeout)
-        return run(['ip', 'netns', 'exec', ns, *cmd], check=check, timeout=timeout)
-
-    def quiet(self, ns, iface):
-        """No offloads (af_packet must see complete checksums and MTU-sized frames), no IPv6."""
-        self.exec(ns, ['ethtool', '-K', iface, 'rx', 'off', 'tx', 'off', 'tso', 'off', 'gso', 'off'],
-                  check=False)
-        self.exec(ns, ['sysctl', '-q', '-w', f'net.ipv6.conf.{iface}.disable_ipv6=1'], check=False)
-
-    def veth(self, a, a_ns, b, b_ns):
-        """A veth pair; a None namespace means the root namespace."""
-        cmd = ['ip', 'link', 'add', a]
-        if a_ns:
-            cmd += ['netns', a_ns]
-        cmd += ['type', 'veth', 'peer', 'name', b]
-        if b_ns:
-            cmd += ['netns', b_ns]
-        run(cmd)
-        for ns, iface in ((a_ns, a), (b_ns, b)):
-            if ns is None:
-                self.root_links.append(iface)
-                self.exec(None, ['sysctl', '-q', '-w', f'net.ipv4.conf.{iface}.forwarding=0'], check=False)
-            self.quiet(ns, iface)
-            self.exec(ns, ['ip', 'link', 'set', iface, 'up'])
-
-    def spawn(self, ns, cmd, log):
-        p = subprocess.Popen(['ip', 'netns', 'exec', ns, *cmd], stdin=subprocess.DEVNULL,
-                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        self.procs.append(p)
-        return p
-
-    def destroy(self):
-        for p in self.procs:
-            if p.poll() is None:
-                try:
-                    os.killpg(p.pid, signal.SIGKILL)
-                except OSError:
-                    pass
-                p.wait()
-        for ns in self.namespaces:
-            subprocess.run(['ip', 'netns', 'del', ns], stderr=subprocess.DEVNULL)
-        for iface in self.root_links:
-            subprocess.run(['ip', 'link', 'del', iface], stderr=subprocess.DEVNULL)
-
-
 class E2EMeshTest(harness.WorkdirTestCase):
 
     def setUp(self):
         super().setUp()
-        self.topo = Topology()
+        self.topo = mesh_lab.Lab(harness.unique)
         self.addCleanup(self.topo.destroy)
-        self.build()
-        self.start_servers()
-        self.start_meshgate()
-
-    # --- topology ------------------------------------------------------------------------------
-
-    def build(self):
-        t = self.topo
-        # client
-        self.client = t.netns('mgc')
-        self.ext_if = harness.unique('mge')
-        t.veth(self.ext_if, None, 'eth0', self.client)
-        t.exec(self.client, ['ip', 'addr', 'add', f'{CLIENT_IP}/24', 'dev', 'eth0'])
-        # underlay: a bridge in its own namespace
-        self.underlay = t.netns('mgu')
-        t.exec(self.underlay, ['ip', 'link', 'add', 'br0', 'type', 'bridge'])
-        t.exec(self.underlay, ['ip', 'link', 'set', 'br0', 'up'])
-        self.und_if = harness.unique('mgv')
-        t.veth(self.und_if, None, 'gw', self.underlay)
-        t.exec(self.underlay, ['ip', 'link', 'set', 'gw', 'master', 'br0'])
-        # nodes
-        self.nodes = {}
-        for i, (name, addr) in enumerate(NODES.items()):
-            ns = t.netns('mgn')
-            self.nodes[name] = ns
-            t.veth('eth0', ns, f'n{i}', self.underlay)
-            t.exec(self.underlay, ['ip', 'link', 'set', f'n{i}', 'master', 'br0'])
-            t.exec(ns, ['ip', 'addr', 'add', f'{addr}/24', 'dev', 'eth0'])
-            t.exec(ns, ['ip', 'link', 'add', 'br0', 'type', 'bridge'])
-            t.exec(ns, ['ip', 'link', 'set', 'br0', 'mtu', '1450'])
-            t.exec(ns, ['ip', 'link', 'add', 'vxlan0', 'type', 'vxlan', 'id', str(VNI), 'dstport', '4789',
-                        'local', addr, 'dev', 'eth0', 'nolearning'])
-            t.quiet(ns, 'vxlan0')
-            t.quiet(ns, 'br0')
-            t.exec(ns, ['ip', 'link', 'set', 'vxlan0', 'master', 'br0'])
-            t.exec(ns, ['ip', 'link', 'set', 'vxlan0', 'up'])
-            t.exec(ns, ['ip', 'link', 'set', 'br0', 'up'])
-            # Docker's peerAdd for the gateway: its overlay MAC lives behind VTEP 192.168.50.1
-            t.exec(ns, ['bridge', 'fdb', 'append', OVERLAY_MAC, 'dev', 'vxlan0', 'dst', UNDERLAY.address,
-                        'self', 'permanent'])
-        # tasks: one namespace each, a veth into its node's br0
-        self.tasks = {}
-        for j, (ip, node) in enumerate(TASKS):
-            ns = t.netns('mgt')
-            self.tasks[ip] = ns
-            node_ns = self.nodes[node]
-            t.veth('eth0', ns, f't{j}', node_ns)
-            t.exec(node_ns, ['ip', 'link', 'set', f't{j}', 'mtu', '1450'])
-            t.exec(node_ns, ['ip', 'link', 'set', f't{j}', 'master', 'br0'])
-            t.exec(ns, ['ip', 'link', 'set', 'eth0', 'down'])
-            t.exec(ns, ['ip', 'link', 'set', 'eth0', 'address', task_mac(ip), 'mtu', '1450'])
-            t.exec(ns, ['ip', 'addr', 'add', f'{ip}/16', 'dev', 'eth0'])
-            t.exec(ns, ['ip', 'link', 'set', 'eth0', 'up'])
-            t.exec(ns, ['ip', 'neigh', 'add', OVERLAY_IP, 'lladdr', OVERLAY_MAC, 'dev', 'eth0',
-                        'nud', 'permanent'])
-
-    def start_servers(self):
-        script = os.path.join(self.workdir, 'server.py')
-        with open(script, 'w') as f:
-            f.write(SERVER)
+        self.ext_if = self.topo.add_client(f'{CLIENT_IP}/24')
+        self.und_if = self.topo.add_underlay()
+        self.client, self.nodes, self.tasks = self.topo.client, self.topo.nodes, self.topo.tasks
         self.big = os.path.join(self.workdir, 'big.bin')
         h = hashlib.sha256()
         with open(self.big, 'wb') as f:
@@ -311,21 +122,8 @@ class E2EMeshTest(harness.WorkdirTestCase):
                 h.update(chunk)
                 f.write(chunk)
         self.big_sha = h.hexdigest()
-        readies = []
-        for ip, ns in self.tasks.items():
-            ready = os.path.join(self.workdir, f'ready-{ip}')
-            readies.append(ready)
-            log = open(os.path.join(self.workdir, f'server-{ip}.log'), 'w')
-            self.addCleanup(log.close)
-            self.topo.spawn(ns, ['/usr/bin/python3', script, ip, self.big, ready], log)
-        deadline = time.monotonic() + 15
-        while not all(os.path.exists(r) for r in readies):
-            if time.monotonic() > deadline:
-                raise AssertionError(f'servers not ready: {readies}')
-            for p in self.topo.procs:
-                if p.poll() is not None:
-                    raise AssertionError(f'a server exited {p.returncode}; logs in {self.workdir}')
-            time.sleep(0.1)
+        self.topo.start_servers(self.workdir, big=self.big)
+        self.start_meshgate()
 
     def start_meshgate(self):
         prefix = harness.unique('mgt')
