@@ -9,7 +9,7 @@ namespace meshgate::dataplane
 
 inline constexpr uint16_t max_ports = 8;       // [[port]] tables
 inline constexpr uint32_t max_services = 1024; // [[service]] tables
-inline constexpr uint32_t max_tasks = 4096;    // tasks over all services
+inline constexpr uint32_t max_tasks = 16384;   // tasks over all services
 inline constexpr uint32_t max_nodes = 1024;    // [[node]] tables
 // [[service.port]] entries over all services: a listener index is 16 bits, UINT16_MAX is "none".
 inline constexpr uint32_t max_listeners = 65535;

@@ -468,10 +468,10 @@ TEST_F(HostileConfig, AtMostMaxServices)
 
 TEST_F(HostileConfig, AtMostMaxTasks)
 {
-    EXPECT_TRUE(load_text(services_file(4, 1024)).errors.empty());
-    const load_result r = load_text(services_file(5, 820)); // 4100 tasks
+    EXPECT_TRUE(load_text(services_file(4, 4096)).errors.empty());
+    const load_result r = load_text(services_file(5, 3277)); // 16385 tasks
     ASSERT_EQ(r.errors.size(), 1u) << ::testing::PrintToString(error_texts(r));
-    EXPECT_EQ(r.errors[0].message, "too many tasks: at most 4096 in all services");
+    EXPECT_EQ(r.errors[0].message, "too many tasks: at most 16384 in all services");
 }
 
 // The listener index is 16 bits: the API path (no file limit) must be stopped by validate().

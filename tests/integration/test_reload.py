@@ -38,9 +38,14 @@ def many_services(n):
 
 
 def many_tasks(n):
-    addresses = [f'10.255.{1 + i // 250}.{1 + i % 250}' for i in range(n)]
-    return ''.join(service(f's{k}', 1 + k, addresses[k * 1000:(k + 1) * 1000])
-                   for k in range((n + 999) // 1000))
+    """N tasks in services of 1000, written as inline tables to stay under the 1 MiB limit."""
+    addresses = [f'10.255.{1 + i // 250}.{1 + i % 250}' for i in range(n)]  # up to 63750
+    text = ''
+    for k in range((n + 999) // 1000):
+        text += (f'[[service]]\nname = "s{k}"\nport = [{{published = {1 + k}}}]\ntask = [\n' +
+                 ''.join(f'{{address = "{a}", node = "node-1"}},\n'
+                         for a in addresses[k * 1000:(k + 1) * 1000]) + ']\n')
+    return text
 
 
 class ReloadTest(harness.WorkdirTestCase):
@@ -101,7 +106,7 @@ class ReloadTest(harness.WorkdirTestCase):
                 service('web', 8000) + '[[node]]\nname = "n1"\naddress = "203.0.113.77"\n',
                 'node address 203.0.113.77 is reached by no underlay port'),
             '1025 services': (many_services(1025), 'too many services: at most 1024'),
-            '4097 tasks': (many_tasks(4097), 'too many tasks: at most 4096 in all services'),
+            '16385 tasks': (many_tasks(16385), 'too many tasks: at most 16384 in all services'),
             'memory for the default connections': (
                 service('web', 8000), 'memory_mb 256 is too small: 1048576 connections'),
         }
