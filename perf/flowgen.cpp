@@ -1,0 +1,342 @@
+// flowgen: clients and swarm nodes in one DPDK process, on the other side of meshgate's ports.
+//
+//   port 0 (clients): sends UDP datagrams from FLOWS client flows (address, port) to a published
+//                     address:port at RATE packets/s, COUNT of them; counts what comes back
+//   port 1 (nodes):   takes the VXLAN packets meshgate sends to tasks, counts them and, with
+//                     --reply, sends each back as the task's reply (inner addresses and ports
+//                     swapped, outer from the node's VTEP to the gateway)
+//
+// Prints one JSON line when done: {"sent":..,"at_tasks":..,"replies":..,...}. With net_memif
+// devices it measures a gateway over shared memory; counters of both sides must agree.
+//   dpdk-flowgen EAL-ARGS -- --client-mac M --gateway-mac M --node-mac M
+//                --published A:P --clients A/N --flows N --rate PPS --count N [--reply]
+#include <getopt.h>
+#include <signal.h>
+
+#include <cinttypes>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include <rte_byteorder.h>
+#include <rte_cycles.h>
+#include <rte_eal.h>
+#include <rte_ethdev.h>
+#include <rte_ether.h>
+#include <rte_ip.h>
+#include <rte_mbuf.h>
+#include <rte_udp.h>
+#include <rte_vxlan.h>
+
+namespace
+{
+
+volatile bool stopping = false;
+
+struct options {
+    rte_ether_addr client_mac{}, gateway_mac{}, node_mac{};
+    uint32_t published_ip = 0; // host order
+    uint16_t published_port = 9000;
+    uint32_t client_base = 0; // first client address, host order
+    uint32_t client_count = 1;
+    uint32_t flows = 256;
+    uint64_t rate = 10000;
+    uint64_t count = 100000;
+    uint16_t size = 64; // Ethernet frame without FCS
+    bool reply = false;
+    double linger = 2.0; // seconds to wait for the last answers
+};
+
+bool parse_mac(const char *s, rte_ether_addr &m)
+{
+    return rte_ether_unformat_addr(s, &m) == 0;
+}
+
+bool parse_ip(const char *s, uint32_t &ip)
+{
+    unsigned a, b, c, d;
+    if (std::sscanf(s, "%u.%u.%u.%u", &a, &b, &c, &d) != 4 || a > 255 || b > 255 || c > 255 ||
+        d > 255)
+        return false;
+    ip = a << 24 | b << 16 | c << 8 | d;
+    return true;
+}
+
+[[noreturn]] void usage(const char *why)
+{
+    std::fprintf(stderr,
+                 "flowgen: %s\nusage: dpdk-flowgen EAL-ARGS -- --client-mac M --gateway-mac M "
+                 "--node-mac M --published A:P --clients A/N [--flows N] [--rate PPS] "
+                 "[--count N] [--size BYTES] [--reply] [--linger S]\n",
+                 why);
+    std::exit(2);
+}
+
+options parse(int argc, char **argv)
+{
+    options o;
+    static const option long_options[] = {{"client-mac", required_argument, nullptr, 'c'},
+                                          {"gateway-mac", required_argument, nullptr, 'g'},
+                                          {"node-mac", required_argument, nullptr, 'n'},
+                                          {"published", required_argument, nullptr, 'p'},
+                                          {"clients", required_argument, nullptr, 'a'},
+                                          {"flows", required_argument, nullptr, 'f'},
+                                          {"rate", required_argument, nullptr, 'r'},
+                                          {"count", required_argument, nullptr, 'k'},
+                                          {"size", required_argument, nullptr, 's'},
+                                          {"reply", no_argument, nullptr, 'R'},
+                                          {"linger", required_argument, nullptr, 'l'},
+                                          {nullptr, 0, nullptr, 0}};
+    int c;
+    while ((c = getopt_long(argc, argv, "", long_options, nullptr)) != -1) {
+        switch (c) {
+        case 'c':
+            if (!parse_mac(optarg, o.client_mac)) usage("bad --client-mac");
+            break;
+        case 'g':
+            if (!parse_mac(optarg, o.gateway_mac)) usage("bad --gateway-mac");
+            break;
+        case 'n':
+            if (!parse_mac(optarg, o.node_mac)) usage("bad --node-mac");
+            break;
+        case 'p': {
+            std::string s(optarg);
+            const size_t colon = s.find(':');
+            if (colon == std::string::npos || !parse_ip(s.substr(0, colon).c_str(), o.published_ip))
+                usage("bad --published");
+            o.published_port = static_cast<uint16_t>(std::atoi(s.c_str() + colon + 1));
+            break;
+        }
+        case 'a': {
+            std::string s(optarg);
+            const size_t slash = s.find('/');
+            if (slash == std::string::npos || !parse_ip(s.substr(0, slash).c_str(), o.client_base))
+                usage("bad --clients");
+            o.client_count = static_cast<uint32_t>(std::atoi(s.c_str() + slash + 1));
+            break;
+        }
+        case 'f':
+            o.flows = static_cast<uint32_t>(std::strtoul(optarg, nullptr, 10));
+            break;
+        case 'r':
+            o.rate = std::strtoull(optarg, nullptr, 10);
+            break;
+        case 'k':
+            o.count = std::strtoull(optarg, nullptr, 10);
+            break;
+        case 's':
+            o.size = static_cast<uint16_t>(std::atoi(optarg));
+            break;
+        case 'R':
+            o.reply = true;
+            break;
+        case 'l':
+            o.linger = std::atof(optarg);
+            break;
+        default:
+            usage("unknown option");
+        }
+    }
+    if (o.flows == 0 || o.client_count == 0 || o.rate == 0) usage("flows, clients, rate > 0");
+    if (o.size < 60) o.size = 60;
+    return o;
+}
+
+// Flow I: client address base + I % clients, source port 1024 + I / clients.
+void build_request(rte_mbuf *m, const options &o, uint32_t flow, uint64_t seq)
+{
+    const uint16_t frame = o.size;
+    auto *eth = reinterpret_cast<rte_ether_hdr *>(rte_pktmbuf_append(m, frame));
+    std::memset(eth, 0, frame);
+    eth->dst_addr = o.gateway_mac;
+    eth->src_addr = o.client_mac;
+    eth->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4);
+    auto *ip = reinterpret_cast<rte_ipv4_hdr *>(eth + 1);
+    const uint16_t l3 = static_cast<uint16_t>(frame - sizeof(rte_ether_hdr));
+    ip->version_ihl = RTE_IPV4_VHL_DEF;
+    ip->total_length = rte_cpu_to_be_16(l3);
+    ip->time_to_live = 64;
+    ip->next_proto_id = IPPROTO_UDP;
+    ip->src_addr = rte_cpu_to_be_32(o.client_base + flow % o.client_count);
+    ip->dst_addr = rte_cpu_to_be_32(o.published_ip);
+    ip->hdr_checksum = rte_ipv4_cksum(ip);
+    auto *udp = reinterpret_cast<rte_udp_hdr *>(ip + 1);
+    udp->src_port = rte_cpu_to_be_16(static_cast<uint16_t>(1024 + flow / o.client_count));
+    udp->dst_port = rte_cpu_to_be_16(o.published_port);
+    udp->dgram_len = rte_cpu_to_be_16(static_cast<uint16_t>(l3 - sizeof(rte_ipv4_hdr)));
+    udp->dgram_cksum = 0; // optional in IPv4
+    if (l3 >= sizeof(rte_ipv4_hdr) + sizeof(rte_udp_hdr) + sizeof(seq))
+        std::memcpy(udp + 1, &seq, sizeof(seq));
+}
+
+constexpr uint16_t outer_len =
+    sizeof(rte_ether_hdr) + sizeof(rte_ipv4_hdr) + sizeof(rte_udp_hdr) + sizeof(rte_vxlan_hdr);
+
+// A VXLAN packet to a task, turned into the task's answer in place. False if it is not one.
+bool turn_into_reply(rte_mbuf *m, const options &o)
+{
+    if (rte_pktmbuf_data_len(m) <
+        outer_len + sizeof(rte_ether_hdr) + sizeof(rte_ipv4_hdr) + sizeof(rte_udp_hdr))
+        return false;
+    auto *eth = rte_pktmbuf_mtod(m, rte_ether_hdr *);
+    auto *ip = reinterpret_cast<rte_ipv4_hdr *>(eth + 1);
+    auto *udp = reinterpret_cast<rte_udp_hdr *>(ip + 1);
+    if (eth->ether_type != rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4) ||
+        ip->next_proto_id != IPPROTO_UDP)
+        return false;
+    auto *inner_eth =
+        reinterpret_cast<rte_ether_hdr *>(rte_pktmbuf_mtod_offset(m, uint8_t *, outer_len));
+    auto *inner_ip = reinterpret_cast<rte_ipv4_hdr *>(inner_eth + 1);
+    if (inner_eth->ether_type != rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4)) return false;
+    auto *inner_l4 = reinterpret_cast<rte_udp_hdr *>(reinterpret_cast<uint8_t *>(inner_ip) +
+                                                     rte_ipv4_hdr_len(inner_ip));
+    std::swap(inner_eth->src_addr, inner_eth->dst_addr);
+    {
+        const rte_be32_t a = inner_ip->src_addr;
+        inner_ip->src_addr = inner_ip->dst_addr;
+        inner_ip->dst_addr = a;
+    }
+    inner_ip->time_to_live = 64;
+    inner_ip->hdr_checksum = 0;
+    inner_ip->hdr_checksum = rte_ipv4_cksum(inner_ip);
+    {
+        const rte_be16_t p = inner_l4->src_port;
+        inner_l4->src_port = inner_l4->dst_port;
+        inner_l4->dst_port = p;
+    }
+    if (inner_ip->next_proto_id == IPPROTO_UDP) inner_l4->dgram_cksum = 0;
+    std::swap(eth->src_addr, eth->dst_addr);
+    eth->src_addr = o.node_mac;
+    {
+        const rte_be32_t a = ip->src_addr;
+        ip->src_addr = ip->dst_addr;
+        ip->dst_addr = a;
+    }
+    ip->hdr_checksum = 0;
+    ip->hdr_checksum = rte_ipv4_cksum(ip);
+    udp->dgram_cksum = 0;
+    return true;
+}
+
+void on_signal(int)
+{
+    stopping = true;
+}
+
+} // namespace
+
+int main(int argc, char **argv)
+{
+    const int eal = rte_eal_init(argc, argv);
+    if (eal < 0) {
+        std::fprintf(stderr, "flowgen: EAL: %s\n", rte_strerror(rte_errno));
+        return 1;
+    }
+    optind = 1;
+    const options o = parse(argc - eal, argv + eal);
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    if (rte_eth_dev_count_avail() < 2) {
+        std::fprintf(stderr, "flowgen: needs two ports (clients, nodes)\n");
+        return 1;
+    }
+    rte_mempool *pool = rte_pktmbuf_pool_create("flowgen", 16383, 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE,
+                                                rte_socket_id());
+    if (pool == nullptr) return 1;
+    for (uint16_t port = 0; port < 2; ++port) {
+        rte_eth_conf conf{};
+        if (rte_eth_dev_configure(port, 1, 1, &conf) != 0 ||
+            rte_eth_rx_queue_setup(port, 0, 1024, rte_eth_dev_socket_id(port), nullptr, pool) !=
+                0 ||
+            rte_eth_tx_queue_setup(port, 0, 1024, rte_eth_dev_socket_id(port), nullptr) != 0 ||
+            rte_eth_dev_start(port) != 0) {
+            std::fprintf(stderr, "flowgen: port %u setup failed\n", port);
+            return 1;
+        }
+    }
+
+    std::fprintf(stderr, "flowgen: ports started, waiting for their links\n");
+    // Traffic starts once the gateway is there: both links up (memif: its peer connected).
+    const uint64_t hz = rte_get_tsc_hz();
+    for (uint64_t until = rte_rdtsc() + 60 * hz; !stopping;) {
+        rte_eth_link l0{}, l1{};
+        rte_eth_link_get_nowait(0, &l0);
+        rte_eth_link_get_nowait(1, &l1);
+        if (l0.link_status == RTE_ETH_LINK_UP && l1.link_status == RTE_ETH_LINK_UP) break;
+        if (rte_rdtsc() > until) {
+            std::fprintf(stderr, "flowgen: links not up after 60 s\n");
+            return 1;
+        }
+        rte_delay_ms(10);
+    }
+    const uint64_t start = rte_rdtsc();
+    uint64_t sent = 0, refused = 0, at_tasks = 0, replies = 0, reply_refused = 0, other = 0;
+    uint64_t last_rx = start, done_at = 0;
+    constexpr uint16_t burst = 32;
+    rte_mbuf *rx[burst];
+    while (!stopping) {
+        const uint64_t now = rte_rdtsc();
+        // Requests due by now at RATE, a burst at a time.
+        const uint64_t due = std::min<uint64_t>(o.count, (now - start) * o.rate / hz + 1);
+        if (sent + refused < due) {
+            rte_mbuf *tx[burst];
+            const uint16_t n =
+                static_cast<uint16_t>(std::min<uint64_t>(burst, due - sent - refused));
+            if (rte_pktmbuf_alloc_bulk(pool, tx, n) == 0) {
+                for (uint16_t i = 0; i < n; ++i)
+                    build_request(tx[i], o, static_cast<uint32_t>((sent + refused + i) % o.flows),
+                                  sent + refused + i);
+                const uint16_t ok = rte_eth_tx_burst(0, 0, tx, n);
+                sent += ok;
+                refused += n - ok; // a full ring: counted, not sent, and not retried
+                rte_pktmbuf_free_bulk(tx + ok, n - ok);
+            }
+        }
+        // The nodes' side: packets to tasks, and their replies.
+        uint16_t n = rte_eth_rx_burst(1, 0, rx, burst);
+        if (n != 0) last_rx = now;
+        uint16_t answers = 0;
+        for (uint16_t i = 0; i < n; ++i) {
+            ++at_tasks;
+            if (o.reply && turn_into_reply(rx[i], o))
+                rx[answers++] = rx[i];
+            else
+                rte_pktmbuf_free(rx[i]);
+        }
+        if (answers != 0) {
+            const uint16_t ok = rte_eth_tx_burst(1, 0, rx, answers);
+            reply_refused += answers - ok;
+            rte_pktmbuf_free_bulk(rx + ok, answers - ok);
+        }
+        // The clients' side: the replies meshgate translated back.
+        n = rte_eth_rx_burst(0, 0, rx, burst);
+        if (n != 0) last_rx = now;
+        for (uint16_t i = 0; i < n; ++i) {
+            auto *eth = rte_pktmbuf_mtod(rx[i], rte_ether_hdr *);
+            auto *ip = reinterpret_cast<rte_ipv4_hdr *>(eth + 1);
+            if (eth->ether_type == rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4) &&
+                ip->src_addr == rte_cpu_to_be_32(o.published_ip))
+                ++replies;
+            else
+                ++other;
+        }
+        rte_pktmbuf_free_bulk(rx, n);
+        if (sent + refused == o.count && done_at == 0) done_at = now;
+        if (done_at != 0 && now - last_rx > static_cast<uint64_t>(o.linger * double(hz)) &&
+            now - done_at > static_cast<uint64_t>(o.linger * double(hz)))
+            break;
+    }
+    const double seconds = double(rte_rdtsc() - start) / double(hz);
+    std::printf("{\"sent\": %" PRIu64 ", \"refused\": %" PRIu64 ", \"at_tasks\": %" PRIu64
+                ", \"replies\": %" PRIu64 ", \"reply_refused\": %" PRIu64 ", \"other\": %" PRIu64
+                ", \"seconds\": %.3f}\n",
+                sent, refused, at_tasks, replies, reply_refused, other, seconds);
+    std::fflush(stdout);
+    for (uint16_t port = 0; port < 2; ++port) {
+        rte_eth_dev_stop(port);
+        rte_eth_dev_close(port);
+    }
+    rte_eal_cleanup();
+    return 0;
+}
