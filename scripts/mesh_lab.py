@@ -185,10 +185,13 @@ class Lab:
     """Namespaces, veths, bridges and servers; destroy() removes all it made, even half-built.
     `name(prefix)` gives each namespace or root-side interface its name."""
 
-    def __init__(self, name, nodes=None, tasks=None):
+    def __init__(self, name, nodes=None, tasks=None, gateway_vtep=GATEWAY_VTEP,
+                 overlay_ip=OVERLAY_IP, overlay_mac=OVERLAY_MAC, vni=VNI):
         self.name = name
         self.nodes_wanted = dict(nodes or NODES)
         self.tasks_wanted = list(tasks or TASKS)
+        self.gateway_vtep, self.overlay_ip, self.overlay_mac, self.vni = (
+            gateway_vtep, overlay_ip, overlay_mac, vni)
         self.namespaces, self.root_links, self.pids = [], [], []
         self.procs = []
         self.client = None
@@ -280,7 +283,7 @@ class Lab:
             self.exec(ns, ['ip', 'addr', 'add', f'{addr}/24', 'dev', 'eth0'])
             self.exec(ns, ['ip', 'link', 'add', 'br0', 'type', 'bridge'])
             self.exec(ns, ['ip', 'link', 'set', 'br0', 'mtu', '1450'])
-            self.exec(ns, ['ip', 'link', 'add', 'vxlan0', 'type', 'vxlan', 'id', str(VNI), 'dstport',
+            self.exec(ns, ['ip', 'link', 'add', 'vxlan0', 'type', 'vxlan', 'id', str(self.vni), 'dstport',
                            str(VXLAN_PORT), 'local', addr, 'dev', 'eth0', 'nolearning'])
             self.quiet(ns, 'vxlan0')
             self.quiet(ns, 'br0')
@@ -288,8 +291,8 @@ class Lab:
             self.exec(ns, ['ip', 'link', 'set', 'vxlan0', 'up'])
             self.exec(ns, ['ip', 'link', 'set', 'br0', 'up'])
             # Docker's peerAdd for the gateway: its overlay MAC lives behind its VTEP
-            self.exec(ns, ['bridge', 'fdb', 'append', OVERLAY_MAC, 'dev', 'vxlan0', 'dst',
-                           GATEWAY_VTEP, 'self', 'permanent'])
+            self.exec(ns, ['bridge', 'fdb', 'append', self.overlay_mac, 'dev', 'vxlan0', 'dst',
+                           self.gateway_vtep, 'self', 'permanent'])
         for j, (ip, node) in enumerate(self.tasks_wanted):
             ns = self.netns('mgt')
             self.tasks[ip] = ns
@@ -301,8 +304,8 @@ class Lab:
             self.exec(ns, ['ip', 'link', 'set', 'eth0', 'address', task_mac(ip), 'mtu', '1450'])
             self.exec(ns, ['ip', 'addr', 'add', f'{ip}/16', 'dev', 'eth0'])
             self.exec(ns, ['ip', 'link', 'set', 'eth0', 'up'])
-            self.exec(ns, ['ip', 'neigh', 'add', OVERLAY_IP, 'lladdr', OVERLAY_MAC, 'dev', 'eth0',
-                           'nud', 'permanent'])
+            self.exec(ns, ['ip', 'neigh', 'add', self.overlay_ip, 'lladdr', self.overlay_mac,
+                           'dev', 'eth0', 'nud', 'permanent'])
         return root_if
 
     def start_servers(self, workdir, names=None, big=''):
@@ -361,14 +364,34 @@ def down(state_path):
     os.unlink(state_path)
 
 
-def up(state_path, attach, workdir):
+def from_config(path):
+    """What the lab needs of a meshgate config file: its first service's name and tasks, its
+    nodes, the gateway's VTEP (its underlay port) and overlay address and MAC, the VNI."""
+    import tomllib
+    with open(path, 'rb') as f:
+        c = tomllib.load(f)
+    service = c['service'][0]
+    underlay = next(p for p in c['port'] if p.get('role', 'external') != 'external')
+    overlay_ip = c['overlay']['address'].split('/')[0]
+    return dict(service=service['name'],
+                nodes={n['name']: n['address'] for n in c.get('node', [])},
+                tasks=[(t['address'], t['node']) for t in service.get('task', [])],
+                gateway_vtep=underlay['address'].split('/')[0], overlay_ip=overlay_ip,
+                overlay_mac=c['overlay'].get('mac', task_mac(overlay_ip)),
+                vni=c['overlay'].get('vni', VNI))
+
+
+def up(state_path, attach, workdir, config):
     down(state_path)
     os.makedirs(workdir, exist_ok=True)
     counter = iter(range(1000))
-    lab = Lab(lambda prefix: f'{prefix}demo{next(counter)}')
+    c = from_config(config)
+    lab = Lab(lambda prefix: f'{prefix}demo{next(counter)}', c['nodes'], c['tasks'],
+              c['gateway_vtep'], c['overlay_ip'], c['overlay_mac'], c['vni'])
     try:
         lab.add_underlay(attach=attach)
-        names = {ip: f"I'm whoami.{i + 1} on {node} ({ip})" for i, (ip, node) in enumerate(TASKS)}
+        names = {ip: f"I'm {c['service']}.{i + 1} on {node} ({ip})"
+                 for i, (ip, node) in enumerate(c['tasks'])}
         lab.start_servers(workdir, names)
     except Exception:
         lab.destroy()
@@ -383,9 +406,13 @@ def main():
     p.add_argument('--state', default='/run/meshgate-demo-lab.json')
     p.add_argument('--attach', default='mg-underlay', help="the gateway's underlay interface")
     p.add_argument('--workdir', default='/run/meshgate-demo-lab')
+    p.add_argument('--config', help='a meshgate config: its [[node]]s and its first service\'s '
+                   'tasks are built', required=False)
     a = p.parse_args()
     if a.command == 'up':
-        up(a.state, a.attach, a.workdir)
+        if not a.config:
+            p.error('up needs --config')
+        up(a.state, a.attach, a.workdir, a.config)
     else:
         down(a.state)
 
