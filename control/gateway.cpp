@@ -1,7 +1,9 @@
 #include "control/gateway.h"
 
-#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <memory>
@@ -428,12 +430,30 @@ int gateway::run()
     return status;
 }
 
+// EAL pins the control thread to the first lcore's CPU, and the threads it starts (TBB's,
+// which build the schedulers on reload) would inherit that one CPU: give it back every CPU
+// that no worker polls on.
+void widen_control_thread(const std::vector<unsigned> &cpus, const std::vector<unsigned> &lcores)
+{
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    std::string list;
+    for (unsigned cpu : cpus)
+        if (std::find(lcores.begin() + 1, lcores.end(), cpu) == lcores.end()) {
+            CPU_SET(cpu, &set);
+            list += (list.empty() ? "" : ",") + std::to_string(cpu);
+        }
+    if (list.empty() || pthread_setaffinity_np(pthread_self(), sizeof set, &set) != 0) return;
+    spdlog::info("control thread and its helpers on CPU(s) {}", list);
+}
+
 } // namespace
 
 int run_gateway(config::gateway_config initial, control_signals &signals)
 {
     std::vector<unsigned> cpus = config::available_cpus(); // before EAL pins this thread
     if (!eal_init(initial)) return 1;
+    widen_control_thread(cpus, initial.dpdk.lcore_ids);
     int status = 0;
     {
         gateway g(std::move(initial), std::move(cpus), signals);
