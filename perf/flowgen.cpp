@@ -6,13 +6,15 @@
 //                     --reply, sends each back as the task's reply (inner addresses and ports
 //                     swapped, outer from the node's VTEP to the gateway)
 //
-// Prints one JSON line when done: {"sent":..,"at_tasks":..,"replies":..,...}. With net_memif
+// Prints one JSON line when done: {"sent":..,"at_tasks":..,"replies":..,"rtt_us_max":..,...},
+// then keeps its ports until the gateway has gone (its links are down) or SIGTERM. With net_memif
 // devices it measures a gateway over shared memory; counters of both sides must agree.
 //   dpdk-flowgen EAL-ARGS -- --client-mac M --gateway-mac M --node-mac M
 //                --published A:P --clients A/N --flows N --rate PPS --count N [--reply]
 #include <getopt.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <cinttypes>
 #include <cstdio>
 #include <cstdlib>
@@ -144,6 +146,12 @@ options parse(int argc, char **argv)
 }
 
 // Flow I: client address base + I % clients, source port 1024 + I / clients.
+// The payload of a request: its number and when it left, which its reply carries back.
+struct stamp {
+    uint64_t seq;
+    uint64_t tsc;
+};
+
 void build_request(rte_mbuf *m, const options &o, uint32_t flow, uint64_t seq)
 {
     const uint16_t frame = o.size;
@@ -166,9 +174,37 @@ void build_request(rte_mbuf *m, const options &o, uint32_t flow, uint64_t seq)
     udp->dst_port = rte_cpu_to_be_16(o.published_port);
     udp->dgram_len = rte_cpu_to_be_16(static_cast<uint16_t>(l3 - sizeof(rte_ipv4_hdr)));
     udp->dgram_cksum = 0; // optional in IPv4
-    if (l3 >= sizeof(rte_ipv4_hdr) + sizeof(rte_udp_hdr) + sizeof(seq))
-        std::memcpy(udp + 1, &seq, sizeof(seq));
+    const stamp st{seq, rte_rdtsc()};
+    if (l3 >= sizeof(rte_ipv4_hdr) + sizeof(rte_udp_hdr) + sizeof(st))
+        std::memcpy(udp + 1, &st, sizeof(st));
 }
+
+// Round trips in µs, by powers of two: enough for p50, p99 and the worst.
+struct latency {
+    uint64_t buckets[40] = {};
+    uint64_t count = 0;
+    double worst_us = 0;
+
+    void add(double us)
+    {
+        int b = 0;
+        while (b < 39 && (1ull << b) < us)
+            ++b;
+        ++buckets[b];
+        ++count;
+        worst_us = std::max(worst_us, us);
+    }
+    // The bucket bound at or below which FRACTION of the round trips fall.
+    double quantile(double fraction) const
+    {
+        uint64_t seen = 0;
+        for (int b = 0; b < 40; ++b) {
+            seen += buckets[b];
+            if (count != 0 && double(seen) >= fraction * double(count)) return double(1ull << b);
+        }
+        return 0;
+    }
+};
 
 constexpr uint16_t outer_len =
     sizeof(rte_ether_hdr) + sizeof(rte_ipv4_hdr) + sizeof(rte_udp_hdr) + sizeof(rte_vxlan_hdr);
@@ -273,6 +309,7 @@ int main(int argc, char **argv)
     const uint64_t start = rte_rdtsc();
     uint64_t sent = 0, refused = 0, at_tasks = 0, replies = 0, reply_refused = 0, other = 0;
     uint64_t last_rx = start, done_at = 0;
+    latency rtt;
     constexpr uint16_t burst = 32;
     rte_mbuf *rx[burst];
     while (!stopping) {
@@ -316,10 +353,18 @@ int main(int argc, char **argv)
             auto *eth = rte_pktmbuf_mtod(rx[i], rte_ether_hdr *);
             auto *ip = reinterpret_cast<rte_ipv4_hdr *>(eth + 1);
             if (eth->ether_type == rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4) &&
-                ip->src_addr == rte_cpu_to_be_32(o.published_ip))
+                ip->src_addr == rte_cpu_to_be_32(o.published_ip)) {
                 ++replies;
-            else
+                stamp st;
+                if (rte_pktmbuf_data_len(rx[i]) >= sizeof(rte_ether_hdr) + sizeof(rte_ipv4_hdr) +
+                                                       sizeof(rte_udp_hdr) + sizeof(st)) {
+                    std::memcpy(&st, reinterpret_cast<uint8_t *>(ip + 1) + sizeof(rte_udp_hdr),
+                                sizeof(st));
+                    rtt.add(double(now - st.tsc) * 1e6 / double(hz));
+                }
+            } else {
                 ++other;
+            }
         }
         rte_pktmbuf_free_bulk(rx, n);
         if (sent + refused == o.count && done_at == 0) done_at = now;
@@ -330,9 +375,24 @@ int main(int argc, char **argv)
     const double seconds = double(rte_rdtsc() - start) / double(hz);
     std::printf("{\"sent\": %" PRIu64 ", \"refused\": %" PRIu64 ", \"at_tasks\": %" PRIu64
                 ", \"replies\": %" PRIu64 ", \"reply_refused\": %" PRIu64 ", \"other\": %" PRIu64
-                ", \"seconds\": %.3f}\n",
-                sent, refused, at_tasks, replies, reply_refused, other, seconds);
+                ", \"seconds\": %.3f, \"rtt_us_p50\": %.0f, \"rtt_us_p99\": %.0f, "
+                "\"rtt_us_max\": %.1f}\n",
+                sent, refused, at_tasks, replies, reply_refused, other, seconds, rtt.quantile(0.5),
+                rtt.quantile(0.99), rtt.worst_us);
     std::fflush(stdout);
+    // The gateway's memif PMD crashes if its peer unmaps the shared memory while its worker
+    // polls: keep the ports until it has gone (both links down) or we are told to stop.
+    while (!stopping) {
+        rte_eth_link l0{}, l1{};
+        rte_eth_link_get_nowait(0, &l0);
+        rte_eth_link_get_nowait(1, &l1);
+        if (l0.link_status == RTE_ETH_LINK_DOWN && l1.link_status == RTE_ETH_LINK_DOWN) break;
+        for (uint16_t port = 0; port < 2; ++port) {
+            const uint16_t n = rte_eth_rx_burst(port, 0, rx, burst);
+            rte_pktmbuf_free_bulk(rx, n);
+        }
+        rte_delay_ms(1);
+    }
     for (uint16_t port = 0; port < 2; ++port) {
         rte_eth_dev_stop(port);
         rte_eth_dev_close(port);

@@ -75,10 +75,14 @@ class ZeroLossTest(harness.WorkdirTestCase):
              '1000', '--rate', str(RATE), '--count', str(COUNT), '--reply', '--linger', '2'],
             stdout=gen_out, stderr=gen_err, start_new_session=True)
 
-        def stop_gen():
+        def stop_gen():  # after the gateway (cleanups run last added first)
             if gen.poll() is None:
-                gen.kill()
-                gen.wait()
+                gen.terminate()
+                try:
+                    gen.wait(10)
+                except subprocess.TimeoutExpired:
+                    gen.kill()
+                    gen.wait()
             subprocess.run(['rm', '-rf', f'/var/run/dpdk/{gen_prefix}'])
         self.addCleanup(stop_gen)
         deadline = time.monotonic() + 30
@@ -106,7 +110,11 @@ class ZeroLossTest(harness.WorkdirTestCase):
             self.assertEqual(p.returncode, 0, p.stdout)
         print(f'\n  {RELOADS} reloads, {sum(took) / len(took) * 1000:.1f} ms each on average',
               flush=True)
-        self.assertEqual(gen.wait(120), 0, read(gen_err.name))
+        deadline = time.monotonic() + 120
+        while not read(gen_out.name).strip():  # it reports, then waits for the gateway to go
+            self.assertIsNone(gen.poll(), read(gen_err.name))
+            self.assertLess(time.monotonic(), deadline, 'the generator did not finish')
+            time.sleep(0.2)
         result = json.loads(read(gen_out.name).strip().splitlines()[-1])
         print(f'  flowgen: {result}', flush=True)
         m = mg.wait_settled()
@@ -117,6 +125,7 @@ class ZeroLossTest(harness.WorkdirTestCase):
         self.assertEqual(result['replies'], result['sent'], result)
         self.assertEqual(m.nonzero_drops(), {}, m.text)
         self.assertEqual(mg.stop(), 0, mg.log())
+        self.assertEqual(gen.wait(30), 0, read(gen_err.name))  # its links went down with us
 
 
 if __name__ == '__main__':
