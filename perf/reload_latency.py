@@ -9,11 +9,9 @@ meshgate's log.
   perf/reload_latency.py BUILD_DIR [SECONDS] [RATE]
 """
 
-import json
 import os
 import re
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -22,18 +20,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), 'tests', 'integration'))
 import harness  # noqa: E402
 
-CLIENT_MAC, NODE_MAC = '02:00:00:00:aa:01', '02:00:00:00:aa:02'
-EXT_MAC, UNDERLAY_MAC = '02:00:00:00:00:10', '02:00:00:00:00:20'
-
 
 def config(prefix, listen, sockets, weight_base, services=1000, tasks=10):
-    ports = [harness.port_toml('ext', f'net_memif0,role=client,socket={sockets[0]}', 'external',
-                               '203.0.113.10/24', EXT_MAC, 'gateway = "203.0.113.1"\n'),
-             harness.port_toml('underlay', f'net_memif1,role=client,socket={sockets[1]}',
-                               'underlay', '192.168.50.1/24', UNDERLAY_MAC)]
-    extra = (f'[[neighbor]]\naddress = "203.0.113.1"\nmac = "{CLIENT_MAC}"\n'
-             f'[[node]]\nname = "n1"\naddress = "192.168.50.11"\nmac = "{NODE_MAC}"\n'
-             '[reload]\nwatch = false\n'
+    ports, peers = harness.flowgen_ports(sockets)
+    extra = (peers + '[reload]\nwatch = false\n'
              '[[service]]\nname = "probe"\n  [[service.port]]\n  protocol = "udp"\n'
              '  published = 9000\n  [[service.task]]\n  address = "10.1.0.5"\n  node = "n1"\n')
     address = 0x0a020000
@@ -49,24 +39,11 @@ def config(prefix, listen, sockets, weight_base, services=1000, tasks=10):
                         '[overlay]\nvni = 4096\naddress = "10.0.0.2/8"')
 
 
-def run(build, seconds, rate, reload_every):
-    flowgen = os.path.join(build, 'perf', 'dpdk-flowgen')
+def run(seconds, rate, reload_every):
     work = tempfile.mkdtemp(prefix='mg-reload-latency-')
-    gen_prefix, prefix = harness.unique('mglg'), harness.unique('mglm')
-    listen = f'127.0.0.1:{harness.free_tcp_port()}'
-    sockets = [os.path.join(work, 'c.sock'), os.path.join(work, 'n.sock')]
-    harness.ensure_hugepages()
-    err = open(os.path.join(work, 'flowgen.err'), 'w', buffering=1)
-    gen = subprocess.Popen(
-        [flowgen, '-l', '0', '--file-prefix', gen_prefix, '-m', '128', '--no-pci',
-         f'--vdev=net_memif0,role=server,socket={sockets[0]},mac={CLIENT_MAC}',
-         f'--vdev=net_memif1,role=server,socket={sockets[1]},mac={NODE_MAC}',
-         '--log-level=pmd.net.memif:error', '--', '--client-mac', CLIENT_MAC, '--gateway-mac',
-         EXT_MAC, '--node-mac', NODE_MAC, '--published', '203.0.113.10:9000', '--clients',
-         '198.51.100.1/250', '--flows', '1000', '--rate', str(rate), '--count',
-         str(rate * seconds), '--reply'], stdout=subprocess.PIPE, stderr=err, text=True)
-    while 'waiting for their links' not in open(err.name).read():
-        time.sleep(0.1)
+    gen = harness.Flowgen(work, rate, rate * seconds)
+    prefix, listen = harness.unique('mglm'), f'127.0.0.1:{harness.free_tcp_port()}'
+    sockets = gen.sockets
     texts = [config(prefix, listen, sockets, b) for b in (0, 1)]
     mg = harness.Meshgate(work, texts[0], prefix, listen, log_level='info')
     mg.start()
@@ -81,24 +58,25 @@ def run(build, seconds, rate, reload_every):
                 with open(mg.config_path, 'w') as f:
                     f.write(texts[reloads % 2])
                 os.kill(mg.proc.pid, signal.SIGHUP)
-        result = json.loads(gen.stdout.readline())
+        result = gen.result()
         timings = re.findall(r'parse ([\d.]+) ms, compile ([\d.]+) ms, swap ([\d.]+) ms',
                              mg.log())
         drops = mg.metrics().nonzero_drops()
     finally:
         mg.stop()  # first: flowgen keeps its memif ports until the gateway is gone
         mg.cleanup()
-        gen.terminate()
-        gen.wait()
+        gen.stop()
     return result, [tuple(map(float, t)) for t in timings], drops
 
 
 def main():
-    build = sys.argv[1] if len(sys.argv) > 1 else 'build'
+    build = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else 'build')
+    harness.MESHGATE_BIN = os.path.join(build, 'control', 'meshgate')
+    harness.FLOWGEN = os.path.join(build, 'perf', 'dpdk-flowgen')
     seconds = int(sys.argv[2]) if len(sys.argv) > 2 else 20
     rate = int(sys.argv[3]) if len(sys.argv) > 3 else 20000
     for label, every in (('no reloads', 0), ('a reload every second', 1.0)):
-        result, timings, drops = run(build, seconds, rate, every)
+        result, timings, drops = run(seconds, rate, every)
         print(f'{label}: sent {result["sent"]}, answered {result["replies"]}, round trip p50 '
               f'{result["rtt_us_p50"]:.0f} us, p99 {result["rtt_us_p99"]:.0f} us, worst '
               f'{result["rtt_us_max"]:.0f} us; drops {drops or "none"}')

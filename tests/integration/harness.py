@@ -371,6 +371,85 @@ def run_pcap(workdir, inputs, timeout=30, extra_config=''):
     return PcapResult({name: read_pcap(p) for name, p in paths.items()}, metrics, log, rc)
 
 
+# --- dpdk-flowgen over net_memif: clients on one side, the swarm node on the other ---------
+
+FLOWGEN = os.environ.get('MESHGATE_FLOWGEN') or os.path.join(
+    os.path.dirname(os.path.dirname(MESHGATE_BIN)), 'perf', 'dpdk-flowgen')
+FLOWGEN_CLIENT_MAC, FLOWGEN_NODE_MAC = '02:00:00:00:aa:01', '02:00:00:00:aa:02'
+FLOWGEN_EXT_MAC, FLOWGEN_UNDERLAY_MAC = '02:00:00:00:00:10', '02:00:00:00:00:20'
+
+
+def flowgen_ports(sockets):
+    """meshgate's two memif ports facing flowgen, and its router and node by static entries:
+    clients are off-link (198.51.100.0/24, through 203.0.113.1), the node is 192.168.50.11."""
+    ports = [port_toml('ext', f'net_memif0,role=client,socket={sockets[0]}', 'external',
+                       '203.0.113.10/24', FLOWGEN_EXT_MAC, 'gateway = "203.0.113.1"\n'),
+             port_toml('underlay', f'net_memif1,role=client,socket={sockets[1]}', 'underlay',
+                       '192.168.50.1/24', FLOWGEN_UNDERLAY_MAC)]
+    peers = (f'[[neighbor]]\naddress = "203.0.113.1"\nmac = "{FLOWGEN_CLIENT_MAC}"\n'
+             f'[[node]]\nname = "n1"\naddress = "192.168.50.11"\nmac = "{FLOWGEN_NODE_MAC}"\n')
+    return ports, peers
+
+
+class Flowgen:
+    """dpdk-flowgen on lcore 0 (the gateway's control thread sleeps there, its worker polls on
+    1): UDP to 203.0.113.10:9000 from 1000 flows at RATE, COUNT datagrams, each answered by the
+    node side. Stop the gateway first: flowgen keeps its memif ports until it has gone."""
+
+    def __init__(self, workdir, rate, count, flows=1000):
+        self.prefix = unique('mgg')
+        self.sockets = [os.path.join(workdir, 'clients.sock'), os.path.join(workdir, 'nodes.sock')]
+        ensure_hugepages()
+        self.out_path = os.path.join(workdir, 'flowgen.out')
+        self.err_path = os.path.join(workdir, 'flowgen.err')
+        self._out, self._err = open(self.out_path, 'w'), open(self.err_path, 'w', buffering=1)
+        self.proc = subprocess.Popen(
+            [FLOWGEN, '-l', '0', '--file-prefix', self.prefix, '-m', '128', '--no-pci',
+             f'--vdev=net_memif0,role=server,socket={self.sockets[0]},mac={FLOWGEN_CLIENT_MAC}',
+             f'--vdev=net_memif1,role=server,socket={self.sockets[1]},mac={FLOWGEN_NODE_MAC}',
+             '--log-level=pmd.net.memif:error', '--', '--client-mac', FLOWGEN_CLIENT_MAC,
+             '--gateway-mac', FLOWGEN_EXT_MAC, '--node-mac', FLOWGEN_NODE_MAC, '--published',
+             '203.0.113.10:9000', '--clients', '198.51.100.1/250', '--flows', str(flows),
+             '--rate', str(rate), '--count', str(count), '--reply', '--linger', '2'],
+            stdout=self._out, stderr=self._err, start_new_session=True)
+        self._wait_for(lambda: 'waiting for their links' in self.errors(), 30,
+                       'the generator did not start its ports')
+
+    def errors(self):
+        with open(self.err_path) as f:
+            return f.read()
+
+    def _wait_for(self, done, timeout, what):
+        deadline = time.monotonic() + timeout
+        while not done():
+            if self.proc.poll() is not None:
+                raise AssertionError(f'flowgen exited {self.proc.returncode}:\n{self.errors()}')
+            if time.monotonic() > deadline:
+                raise AssertionError(what)
+            time.sleep(0.1)
+
+    def result(self, timeout=120):
+        """What it sent and got back, once it has sent everything and the answers stopped."""
+        def text():
+            with open(self.out_path) as f:
+                return f.read().strip()
+        self._wait_for(text, timeout, 'the generator did not finish')
+        import json
+        return json.loads(text().splitlines()[-1])
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._out.close()
+        self._err.close()
+        shutil.rmtree(f'/var/run/dpdk/{self.prefix}', ignore_errors=True)
+
+
 def main():
     """unittest main with a summary line; exit status 1 on any failure."""
     result = unittest.main(exit=False, verbosity=2).result

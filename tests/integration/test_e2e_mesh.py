@@ -20,7 +20,6 @@ task by a SIGHUP reload (weight 0): new connections avoid it, an open one to it 
 
 import hashlib
 import os
-import select
 import signal
 import subprocess
 import sys
@@ -52,24 +51,6 @@ UDP_CLIENT = textwrap.dedent('''\
     sys.exit('no UDP answer')
     ''')
 
-
-LINE_CLIENT = textwrap.dedent('''\
-    # One long-lived connection to /lines; each stdin line is sent, each answer line printed.
-    import socket, sys
-    s = socket.create_connection((sys.argv[1], 8000), timeout=20)
-    s.sendall(b'GET /lines HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n')
-    f = s.makefile('rb')
-    status = f.readline()
-    assert status.startswith(b'HTTP/1.') and b' 200 ' in status, status
-    while f.readline() not in (b'\\r\\n', b''):
-        pass
-    for line in sys.stdin:
-        s.sendall(line.encode())
-        answer = f.readline()
-        if not answer:
-            sys.exit('connection closed')
-        print(answer.decode().rstrip(), flush=True)
-    ''')
 
 MANY_CLIENT = textwrap.dedent('''\
     # N connections, C at a time, each GET / to the end; prints successes, seconds, first errors.
@@ -248,18 +229,10 @@ class E2EMeshTest(harness.WorkdirTestCase):
         self.assertLess(float(elapsed), 120, p.stdout)
 
         # (2) one long-lived connection; it lands on some task X
-        script = os.path.join(self.workdir, 'line_client.py')
-        with open(script, 'w') as f:
-            f.write(LINE_CLIENT)
-        lines = subprocess.Popen(['ip', 'netns', 'exec', self.client, '/usr/bin/python3', script, EXT.address],
-                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                 bufsize=0, start_new_session=True)
-        self.topo.procs.append(lines)
-        self.addCleanup(lines.stdin.close)
-        self.addCleanup(lines.stdout.close)
-        first = self.ask(lines, 'before')
-        self.assertRegex(first, r'^task-10\.255\.0\.[567] before$')
-        x = first.split()[0][len('task-'):]
+        stream = mesh_lab.Stream(self.topo, self.client, EXT.address, 8000, self.workdir)
+        first = stream.ask('before')
+        self.assertRegex(first or '', r'^task-10\.255\.0\.[567]$', self.diag())
+        x = first[len('task-'):]
 
         # drain X: weight 0, SIGHUP, reload ok
         with open(self.mg.config_path, 'w') as f:
@@ -272,29 +245,14 @@ class E2EMeshTest(harness.WorkdirTestCase):
         self.assertTrue(set(answers) <= others, f'drained {x}, answers {answers}\n{self.diag()}')
         self.assertEqual(set(answers), others, answers)
         # the open connection still reaches X
-        self.assertEqual(self.ask(lines, 'after'), f'task-{x} after')
-        lines.stdin.close()
-        self.assertEqual(lines.wait(10), 0)
+        self.assertEqual(stream.ask('after'), f'task-{x}', self.diag())
+        stream.close()
+        self.assertEqual(stream.proc.returncode, 0)
 
         m = self.mg.wait_settled()
         self.assertEqual(m.get('meshgate_drops_total', 0, reason='malformed'), 0, m.text)
         rc = self.mg.stop()
         self.assertEqual(rc, 0, f'exit status after SIGTERM\n{self.mg.log()}')
-
-    def ask(self, proc, word, timeout=10):
-        """Sends one line to the line client and returns its answer line."""
-        proc.stdin.write(word.encode() + b'\n')
-        buf = b''
-        deadline = time.monotonic() + timeout
-        while not buf.endswith(b'\n'):
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([proc.stdout], [], [], left)[0]:
-                self.fail(f'no answer to {word!r} on the long-lived connection (got {buf!r})\n{self.diag()}')
-            chunk = os.read(proc.stdout.fileno(), 4096)
-            if not chunk:
-                self.fail(f'line client ended: {buf!r}, rc {proc.poll()}\n{self.diag()}')
-            buf += chunk
-        return buf.decode().strip()
 
 
 if __name__ == '__main__':
