@@ -2,6 +2,7 @@
 """Reloads through the real binary while long-lived TCP connections flow, with real peers in
 network namespaces (scripts/mesh_lab.py: two nodes with kernel VXLAN, three tasks):
 
+- 100 reloads alternating two configurations that keep the services: every connection stays;
 - removing the first of three services, reordering, adding, re-weighting and changing the
   schedulers of the others: every open connection keeps answering from the same task;
 - a removed task's connections answer during removed_task_grace and end after it, no other;
@@ -11,6 +12,7 @@ network namespaces (scripts/mesh_lab.py: two nodes with kernel VXLAN, three task
 
 import os
 import signal
+import subprocess
 import time
 
 import harness
@@ -18,6 +20,8 @@ import mesh_lab
 from harness import EXT, UNDERLAY
 
 GRACE = 2  # removed_task_grace in these tests
+MESHGATECTL = os.environ.get('MESHGATECTL_BIN') or os.path.join(
+    os.path.dirname(harness.MESHGATE_BIN), 'meshgatectl')
 T5, T6, T7 = '10.255.0.5', '10.255.0.6', '10.255.0.7'
 NODE_OF = dict(mesh_lab.TASKS)
 
@@ -187,6 +191,27 @@ class ReloadFlowsTest(harness.WorkdirTestCase):
         self.assertGreater(ended_drops(m), 0, m.text)
         self.streams.remove(gone)
         gone.close()
+        self.close_all_and_drain()
+        self.assertEqual(self.mg.stop(), 0, self.mg.log())
+
+    def test_a_hundred_reloads_keep_established_connections_on_their_tasks(self):
+        a = service('alpha', 8000, [T5, T6, T7]) + service('beta', 8001, [T6, T7], 'lc')
+        b = (service('gamma', 8002, [T5]) + service('beta', 8001, [T7, T6], 'wlc', {T6: 4}) +
+             service('alpha', 8000, [T7, T5, T6], 'maglev'))
+        self.start(a)
+        streams = [self.open(8000) for _ in range(3)] + [self.open(8001) for _ in range(2)]
+        for i in range(100):
+            with open(self.mg.config_path, 'w') as f:
+                f.write(self.config(b if i % 2 == 0 else a))
+            ctl = subprocess.run([MESHGATECTL, '--file-prefix', self.prefix, 'reload'],
+                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                 timeout=60)
+            self.assertEqual(ctl.returncode, 0, ctl.stdout)
+            if i % 10 == 9:
+                self.assert_same_tasks(streams, f'reload-{i + 1}')
+        m = self.mg.metrics()
+        self.assertEqual(m.get('meshgate_config_generation'), 101)
+        self.assertEqual(m.get('meshgate_config_reloads_total', 0, result='error'), 0)
         self.close_all_and_drain()
         self.assertEqual(self.mg.stop(), 0, self.mg.log())
 
