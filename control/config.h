@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "control/net_text.h"
@@ -27,6 +28,11 @@ struct source_position {
 
 // Where a service, task or node came from: the file, a call of the control API, the swarm.
 enum class origin : uint8_t { file, api, swarm };
+inline constexpr std::array<std::string_view, 3> origin_names = {"file", "api", "swarm"};
+inline std::string_view name_of(origin o)
+{
+    return origin_names[static_cast<size_t>(o)];
+}
 
 struct dpdk_section {
     source_position at;                   // the [dpdk] header (1:1 when absent)
@@ -40,6 +46,12 @@ struct dpdk_section {
 };
 
 enum class port_role { external, underlay, both };
+// The `role` key's values, in the enum's order.
+inline constexpr std::array<std::string_view, 3> port_role_names = {"external", "underlay", "both"};
+inline std::string_view name_of(port_role r)
+{
+    return port_role_names[static_cast<size_t>(r)];
+}
 
 struct port {
     std::string name;                     // used in logs, metrics and references

@@ -57,13 +57,6 @@ config::service shape(const config::service &s)
     return out;
 }
 
-std::string role_name(config::port_role r)
-{
-    return r == config::port_role::external   ? "external"
-           : r == config::port_role::underlay ? "underlay"
-                                              : "both";
-}
-
 void port_settings(const config::gateway_config &old, const config::gateway_config &next,
                    std::vector<std::string> &out)
 {
@@ -76,7 +69,8 @@ void port_settings(const config::gateway_config &old, const config::gateway_conf
             out.push_back(p + "address " + to_string(a.address) + " -> " + to_string(b.address));
         if (a.gateway != b.gateway) out.push_back(p + "gateway");
         if (a.role != b.role)
-            out.push_back(p + "role " + role_name(a.role) + " -> " + role_name(b.role));
+            out.push_back(p + "role " + std::string(name_of(a.role)) + " -> " +
+                          std::string(name_of(b.role)));
     }
 }
 

@@ -15,7 +15,7 @@ void error_list::add(source_position at, std::string message)
 void error_list::add(origin from, source_position at, std::string message)
 {
     if (from == origin::file) return add(at, std::move(message));
-    errors_.push_back(config_error{std::string(origin_name(from)), 0, 0, std::move(message)});
+    errors_.push_back(config_error{std::string(name_of(from)), 0, 0, std::move(message)});
 }
 
 std::vector<config_error> error_list::take_sorted(size_t limit)
@@ -50,19 +50,6 @@ std::string printable(std::string_view text, size_t max_length)
 std::string in_quotes(std::string_view text)
 {
     return "'" + printable(text) + "'";
-}
-
-std::string_view origin_name(origin o)
-{
-    switch (o) {
-    case origin::file:
-        return "file";
-    case origin::api:
-        return "api";
-    case origin::swarm:
-        return "swarm";
-    }
-    return "?";
 }
 
 std::string line_of(source_position at)

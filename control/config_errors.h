@@ -19,7 +19,8 @@ class error_list
     explicit error_list(std::string file) : file_(std::move(file)) {}
 
     void add(source_position at, std::string message);
-    // About a value of an object from FROM: at its position in the file, else named by origin.
+    // About a value of an object from FROM: at its position in the file, else named by its
+    // origin ("api:0:0: ...").
     void add(origin from, source_position at, std::string message);
     bool empty() const { return errors_.empty(); }
     size_t size() const { return errors_.size(); }
@@ -31,9 +32,6 @@ class error_list
     std::string file_;
     std::vector<config_error> errors_;
 };
-
-// "api", "swarm": how errors about objects that are not in the file name their source.
-std::string_view origin_name(origin o);
 
 // User text shown in a message: printable characters only, cut short if long; and quoted.
 std::string printable(std::string_view text, size_t max_length = 40);

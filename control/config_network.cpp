@@ -121,8 +121,7 @@ port read_port(const toml::value &table, error_list &errors, const std::vector<p
         else
             check_unique(device, p.device, "device", seen.devices);
     }
-    if (auto r = t.get("role").choice({"external", "underlay", "both"}))
-        p.role = static_cast<port_role>(*r);
+    if (auto r = t.get("role").choice(port_role_names)) p.role = static_cast<port_role>(*r);
     field address = t.required("address");
     if (auto a = host_prefix(address)) {
         p.address = *a;

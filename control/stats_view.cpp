@@ -13,19 +13,6 @@ namespace meshgate
 namespace
 {
 
-std::string role_name(config::port_role r)
-{
-    switch (r) {
-    case config::port_role::external:
-        return "external";
-    case config::port_role::underlay:
-        return "underlay";
-    case config::port_role::both:
-        return "both";
-    }
-    return "?";
-}
-
 std::string port_text(const config::service &s, const config::service_port &p)
 {
     return std::string(p.proto == config::protocol::tcp ? "tcp " : "udp ") +
@@ -90,8 +77,8 @@ std::shared_ptr<const gateway_view> build_view(const control_api &api,
         mac_address m;
         std::copy(std::begin(ports[i].mac.addr_bytes), std::end(ports[i].mac.addr_bytes),
                   m.bytes.begin());
-        v->ports.push_back(
-            {ports[i].name, ports[i].device, role_name(c.ports.at(i).role), to_string(m)});
+        v->ports.push_back({ports[i].name, ports[i].device,
+                            std::string(name_of(c.ports.at(i).role)), to_string(m)});
     }
 
     // Baselines carry over while an id keeps its holder (the generation that took it).

@@ -136,7 +136,7 @@ struct task_states {
     std::vector<uint32_t> active, inactive;
 };
 
-task_states count_states(const dataplane::connection_table &t)
+task_states scan_states(const dataplane::connection_table &t)
 {
     task_states s{std::vector<uint32_t>(dataplane::task_id_capacity),
                   std::vector<uint32_t>(dataplane::task_id_capacity)};
@@ -151,9 +151,19 @@ task_states count_states(const dataplane::connection_table &t)
     return s;
 }
 
-const char *origin_text(config::origin o)
+// A listing of many tasks asks page by page: one scan of the table serves them for a second.
+task_states count_states(const dataplane::connection_table &t)
 {
-    return o == config::origin::file ? "file" : o == config::origin::swarm ? "swarm" : "api";
+    static std::mutex mutex; // telemetry serves each client on a thread of its own
+    static task_states cached;
+    static std::chrono::steady_clock::time_point at;
+    std::lock_guard lock(mutex);
+    const auto now = std::chrono::steady_clock::now();
+    if (cached.active.empty() || now - at > std::chrono::seconds(1)) {
+        cached = scan_states(t);
+        at = now;
+    }
+    return cached;
 }
 
 int cmd_info(const char *, const char *, rte_tel_data *d)
@@ -234,7 +244,7 @@ int cmd_services(const char *, const char *params, rte_tel_data *d)
         c.number("id", s.id);
         c.text("scheduler", s.scheduler);
         c.number("persistence_timeout", s.persistence_timeout);
-        c.text("origin", origin_text(s.from));
+        c.text("origin", std::string(name_of(s.from)));
         c.number("tasks", s.tasks.size());
         c.number("connections",
                  sum_service_connections(state->counters, s.id) - s.connections_baseline);
@@ -272,7 +282,7 @@ int cmd_tasks(const char *, const char *params, rte_tel_data *d)
         c.text("node", t.node);
         c.number("weight", t.weight);
         c.text("state", t.state);
-        c.text("origin", origin_text(t.from));
+        c.text("origin", std::string(name_of(t.from)));
         c.number("active", states.active[t.id]);
         c.number("inactive", states.inactive[t.id]);
         c.number("connections", now.connections - t.baseline.connections);
