@@ -43,6 +43,10 @@ struct dpdk_section {
     bool no_huge = false;                 // EAL --no-huge
     std::string file_prefix = "meshgate"; // EAL --file-prefix
     std::vector<std::string> extra_args;  // passed to EAL verbatim
+    std::optional<uint32_t> mbufs;        // packet pool size; default: what the queues need
+    source_position mbufs_at;             //
+    uint16_t rx_descriptors = 1024;       // per RX queue
+    uint16_t tx_descriptors = 1024;       // per TX queue
 };
 
 enum class port_role { external, underlay, both };

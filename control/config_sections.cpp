@@ -104,7 +104,9 @@ dpdk_section read_dpdk(const table_reader &root, const load_options &options)
         return d;
     }
     table_reader t(*table, "dpdk", false,
-                   {"lcores", "memory_mb", "no_huge", "file_prefix", "extra_args"}, root.errors());
+                   {"lcores", "memory_mb", "no_huge", "file_prefix", "extra_args", "mbufs",
+                    "rx_descriptors", "tx_descriptors"},
+                   root.errors());
     d.at = t.at();
     field lcores = t.get("lcores");
     if (auto s = lcores.text()) d.lcores = *s;
@@ -118,6 +120,15 @@ dpdk_section read_dpdk(const table_reader &root, const load_options &options)
     if (auto v = t.get("no_huge").boolean()) d.no_huge = *v;
     if (auto v = t.get("file_prefix").name_text(64)) d.file_prefix = *v;
     d.extra_args = read_extra_args(t.get("extra_args"));
+    field mbufs = t.get("mbufs");
+    if (auto v = mbufs.integer(1023, 1 << 27)) {
+        d.mbufs = static_cast<uint32_t>(*v);
+        d.mbufs_at = mbufs.at();
+    }
+    if (auto v = t.get("rx_descriptors").integer(64, 16384))
+        d.rx_descriptors = static_cast<uint16_t>(*v);
+    if (auto v = t.get("tx_descriptors").integer(64, 16384))
+        d.tx_descriptors = static_cast<uint16_t>(*v);
     return d;
 }
 

@@ -143,6 +143,11 @@ void check_services(const gateway_config &c, error_list &errors)
 
 void check_memory(const gateway_config &c, error_list &errors)
 {
+    if (c.dpdk.mbufs && ports_known(c) && *c.dpdk.mbufs < packet_pool_minimum(c))
+        errors.add(c.dpdk.mbufs_at, "mbufs " + std::to_string(*c.dpdk.mbufs) +
+                                        " is less than the " +
+                                        std::to_string(packet_pool_minimum(c)) +
+                                        " that the queues' descriptors and the workers hold");
     if (!c.dpdk.memory_mb || c.dpdk.lcore_ids.size() < 2 || !ports_known(c)) return;
     const uint64_t needed = dpdk_memory_needed(c);
     const uint64_t have = uint64_t{*c.dpdk.memory_mb} << 20;

@@ -42,12 +42,18 @@ uint16_t worker_count(const config::gateway_config &c)
 
 uint32_t packet_pool_size(const config::gateway_config &c)
 {
+    return c.dpdk.mbufs.value_or(packet_pool_minimum(c));
+}
+
+uint32_t packet_pool_minimum(const config::gateway_config &c)
+{
     const uint64_t ports = c.ports.size();
     const uint64_t queues = worker_count(c);
-    const uint64_t wanted = ports * queues * (rx_descriptors + tx_descriptors) +
-                            queues * (ports * dataplane::burst_size +
-                                      dataplane::pending_queue::capacity + 64 + packet_pool_cache) +
-                            4096;
+    const uint64_t wanted =
+        ports * queues * (uint64_t{c.dpdk.rx_descriptors} + c.dpdk.tx_descriptors) +
+        queues * (ports * dataplane::burst_size + dataplane::pending_queue::capacity + 64 +
+                  packet_pool_cache) +
+        4096;
     // A mempool is most memory-efficient at 2^n - 1 objects.
     uint64_t count = 1;
     while (count - 1 < wanted)

@@ -9,12 +9,12 @@
 namespace meshgate
 {
 
-// Mbufs of the packet pool: every RX and TX descriptor of every queue, plus what the workers
-// hold (bursts, TX buffers, ARP waits) and the per-lcore caches.
+// The fewest mbufs the packet pool may have: every RX and TX descriptor of every queue, plus
+// what the workers hold (bursts, TX buffers, ARP waits) and the per-lcore caches.
+uint32_t packet_pool_minimum(const config::gateway_config &c);
+// Mbufs of the packet pool: [dpdk] mbufs, else the minimum.
 uint32_t packet_pool_size(const config::gateway_config &c);
 inline constexpr uint32_t packet_pool_cache = 256;
-inline constexpr uint16_t rx_descriptors = 1024;
-inline constexpr uint16_t tx_descriptors = 1024;
 
 // Data room of each mbuf: a frame of the largest MTU plus the VXLAN encapsulation in one segment.
 uint16_t packet_data_room(const config::gateway_config &c);

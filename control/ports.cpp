@@ -31,7 +31,8 @@ void log_link(const opened_port &p)
     spdlog::info("port {} ({}): {}", p.name, p.device, text);
 }
 
-opened_port open_port(const config::port &cp, uint16_t queues, rte_mempool *pool)
+opened_port open_port(const config::port &cp, uint16_t queues,
+                      std::pair<uint16_t, uint16_t> descriptors, rte_mempool *pool)
 {
     opened_port p{cp.name, cp.device, 0, {}};
     std::string dev = device_name(cp.device);
@@ -55,7 +56,7 @@ opened_port open_port(const config::port &cp, uint16_t queues, rte_mempool *pool
     if (int rc = rte_eth_dev_configure(p.port_id, queues, queues, &conf); rc != 0)
         throw dpdk_error("port " + cp.name + ": configure", rc);
 
-    uint16_t rxd = rx_descriptors, txd = tx_descriptors;
+    uint16_t rxd = descriptors.first, txd = descriptors.second;
     rte_eth_dev_adjust_nb_rx_tx_desc(p.port_id, &rxd, &txd);
     int socket = rte_eth_dev_socket_id(p.port_id);
     for (uint16_t q = 0; q < queues; ++q) {
@@ -122,7 +123,8 @@ std::vector<opened_port> open_ports(const config::gateway_config &c, uint16_t qu
 {
     std::vector<opened_port> ports;
     for (const config::port &cp : c.ports)
-        ports.push_back(open_port(cp, queues, pool));
+        ports.push_back(
+            open_port(cp, queues, {c.dpdk.rx_descriptors, c.dpdk.tx_descriptors}, pool));
     return ports;
 }
 

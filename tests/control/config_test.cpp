@@ -68,6 +68,9 @@ TEST_F(FullConfig, Dpdk)
     EXPECT_EQ(c->dpdk.file_prefix, "mg_test-1");
     EXPECT_EQ(c->dpdk.extra_args,
               (std::vector<std::string>{"--log-level=lib.eal:debug", "--no-pci"}));
+    EXPECT_EQ(c->dpdk.mbufs, 131071u);
+    EXPECT_EQ(c->dpdk.rx_descriptors, 512);
+    EXPECT_EQ(c->dpdk.tx_descriptors, 2048);
 }
 
 TEST_F(FullConfig, Ports)
@@ -81,7 +84,7 @@ TEST_F(FullConfig, Ports)
     EXPECT_EQ(ext.gateway, ip("203.0.113.1"));
     EXPECT_EQ(ext.mtu, 1400);
     EXPECT_EQ(ext.mac, mac("02:00:00:00:00:10"));
-    EXPECT_EQ(ext.at.line, 9u);
+    EXPECT_EQ(ext.at.line, 12u);
     EXPECT_EQ(ext.at.column, 1u);
 
     const port &under = c->ports[1];
@@ -92,7 +95,7 @@ TEST_F(FullConfig, Ports)
     EXPECT_FALSE(under.gateway.has_value());
     EXPECT_EQ(under.mtu, 1500); // the default
     EXPECT_FALSE(under.mac.has_value());
-    EXPECT_EQ(under.at.line, 18u);
+    EXPECT_EQ(under.at.line, 21u);
 }
 
 TEST_F(FullConfig, Neighbors)
@@ -120,7 +123,7 @@ TEST_F(FullConfig, Nodes)
     EXPECT_EQ(c->nodes[0].name, "node-1.example");
     EXPECT_EQ(c->nodes[0].address, ip("192.168.50.2"));
     EXPECT_EQ(c->nodes[0].mac, mac("02:00:00:00:01:11"));
-    EXPECT_EQ(c->nodes[0].at.line, 39u);
+    EXPECT_EQ(c->nodes[0].at.line, 42u);
     EXPECT_EQ(c->nodes[1].name, "node-2");
     EXPECT_EQ(c->nodes[1].address, ip("192.168.50.7"));
     EXPECT_FALSE(c->nodes[1].mac.has_value());
@@ -134,12 +137,12 @@ TEST_F(FullConfig, Services)
     EXPECT_EQ(web.scheduler, scheduler_kind::wrr);
     EXPECT_EQ(web.persistence_timeout, 3600u);
     EXPECT_EQ(web.address, ip("203.0.113.10"));
-    EXPECT_EQ(web.at.line, 48u);
+    EXPECT_EQ(web.at.line, 51u);
     ASSERT_EQ(web.ports.size(), 2u);
     EXPECT_EQ(web.ports[0].proto, protocol::udp);
     EXPECT_EQ(web.ports[0].published, 53);
     EXPECT_EQ(web.ports[0].target, 5353);
-    EXPECT_EQ(web.ports[0].at.line, 53u);
+    EXPECT_EQ(web.ports[0].at.line, 56u);
     EXPECT_EQ(web.ports[0].at.column, 3u);
     EXPECT_EQ(web.ports[1].proto, protocol::tcp); // the default
     EXPECT_EQ(web.ports[1].published, 65535);
@@ -149,7 +152,7 @@ TEST_F(FullConfig, Services)
     EXPECT_EQ(web.tasks[0].node, "node-1.example");
     EXPECT_EQ(web.tasks[0].weight, 0u);
     EXPECT_EQ(web.tasks[0].mac, mac("02:00:00:00:05:05"));
-    EXPECT_EQ(web.tasks[0].at.line, 59u);
+    EXPECT_EQ(web.tasks[0].at.line, 62u);
     EXPECT_EQ(web.tasks[1].address, ip("10.0.0.6"));
     EXPECT_EQ(web.tasks[1].node, "node-2");
     EXPECT_EQ(web.tasks[1].weight, 65535u);
@@ -200,6 +203,9 @@ TEST(ConfigDefaults, MinimalFileTakesEveryDefault)
     EXPECT_FALSE(c.dpdk.memory_mb.has_value());
     EXPECT_FALSE(c.dpdk.no_huge);
     EXPECT_EQ(c.dpdk.file_prefix, "meshgate");
+    EXPECT_FALSE(c.dpdk.mbufs.has_value());
+    EXPECT_EQ(c.dpdk.rx_descriptors, 1024);
+    EXPECT_EQ(c.dpdk.tx_descriptors, 1024);
     EXPECT_EQ(c.ports[0].role, port_role::external);
     EXPECT_EQ(c.overlay.vni, 4096u);
     EXPECT_EQ(c.overlay.udp_port, 4789);
@@ -276,6 +282,8 @@ const invalid_case invalid_cases[] = {
     {"nesting_too_deep", "35:37: nested deeper than 32 levels"},
     {"node_unreachable", "28:11: node address 203.0.113.77 is reached by no underlay port: it is "
                          "on no underlay port's subnet and no underlay port has a gateway"},
+    {"mbufs_too_few",
+     "4:9: mbufs 4095 is less than the 16383 that the queues' descriptors and the workers hold"},
     {"memory_too_small",
      "4:13: memory_mb 256 is too small: 1048576 connections with 2 port(s) and 1 worker(s) need "
      "364 MiB of DPDK memory (lower [limits] connections or raise memory_mb)"},
