@@ -92,7 +92,7 @@ std::unique_ptr<connection_table> connection_table::create(const conntrack_param
     hp.name = name;
     hp.entries = std::max<uint32_t>(2 * p.capacity, 16); // both keys of every connection
     hp.key_len = sizeof(flow_key);
-    hp.hash_func = rte_hash_crc;
+    hp.hash_func = rte_hash_crc; // with init 0: what hash() computes
     hp.hash_func_init_val = 0;
     hp.socket_id = p.socket_id;
     hp.extra_flag = RTE_HASH_EXTRA_FLAGS_RW_CONCURRENCY_LF | RTE_HASH_EXTRA_FLAGS_MULTI_WRITER_ADD |
@@ -184,18 +184,28 @@ conn_ref connection_table::lookup(const flow_key &key) const noexcept
     return {from_data(data)};
 }
 
-uint32_t connection_table::lookup_bulk(const flow_key *const keys[], uint32_t n,
-                                       conn_ref results[]) const noexcept
+conn_ref connection_table::lookup(const flow_key &key, hash_sig_t key_hash) const noexcept
+{
+    void *data;
+    if (rte_hash_lookup_with_hash_data(hash_, &key, key_hash, &data) < 0) return {};
+    return {from_data(data)};
+}
+
+uint32_t connection_table::lookup_bulk(const flow_key *const keys[], const hash_sig_t hashes[],
+                                       uint32_t n, conn_ref results[]) const noexcept
 {
     uint32_t hits = 0;
     for (uint32_t off = 0; off < n; off += RTE_HASH_LOOKUP_BULK_MAX) {
         const uint32_t m = std::min<uint32_t>(n - off, RTE_HASH_LOOKUP_BULK_MAX);
         const void *kp[RTE_HASH_LOOKUP_BULK_MAX];
+        hash_sig_t sig[RTE_HASH_LOOKUP_BULK_MAX];
         void *data[RTE_HASH_LOOKUP_BULK_MAX];
         uint64_t mask = 0;
-        for (uint32_t i = 0; i < m; i++)
+        for (uint32_t i = 0; i < m; i++) {
             kp[i] = keys[off + i];
-        rte_hash_lookup_bulk_data(hash_, kp, m, &mask, data);
+            sig[i] = hashes[off + i];
+        }
+        rte_hash_lookup_with_hash_bulk_data(hash_, kp, sig, m, &mask, data);
         for (uint32_t i = 0; i < m; i++)
             results[off + i].value = (mask >> i & 1) ? from_data(data[i]) : conn_ref::miss_value;
         hits += static_cast<uint32_t>(std::popcount(mask));
@@ -210,9 +220,12 @@ uint32_t connection_table::lookup_bulk(const flow_key keys[], uint32_t n,
     for (uint32_t off = 0; off < n; off += RTE_HASH_LOOKUP_BULK_MAX) {
         const uint32_t m = std::min<uint32_t>(n - off, RTE_HASH_LOOKUP_BULK_MAX);
         const flow_key *kp[RTE_HASH_LOOKUP_BULK_MAX];
-        for (uint32_t i = 0; i < m; i++)
+        hash_sig_t sig[RTE_HASH_LOOKUP_BULK_MAX];
+        for (uint32_t i = 0; i < m; i++) {
             kp[i] = &keys[off + i];
-        hits += lookup_bulk(kp, m, results + off);
+            sig[i] = hash(keys[off + i]);
+        }
+        hits += lookup_bulk(kp, sig, m, results + off);
     }
     return hits;
 }
@@ -295,7 +308,7 @@ bool connection_table::pick_snat(owner_state &o, uint8_t worker, flow_key &rev,
     auto free_key = [&](uint32_t ip, uint16_t port) {
         rev.dst_ip = ip;
         rev.dst_port = rte_cpu_to_be_16(port);
-        rev_hash = rte_hash_hash(hash_, &rev);
+        rev_hash = hash(rev);
         return rte_hash_lookup_with_hash(hash_, &rev, rev_hash) == -ENOENT;
     };
 
@@ -316,9 +329,10 @@ bool connection_table::pick_snat(owner_state &o, uint8_t worker, flow_key &rev,
     return false;
 }
 
-create_result connection_table::create(uint8_t worker, const flow_key &forward, uint16_t service,
-                                       uint16_t task, uint32_t task_ip, uint16_t target_port,
-                                       std::span<const uint32_t> snat_ips, uint32_t now) noexcept
+create_result connection_table::create(uint8_t worker, const flow_key &forward, hash_sig_t fwd_hash,
+                                       uint16_t service, uint16_t task, uint32_t task_ip,
+                                       uint16_t target_port, std::span<const uint32_t> snat_ips,
+                                       uint32_t now) noexcept
 {
     owner_state &o = owners_[worker];
     if (!o.cursor_set) {
@@ -327,7 +341,6 @@ create_result connection_table::create(uint8_t worker, const flow_key &forward, 
     }
 
     // The caller just missed, but a bulk lookup earlier in the burst may be stale.
-    const hash_sig_t fwd_hash = rte_hash_hash(hash_, &forward);
     void *data;
     if (rte_hash_lookup_with_hash_data(hash_, &forward, fwd_hash, &data) >= 0)
         return {from_data(data) >> 1, create_status::exists};

@@ -52,12 +52,14 @@
 #include <span>
 
 #include <rte_common.h>
+#include <rte_hash.h>
+#include <rte_hash_crc.h>
 #include <rte_memory.h>
+#include <rte_prefetch.h>
 
 #include "dataplane/tcp_state.h"
 #include "dataplane/timeouts.h"
 
-struct rte_hash;
 struct rte_rcu_qsbr;
 
 namespace meshgate::dataplane
@@ -174,19 +176,30 @@ class connection_table
     connection_table(const connection_table &) = delete;
     connection_table &operator=(const connection_table &) = delete;
 
+    // The table's hash of KEY: computed once per packet, it serves the lookup, the creation
+    // and the VXLAN source port.
+    static hash_sig_t hash(const flow_key &key) noexcept
+    {
+        return rte_hash_crc(&key, sizeof key, 0);
+    }
+
     // Any worker, lock-free.
     conn_ref lookup(const flow_key &key) const noexcept;
-    // keys[i] for i < n (any n); results[i] set for each; returns the number of hits.
-    uint32_t lookup_bulk(const flow_key *const keys[], uint32_t n,
+    conn_ref lookup(const flow_key &key, hash_sig_t key_hash) const noexcept;
+    // keys[i] (with hashes[i] = hash(*keys[i])) for i < n (any n); results[i] set for each;
+    // returns the number of hits. One bulk lookup per 64 keys: buckets are prefetched.
+    uint32_t lookup_bulk(const flow_key *const keys[], const hash_sig_t hashes[], uint32_t n,
                          conn_ref results[]) const noexcept;
     uint32_t lookup_bulk(const flow_key keys[], uint32_t n, conn_ref results[]) const noexcept;
 
+    void prefetch(uint32_t index) const noexcept { rte_prefetch0(&conns_[index]); }
+
     // Owner `worker` only, after a forward-key miss: a TCP SYN (no ACK) or any UDP datagram.
-    // task_ip, target_port and snat_ips in network byte order. The new connection is in
-    // SYN_RECV (TCP) and filed in the owner's timer wheel.
-    create_result create(uint8_t worker, const flow_key &forward, uint16_t service, uint16_t task,
-                         uint32_t task_ip, uint16_t target_port, std::span<const uint32_t> snat_ips,
-                         uint32_t now) noexcept;
+    // FORWARD_HASH = hash(forward); task_ip, target_port and snat_ips in network byte order.
+    // The new connection is in SYN_RECV (TCP) and filed in the owner's timer wheel.
+    create_result create(uint8_t worker, const flow_key &forward, hash_sig_t forward_hash,
+                         uint16_t service, uint16_t task, uint32_t task_ip, uint16_t target_port,
+                         std::span<const uint32_t> snat_ips, uint32_t now) noexcept;
 
     connection &at(uint32_t index) noexcept { return conns_[index]; }
     const connection &at(uint32_t index) const noexcept { return conns_[index]; }

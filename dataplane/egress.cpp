@@ -4,7 +4,6 @@
 
 #include <rte_arp.h>
 #include <rte_ether.h>
-#include <rte_hash_crc.h>
 #include <rte_icmp.h>
 #include <rte_ip_frag.h>
 
@@ -30,32 +29,32 @@ uint16_t node_by_vtep(const dataplane_tables &t, rte_be32_t vtep)
     return n;
 }
 
-// Sends M (data at the inner Ethernet header) back through the tunnel it came from.
-void reply_through_tunnel(worker &w, const dataplane_tables &t, rte_mbuf *m, rte_be32_t vtep)
+// M (data at the inner Ethernet header) back through the tunnel it came from.
+verdict reply_through_tunnel(const dataplane_tables &t, rte_mbuf *m, rte_be32_t vtep)
 {
     uint16_t node = node_by_vtep(t, vtep);
     if (node == t.nodes.size())
-        return drop(w, m, drop_reason::not_local); // only configured nodes get answers
-    send_to_node(
-        w, t, m, node,
+        return drop_as(drop_reason::not_local); // only configured nodes get answers
+    return to_node(
+        t, m, node,
         vxlan_inner_flow_hash(rte_pktmbuf_mtod(m, const uint8_t *), rte_pktmbuf_data_len(m)));
 }
 
 // ARP inside the tunnel for the gateway's overlay or SNAT addresses: the nodes' kernels ask it
 // when their static neighbor entry is missing or stale.
-void tunnel_arp(worker &w, const dataplane_tables &t, rte_mbuf *m, rte_be32_t vtep)
+verdict tunnel_arp(worker &w, const dataplane_tables &t, rte_mbuf *m, rte_be32_t vtep)
 {
     if (rte_pktmbuf_data_len(m) < sizeof(rte_ether_hdr) + sizeof(rte_arp_hdr))
-        return drop(w, m, drop_reason::malformed);
+        return drop_as(drop_reason::malformed);
     auto *eth = rte_pktmbuf_mtod(m, rte_ether_hdr *);
     auto *arp = reinterpret_cast<rte_arp_hdr *>(eth + 1);
     if (arp->arp_hardware != RTE_BE16(RTE_ARP_HRD_ETHER) ||
         arp->arp_protocol != RTE_BE16(RTE_ETHER_TYPE_IPV4) || arp->arp_hlen != 6 ||
         arp->arp_plen != 4)
-        return drop(w, m, drop_reason::malformed);
+        return drop_as(drop_reason::malformed);
     if (arp->arp_opcode != RTE_BE16(RTE_ARP_OP_REQUEST) ||
         !t.is_overlay_address(arp->arp_data.arp_tip))
-        return drop(w, m, drop_reason::not_local);
+        return drop_as(drop_reason::not_local);
     rte_be32_t asker = arp->arp_data.arp_sip;
     rte_be32_t asked = arp->arp_data.arp_tip;
     rte_ether_addr asker_mac = arp->arp_data.arp_sha;
@@ -67,7 +66,7 @@ void tunnel_arp(worker &w, const dataplane_tables &t, rte_mbuf *m, rte_be32_t vt
     eth->dst_addr = asker_mac;
     eth->src_addr = t.overlay_mac;
     w.counters.count(event::arp_replies_sent);
-    reply_through_tunnel(w, t, m, vtep);
+    return reply_through_tunnel(t, m, vtep);
 }
 
 // The connection an ICMP error quotes a packet of: the quoted packet, reversed, is a key of the
@@ -85,151 +84,191 @@ const connection *quoted_connection(worker &w, const icmp_error_view &v, directi
 }
 
 // Ping of the gateway's overlay address from a task or a node, answered through the tunnel.
-void tunnel_echo(worker &w, const dataplane_tables &t, rte_mbuf *m, rte_ipv4_hdr *ip,
-                 rte_be32_t vtep)
+verdict tunnel_echo(worker &w, const dataplane_tables &t, rte_mbuf *m, rte_ipv4_hdr *ip,
+                    rte_be32_t vtep)
 {
-    if (auto why = echo_to_reply(m, ip, t.overlay_mac)) return drop(w, m, *why);
+    if (auto why = echo_to_reply(m, ip, t.overlay_mac)) return drop_as(*why);
     w.counters.count(event::icmp_echo_replies_sent);
-    reply_through_tunnel(w, t, m, vtep);
-}
-
-// A task's reply: back to the client as if the published address had answered.
-void reply_to_client(worker &w, const dataplane_tables &t, rte_mbuf *m, rte_ipv4_hdr *ip,
-                     rte_be32_t vtep)
-{
-    l4_view l4 = parse_l4(ip);
-    if (l4.header == nullptr) return drop(w, m, drop_reason::malformed);
-    connection_table &connections = *w.shared->connections;
-    flow_key key =
-        make_flow_key(ip->src_addr, ip->dst_addr, l4.src_port, l4.dst_port, ip->next_proto_id);
-    conn_ref ref = connections.lookup(key);
-    if (!ref.hit() || ref.dir() != direction::reverse)
-        return drop(w, m, drop_reason::no_connection);
-    connections.update(ref.index(), direction::reverse, l4.tcp_flags, w.now);
-    const connection &c = connections.at(ref.index());
-    // Its owner ends it (a forward packet or its sweep); replies stop here meanwhile.
-    if (t.tasks[c.task].state == task_state::absent) return drop(w, m, drop_reason::task_gone);
-
-    if (ip->time_to_live <= 1) {
-        if (rte_mbuf *e = build_icmp_error(w, ip, ip->dst_addr, icmp_type_time_exceeded,
-                                           icmp_code_ttl_exceeded, 0)) {
-            vxlan_inner_ether_write(rte_pktmbuf_mtod(e, rte_ether_hdr *), t.overlay_mac,
-                                    rte_pktmbuf_mtod(m, rte_ether_hdr *)->src_addr);
-            reply_through_tunnel(w, t, e, vtep);
-        }
-        return drop(w, m, drop_reason::ttl_exceeded);
-    }
-    uint16_t out = external_port_for(t, c.forward.src_ip);
-    if (out == no_port) return drop(w, m, drop_reason::no_route);
-    uint16_t l3_len = rte_be_to_cpu_16(ip->total_length);
-    if (l3_len > t.ports[out].mtu)
-        return drop(w, m, drop_reason::mtu); // the task's MTU is the overlay's: cannot happen
-    nat_endpoints to{c.forward.dst_ip, c.forward.src_ip, c.forward.dst_port, c.forward.src_port};
-    if (ip->next_proto_id == IPPROTO_TCP)
-        nat_forward<IPPROTO_TCP>(ip, l4.header, to);
-    else
-        nat_forward<IPPROTO_UDP>(ip, l4.header, to);
-    ++w.counters.tasks[c.task].packets_out;
-    w.counters.tasks[c.task].bytes_out += l3_len;
-    send_ipv4(w, t, out, m, to.dst_addr);
+    return reply_through_tunnel(t, m, vtep);
 }
 
 // An ICMP error from a task or its node about a packet the gateway sent it: to the client.
-bool task_icmp_error(worker &w, const dataplane_tables &t, rte_mbuf *m, rte_ipv4_hdr *ip)
+std::optional<verdict> task_icmp_error(worker &w, const dataplane_tables &t, rte_ipv4_hdr *ip)
 {
     uint32_t l3_len = rte_be_to_cpu_16(ip->total_length);
     icmp_error_view v = icmp_error_parse(ip, l3_len);
-    if (!v) return false;
+    if (!v) return std::nullopt;
     // The quoted packet went snat -> task: it belongs to the connection's reverse direction.
     const connection *found = quoted_connection(w, v, direction::reverse);
-    if (found == nullptr) return false;
+    if (found == nullptr) return std::nullopt;
     const connection &c = *found;
     uint16_t out = external_port_for(t, c.forward.src_ip);
-    if (out == no_port) return false;
+    if (out == no_port) return std::nullopt;
     // The client sees an error about the packet it sent, from the address it sent it to.
     icmp_error_nat to{
         c.forward.dst_ip, c.forward.src_ip,
         nat_endpoints{c.forward.src_ip, c.forward.dst_ip, c.forward.src_port, c.forward.dst_port}};
     icmp_error_translate(ip, v, to);
     w.counters.count(event::icmp_errors_translated);
-    send_ipv4(w, t, out, m, c.forward.src_ip);
-    return true;
+    return route_to(out, c.forward.src_ip);
 }
 
-// The inner frame of a tunnel packet, after decapsulation.
-void tunnel_frame(worker &w, const dataplane_tables &t, rte_mbuf *m, rte_be32_t vtep)
+// The inner frame of a tunnel packet, after decapsulation: a task's reply for the reverse
+// stage, or what the gateway answers itself.
+void classify_inner(worker &w, const dataplane_tables &t, rte_mbuf *m, rte_be32_t vtep,
+                    packet_state &s)
 {
-    if (rte_pktmbuf_data_len(m) < sizeof(rte_ether_hdr)) return drop(w, m, drop_reason::malformed);
+    if (rte_pktmbuf_data_len(m) < sizeof(rte_ether_hdr)) {
+        s.v = drop_as(drop_reason::malformed);
+        return;
+    }
     auto *eth = rte_pktmbuf_mtod(m, rte_ether_hdr *);
-    if (eth->ether_type == RTE_BE16(RTE_ETHER_TYPE_ARP)) return tunnel_arp(w, t, m, vtep);
-    if (eth->ether_type != RTE_BE16(RTE_ETHER_TYPE_IPV4)) return drop(w, m, drop_reason::ethertype);
-    if (!rte_is_same_ether_addr(&eth->dst_addr, &t.overlay_mac))
-        return drop(w, m, drop_reason::not_local);
+    if (eth->ether_type == RTE_BE16(RTE_ETHER_TYPE_ARP)) {
+        s.v = tunnel_arp(w, t, m, vtep);
+        return;
+    }
+    if (eth->ether_type != RTE_BE16(RTE_ETHER_TYPE_IPV4)) {
+        s.v = drop_as(drop_reason::ethertype);
+        return;
+    }
     auto *ip = rte_pktmbuf_mtod_offset(m, rte_ipv4_hdr *, sizeof(rte_ether_hdr));
-    if (!valid_ipv4(m, ip)) return drop(w, m, drop_reason::malformed);
-    if (!t.is_overlay_address(ip->dst_addr)) return drop(w, m, drop_reason::not_local);
-    if (rte_ipv4_frag_pkt_is_fragmented(ip)) return drop(w, m, drop_reason::fragment);
-    switch (ip->next_proto_id) {
-    case IPPROTO_TCP:
-    case IPPROTO_UDP:
-        return reply_to_client(w, t, m, ip, vtep);
-    case IPPROTO_ICMP: {
-        if (task_icmp_error(w, t, m, ip)) return;
-        auto *icmp = reinterpret_cast<rte_icmp_hdr *>(reinterpret_cast<uint8_t *>(ip) +
-                                                      rte_ipv4_hdr_len(ip));
-        if (rte_be_to_cpu_16(ip->total_length) >= rte_ipv4_hdr_len(ip) + sizeof(rte_icmp_hdr) &&
-            icmp->icmp_type == RTE_IP_ICMP_ECHO_REQUEST)
-            return tunnel_echo(w, t, m, ip, vtep);
-        return drop(w, m, drop_reason::no_connection);
-    }
-    default:
-        return drop(w, m, drop_reason::unsupported_protocol);
+    if (!rte_is_same_ether_addr(&eth->dst_addr, &t.overlay_mac)) {
+        s.v = drop_as(drop_reason::not_local);
+    } else if (!valid_ipv4(m, ip)) {
+        s.v = drop_as(drop_reason::malformed);
+    } else if (!t.is_overlay_address(ip->dst_addr)) {
+        s.v = drop_as(drop_reason::not_local);
+    } else if (rte_ipv4_frag_pkt_is_fragmented(ip)) {
+        s.v = drop_as(drop_reason::fragment);
+    } else if (ip->next_proto_id == IPPROTO_TCP || ip->next_proto_id == IPPROTO_UDP) {
+        l4_view l4 = parse_l4(ip);
+        if (l4.header == nullptr) {
+            s.v = drop_as(drop_reason::malformed);
+            return;
+        }
+        s.stage = mesh_stage::reverse;
+        s.ip = ip;
+        s.l4 = l4.header;
+        s.tcp_flags = l4.tcp_flags;
+        s.vtep = vtep;
+        s.key =
+            make_flow_key(ip->src_addr, ip->dst_addr, l4.src_port, l4.dst_port, ip->next_proto_id);
+        s.hash = connection_table::hash(s.key);
+    } else if (ip->next_proto_id == IPPROTO_ICMP) {
+        s.stage = mesh_stage::tunnel_icmp;
+        s.ip = ip;
+        s.vtep = vtep;
+    } else {
+        s.v = drop_as(drop_reason::unsupported_protocol);
     }
 }
 
-} // namespace
-
-void underlay_input(worker &w, const dataplane_tables &t, uint16_t port, rte_mbuf *m,
-                    rte_ipv4_hdr *ip)
-{
-    if (!t.ports[port].underlay) return drop(w, m, drop_reason::no_service);
-    vxlan_decap_info info = vxlan_decap_parse(m, sizeof(rte_ether_hdr), t.vxlan_port, t.vni);
-    switch (info.status) {
-    case vxlan_status::ok:
-        break;
-    case vxlan_status::truncated:
-        return drop(w, m, drop_reason::malformed);
-    case vxlan_status::fragment:
-        return drop(w, m, drop_reason::fragment);
-    case vxlan_status::not_vxlan:
-        return drop(w, m, drop_reason::no_service);
-    case vxlan_status::unknown_vni:
-        return drop(w, m, drop_reason::unknown_vni);
-    }
-    rte_be32_t vtep = ip->src_addr;
-    vxlan_decap(m, info);
-    tunnel_frame(w, t, m, vtep);
-}
-
-bool client_icmp_error(worker &w, const dataplane_tables &t, rte_mbuf *m, rte_ipv4_hdr *ip)
+// ICMP errors about a connection, arriving from the client side at a gateway address: to its
+// task; nothing when it is not about a known connection.
+std::optional<verdict> client_icmp_error(worker &w, const dataplane_tables &t, rte_mbuf *m,
+                                         rte_ipv4_hdr *ip)
 {
     uint32_t l3_len = rte_be_to_cpu_16(ip->total_length);
     icmp_error_view v = icmp_error_parse(ip, l3_len);
-    if (!v) return false;
+    if (!v) return std::nullopt;
     // The quoted packet went published -> client: it answers the connection's forward direction.
     const connection *found = quoted_connection(w, v, direction::forward);
-    if (found == nullptr) return false;
+    if (found == nullptr) return std::nullopt;
     const connection &c = *found;
     const task_entry &task = t.tasks[c.task];
-    if (task.state == task_state::absent) return false;
+    if (task.state == task_state::absent) return std::nullopt;
     // The task sees an error about the packet it sent, from the address it sent it to.
     icmp_error_nat to{c.snat_ip(), c.task_ip(),
                       nat_endpoints{c.task_ip(), c.snat_ip(), c.target_port(), c.snat_port()}};
     icmp_error_translate(ip, v, to);
     w.counters.count(event::icmp_errors_translated);
     vxlan_inner_ether_write(rte_pktmbuf_mtod(m, rte_ether_hdr *), t.overlay_mac, task.mac);
-    send_to_node(w, t, m, task.node, rte_hash_crc(&c.forward, sizeof c.forward, 0));
-    return true;
+    return to_node(t, m, task.node, connection_table::hash(c.forward));
+}
+
+} // namespace
+
+void classify_underlay(worker &w, const dataplane_tables &t, uint16_t port, rte_mbuf *m,
+                       rte_ipv4_hdr *ip, packet_state &s)
+{
+    if (!t.ports[port].underlay) {
+        s.v = drop_as(drop_reason::no_service);
+        return;
+    }
+    vxlan_decap_info info = vxlan_decap_parse(m, sizeof(rte_ether_hdr), t.vxlan_port, t.vni);
+    switch (info.status) {
+    case vxlan_status::ok:
+        break;
+    case vxlan_status::truncated:
+        s.v = drop_as(drop_reason::malformed);
+        return;
+    case vxlan_status::fragment:
+        s.v = drop_as(drop_reason::fragment);
+        return;
+    case vxlan_status::not_vxlan:
+        s.v = drop_as(drop_reason::no_service);
+        return;
+    case vxlan_status::unknown_vni:
+        s.v = drop_as(drop_reason::unknown_vni);
+        return;
+    }
+    rte_be32_t vtep = ip->src_addr;
+    vxlan_decap(m, info);
+    classify_inner(w, t, m, vtep, s);
+}
+
+verdict reverse_stage(worker &w, const dataplane_tables &t, rte_mbuf *m, packet_state &s)
+{
+    if (!s.ref.hit() || s.ref.dir() != direction::reverse)
+        return drop_as(drop_reason::no_connection);
+    connection_table &connections = *w.shared->connections;
+    connections.update(s.ref.index(), direction::reverse, s.tcp_flags, w.now);
+    const connection &c = connections.at(s.ref.index());
+    // Its owner ends it (a forward packet or its sweep); replies stop here meanwhile.
+    if (t.tasks[c.task].state == task_state::absent) return drop_as(drop_reason::task_gone);
+
+    rte_ipv4_hdr *ip = s.ip;
+    if (ip->time_to_live <= 1) {
+        if (rte_mbuf *e = build_icmp_error(w, ip, ip->dst_addr, icmp_type_time_exceeded,
+                                           icmp_code_ttl_exceeded, 0)) {
+            vxlan_inner_ether_write(rte_pktmbuf_mtod(e, rte_ether_hdr *), t.overlay_mac,
+                                    rte_pktmbuf_mtod(m, rte_ether_hdr *)->src_addr);
+            deliver(w, t, e, reply_through_tunnel(t, e, s.vtep));
+        }
+        return drop_as(drop_reason::ttl_exceeded);
+    }
+    uint16_t out = external_port_for(t, c.forward.src_ip);
+    if (out == no_port) return drop_as(drop_reason::no_route);
+    uint16_t l3_len = rte_be_to_cpu_16(ip->total_length);
+    if (l3_len > t.ports[out].mtu)
+        return drop_as(drop_reason::mtu); // the task's MTU is the overlay's: cannot happen
+    nat_endpoints to{c.forward.dst_ip, c.forward.src_ip, c.forward.dst_port, c.forward.src_port};
+    if (ip->next_proto_id == IPPROTO_TCP)
+        nat_forward<IPPROTO_TCP>(ip, s.l4, to);
+    else
+        nat_forward<IPPROTO_UDP>(ip, s.l4, to);
+    ++w.counters.tasks[c.task].packets_out;
+    w.counters.tasks[c.task].bytes_out += l3_len;
+    return route_to(out, to.dst_addr);
+}
+
+verdict tunnel_icmp_stage(worker &w, const dataplane_tables &t, rte_mbuf *m, packet_state &s)
+{
+    rte_ipv4_hdr *ip = s.ip;
+    if (std::optional<verdict> translated = task_icmp_error(w, t, ip)) return *translated;
+    auto *icmp =
+        reinterpret_cast<rte_icmp_hdr *>(reinterpret_cast<uint8_t *>(ip) + rte_ipv4_hdr_len(ip));
+    if (rte_be_to_cpu_16(ip->total_length) >= rte_ipv4_hdr_len(ip) + sizeof(rte_icmp_hdr) &&
+        icmp->icmp_type == RTE_IP_ICMP_ECHO_REQUEST)
+        return tunnel_echo(w, t, m, ip, s.vtep);
+    return drop_as(drop_reason::no_connection);
+}
+
+verdict client_icmp_stage(worker &w, const dataplane_tables &t, uint16_t port, rte_mbuf *m,
+                          packet_state &s)
+{
+    if (std::optional<verdict> translated = client_icmp_error(w, t, m, s.ip)) return *translated;
+    return icmp_input(w, t, port, m, s.ip);
 }
 
 } // namespace meshgate::dataplane

@@ -1,6 +1,5 @@
 // Client -> published port -> task: match, schedule, full NAT, VXLAN to the task's node.
 #include <rte_ether.h>
-#include <rte_hash_crc.h>
 #include <rte_ip_frag.h>
 
 #include "dataplane/mesh.h"
@@ -42,7 +41,7 @@ uint32_t remembered_task(const worker &w, const dataplane_tables &t, const servi
 // A new connection for the client's first packet: pick a task and a SNAT port.
 // Returns the connection index, or connection_table::no_index after counting the drop.
 uint32_t open_connection(worker &w, const dataplane_tables &t, const listener &l,
-                         const flow_key &key)
+                         const flow_key &key, hash_sig_t hash, drop_reason &why)
 {
     const service_entry &s = t.services[l.service];
     const service_scheduler &scheduler = *s.scheduler;
@@ -54,12 +53,12 @@ uint32_t open_connection(worker &w, const dataplane_tables &t, const listener &l
             std::span<const std::atomic<uint32_t>>(w.shared->task_active, task_id_capacity),
             rte_be_to_cpu_32(key.src_ip), rte_be_to_cpu_16(key.src_port));
     if (task == no_task) {
-        w.counters.drop(drop_reason::no_backend);
+        why = drop_reason::no_backend;
         return connection_table::no_index;
     }
     const task_entry &te = t.tasks[task];
     create_result r = w.shared->connections->create(
-        static_cast<uint8_t>(w.id), key, l.service, static_cast<uint16_t>(task), te.address,
+        static_cast<uint8_t>(w.id), key, hash, l.service, static_cast<uint16_t>(task), te.address,
         l.target_port, std::span<const uint32_t>(t.snat_addresses), w.now);
     switch (r.status) {
     case create_status::ok:
@@ -69,16 +68,18 @@ uint32_t open_connection(worker &w, const dataplane_tables &t, const listener &l
                                          s.persistence_timeout);
         ++w.counters.connections_created[l.service];
         ++w.counters.tasks[task].connections;
+        ++w.burst_created;
         return r.index;
     case create_status::exists:
         return r.index;
     case create_status::table_full:
-        w.counters.drop(drop_reason::table_full);
+        why = drop_reason::table_full;
         return connection_table::no_index;
     case create_status::snat_exhausted:
-        w.counters.drop(drop_reason::snat_exhausted);
+        why = drop_reason::snat_exhausted;
         return connection_table::no_index;
     }
+    why = drop_reason::table_full;
     return connection_table::no_index;
 }
 
@@ -91,18 +92,14 @@ void nat_to_task(rte_ipv4_hdr *ip, void *l4, const connection &c)
 
 // DF clear and too big for the tunnel: fragment the inner packet, each fragment its own VXLAN
 // packet (the task's kernel reassembles), as a router on the path would.
-void fragment_to_node(worker &w, const dataplane_tables &t, rte_mbuf *m, const task_entry &task,
-                      uint16_t inner_mtu, uint32_t flow_hash)
+verdict fragment_to_node(worker &w, const dataplane_tables &t, rte_mbuf *m, const task_entry &task,
+                         uint16_t inner_mtu, uint32_t flow_hash)
 {
     rte_pktmbuf_adj(m, sizeof(rte_ether_hdr));
     rte_mbuf *fragments[max_fragments];
     int32_t n = rte_ipv4_fragment_packet(m, fragments, max_fragments, inner_mtu, w.shared->pool,
                                          w.shared->indirect_pool);
-    rte_pktmbuf_free(m);
-    if (n < 0) {
-        w.counters.drop(drop_reason::mtu);
-        return;
-    }
+    if (n < 0) return drop_as(drop_reason::mtu);
     for (int32_t i = 0; i < n; ++i) {
         rte_mbuf *f = fragments[i];
         auto *fip = rte_pktmbuf_mtod(f, rte_ipv4_hdr *);
@@ -111,65 +108,81 @@ void fragment_to_node(worker &w, const dataplane_tables &t, rte_mbuf *m, const t
         auto *eth =
             reinterpret_cast<rte_ether_hdr *>(rte_pktmbuf_prepend(f, sizeof(rte_ether_hdr)));
         if (eth == nullptr) {
-            drop(w, f, drop_reason::mtu);
+            deliver(w, t, f, drop_as(drop_reason::mtu));
             continue;
         }
         vxlan_inner_ether_write(eth, t.overlay_mac, task.mac);
-        send_to_node(w, t, f, task.node, flow_hash);
+        deliver(w, t, f, to_node(t, f, task.node, flow_hash));
     }
+    return spent(); // the fragments hold what they need of it
 }
 
 } // namespace
 
-void published_input(worker &w, const dataplane_tables &t, uint16_t port, rte_mbuf *m,
-                     rte_ipv4_hdr *ip)
+void classify_published(const dataplane_tables &t, uint16_t port, rte_ipv4_hdr *ip, packet_state &s)
 {
     l4_view l4 = parse_l4(ip);
-    if (l4.header == nullptr) return drop(w, m, drop_reason::malformed);
-    if (!t.ports[port].external) return drop(w, m, drop_reason::no_service);
-    uint8_t proto = ip->next_proto_id;
+    if (l4.header == nullptr) {
+        s.v = drop_as(drop_reason::malformed);
+        return;
+    }
+    if (!t.ports[port].external) {
+        s.v = drop_as(drop_reason::no_service);
+        return;
+    }
+    s.stage = mesh_stage::forward;
+    s.ip = ip;
+    s.l4 = l4.header;
+    s.tcp_flags = l4.tcp_flags;
+    s.key = make_flow_key(ip->src_addr, ip->dst_addr, l4.src_port, l4.dst_port, ip->next_proto_id);
+    s.hash = connection_table::hash(s.key);
+}
+
+verdict forward_stage(worker &w, const dataplane_tables &t, uint16_t port, rte_mbuf *m,
+                      packet_state &s)
+{
+    rte_ipv4_hdr *ip = s.ip;
+    const uint8_t proto = s.key.proto;
 
     // The connection first: it outlives the listener that opened it (a port unpublished or a
     // service removed by a reload), and ends with its task.
     connection_table &connections = *w.shared->connections;
-    flow_key key = make_flow_key(ip->src_addr, ip->dst_addr, l4.src_port, l4.dst_port, proto);
-    conn_ref ref = connections.lookup(key);
     uint32_t index = connection_table::no_index;
-    if (ref.hit() && ref.dir() == direction::forward) {
-        update_result u = connections.update(ref.index(), direction::forward, l4.tcp_flags, w.now);
+    // The bulk lookup ran before this burst's SYNs made their connections.
+    if (!s.ref.hit() && w.burst_created != 0) s.ref = connections.lookup(s.key, s.hash);
+    if (s.ref.hit() && s.ref.dir() == direction::forward) {
+        update_result u = connections.update(s.ref.index(), direction::forward, s.tcp_flags, w.now);
         if (!u.reuse)
-            index = ref.index();
+            index = s.ref.index();
         else
-            end_connection(w, ref.index());
+            end_connection(w, s.ref.index());
     }
     if (index == connection_table::no_index) {
-        uint16_t li = match_listener(t, proto, ip->dst_addr, l4.dst_port);
-        if (li == no_listener) return drop(w, m, drop_reason::no_service);
+        uint16_t li = match_listener(t, proto, s.key.dst_ip, s.key.dst_port);
+        if (li == no_listener) return drop_as(drop_reason::no_service);
         // Only a SYN opens a TCP connection, as IPVS: anything else is a stray or a late packet.
         bool opens =
             proto == IPPROTO_UDP ||
-            (l4.tcp_flags & (tcp_flag::syn | tcp_flag::ack | tcp_flag::rst)) == tcp_flag::syn;
-        if (!opens) return drop(w, m, drop_reason::no_connection);
-        index = open_connection(w, t, t.listeners[li], key);
-        if (index == connection_table::no_index) {
-            rte_pktmbuf_free(m);
-            return;
-        }
-        connections.update(index, direction::forward, l4.tcp_flags, w.now);
+            (s.tcp_flags & (tcp_flag::syn | tcp_flag::ack | tcp_flag::rst)) == tcp_flag::syn;
+        if (!opens) return drop_as(drop_reason::no_connection);
+        drop_reason why = drop_reason::table_full;
+        index = open_connection(w, t, t.listeners[li], s.key, s.hash, why);
+        if (index == connection_table::no_index) return drop_as(why);
+        connections.update(index, direction::forward, s.tcp_flags, w.now);
     }
 
     const connection &c = connections.at(index);
     const task_entry &task = t.tasks[c.task];
     if (task.state == task_state::absent) {
         end_connection(w, index); // its task ended with a reload
-        return drop(w, m, drop_reason::task_gone);
+        return drop_as(drop_reason::task_gone);
     }
 
     if (ip->time_to_live <= 1) {
         if (rte_mbuf *e = build_icmp_error(w, ip, ip->dst_addr, icmp_type_time_exceeded,
                                            icmp_code_ttl_exceeded, 0))
-            send_ipv4(w, t, port, e, ip->src_addr);
-        return drop(w, m, drop_reason::ttl_exceeded);
+            deliver(w, t, e, route_to(port, ip->src_addr));
+        return drop_as(drop_reason::ttl_exceeded);
     }
     const node_entry &node = t.nodes[task.node];
     uint16_t l3_len = rte_be_to_cpu_16(ip->total_length);
@@ -181,21 +194,21 @@ void published_input(worker &w, const dataplane_tables &t, uint16_t port, rte_mb
         // Path MTU discovery: tell the client what fits, as a router on the path would.
         if (rte_mbuf *e = build_icmp_error(w, ip, ip->dst_addr, icmp_type_dest_unreachable,
                                            icmp_code_frag_needed, inner_mtu))
-            send_ipv4(w, t, port, e, ip->src_addr);
-        return drop(w, m, drop_reason::mtu);
+            deliver(w, t, e, route_to(port, ip->src_addr));
+        return drop_as(drop_reason::mtu);
     }
 
-    uint32_t flow_hash = rte_hash_crc(&key, sizeof key, 0); // outer UDP source port entropy
     if (proto == IPPROTO_TCP)
-        nat_to_task<IPPROTO_TCP>(ip, l4.header, c);
+        nat_to_task<IPPROTO_TCP>(ip, s.l4, c);
     else
-        nat_to_task<IPPROTO_UDP>(ip, l4.header, c);
+        nat_to_task<IPPROTO_UDP>(ip, s.l4, c);
     task_counters &tc = w.counters.tasks[c.task];
     ++tc.packets_in;
     tc.bytes_in += l3_len;
-    if (too_big) return fragment_to_node(w, t, m, task, inner_mtu, flow_hash);
+    // The forward key's hash spreads the tunnelled flows (outer UDP source port).
+    if (too_big) return fragment_to_node(w, t, m, task, inner_mtu, s.hash);
     vxlan_inner_ether_write(rte_pktmbuf_mtod(m, rte_ether_hdr *), t.overlay_mac, task.mac);
-    send_to_node(w, t, m, task.node, flow_hash);
+    return to_node(t, m, task.node, s.hash);
 }
 
 } // namespace meshgate::dataplane

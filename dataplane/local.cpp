@@ -3,8 +3,6 @@
 #include <rte_arp.h>
 #include <rte_icmp.h>
 
-#include "dataplane/output.h"
-
 namespace meshgate::dataplane
 {
 
@@ -18,19 +16,18 @@ bool is_unicast(const rte_ether_addr &a)
 
 } // namespace
 
-void arp_input(worker &w, const dataplane_tables &t, uint16_t port, rte_mbuf *m)
+verdict arp_input(worker &w, const dataplane_tables &t, uint16_t port, rte_mbuf *m)
 {
     if (rte_pktmbuf_data_len(m) < sizeof(rte_ether_hdr) + sizeof(rte_arp_hdr))
-        return drop(w, m, drop_reason::malformed);
+        return drop_as(drop_reason::malformed);
     auto *eth = rte_pktmbuf_mtod(m, rte_ether_hdr *);
     auto *arp = reinterpret_cast<rte_arp_hdr *>(eth + 1);
     if (arp->arp_hardware != rte_cpu_to_be_16(RTE_ARP_HRD_ETHER) ||
         arp->arp_protocol != rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4) ||
         arp->arp_hlen != RTE_ETHER_ADDR_LEN || arp->arp_plen != sizeof(rte_be32_t))
-        return drop(w, m, drop_reason::malformed);
+        return drop_as(drop_reason::malformed);
     uint16_t op = rte_be_to_cpu_16(arp->arp_opcode);
-    if (op != RTE_ARP_OP_REQUEST && op != RTE_ARP_OP_REPLY)
-        return drop(w, m, drop_reason::malformed);
+    if (op != RTE_ARP_OP_REQUEST && op != RTE_ARP_OP_REPLY) return drop_as(drop_reason::malformed);
 
     const gateway_port &p = t.ports[port];
     rte_be32_t sender = arp->arp_data.arp_sip;
@@ -40,16 +37,14 @@ void arp_input(worker &w, const dataplane_tables &t, uint16_t port, rte_mbuf *m)
     if (arp->arp_data.arp_tip != p.address) {
         // Not for us; still take news of neighbors we talk to (gratuitous ARP after a move).
         if (sender_ok) w.shared->neighbors->refresh(port, sender, sender_mac);
-        return drop(w, m, drop_reason::not_local);
+        return drop_as(drop_reason::not_local);
     }
 
     if (sender_ok && w.shared->neighbors->learn(port, sender, sender_mac))
         w.counters.count(event::arp_learned);
     // A probe (sender 0.0.0.0, RFC 5227) is answered like Linux does, but teaches nothing.
-    if (op != RTE_ARP_OP_REQUEST || !is_unicast(sender_mac)) {
-        rte_pktmbuf_free(m); // a reply to us: learning it was the whole job
-        return;
-    }
+    if (op != RTE_ARP_OP_REQUEST || !is_unicast(sender_mac))
+        return spent(); // a reply to us: learning it was the whole job
 
     // Turn the request into the reply in place.
     arp->arp_opcode = rte_cpu_to_be_16(RTE_ARP_OP_REPLY);
@@ -60,7 +55,7 @@ void arp_input(worker &w, const dataplane_tables &t, uint16_t port, rte_mbuf *m)
     eth->dst_addr = sender_mac;
     eth->src_addr = p.mac;
     w.counters.count(event::arp_replies_sent);
-    tx_enqueue(w, port, m);
+    return send_frame(port);
 }
 
 std::optional<drop_reason> echo_to_reply(rte_mbuf *m, rte_ipv4_hdr *ip,
@@ -91,11 +86,12 @@ std::optional<drop_reason> echo_to_reply(rte_mbuf *m, rte_ipv4_hdr *ip,
     return std::nullopt;
 }
 
-void icmp_input(worker &w, const dataplane_tables &t, uint16_t port, rte_mbuf *m, rte_ipv4_hdr *ip)
+verdict icmp_input(worker &w, const dataplane_tables &t, uint16_t port, rte_mbuf *m,
+                   rte_ipv4_hdr *ip)
 {
-    if (auto why = echo_to_reply(m, ip, t.ports[port].mac)) return drop(w, m, *why);
+    if (auto why = echo_to_reply(m, ip, t.ports[port].mac)) return drop_as(*why);
     w.counters.count(event::icmp_echo_replies_sent);
-    tx_enqueue(w, port, m);
+    return send_frame(port);
 }
 
 } // namespace meshgate::dataplane

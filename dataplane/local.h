@@ -5,13 +5,14 @@
 
 #include <rte_ip.h>
 
+#include "dataplane/pipeline.h"
 #include "dataplane/worker.h"
 
 namespace meshgate::dataplane
 {
 
-// M is an ARP frame that arrived on PORT.
-void arp_input(worker &w, const dataplane_tables &t, uint16_t port, rte_mbuf *m);
+// M is an ARP frame that arrived on PORT: a request for our address becomes its reply in place.
+verdict arp_input(worker &w, const dataplane_tables &t, uint16_t port, rte_mbuf *m);
 
 // Turns the ICMP echo request at IP (inside M, after its Ethernet header) into its reply in place,
 // addressed back to the sender's MAC from OUR_MAC; otherwise says why it is dropped.
@@ -19,6 +20,7 @@ std::optional<drop_reason> echo_to_reply(rte_mbuf *m, rte_ipv4_hdr *ip,
                                          const rte_ether_addr &our_mac);
 
 // M is a valid, unfragmented IPv4 ICMP packet to a gateway address; IP points into it.
-void icmp_input(worker &w, const dataplane_tables &t, uint16_t port, rte_mbuf *m, rte_ipv4_hdr *ip);
+verdict icmp_input(worker &w, const dataplane_tables &t, uint16_t port, rte_mbuf *m,
+                   rte_ipv4_hdr *ip);
 
 } // namespace meshgate::dataplane

@@ -1,28 +1,47 @@
 // The routing mesh: published port -> task over VXLAN (ingress.cpp), and the task's replies
-// back to the client (egress.cpp). Helpers both directions share are here.
+// back to the client (egress.cpp), as stages of the burst pipeline (pipeline.h). Helpers both
+// directions share are here.
 #pragma once
+
+#include <optional>
 
 #include <netinet/in.h>
 #include <rte_ip.h>
 #include <rte_tcp.h>
 #include <rte_udp.h>
 
+#include "dataplane/pipeline.h"
 #include "dataplane/worker.h"
 
 namespace meshgate::dataplane
 {
 
-// M is a valid IPv4 TCP or UDP packet to a gateway address that arrived on PORT.
-void published_input(worker &w, const dataplane_tables &t, uint16_t port, rte_mbuf *m,
-                     rte_ipv4_hdr *ip);
+// Classify: M is a valid IPv4 TCP or UDP packet to a gateway address that arrived on PORT. Sets
+// S for the forward stage (key and hash) or its verdict.
+void classify_published(const dataplane_tables &t, uint16_t port, rte_ipv4_hdr *ip,
+                        packet_state &s);
 
-// M is a valid IPv4 UDP packet to a gateway address that arrived on PORT: VXLAN from a node.
-void underlay_input(worker &w, const dataplane_tables &t, uint16_t port, rte_mbuf *m,
-                    rte_ipv4_hdr *ip);
+// Classify: M is a valid IPv4 UDP packet to PORT's address and the VXLAN port. Decapsulates
+// it and sets S for the reverse stage (a task's reply) or its verdict (tunnel ARP and ping,
+// ICMP errors, drops).
+void classify_underlay(worker &w, const dataplane_tables &t, uint16_t port, rte_mbuf *m,
+                       rte_ipv4_hdr *ip, packet_state &s);
 
-// ICMP errors about a connection, arriving from the client side at a gateway address.
-// Returns false when it is not about a known connection (the caller decides what to count).
-bool client_icmp_error(worker &w, const dataplane_tables &t, rte_mbuf *m, rte_ipv4_hdr *ip);
+// After the lookup: the client's packet to its task (S.ref the lookup's answer).
+verdict forward_stage(worker &w, const dataplane_tables &t, uint16_t port, rte_mbuf *m,
+                      packet_state &s);
+
+// After the lookup: the task's reply to its client.
+verdict reverse_stage(worker &w, const dataplane_tables &t, rte_mbuf *m, packet_state &s);
+
+// ICMP to a gateway address on PORT: an error about a connection goes to its task, the rest
+// to icmp_input() (pings).
+verdict client_icmp_stage(worker &w, const dataplane_tables &t, uint16_t port, rte_mbuf *m,
+                          packet_state &s);
+
+// ICMP out of the tunnel: an error about a connection goes to its client, a ping of the
+// overlay address is answered through the tunnel.
+verdict tunnel_icmp_stage(worker &w, const dataplane_tables &t, rte_mbuf *m, packet_state &s);
 
 // The TCP or UDP header of a valid IPv4 packet, checked against the packet's length.
 struct l4_view {
@@ -62,9 +81,9 @@ inline l4_view parse_l4(rte_ipv4_hdr *ip)
 rte_mbuf *build_icmp_error(worker &w, const rte_ipv4_hdr *offender, rte_be32_t src_addr,
                            uint8_t type, uint8_t code, uint16_t mtu);
 
-// Encapsulates M (data at the inner Ethernet header, already written) toward NODE and sends it.
-void send_to_node(worker &w, const dataplane_tables &t, rte_mbuf *m, uint16_t node,
-                  uint32_t flow_hash);
+// Encapsulates M (data at the inner Ethernet header, already written) toward NODE: the verdict
+// that sends it there. FLOW_HASH picks the outer source port.
+verdict to_node(const dataplane_tables &t, rte_mbuf *m, uint16_t node, uint32_t flow_hash);
 
 // A connection ended: lc/wlc see one less for its task. Task ids outlive their connections.
 inline void release_task(worker &w, const removed_connection &gone)

@@ -31,13 +31,12 @@ rte_mbuf *build_icmp_error(worker &w, const rte_ipv4_hdr *offender, rte_be32_t s
     return m;
 }
 
-void send_to_node(worker &w, const dataplane_tables &t, rte_mbuf *m, uint16_t node,
-                  uint32_t flow_hash)
+verdict to_node(const dataplane_tables &t, rte_mbuf *m, uint16_t node, uint32_t flow_hash)
 {
     const node_entry &n = t.nodes[node];
-    if (!vxlan_encap(m, n.tunnel, flow_hash)) return drop(w, m, drop_reason::mtu);
-    // The outer Ethernet addresses come from the neighbor table, resolved now.
-    send_ipv4(w, t, n.port, m, n.vtep);
+    if (!vxlan_encap(m, n.tunnel, flow_hash)) return drop_as(drop_reason::mtu);
+    // The outer Ethernet addresses come from the neighbor table when it is delivered.
+    return route_to(n.port, n.vtep);
 }
 
 uint16_t external_port_for(const dataplane_tables &t, rte_be32_t addr)

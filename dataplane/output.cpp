@@ -10,11 +10,24 @@
 namespace meshgate::dataplane
 {
 
+namespace
+{
+
 void drop(worker &w, rte_mbuf *m, drop_reason r)
 {
     w.counters.drop(r);
     rte_pktmbuf_free(m);
 }
+
+// Queues a complete frame for PORT.
+void tx_enqueue(worker &w, uint16_t port, rte_mbuf *m)
+{
+    tx_buffer &b = w.tx[port];
+    b.packets[b.count++] = m;
+    if (b.count == burst_size) tx_flush(w, port);
+}
+
+} // namespace
 
 void tx_flush(worker &w, uint16_t port)
 {
@@ -78,8 +91,9 @@ uint16_t waiting_on(const pending_queue &q, uint16_t port, rte_be32_t next_hop)
     return n;
 }
 
-} // namespace
-
+// Sends an IPv4 packet (M starts with room for its Ethernet header, already in place) out of
+// PORT toward DST: fills the Ethernet addresses from the neighbor table, or parks it while ARP
+// resolves the next hop.
 void send_ipv4(worker &w, const dataplane_tables &t, uint16_t port, rte_mbuf *m, rte_be32_t dst)
 {
     rte_be32_t next_hop = t.next_hop(port, dst);
@@ -99,6 +113,25 @@ void send_ipv4(worker &w, const dataplane_tables &t, uint16_t port, rte_mbuf *m,
     q.packets[q.count++] = pending_packet{m, now + w.arp_wait, next_hop, port};
     if (w.shared->neighbors->claim_request(port, next_hop, now, w.arp_interval))
         send_arp_request(w, t, port, next_hop);
+}
+
+} // namespace
+
+void deliver(worker &w, const dataplane_tables &t, rte_mbuf *m, const verdict &v)
+{
+    switch (v.action) {
+    case next::drop:
+        return drop(w, m, v.reason);
+    case next::frame:
+        return tx_enqueue(w, v.port, m);
+    case next::route:
+        return send_ipv4(w, t, v.port, m, v.dst);
+    case next::taken:
+        return;
+    case next::spent:
+        rte_pktmbuf_free(m);
+        return;
+    }
 }
 
 void flush_and_service(worker &w, const dataplane_tables &t, uint64_t now)

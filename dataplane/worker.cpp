@@ -10,6 +10,7 @@
 #include "dataplane/local.h"
 #include "dataplane/mesh.h"
 #include "dataplane/output.h"
+#include "dataplane/pipeline.h"
 
 namespace meshgate::dataplane
 {
@@ -17,47 +18,52 @@ namespace meshgate::dataplane
 namespace
 {
 
-void ipv4_input(worker &w, const dataplane_tables &t, uint16_t port, rte_mbuf *m)
+// Classify, IPv4 to a gateway address on PORT: what the gateway answers itself, a tunnel
+// packet from a node, or a client's packet to a published port.
+void classify_ipv4(worker &w, const dataplane_tables &t, uint16_t port, rte_mbuf *m,
+                   packet_state &s)
 {
     auto *ip = rte_pktmbuf_mtod_offset(m, rte_ipv4_hdr *, sizeof(rte_ether_hdr));
-    if (!valid_ipv4(m, ip)) return drop(w, m, drop_reason::malformed);
-    if (!t.is_port_address(ip->dst_addr)) return drop(w, m, drop_reason::not_local);
-    if (rte_ipv4_frag_pkt_is_fragmented(ip)) return drop(w, m, drop_reason::fragment);
-    switch (ip->next_proto_id) {
-    case IPPROTO_ICMP:
-        if (client_icmp_error(w, t, m, ip)) return;
-        return icmp_input(w, t, port, m, ip);
-    case IPPROTO_UDP:
-        if (t.ports[port].underlay && ip->dst_addr == t.ports[port].address &&
-            rte_be_to_cpu_16(ip->total_length) >= rte_ipv4_hdr_len(ip) + sizeof(rte_udp_hdr) &&
-            reinterpret_cast<const rte_udp_hdr *>(reinterpret_cast<const uint8_t *>(ip) +
-                                                  rte_ipv4_hdr_len(ip))
-                    ->dst_port == t.vxlan_port)
-            return underlay_input(w, t, port, m, ip);
-        return published_input(w, t, port, m, ip);
-    case IPPROTO_TCP:
-        return published_input(w, t, port, m, ip);
-    default:
-        return drop(w, m, drop_reason::unsupported_protocol);
+    if (!valid_ipv4(m, ip)) {
+        s.v = drop_as(drop_reason::malformed);
+    } else if (!t.is_port_address(ip->dst_addr)) {
+        s.v = drop_as(drop_reason::not_local);
+    } else if (rte_ipv4_frag_pkt_is_fragmented(ip)) {
+        s.v = drop_as(drop_reason::fragment);
+    } else if (ip->next_proto_id == IPPROTO_ICMP) {
+        s.stage = mesh_stage::client_icmp;
+        s.ip = ip;
+    } else if (ip->next_proto_id == IPPROTO_UDP && t.ports[port].underlay &&
+               ip->dst_addr == t.ports[port].address &&
+               rte_be_to_cpu_16(ip->total_length) >= rte_ipv4_hdr_len(ip) + sizeof(rte_udp_hdr) &&
+               reinterpret_cast<const rte_udp_hdr *>(reinterpret_cast<const uint8_t *>(ip) +
+                                                     rte_ipv4_hdr_len(ip))
+                       ->dst_port == t.vxlan_port) {
+        classify_underlay(w, t, port, m, ip, s);
+    } else if (ip->next_proto_id == IPPROTO_UDP || ip->next_proto_id == IPPROTO_TCP) {
+        classify_published(t, port, ip, s);
+    } else {
+        s.v = drop_as(drop_reason::unsupported_protocol);
     }
 }
 
-void ethernet_input(worker &w, const dataplane_tables &t, uint16_t port, rte_mbuf *m)
+void classify(worker &w, const dataplane_tables &t, uint16_t port, rte_mbuf *m, packet_state &s)
 {
-    if (rte_pktmbuf_data_len(m) < sizeof(rte_ether_hdr)) return drop(w, m, drop_reason::malformed);
+    if (rte_pktmbuf_data_len(m) < sizeof(rte_ether_hdr)) {
+        s.v = drop_as(drop_reason::malformed);
+        return;
+    }
     auto *eth = rte_pktmbuf_mtod(m, rte_ether_hdr *);
     // Ports may be promiscuous (af_packet, tap): keep only what is sent to us or to a group.
     if (!rte_is_multicast_ether_addr(&eth->dst_addr) &&
         !rte_is_same_ether_addr(&eth->dst_addr, &t.ports[port].mac))
-        return drop(w, m, drop_reason::not_local);
-    switch (eth->ether_type) {
-    case RTE_BE16(RTE_ETHER_TYPE_IPV4):
-        return ipv4_input(w, t, port, m);
-    case RTE_BE16(RTE_ETHER_TYPE_ARP):
-        return arp_input(w, t, port, m);
-    default:
-        return drop(w, m, drop_reason::ethertype);
-    }
+        s.v = drop_as(drop_reason::not_local);
+    else if (eth->ether_type == RTE_BE16(RTE_ETHER_TYPE_IPV4))
+        classify_ipv4(w, t, port, m, s);
+    else if (eth->ether_type == RTE_BE16(RTE_ETHER_TYPE_ARP))
+        s.v = arp_input(w, t, port, m);
+    else
+        s.v = drop_as(drop_reason::ethertype);
 }
 
 // Takes idle connections out, a bounded number per call, and gives back their task's slot.
@@ -104,8 +110,54 @@ void process_burst(worker &w, const dataplane_tables &t, uint16_t port, rte_mbuf
         pc.rx_bytes += rte_pktmbuf_pkt_len(packets[i]);
         rte_prefetch0(rte_pktmbuf_mtod(packets[i], void *));
     }
+
+    // Classify every packet: most get their key and hash, the rest their verdict.
+    packet_state s[burst_size];
     for (uint16_t i = 0; i < count; ++i)
-        ethernet_input(w, t, port, packets[i]);
+        classify(w, t, port, packets[i], s[i]);
+
+    // One bulk lookup of every key; then the connection slots of the hits, ahead of use.
+    const flow_key *keys[burst_size];
+    hash_sig_t hashes[burst_size];
+    conn_ref refs[burst_size];
+    uint16_t of[burst_size]; // lookup i -> packet
+    uint16_t n = 0;
+    for (uint16_t i = 0; i < count; ++i)
+        if (s[i].stage == mesh_stage::forward || s[i].stage == mesh_stage::reverse) {
+            keys[n] = &s[i].key;
+            hashes[n] = s[i].hash;
+            of[n++] = i;
+        }
+    const connection_table &connections = *w.shared->connections;
+    if (n != 0) connections.lookup_bulk(keys, hashes, n, refs);
+    for (uint16_t k = 0; k < n; ++k) {
+        s[of[k]].ref = refs[k];
+        if (refs[k].hit()) connections.prefetch(refs[k].index());
+    }
+
+    // The mesh stages in packet order, then every verdict from one place.
+    w.burst_created = 0;
+    for (uint16_t i = 0; i < count; ++i) {
+        packet_state &p = s[i];
+        switch (p.stage) {
+        case mesh_stage::none:
+            break;
+        case mesh_stage::forward:
+            p.v = forward_stage(w, t, port, packets[i], p);
+            break;
+        case mesh_stage::reverse:
+            p.v = reverse_stage(w, t, packets[i], p);
+            break;
+        case mesh_stage::client_icmp:
+            p.v = client_icmp_stage(w, t, port, packets[i], p);
+            break;
+        case mesh_stage::tunnel_icmp:
+            p.v = tunnel_icmp_stage(w, t, packets[i], p);
+            break;
+        }
+    }
+    for (uint16_t i = 0; i < count; ++i)
+        deliver(w, t, packets[i], s[i].v);
 }
 
 int worker_main(void *arg)

@@ -80,6 +80,7 @@ struct alignas(RTE_CACHE_LINE_SIZE) worker {
     std::array<scheduler_cursor, service_id_capacity> cursors{}; // rr/wrr position by service id
     std::array<removed_connection, 64> expired{};                // scratch for connection expiry
     sweep_state sweep;
+    uint32_t burst_created = 0; // connections this burst made: later misses look again
     worker_counters counters;
 };
 

@@ -65,8 +65,8 @@ mg::create_status add(mg::connection_table &t, const mg::flow_key &k, uint32_t n
 {
     const uint32_t task = n % n_tasks;
     return t
-        .create(0, k, 1, static_cast<uint16_t>(task), rte_cpu_to_be_32(0x0aff1000 + task),
-                rte_cpu_to_be_16(80), snat_ips(), now)
+        .create(0, k, mg::connection_table::hash(k), 1, static_cast<uint16_t>(task),
+                rte_cpu_to_be_32(0x0aff1000 + task), rte_cpu_to_be_16(80), snat_ips(), now)
         .status;
 }
 

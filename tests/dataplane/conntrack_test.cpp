@@ -132,7 +132,8 @@ class Conntrack : public ::testing::Test
     mg::create_result add(const flow_key &k, uint16_t task = 1, uint32_t task_ip = task_ip_a,
                           std::vector<uint32_t> snat = {snat_1}, uint8_t worker = 0)
     {
-        return table->create(worker, k, 7, task, task_ip, port(80), snat, now);
+        return table->create(worker, k, mg::connection_table::hash(k), 7, task, task_ip, port(80),
+                             snat, now);
     }
 
     // One expire call with a big budget; returns what it removed.
@@ -550,8 +551,9 @@ TEST_F(Conntrack, RandomWorkloadMatchesModel)
             const flow_key k = client(rng() % 1000, 1024 + rng() % 2, rng() % 3 ? 6 : 17);
             // one busy task (its ports run out) and seven quiet ones (the table fills up)
             const uint32_t task = rng() % 10 < 8 ? 0 : 1 + rng() % 7;
-            const auto r = table->create(0, k, 1, static_cast<uint16_t>(task),
-                                         task_ip_a + rte_cpu_to_be_32(task), port(80), snat, now);
+            const auto r =
+                table->create(0, k, mg::connection_table::hash(k), 1, static_cast<uint16_t>(task),
+                              task_ip_a + rte_cpu_to_be_32(task), port(80), snat, now);
             auto it = model.find(key_tuple(k));
             if (it != model.end()) {
                 ASSERT_EQ(r.status, create_status::exists);
@@ -766,8 +768,10 @@ TEST(ConntrackConcurrent, ReaderOnAnotherLcoreSeesStableEntries)
     std::vector<uint32_t> index;
     for (uint32_t i = 0; i < 64; i++) {
         stable.push_back(client(i, 3000));
-        index.push_back(
-            table->create(0, stable.back(), 1, 1, task_ip_a, port(80), snat, now).index);
+        index.push_back(table
+                            ->create(0, stable.back(), mg::connection_table::hash(stable.back()), 1,
+                                     1, task_ip_a, port(80), snat, now)
+                            .index);
     }
     reader_args args{table.get(), rcu.v, &stable, &index};
     ASSERT_EQ(rte_eal_remote_launch(reader_main, &args, reader_lcore), 0);
@@ -776,8 +780,9 @@ TEST(ConntrackConcurrent, ReaderOnAnotherLcoreSeesStableEntries)
     std::vector<uint32_t> churn;
     for (int round = 0; round < 2000; round++) {
         for (uint32_t i = 0; i < 32; i++) {
-            const auto r = table->create(0, client(10000 + (round * 32 + i) % 50000, 4000), 1, 1,
-                                         task_ip_a, port(80), snat, now);
+            const flow_key k = client(10000 + (round * 32 + i) % 50000, 4000);
+            const auto r = table->create(0, k, mg::connection_table::hash(k), 1, 1, task_ip_a,
+                                         port(80), snat, now);
             if (r.status == create_status::ok) churn.push_back(r.index);
         }
         for (uint32_t i : churn)
