@@ -305,28 +305,52 @@ bool connection_table::pick_snat(owner_state &o, uint8_t worker, flow_key &rev,
                                  uint16_t client_port, std::span<const uint32_t> snat_ips,
                                  uint32_t &rev_hash) noexcept
 {
-    auto free_key = [&](uint32_t ip, uint16_t port) {
-        rev.dst_ip = ip;
-        rev.dst_port = rte_cpu_to_be_16(port);
-        rev_hash = hash(rev);
-        return rte_hash_lookup_with_hash(hash_, &rev, rev_hash) == -ENOENT;
+    // Candidates in order of preference, probed a round at a time with one bulk lookup, so the
+    // buckets' cache misses overlap instead of following one another.
+    constexpr uint32_t round = 4;
+    flow_key candidates[round];
+    hash_sig_t hashes[round];
+    uint32_t count = 0;
+    auto probe = [&]() {
+        const void *keys[round];
+        for (uint32_t i = 0; i < count; i++)
+            keys[i] = &candidates[i];
+        uint64_t hits = 0;
+        void *unused[round];
+        rte_hash_lookup_with_hash_bulk_data(hash_, keys, hashes, count, &hits, unused);
+        const uint64_t free = ~hits & ((uint64_t{1} << count) - 1);
+        if (free != 0) {
+            const auto first = static_cast<uint32_t>(std::countr_zero(free));
+            rev = candidates[first];
+            rev_hash = hashes[first];
+        }
+        count = 0;
+        return free != 0;
+    };
+    auto add = [&](uint32_t ip, uint16_t port) {
+        flow_key &k = candidates[count];
+        k = rev;
+        k.dst_ip = ip;
+        k.dst_port = rte_cpu_to_be_16(port);
+        hashes[count++] = hash(k);
+        return count == round && probe();
     };
 
     // Keep the client's port when it is in our partition: the task sees the real port.
     const uint16_t cp = rte_be_to_cpu_16(client_port);
-    if (cp >= snat_port_min_ && cp <= snat_port_max_ && cp % n_workers_ == worker) {
+    if (cp >= snat_port_min_ && cp <= snat_port_max_ && cp % n_workers_ == worker)
         for (uint32_t ip : snat_ips)
-            if (free_key(ip, cp)) return true;
+            if (add(ip, cp)) return true;
+    if (o.port_count != 0) {
+        const auto n_ips = static_cast<uint32_t>(snat_ips.size());
+        for (uint32_t t = 0; t < snat_tries_; t++) {
+            const uint32_t r = xorshift32(o.rng);
+            const auto k = static_cast<uint32_t>((uint64_t{r} * o.port_count) >> 32); // no division
+            if (add(snat_ips[t % n_ips], static_cast<uint16_t>(o.port_first + k * n_workers_)))
+                return true;
+        }
     }
-    if (o.port_count == 0) return false;
-    const auto n_ips = static_cast<uint32_t>(snat_ips.size());
-    for (uint32_t t = 0; t < snat_tries_; t++) {
-        const uint32_t r = xorshift32(o.rng);
-        const auto k = static_cast<uint32_t>((uint64_t{r} * o.port_count) >> 32); // no division
-        const auto port = static_cast<uint16_t>(o.port_first + k * n_workers_);
-        if (free_key(snat_ips[t % n_ips], port)) return true;
-    }
-    return false;
+    return count != 0 && probe();
 }
 
 create_result connection_table::create(uint8_t worker, const flow_key &forward, hash_sig_t fwd_hash,
@@ -348,6 +372,7 @@ create_result connection_table::create(uint8_t worker, const flow_key &forward, 
 
     const uint32_t index = alloc_slot(o);
     if (index == no_index) return {no_index, create_status::table_full};
+    rte_prefetch0_write(&conns_[index]); // its miss overlaps the SNAT probe's
 
     flow_key rev = make_flow_key(task_ip, 0, target_port, 0, forward.proto);
     uint32_t rev_hash = 0;

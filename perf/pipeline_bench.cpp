@@ -1,0 +1,397 @@
+// Cycles per packet of the whole data path: bursts of 32 frames through process_burst() and out
+// of net_null ports (EAL without hugepages, the real tables built by the control API), as a
+// worker sees them:
+//   BM_forward/FLOWS      client -> task on established TCP connections (NAT, VXLAN encap)
+//   BM_reverse/FLOWS      task -> client replies (decap, reverse NAT)
+//   BM_new_connections    SYNs of flows never seen: schedule, create, NAT, encap
+// Frames are copied into fresh mbufs outside the timed part, as an RX queue would hand them.
+//   build/perf/pipeline_bench [--benchmark_filter=...]
+#include <benchmark/benchmark.h>
+
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <netinet/in.h>
+#include <rte_cycles.h>
+#include <rte_eal.h>
+#include <rte_ethdev.h>
+#include <rte_ip.h>
+#include <rte_malloc.h>
+#include <rte_mbuf.h>
+#include <rte_tcp.h>
+#include <rte_udp.h>
+#include <rte_vxlan.h>
+
+#include "control/control_api.h"
+#include "control/ports.h"
+#include "dataplane/output.h"
+#include "dataplane/worker.h"
+
+namespace
+{
+
+using namespace meshgate;
+namespace dp = meshgate::dataplane;
+
+constexpr uint16_t burst = dp::burst_size;
+const mac_address ext_mac = *parse_mac("02:00:00:00:00:10");
+const mac_address und_mac = *parse_mac("02:00:00:00:00:20");
+const mac_address client_mac = *parse_mac("02:00:00:00:00:aa");
+const mac_address node_mac = *parse_mac("02:00:00:00:01:11");
+const char *tasks[] = {"10.255.0.5", "10.255.0.6", "10.255.0.7"};
+
+config::gateway_config bench_config(uint32_t connections)
+{
+    config::gateway_config c;
+    c.file = "pipeline_bench";
+    c.dpdk.lcore_ids = {0, 0};
+    config::port ext, und;
+    ext.name = "ext";
+    ext.device = "net_null0";
+    ext.address = *parse_ipv4_prefix("203.0.113.10/24");
+    ext.gateway = parse_ipv4("203.0.113.1");
+    ext.mac = ext_mac;
+    und.name = "und";
+    und.device = "net_null1";
+    und.role = config::port_role::underlay;
+    und.address = *parse_ipv4_prefix("192.168.50.1/24");
+    und.mac = und_mac;
+    c.ports = {ext, und};
+    c.neighbors.push_back(config::neighbor{*parse_ipv4("203.0.113.1"), client_mac});
+    c.overlay.at = {1, 1};
+    c.overlay.address = *parse_ipv4_prefix("10.255.0.2/16");
+    c.overlay.mac = docker_mac_for(c.overlay.address.address);
+    // A task has 64512 SNAT ports per address: 1M connections over 3 tasks need more.
+    for (uint32_t i = 0; i < 16; ++i)
+        c.overlay.snat_addresses.push_back(ipv4_address{0x0aff0100 + i}); // 10.255.1.0..
+    c.nodes.push_back(
+        config::node{.name = "n1", .address = *parse_ipv4("192.168.50.11"), .mac = node_mac});
+    config::service s;
+    s.name = "bench";
+    s.scheduler = config::scheduler_kind::rr;
+    s.ports.push_back(
+        config::service_port{.proto = config::protocol::tcp, .published = 8000, .target = 80});
+    for (const char *t : tasks) {
+        config::task k;
+        k.address = *parse_ipv4(t);
+        k.node = "n1";
+        k.mac = docker_mac_for(k.address);
+        s.tasks.push_back(k);
+    }
+    c.services.push_back(s);
+    c.limits.connections = connections;
+    return c;
+}
+
+// Flow i: client 198.18.0.0 + i, port 1024 + i % 64000: its own SNAT port (see throughput.py).
+uint32_t client_ip(uint32_t i)
+{
+    return 0xc6120000 + i;
+}
+uint16_t client_port(uint32_t i)
+{
+    return static_cast<uint16_t>(1024 + i % 64000);
+}
+
+std::vector<uint8_t> client_frame(uint32_t i, uint8_t flags)
+{
+    std::vector<uint8_t> f(60, 0);
+    auto *eth = reinterpret_cast<rte_ether_hdr *>(f.data());
+    std::copy(ext_mac.bytes.begin(), ext_mac.bytes.end(), eth->dst_addr.addr_bytes);
+    std::copy(client_mac.bytes.begin(), client_mac.bytes.end(), eth->src_addr.addr_bytes);
+    eth->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4);
+    auto *ip = reinterpret_cast<rte_ipv4_hdr *>(eth + 1);
+    ip->version_ihl = RTE_IPV4_VHL_DEF;
+    ip->total_length = rte_cpu_to_be_16(40);
+    ip->time_to_live = 64;
+    ip->next_proto_id = IPPROTO_TCP;
+    ip->src_addr = rte_cpu_to_be_32(client_ip(i));
+    ip->dst_addr = rte_cpu_to_be_32(0xcb00710a); // 203.0.113.10
+    ip->hdr_checksum = rte_ipv4_cksum(ip);
+    auto *tcp = reinterpret_cast<rte_tcp_hdr *>(ip + 1);
+    tcp->src_port = rte_cpu_to_be_16(client_port(i));
+    tcp->dst_port = rte_cpu_to_be_16(8000);
+    tcp->data_off = 5 << 4;
+    tcp->tcp_flags = flags;
+    tcp->rx_win = rte_cpu_to_be_16(65535);
+    tcp->cksum = rte_ipv4_udptcp_cksum(ip, tcp);
+    return f;
+}
+
+// The task's reply on connection C: VXLAN from the node, inner task:80 -> SNAT address:port.
+std::vector<uint8_t> reply_frame(uint32_t i, const dp::connection &c)
+{
+    std::vector<uint8_t> inner = client_frame(i, RTE_TCP_ACK_FLAG);
+    auto *ieth = reinterpret_cast<rte_ether_hdr *>(inner.data());
+    auto *iip = reinterpret_cast<rte_ipv4_hdr *>(ieth + 1);
+    const mac_address overlay = docker_mac_for(*parse_ipv4("10.255.0.2")); // the gateway's
+    std::copy(overlay.bytes.begin(), overlay.bytes.end(), ieth->dst_addr.addr_bytes);
+    iip->src_addr = c.task_ip();
+    iip->dst_addr = c.snat_ip();
+    iip->hdr_checksum = 0;
+    iip->hdr_checksum = rte_ipv4_cksum(iip);
+    auto *tcp = reinterpret_cast<rte_tcp_hdr *>(iip + 1);
+    tcp->src_port = c.target_port();
+    tcp->dst_port = c.snat_port();
+    tcp->cksum = 0;
+    tcp->cksum = rte_ipv4_udptcp_cksum(iip, tcp);
+    inner.resize(54);
+
+    std::vector<uint8_t> f(50 + inner.size(), 0);
+    auto *eth = reinterpret_cast<rte_ether_hdr *>(f.data());
+    std::copy(und_mac.bytes.begin(), und_mac.bytes.end(), eth->dst_addr.addr_bytes);
+    std::copy(node_mac.bytes.begin(), node_mac.bytes.end(), eth->src_addr.addr_bytes);
+    eth->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4);
+    auto *ip = reinterpret_cast<rte_ipv4_hdr *>(eth + 1);
+    ip->version_ihl = RTE_IPV4_VHL_DEF;
+    ip->total_length = rte_cpu_to_be_16(static_cast<uint16_t>(f.size() - 14));
+    ip->time_to_live = 64;
+    ip->next_proto_id = IPPROTO_UDP;
+    ip->src_addr = rte_cpu_to_be_32(0xc0a8320b); // 192.168.50.11
+    ip->dst_addr = rte_cpu_to_be_32(0xc0a83201); // 192.168.50.1
+    ip->hdr_checksum = rte_ipv4_cksum(ip);
+    auto *udp = reinterpret_cast<rte_udp_hdr *>(ip + 1);
+    udp->src_port = rte_cpu_to_be_16(static_cast<uint16_t>(50000 + i % 1000));
+    udp->dst_port = rte_cpu_to_be_16(4789);
+    udp->dgram_len = rte_cpu_to_be_16(static_cast<uint16_t>(f.size() - 34));
+    auto *vx = reinterpret_cast<rte_vxlan_hdr *>(udp + 1);
+    vx->vx_flags = rte_cpu_to_be_32(0x08000000);
+    vx->vx_vni = rte_cpu_to_be_32(4096 << 8);
+    std::memcpy(vx + 1, inner.data(), inner.size());
+    return f;
+}
+
+// The pool and the two net_null ports, opened once: a closed vdev is gone for good.
+struct devices {
+    rte_mempool *pool = nullptr;
+    std::vector<opened_port> ports;
+
+    static devices &get()
+    {
+        static devices d = [] {
+            devices n;
+            n.pool =
+                rte_pktmbuf_pool_create("bench_pool", 16383, 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE, 0);
+            n.ports = open_ports(bench_config(1024), 1, n.pool);
+            return n;
+        }();
+        return d;
+    }
+};
+
+// One gateway: tables, connection table, a worker, on the devices. Built per flow count.
+struct gateway_fixture {
+    rte_mempool *pool = devices::get().pool;
+    std::vector<opened_port> ports = devices::get().ports;
+    rte_rcu_qsbr *qsbr = nullptr;
+    dp::gateway_shared shared;
+    dp::neighbor_table neighbors;
+    dp::affinity_table affinity;
+    std::unique_ptr<std::atomic<uint32_t>[]> task_active {
+        new std::atomic<uint32_t>[dp::task_id_capacity] {}
+    };
+    std::unique_ptr<dp::connection_table> connections;
+    std::unique_ptr<control_api> api;
+    std::unique_ptr<dp::worker> w = std::make_unique<dp::worker>();
+    uint64_t now_tsc = 0;
+
+    explicit gateway_fixture(uint32_t capacity)
+    {
+        const config::gateway_config c = bench_config(capacity);
+        qsbr = static_cast<rte_rcu_qsbr *>(
+            rte_zmalloc(nullptr, rte_rcu_qsbr_get_memsize(1), RTE_CACHE_LINE_SIZE));
+        rte_rcu_qsbr_init(qsbr, 1);
+        rte_rcu_qsbr_thread_register(qsbr, 0);
+        rte_rcu_qsbr_thread_online(qsbr, 0);
+        connections =
+            dp::connection_table::create({.capacity = capacity, .n_workers = 1, .qsbr = qsbr});
+        shared.qsbr = qsbr;
+        shared.neighbors = &neighbors;
+        shared.pool = pool;
+        shared.indirect_pool = pool;
+        shared.connections = connections.get();
+        shared.affinity = &affinity;
+        shared.task_active = task_active.get();
+        gateway_runtime r;
+        r.ports = ports;
+        r.publish = [this](const dp::dataplane_tables *t) { shared.tables.store(t); };
+        r.synchronize = [] {};
+        r.active = [this](uint16_t id) { return task_active[id].load(); };
+        r.prepare_settings = [](const config::gateway_config *, const config::gateway_config &) {
+            return std::vector<config::config_error>{};
+        };
+        r.commit_settings = [this](const config::gateway_config *old,
+                                   const config::gateway_config &next,
+                                   const dp::dataplane_tables &t) {
+            install_static_neighbors(next, old, t, neighbors);
+        };
+        r.abort_settings = [] {};
+        r.clock = [] { return 0.0; };
+        api = std::make_unique<control_api>(std::move(r));
+        if (!api->start(c).ok) throw std::runtime_error("bench config refused");
+        w->shared = &shared;
+        w->tsc_hz = rte_get_tsc_hz();
+        w->arp_interval = w->tsc_hz;
+        w->arp_wait = 3 * w->tsc_hz;
+        w->port_count = 2;
+        w->port_ids = {ports[0].port_id, ports[1].port_id};
+        w->now = 1;
+    }
+    ~gateway_fixture()
+    {
+        dp::release_all(*w);
+        api.reset();
+        connections.reset();
+        rte_rcu_qsbr_thread_offline(qsbr, 0);
+        rte_free(qsbr);
+    }
+    const dp::dataplane_tables &tables() const { return *shared.tables.load(); }
+
+    // Fills PKTS with copies of FRAMES[first..first+n).
+    bool load(rte_mbuf **pkts, const std::vector<std::vector<uint8_t>> &frames, size_t first)
+    {
+        if (rte_pktmbuf_alloc_bulk(pool, pkts, burst) != 0) return false;
+        for (uint16_t i = 0; i < burst; ++i) {
+            const std::vector<uint8_t> &f = frames[(first + i) % frames.size()];
+            std::memcpy(rte_pktmbuf_append(pkts[i], static_cast<uint16_t>(f.size())), f.data(),
+                        f.size());
+        }
+        return true;
+    }
+
+    // Runs FRAMES through, from FIRST on, ROUNDS bursts (untimed), e.g. to open connections.
+    void run(const std::vector<std::vector<uint8_t>> &frames, uint16_t port, size_t rounds)
+    {
+        rte_mbuf *pkts[burst];
+        for (size_t r = 0; r < rounds; ++r)
+            if (load(pkts, frames, r * burst)) {
+                dp::process_burst(*w, tables(), port, pkts, burst);
+                dp::flush_and_service(*w, tables(), rte_rdtsc());
+                rte_rcu_qsbr_quiescent(qsbr, 0);
+            }
+    }
+};
+
+// Frames of flows FIRST..FIRST+FLOWS.
+std::vector<std::vector<uint8_t>> frames_of(uint32_t flows, uint8_t flags, uint32_t first = 0)
+{
+    std::vector<std::vector<uint8_t>> f;
+    f.reserve(flows);
+    for (uint32_t i = 0; i < flows; ++i)
+        f.push_back(client_frame(first + i, flags));
+    return f;
+}
+
+// Times FRAMES through process_burst() + TX, per packet.
+void timed_bursts(benchmark::State &state, gateway_fixture &g,
+                  const std::vector<std::vector<uint8_t>> &frames, uint16_t port, uint16_t out_port)
+{
+    rte_mbuf *pkts[burst];
+    uint64_t cycles = 0, packets = 0, sent_before = g.w->counters.ports[out_port].tx_packets;
+    size_t next = 0;
+    for (auto _ : state) {
+        if (!g.load(pkts, frames, next)) {
+            state.SkipWithError("pool empty");
+            break;
+        }
+        next += burst;
+        const uint64_t t0 = rte_rdtsc();
+        dp::process_burst(*g.w, g.tables(), port, pkts, burst);
+        dp::tx_flush(*g.w, out_port);
+        cycles += rte_rdtsc() - t0;
+        packets += burst;
+        rte_rcu_qsbr_quiescent(g.qsbr, 0);
+    }
+    const uint64_t sent = g.w->counters.ports[out_port].tx_packets - sent_before;
+    if (sent != packets) {
+        std::string why = "not every packet went out:";
+        for (size_t r = 0; r < dp::drop_reason_count; ++r)
+            if (g.w->counters.drops[r] != 0)
+                why += " " + std::string(dp::drop_reason_names[r]) + "=" +
+                       std::to_string(g.w->counters.drops[r]);
+        state.SkipWithError(why.c_str());
+    }
+    state.SetItemsProcessed(int64_t(packets));
+    state.counters["cycles/packet"] = packets ? double(cycles) / double(packets) : 0.0;
+}
+
+void BM_forward(benchmark::State &state)
+{
+    const auto flows = static_cast<uint32_t>(state.range(0));
+    gateway_fixture g(2 * flows + 4096);
+    g.run(frames_of(flows, RTE_TCP_SYN_FLAG), 0, flows / burst);
+    timed_bursts(state, g, frames_of(flows, RTE_TCP_ACK_FLAG), 0, 1);
+}
+BENCHMARK(BM_forward)->Arg(4096)->Arg(1 << 20)->Unit(benchmark::kMicrosecond);
+
+void BM_reverse(benchmark::State &state)
+{
+    const auto flows = static_cast<uint32_t>(state.range(0));
+    gateway_fixture g(2 * flows + 4096);
+    g.run(frames_of(flows, RTE_TCP_SYN_FLAG), 0, flows / burst);
+    std::vector<std::vector<uint8_t>> replies;
+    replies.reserve(flows);
+    for (uint32_t i = 0; i < flows; ++i) {
+        const auto key = dp::make_flow_key(
+            rte_cpu_to_be_32(client_ip(i)), rte_cpu_to_be_32(0xcb00710a),
+            rte_cpu_to_be_16(client_port(i)), rte_cpu_to_be_16(8000), IPPROTO_TCP);
+        const dp::conn_ref ref = g.connections->lookup(key);
+        if (!ref.hit()) {
+            state.SkipWithError("a connection was not made");
+            return;
+        }
+        replies.push_back(reply_frame(i, g.connections->at(ref.index())));
+    }
+    timed_bursts(state, g, replies, 1, 0);
+}
+BENCHMARK(BM_reverse)->Arg(4096)->Arg(1 << 20)->Unit(benchmark::kMicrosecond);
+
+// 1M new connections into a table of 2M: it ends half full (a full cuckoo table inserts
+// far slower: conntrack_bench's create+expire shows the cost at steady size). A first million,
+// made and ended before, has touched the table's memory: no first-touch page faults timed.
+void BM_new_connections(benchmark::State &state)
+{
+    constexpr uint32_t flows = 1 << 20;
+    gateway_fixture g(2 * flows);
+    g.run(frames_of(flows, RTE_TCP_SYN_FLAG, 1u << 21), 0, flows / burst);
+    std::vector<dp::removed_connection> gone(4096);
+    uint32_t cursor = 0;
+    do {
+        g.connections->sweep(
+            0, cursor, 4096, [](const dp::connection &) { return true; }, gone.data(),
+            static_cast<uint32_t>(gone.size()));
+    } while (cursor != 0);
+    for (uint32_t second = 0; g.connections->size() != 0 || second < 4; ++second) {
+        rte_rcu_qsbr_quiescent(g.qsbr, 0);
+        g.connections->expire(0, g.w->now + 200 + second, 1u << 22, gone.data());
+    }
+    timed_bursts(state, g, frames_of(flows, RTE_TCP_SYN_FLAG), 0, 1);
+    state.counters["connections"] = double(g.connections->size());
+}
+BENCHMARK(BM_new_connections)->Iterations((1 << 20) / burst)->Unit(benchmark::kMicrosecond);
+
+} // namespace
+
+int main(int argc, char **argv)
+{
+    const char *eal_argv[] = {"pipeline_bench",
+                              "--no-huge",
+                              "-m",
+                              "3072",
+                              "--no-pci",
+                              "--file-prefix=pl_bench",
+                              "-l",
+                              "0",
+                              "--log-level=error",
+                              "--vdev=net_null0,no-rx=1",
+                              "--vdev=net_null1,no-rx=1"};
+    if (rte_eal_init(sizeof(eal_argv) / sizeof(eal_argv[0]), const_cast<char **>(eal_argv)) < 0)
+        return 1;
+    benchmark::Initialize(&argc, argv);
+    benchmark::RunSpecifiedBenchmarks();
+    benchmark::Shutdown();
+    rte_eal_cleanup();
+    return 0;
+}
