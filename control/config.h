@@ -36,8 +36,10 @@ inline std::string_view name_of(origin o)
 
 struct dpdk_section {
     source_position at;                   // the [dpdk] header (1:1 when absent)
-    std::string lcores = "0-1";           // EAL -l; the first is the control thread
+    std::string lcores = "0-1";           // EAL -l, or --lcores if LCORE@CPU; first is control
     std::vector<unsigned> lcore_ids;      // lcores expanded, control first
+    std::vector<unsigned> lcore_cpus;     // the CPU each of lcore_ids runs on
+    bool lcores_pinned = false;           // written LCORE@CPU: EAL gets --lcores
     std::optional<uint32_t> memory_mb;    // EAL -m, and the limit of DPDK memory
     source_position memory_at;            // of memory_mb
     bool no_huge = false;                 // EAL --no-huge

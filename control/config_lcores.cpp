@@ -30,26 +30,40 @@ bool parse_id(std::string_view text, unsigned &id)
     return ec == std::errc{} && end == text.data() + text.size();
 }
 
-// Adds the ids of one item ("3" or "2-5") to `out`; returns what is wrong, or "".
-std::string add_item(std::string_view item, std::bitset<max_lcore_id + 1> &seen,
-                     std::vector<unsigned> &out)
+std::string out_of_range(std::string_view what, unsigned id, unsigned max)
 {
+    return std::string(what) + " " + std::to_string(id) + " out of range 0.." + std::to_string(max);
+}
+
+// Adds the lcores of one item ("3", "2-5" or "3@1") to `out`; returns what is wrong, or "".
+std::string add_item(std::string_view item, std::bitset<max_lcore_id + 1> &seen, lcore_list &out)
+{
+    const std::string bad = "bad item '" + std::string(trim(item).substr(0, 20)) + "'";
+    const size_t at = item.find('@');
     const size_t dash = item.find('-');
-    unsigned first = 0, last = 0;
-    const bool ok = dash == std::string_view::npos ? parse_id(item, first) && parse_id(item, last)
-                                                   : parse_id(item.substr(0, dash), first) &&
-                                                         parse_id(item.substr(dash + 1), last);
-    if (!ok) return "bad item '" + std::string(trim(item).substr(0, 20)) + "'";
+    unsigned first = 0, last = 0, cpu = 0;
+    bool ok = false;
+    if (at != std::string_view::npos) {
+        ok = parse_id(item.substr(0, at), first) && parse_id(item.substr(at + 1), cpu);
+        last = first;
+        if (ok && cpu > max_cpu_id) return out_of_range("cpu", cpu, max_cpu_id);
+        out.pinned = true;
+    } else if (dash != std::string_view::npos) {
+        ok = parse_id(item.substr(0, dash), first) && parse_id(item.substr(dash + 1), last);
+    } else {
+        ok = parse_id(item, first);
+        last = first;
+    }
+    if (!ok) return bad;
     for (unsigned id : {first, last})
-        if (id > max_lcore_id)
-            return "lcore " + std::to_string(id) + " out of range 0.." +
-                   std::to_string(max_lcore_id);
+        if (id > max_lcore_id) return out_of_range("lcore", id, max_lcore_id);
     if (first > last)
         return "range " + std::to_string(first) + "-" + std::to_string(last) + " goes backwards";
     for (unsigned id = first; id <= last; ++id) {
         if (seen.test(id)) return "lcore " + std::to_string(id) + " is listed twice";
         seen.set(id);
-        out.push_back(id);
+        out.ids.push_back(id);
+        out.cpus.push_back(at != std::string_view::npos ? cpu : id);
     }
     return "";
 }
@@ -63,11 +77,14 @@ lcore_list parse_lcore_list(std::string_view text)
     if (trim(text).empty()) result.error = "empty list";
     while (result.error.empty() && !text.empty()) {
         const size_t comma = text.find(',');
-        result.error = add_item(text.substr(0, comma), seen, result.ids);
+        result.error = add_item(text.substr(0, comma), seen, result);
         text = comma == std::string_view::npos ? std::string_view{} : text.substr(comma + 1);
         if (comma != std::string_view::npos && text.empty()) result.error = "trailing ','";
     }
-    if (!result.error.empty()) result.ids.clear();
+    if (!result.error.empty()) {
+        result.ids.clear();
+        result.cpus.clear();
+    }
     return result;
 }
 
@@ -92,7 +109,7 @@ std::vector<unsigned> available_cpus()
     CPU_ZERO(&set);
     std::vector<unsigned> cpus;
     if (sched_getaffinity(0, sizeof set, &set) == 0) {
-        for (unsigned cpu = 0; cpu <= max_lcore_id; ++cpu)
+        for (unsigned cpu = 0; cpu <= max_cpu_id; ++cpu)
             if (CPU_ISSET(cpu, &set)) cpus.push_back(cpu);
         return cpus;
     }

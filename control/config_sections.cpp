@@ -23,30 +23,36 @@ std::optional<uint16_t> parse_port_number(std::string_view text)
     return static_cast<uint16_t>(v);
 }
 
-// Expands TEXT into lcore ids and checks it names >= 2 lcores that all exist here.
-std::vector<unsigned> check_lcores(const std::string &text, source_position at, error_list &errors,
-                                   const load_options &options)
+// Expands TEXT into D's lcores and checks it names >= 2 lcores on CPUs that exist here.
+void check_lcores(dpdk_section &d, source_position at, error_list &errors,
+                  const load_options &options)
 {
+    const std::string &text = d.lcores;
     lcore_list list = parse_lcore_list(text);
     if (!list.error.empty()) {
         errors.add(at, "lcores " + in_quotes(text) + ": " + list.error +
-                           ", expected a list like '0-1' or '0,2-3'");
-        return {};
+                           ", expected a list like '0-1', '0,2-3' or '0@0,1@1,2@1'");
+        return;
     }
+    d.lcore_ids = list.ids;
+    d.lcore_cpus = list.cpus;
+    d.lcores_pinned = list.pinned;
     if (list.ids.size() < 2) {
         errors.add(at, "lcores " + in_quotes(text) +
                            " names 1 lcore, at least 2 are needed (control + worker)");
-        return list.ids;
+        return;
     }
     const std::vector<unsigned> cpus = options.cpus.empty() ? available_cpus() : options.cpus;
     std::vector<unsigned> missing;
-    for (unsigned id : list.ids)
-        if (std::find(cpus.begin(), cpus.end(), id) == cpus.end()) missing.push_back(id);
+    for (unsigned cpu : list.cpus)
+        if (std::find(cpus.begin(), cpus.end(), cpu) == cpus.end() &&
+            std::find(missing.begin(), missing.end(), cpu) == missing.end())
+            missing.push_back(cpu);
+    const std::string_view what = list.pinned ? "cpu" : "lcore";
     if (!missing.empty())
-        errors.add(at, std::string(missing.size() == 1 ? "lcore " : "lcores ") +
+        errors.add(at, std::string(what) + (missing.size() == 1 ? " " : "s ") +
                            format_lcore_list(missing) + (missing.size() == 1 ? " does" : " do") +
                            " not exist on this machine (cpus: " + format_lcore_list(cpus) + ")");
-    return list.ids;
 }
 
 std::vector<std::string> read_extra_args(const field &f)
@@ -100,7 +106,7 @@ dpdk_section read_dpdk(const table_reader &root, const load_options &options)
     d.at = root.at();
     const toml::value *table = root.table("dpdk");
     if (!table) {
-        d.lcore_ids = check_lcores(d.lcores, root.at(), root.errors(), options);
+        check_lcores(d, root.at(), root.errors(), options);
         return d;
     }
     table_reader t(*table, "dpdk", false,
@@ -111,7 +117,7 @@ dpdk_section read_dpdk(const table_reader &root, const load_options &options)
     field lcores = t.get("lcores");
     if (auto s = lcores.text()) d.lcores = *s;
     if (!lcores || lcores.value().is_string())
-        d.lcore_ids = check_lcores(d.lcores, lcores ? lcores.at() : t.at(), t.errors(), options);
+        check_lcores(d, lcores ? lcores.at() : t.at(), t.errors(), options);
     field memory = t.get("memory_mb");
     if (auto v = memory.integer(1, 1 << 20)) {
         d.memory_mb = static_cast<uint32_t>(*v);

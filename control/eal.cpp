@@ -28,8 +28,9 @@ std::vector<std::string> eal_arguments(const config::gateway_config &c)
 {
     const config::dpdk_section &d = c.dpdk;
     std::vector<std::string> args = {
-        "meshgate",      "-l",         d.lcores, "--main-lcore", std::to_string(d.lcore_ids.at(0)),
-        "--file-prefix", d.file_prefix};
+        "meshgate",     d.lcores_pinned ? "--lcores" : "-l", d.lcores,
+        "--main-lcore", std::to_string(d.lcore_ids.at(0)),   "--file-prefix",
+        d.file_prefix};
     if (d.memory_mb) {
         args.push_back("-m");
         args.push_back(std::to_string(*d.memory_mb));

@@ -433,13 +433,14 @@ int gateway::run()
 // EAL pins the control thread to the first lcore's CPU, and the threads it starts (TBB's,
 // which build the schedulers on reload) would inherit that one CPU: give it back every CPU
 // that no worker polls on.
-void widen_control_thread(const std::vector<unsigned> &cpus, const std::vector<unsigned> &lcores)
+void widen_control_thread(const std::vector<unsigned> &cpus,
+                          const std::vector<unsigned> &lcore_cpus)
 {
     cpu_set_t set;
     CPU_ZERO(&set);
     std::string list;
     for (unsigned cpu : cpus)
-        if (std::find(lcores.begin() + 1, lcores.end(), cpu) == lcores.end()) {
+        if (std::find(lcore_cpus.begin() + 1, lcore_cpus.end(), cpu) == lcore_cpus.end()) {
             CPU_SET(cpu, &set);
             list += (list.empty() ? "" : ",") + std::to_string(cpu);
         }
@@ -453,7 +454,7 @@ int run_gateway(config::gateway_config initial, control_signals &signals)
 {
     std::vector<unsigned> cpus = config::available_cpus(); // before EAL pins this thread
     if (!eal_init(initial)) return 1;
-    widen_control_thread(cpus, initial.dpdk.lcore_ids);
+    widen_control_thread(cpus, initial.dpdk.lcore_cpus);
     int status = 0;
     {
         gateway g(std::move(initial), std::move(cpus), signals);

@@ -10,6 +10,8 @@
 #include <vector>
 
 #include "control/config.h"
+#include "control/config_lcores.h"
+#include "control/eal.h"
 
 namespace meshgate::config
 {
@@ -248,7 +250,11 @@ const invalid_case invalid_cases[] = {
     {"integer_overflow", "35:15: connections 99999999999999999999 out of range 1..134217728"},
     {"lcores_one", "3:10: lcores '0' names 1 lcore, at least 2 are needed (control + worker)"},
     {"lcores_missing_cpu", "3:10: lcores 4-7 do not exist on this machine (cpus: 0-3)"},
-    {"lcores_syntax", "3:10: lcores '0-': bad item '0-', expected a list like '0-1' or '0,2-3'"},
+    {"lcores_syntax", "3:10: lcores '0-': bad item '0-', expected a list like '0-1', '0,2-3' or "
+                      "'0@0,1@1,2@1'"},
+    {"lcores_pinned_missing_cpu", "3:10: cpu 9 does not exist on this machine (cpus: 0-3)"},
+    {"lcores_out_of_range", "3:10: lcores '0,200': lcore 200 out of range 0..127, expected a list "
+                            "like '0-1', '0,2-3' or '0@0,1@1,2@1'"},
     {"port_name_long", "6:8: name 'external-uplink-0' is longer than 15 characters"},
     {"port_name_twice", "12:8: port name 'ext' is already used on line 6"},
     {"port_network_address", "9:11: address 203.0.113.0 is the network address of 203.0.113.0/24"},
@@ -348,6 +354,34 @@ TEST(UnreadableConfig, DirectoryIsAnError)
     const load_result r = load(test_dir);
     ASSERT_EQ(r.errors.size(), 1u);
     EXPECT_EQ(r.errors[0].message, "cannot read " + test_dir + ": is a directory");
+}
+
+TEST(Lcores, PinnedFormPutsTwoLcoresOnOneCpuAndAsksEalForLcores)
+{
+    const lcore_list l = parse_lcore_list("0@0,1@1,2@1");
+    EXPECT_EQ(l.error, "");
+    EXPECT_EQ(l.ids, (std::vector<unsigned>{0, 1, 2}));
+    EXPECT_EQ(l.cpus, (std::vector<unsigned>{0, 1, 1}));
+    EXPECT_TRUE(l.pinned);
+
+    gateway_config c;
+    c.dpdk.lcores = "0@0,1@1,2@1";
+    c.dpdk.lcore_ids = l.ids;
+    c.dpdk.lcores_pinned = true;
+    const std::vector<std::string> args = eal_arguments(c);
+    ASSERT_GE(args.size(), 5u);
+    EXPECT_EQ(std::vector<std::string>(args.begin() + 1, args.begin() + 5),
+              (std::vector<std::string>{"--lcores", "0@0,1@1,2@1", "--main-lcore", "0"}));
+}
+
+TEST(Lcores, PlainFormRunsEachLcoreOnItsOwnCpu)
+{
+    const lcore_list l = parse_lcore_list("1,3-4");
+    EXPECT_EQ(l.cpus, (std::vector<unsigned>{1, 3, 4}));
+    EXPECT_FALSE(l.pinned);
+    EXPECT_EQ(parse_lcore_list("1@").error, "bad item '1@'");
+    EXPECT_EQ(parse_lcore_list("1-2@3").error, "bad item '1-2@3'");
+    EXPECT_EQ(parse_lcore_list("0@0,0@1").error, "lcore 0 is listed twice");
 }
 
 class HostileConfig : public ::testing::Test
