@@ -131,6 +131,8 @@ class gateway
     std::unique_ptr<std::atomic<uint32_t>[]> task_active_ {
         new std::atomic<uint32_t>[dataplane::task_id_capacity] {}
     };
+    std::unique_ptr<dataplane::scheduler_cursor[]> cursors_{
+        new dataplane::scheduler_cursor[dataplane::service_id_capacity]{}};
     std::unique_ptr<control_api> api_;
 
     stats_state stats_;
@@ -264,6 +266,7 @@ void gateway::start()
     shared_.connections = connections_.get();
     shared_.affinity = &affinity_;
     shared_.task_active = task_active_.get();
+    shared_.cursors = cursors_.get();
     shared_.start_tsc = rte_rdtsc();
 
     const uint64_t hz = rte_get_tsc_hz();

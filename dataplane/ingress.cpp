@@ -49,7 +49,7 @@ uint32_t open_connection(worker &w, const dataplane_tables &t, const listener &l
         s.persistence_timeout != 0 ? remembered_task(w, t, scheduler, l.service, key) : no_task;
     if (task == no_task)
         task = pick_task(
-            scheduler, w.cursors[l.service],
+            scheduler, w.shared->cursors[l.service],
             std::span<const std::atomic<uint32_t>>(w.shared->task_active, task_id_capacity),
             rte_be_to_cpu_32(key.src_ip), rte_be_to_cpu_16(key.src_port));
     if (task == no_task) {

@@ -2,8 +2,10 @@
 // here; the connection table remembers the answer.
 //
 // The control thread builds a service_scheduler (immutable once published); workers read it.
-// Mutable state lives outside it: rr/wrr position in a scheduler_cursor that each worker owns,
-// lc/wlc load in per-task atomic active-connection counts that the connection table maintains.
+// Mutable state lives outside it: rr/wrr position in one scheduler_cursor per service that all
+// workers share (as IPVS keeps one per service: round robin over the gateway's new connections,
+// not each worker's), lc/wlc load in per-task atomic active-connection counts that the
+// connection table maintains.
 // A pick returns the task's key, the caller's stable name for it (the gateway's task id), which
 // also says where its active-connection count is: position in the service never leaks out.
 // The pick path takes no lock, allocates nothing, throws nothing and makes no indirect call.
@@ -62,11 +64,16 @@ struct service_scheduler {
     uint64_t table_fastmod = 0;    // Lemire's constant: hash % table_size without a divide
 };
 
-// One per (worker, service), owned by the worker; zero-initialised is a fresh start.
-// A cursor left over from an older snapshot of the service is repaired on its next pick.
-struct scheduler_cursor {
-    uint32_t next = 0; // position in service_scheduler::live examined next
-    int32_t cw = 0;    // wrr current weight (IPVS mark->cw)
+// The rr/wrr position of one service, shared by every worker and moved with compare-and-swap;
+// zero-initialised is a fresh start. A cursor left over from an older snapshot of the service is
+// repaired on its next pick. A cache line each: services do not slow each other's picks.
+struct alignas(64) scheduler_cursor {
+    struct position {
+        uint32_t next = 0; // position in service_scheduler::live examined next
+        int32_t cw = 0;    // wrr current weight (IPVS mark->cw)
+    };
+    std::atomic<position> at{};
+    static_assert(std::atomic<position>::is_always_lock_free);
 };
 
 // Control thread. Throws std::invalid_argument for a weight above max_task_weight, a key of
@@ -113,10 +120,9 @@ inline uint32_t table_pick(const service_scheduler &s, uint32_t hash) noexcept
     return s.table[fastmod(hash, s.table_fastmod, s.table_size)];
 }
 
-inline uint32_t rr_pick(const service_scheduler &s, scheduler_cursor &c) noexcept
+inline uint32_t rr_step(const service_scheduler &s, scheduler_cursor::position &c) noexcept
 {
     const uint32_t n = static_cast<uint32_t>(s.live.size());
-    if (n == 0) return no_task;
     if (c.next >= n) c.next = 0;
     uint32_t task = s.live[c.next];
     c.next = c.next + 1 == n ? 0 : c.next + 1;
@@ -125,10 +131,9 @@ inline uint32_t rr_pick(const service_scheduler &s, scheduler_cursor &c) noexcep
 
 // ip_vs_wrr.c without the overload flag: walk the live tasks, lowering the current weight by
 // the gcd at each wrap, and take the first task whose weight reaches it.
-inline uint32_t wrr_pick(const service_scheduler &s, scheduler_cursor &c) noexcept
+inline uint32_t wrr_step(const service_scheduler &s, scheduler_cursor::position &c) noexcept
 {
     const uint32_t n = static_cast<uint32_t>(s.live.size());
-    if (n == 0) return no_task;
     if (c.next >= n || c.cw > s.wrr_max || c.cw <= 0) c = {};
     for (;;) {
         if (c.next == 0) {
@@ -139,6 +144,19 @@ inline uint32_t wrr_pick(const service_scheduler &s, scheduler_cursor &c) noexce
         c.next = c.next + 1 == n ? 0 : c.next + 1;
         // Terminates: the heaviest task's weight is >= wrr_max >= cw.
         if (s.weights[task] >= static_cast<uint32_t>(c.cw)) return s.keys[task];
+    }
+}
+
+// One STEP from the shared position, retried if another worker moved it meanwhile.
+template <typename Step>
+inline uint32_t cursor_pick(const service_scheduler &s, scheduler_cursor &c, Step step) noexcept
+{
+    if (s.live.empty()) return no_task;
+    scheduler_cursor::position now = c.at.load(std::memory_order_relaxed);
+    for (;;) {
+        scheduler_cursor::position next = now;
+        const uint32_t key = step(s, next);
+        if (c.at.compare_exchange_weak(now, next, std::memory_order_relaxed)) return key;
     }
 }
 
@@ -218,9 +236,9 @@ inline uint32_t pick_task(const service_scheduler &s, scheduler_cursor &cursor,
     case scheduler_kind::maglev:
         return detail::table_pick(s, flow_hash(client_ip, client_port));
     case scheduler_kind::rr:
-        return detail::rr_pick(s, cursor);
+        return detail::cursor_pick(s, cursor, detail::rr_step);
     case scheduler_kind::wrr:
-        return detail::wrr_pick(s, cursor);
+        return detail::cursor_pick(s, cursor, detail::wrr_step);
     case scheduler_kind::lc:
         return detail::lc_pick(s, active);
     case scheduler_kind::wlc:

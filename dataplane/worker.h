@@ -33,6 +33,7 @@ struct gateway_shared {
     connection_table *connections = nullptr;
     affinity_table *affinity = nullptr;           // persistence_timeout: client address -> task
     std::atomic<uint32_t> *task_active = nullptr; // live connections by task id (lc, wlc)
+    scheduler_cursor *cursors = nullptr;          // rr/wrr position by service id
     uint64_t start_tsc = 0;                       // second 0 of the connection clock
 };
 
@@ -77,8 +78,7 @@ struct alignas(RTE_CACHE_LINE_SIZE) worker {
     std::array<tx_buffer, max_ports> tx{};
     uint32_t now = 0; // seconds since start_tsc, refreshed every loop iteration
     pending_queue pending;
-    std::array<scheduler_cursor, service_id_capacity> cursors{}; // rr/wrr position by service id
-    std::array<removed_connection, 64> expired{};                // scratch for connection expiry
+    std::array<removed_connection, 64> expired{}; // scratch for connection expiry
     sweep_state sweep;
     uint32_t burst_created = 0; // connections this burst made: later misses look again
     worker_counters counters;

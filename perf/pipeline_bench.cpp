@@ -192,6 +192,8 @@ struct gateway_fixture {
     std::unique_ptr<std::atomic<uint32_t>[]> task_active {
         new std::atomic<uint32_t>[dp::task_id_capacity] {}
     };
+    std::unique_ptr<dp::scheduler_cursor[]> cursors{
+        new dp::scheduler_cursor[dp::service_id_capacity]{}};
     std::unique_ptr<dp::connection_table> connections;
     std::unique_ptr<control_api> api;
     std::unique_ptr<dp::worker> w = std::make_unique<dp::worker>();
@@ -214,6 +216,7 @@ struct gateway_fixture {
         shared.connections = connections.get();
         shared.affinity = &affinity;
         shared.task_active = task_active.get();
+        shared.cursors = cursors.get();
         gateway_runtime r;
         r.ports = ports;
         r.publish = [this](const dp::dataplane_tables *t) { shared.tables.store(t); };

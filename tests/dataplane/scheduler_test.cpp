@@ -11,6 +11,7 @@
 #include <random>
 #include <set>
 #include <stdexcept>
+#include <thread>
 #include <vector>
 
 namespace meshgate::dataplane
@@ -320,6 +321,32 @@ TEST(RoundRobin, ExactOrderSkipsDrainedTasks)
     service_scheduler s = build_scheduler(scheduler_kind::rr, tasks);
     scheduler_cursor cursor{};
     EXPECT_EQ(sequence(s, cursor, 7), (std::vector<uint32_t>{0, 2, 3, 0, 2, 3, 0}));
+}
+
+// Workers share a service's cursor: two threads picking at once still share the tasks exactly.
+TEST(RoundRobin, TwoWorkersPickingAtOnceTakeTurnsExactly)
+{
+    for (scheduler_kind kind : {scheduler_kind::rr, scheduler_kind::wrr}) {
+        auto tasks = tasks_with({1, 2, 1});
+        service_scheduler s = build_scheduler(kind, tasks);
+        scheduler_cursor cursor{};
+        constexpr int picks = 200000; // per thread; a multiple of the cycle (3 for rr, 4 for wrr)
+        std::vector<uint32_t> counts[2] = {std::vector<uint32_t>(3), std::vector<uint32_t>(3)};
+        std::thread other([&] {
+            for (int i = 0; i < picks; ++i)
+                ++counts[1][pick_task(s, cursor, {}, 0, 0)];
+        });
+        for (int i = 0; i < picks; ++i)
+            ++counts[0][pick_task(s, cursor, {}, 0, 0)];
+        other.join();
+        std::vector<uint32_t> total(3);
+        for (size_t t = 0; t < 3; ++t)
+            total[t] = counts[0][t] + counts[1][t];
+        const std::vector<uint32_t> expected = kind == scheduler_kind::rr
+                                                   ? std::vector<uint32_t>{133334, 133333, 133333}
+                                                   : std::vector<uint32_t>{100000, 200000, 100000};
+        EXPECT_EQ(total, expected) << scheduler_kind_names[static_cast<size_t>(kind)];
+    }
 }
 
 TEST(RoundRobin, CursorFromALargerServiceIsRepaired)
