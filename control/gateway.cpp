@@ -90,6 +90,34 @@ std::string file_content(const std::string &path)
     return s.str();
 }
 
+// A worker lives in hugepage memory of its lcore's NUMA socket.
+struct worker_free {
+    void operator()(dataplane::worker *w) const
+    {
+        w->~worker();
+        rte_free(w);
+    }
+};
+using worker_ptr = std::unique_ptr<dataplane::worker, worker_free>;
+
+worker_ptr new_worker(int socket)
+{
+    void *memory = rte_zmalloc_socket("meshgate_worker", sizeof(dataplane::worker),
+                                      alignof(dataplane::worker), socket);
+    if (memory == nullptr)
+        throw std::runtime_error("worker state on socket " + std::to_string(socket));
+    return worker_ptr(new (memory) dataplane::worker());
+}
+
+std::string rx_list(const dataplane::worker &w, const std::vector<opened_port> &ports)
+{
+    std::string text;
+    for (uint16_t i = 0; i < w.rx_count; ++i)
+        text += (text.empty() ? "" : ", ") + ports[w.rx[i].port].name + " queue " +
+                std::to_string(w.rx[i].queue);
+    return text.empty() ? "nothing" : text;
+}
+
 // Everything the control thread owns while the gateway runs.
 class gateway
 {
@@ -121,11 +149,11 @@ class gateway
     // Taken before EAL pins this thread to one core: what [dpdk] lcores may name on reload.
     std::vector<unsigned> cpus_;
     control_signals &signals_;
-    rte_mempool *pool_ = nullptr;
+    packet_pools pools_;
     std::vector<opened_port> ports_;
     dataplane::gateway_shared shared_;
     dataplane::neighbor_table neighbors_;
-    std::vector<std::unique_ptr<dataplane::worker>> workers_;
+    std::vector<worker_ptr> workers_;
     std::unique_ptr<dataplane::connection_table> connections_;
     dataplane::affinity_table affinity_;
     std::unique_ptr<std::atomic<uint32_t>[]> task_active_ {
@@ -241,8 +269,14 @@ void gateway::start()
     spdlog::info("DPDK memory for this configuration: {} MiB (memory_mb {})",
                  (dpdk_memory_needed(initial_) + (1u << 20) - 1) >> 20,
                  initial_.dpdk.memory_mb ? std::to_string(*initial_.dpdk.memory_mb) : "unset");
-    pool_ = create_packet_pool(initial_);
-    ports_ = open_ports(initial_, worker_count, pool_);
+    std::vector<int> worker_sockets;
+    for (uint16_t i = 0; i < worker_count; ++i)
+        worker_sockets.push_back(
+            static_cast<int>(rte_lcore_to_socket_id(initial_.dpdk.lcore_ids[i + 1])));
+    const std::vector<int> sockets_of_ports = port_sockets(initial_);
+    const queue_plan plan = plan_queues(sockets_of_ports, worker_sockets);
+    pools_ = create_packet_pools(initial_, plan, sockets_of_ports);
+    ports_ = open_ports(initial_, plan, sockets_of_ports, worker_count, pools_);
     if (initial_.dpdk.no_huge) {
         spdlog::info("live capture (dpdk-dumpcap) needs hugepages: off with no_huge");
     } else if (rte_pdump_init() == 0) {
@@ -257,7 +291,6 @@ void gateway::start()
     if (shared_.qsbr == nullptr || rte_rcu_qsbr_init(shared_.qsbr, worker_count) != 0)
         throw std::runtime_error("RCU state for " + std::to_string(worker_count) + " workers");
     shared_.neighbors = &neighbors_;
-    shared_.pool = pool_;
     shared_.indirect_pool = rte_pktmbuf_pool_create("meshgate_indirect", indirect_pool_size, 256, 0,
                                                     0, static_cast<int>(rte_socket_id()));
     if (shared_.indirect_pool == nullptr) throw std::runtime_error("indirect packet pool");
@@ -271,16 +304,25 @@ void gateway::start()
 
     const uint64_t hz = rte_get_tsc_hz();
     for (uint16_t i = 0; i < worker_count; ++i) {
-        auto w = std::make_unique<dataplane::worker>();
+        worker_ptr w = new_worker(worker_sockets[i]);
         w->id = i;
         w->lcore = initial_.dpdk.lcore_ids[i + 1];
         w->shared = &shared_;
+        w->pool = pools_.on(worker_sockets[i]);
         w->tsc_hz = hz;
         w->arp_interval = hz; // one request per second per next hop, as Linux
         w->arp_wait = 3 * hz; // Linux gives up after 3 unanswered probes
         w->port_count = static_cast<uint16_t>(ports_.size());
-        for (size_t p = 0; p < ports_.size(); ++p)
+        for (uint16_t p = 0; p < ports_.size(); ++p) {
             w->port_ids[p] = ports_[p].port_id;
+            const std::vector<uint16_t> &rx = plan.rx_workers[p];
+            if (auto q = std::find(rx.begin(), rx.end(), i); q != rx.end())
+                w->rx[w->rx_count++] = {p, static_cast<uint16_t>(q - rx.begin())};
+        }
+        if (plan.crosses_sockets[i])
+            spdlog::warn("worker {} on socket {} polls ports of another socket: no better lcore "
+                         "for them (see [dpdk] lcores)",
+                         i, worker_sockets[i]);
         stats_.counters.workers.push_back(&w->counters);
         workers_.push_back(std::move(w));
     }
@@ -304,7 +346,9 @@ void gateway::start()
     for (auto &w : workers_) {
         if (int rc = rte_eal_remote_launch(dataplane::worker_main, w.get(), w->lcore); rc != 0)
             throw std::runtime_error("cannot launch worker on lcore " + std::to_string(w->lcore));
-        spdlog::info("worker {} polling on lcore {}", w->id, w->lcore);
+        spdlog::info("worker {} polling on lcore {} (cpu {}, socket {}): {}", w->id, w->lcore,
+                     initial_.dpdk.lcore_cpus[w->id + 1u], rte_lcore_to_socket_id(w->lcore),
+                     rx_list(*w, ports_));
     }
 }
 
@@ -412,7 +456,9 @@ gateway::~gateway()
     api_.reset(); // the tables
     connections_.reset();
     rte_free(shared_.qsbr);
-    if (pool_ != nullptr) rte_mempool_free(pool_);
+    workers_.clear();
+    for (const auto &[socket, pool] : pools_.by_socket)
+        rte_mempool_free(pool);
     if (shared_.indirect_pool != nullptr) rte_mempool_free(shared_.indirect_pool);
 }
 

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -9,6 +10,7 @@
 #include <rte_mempool.h>
 
 #include "control/config.h"
+#include "control/queue_plan.h"
 
 namespace meshgate
 {
@@ -18,10 +20,24 @@ struct opened_port {
     std::string device; // [[port]].device
     uint16_t port_id = 0;
     rte_ether_addr mac{};
+    int socket = 0; // NUMA socket of the device
 };
 
-// The packet pool for the configured ports and workers (control/memory.h). Throws on failure.
-rte_mempool *create_packet_pool(const config::gateway_config &c);
+// One packet pool per NUMA socket that has ports, RX queues filled from their socket's pool.
+struct packet_pools {
+    std::vector<std::pair<int, rte_mempool *>> by_socket;
+    // The pool of SOCKET, else the first: what a worker of a socket without ports allocates from.
+    rte_mempool *on(int socket) const;
+};
+
+// The NUMA socket of every [[port]]'s device, known once EAL has probed it; a device that does
+// not say (most vdevs) counts as the control lcore's. Throws if a device is missing.
+std::vector<int> port_sockets(const config::gateway_config &c);
+
+// The packet pools of PLAN. control/memory.h gives their total size; on a multi-socket host each
+// socket gets the share of its ports. Throws on failure.
+packet_pools create_packet_pools(const config::gateway_config &c, const queue_plan &plan,
+                                 std::span<const int> sockets_of_ports);
 
 // A running port's MTU: applied, or taken without a device MTU (virtual devices: `note` says
 // why), or refused by the driver (`note` says why).
@@ -31,10 +47,11 @@ struct mtu_result {
 };
 mtu_result set_port_mtu(const opened_port &p, uint16_t mtu);
 
-// Configures and starts every [[port]] with QUEUES RX/TX queue pairs. Throws on failure; MTU or
-// MAC settings the driver refuses are warnings.
-std::vector<opened_port> open_ports(const config::gateway_config &c, uint16_t queues,
-                                    rte_mempool *pool);
+// Configures and starts every [[port]]: the RX queues PLAN gives it and one TX queue per worker.
+// Throws on failure; MTU or MAC settings the driver refuses are warnings.
+std::vector<opened_port> open_ports(const config::gateway_config &c, const queue_plan &plan,
+                                    std::span<const int> sockets_of_ports, uint16_t workers,
+                                    const packet_pools &pools);
 
 // Stops and closes the ports: drivers flush what they hold (net_pcap completes its file).
 void close_ports(const std::vector<opened_port> &ports);

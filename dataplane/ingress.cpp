@@ -97,7 +97,7 @@ verdict fragment_to_node(worker &w, const dataplane_tables &t, rte_mbuf *m, cons
 {
     rte_pktmbuf_adj(m, sizeof(rte_ether_hdr));
     rte_mbuf *fragments[max_fragments];
-    int32_t n = rte_ipv4_fragment_packet(m, fragments, max_fragments, inner_mtu, w.shared->pool,
+    int32_t n = rte_ipv4_fragment_packet(m, fragments, max_fragments, inner_mtu, w.pool,
                                          w.shared->indirect_pool);
     if (n < 0) return drop_as(drop_reason::mtu);
     for (int32_t i = 0; i < n; ++i) {

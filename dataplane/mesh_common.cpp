@@ -11,7 +11,7 @@ namespace meshgate::dataplane
 rte_mbuf *build_icmp_error(worker &w, const rte_ipv4_hdr *offender, rte_be32_t src_addr,
                            uint8_t type, uint8_t code, uint16_t mtu)
 {
-    rte_mbuf *m = rte_pktmbuf_alloc(w.shared->pool);
+    rte_mbuf *m = rte_pktmbuf_alloc(w.pool);
     if (m == nullptr) return nullptr;
     constexpr uint32_t room = sizeof(rte_ipv4_hdr) + icmp_header_len + 60 + icmp_quote_payload_len;
     auto *frame = reinterpret_cast<uint8_t *>(rte_pktmbuf_append(m, sizeof(rte_ether_hdr) + room));

@@ -61,7 +61,7 @@ void fill_ethernet(rte_mbuf *m, const rte_ether_addr &src, const rte_ether_addr 
 // Broadcasts "who has NEXT_HOP" out of PORT.
 void send_arp_request(worker &w, const dataplane_tables &t, uint16_t port, rte_be32_t next_hop)
 {
-    rte_mbuf *m = rte_pktmbuf_alloc(w.shared->pool);
+    rte_mbuf *m = rte_pktmbuf_alloc(w.pool);
     if (m == nullptr) return; // the waiting packet times out and is counted then
     const gateway_port &p = t.ports[port];
     auto *eth = reinterpret_cast<rte_ether_hdr *>(

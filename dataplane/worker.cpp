@@ -173,9 +173,10 @@ int worker_main(void *arg)
 
     while (!shared.stop.load(std::memory_order_relaxed)) {
         const dataplane_tables &t = *shared.tables.load(std::memory_order_acquire);
-        for (uint16_t port = 0; port < w.port_count; ++port) {
-            uint16_t n = rte_eth_rx_burst(w.port_ids[port], w.id, packets, burst_size);
-            if (n != 0) process_burst(w, t, port, packets, n);
+        for (uint16_t i = 0; i < w.rx_count; ++i) {
+            const rx_queue q = w.rx[i];
+            uint16_t n = rte_eth_rx_burst(w.port_ids[q.port], q.queue, packets, burst_size);
+            if (n != 0) process_burst(w, t, q.port, packets, n);
         }
         uint64_t now = rte_rdtsc();
         if (now - last_drain > drain_interval) {

@@ -1,4 +1,5 @@
-// A poll-mode worker: one per worker lcore, owning RX/TX queue `id` of every port.
+// A poll-mode worker: one per worker lcore, owning TX queue `id` of every port and the RX queues
+// the control thread gave it (those of the ports on its NUMA socket, where it can).
 // Its struct is cache aligned and touched only by its lcore, except the counters the control
 // thread reads.
 #pragma once
@@ -29,12 +30,17 @@ struct gateway_shared {
     rte_rcu_qsbr *qsbr = nullptr; // one thread id per worker
     neighbor_table *neighbors = nullptr;
     rte_mempool *indirect_pool = nullptr; // fragments' payload references
-    rte_mempool *pool = nullptr;          // for packets the gateway originates
     connection_table *connections = nullptr;
     affinity_table *affinity = nullptr;           // persistence_timeout: client address -> task
     std::atomic<uint32_t> *task_active = nullptr; // live connections by task id (lc, wlc)
     scheduler_cursor *cursors = nullptr;          // rr/wrr position by service id
     uint64_t start_tsc = 0;                       // second 0 of the connection clock
+};
+
+// One RX queue a worker polls.
+struct rx_queue {
+    uint16_t port;  // gateway port index
+    uint16_t queue; // RX queue id on it
 };
 
 // Packets ready for one port's TX queue, sent when full or on the drain timer.
@@ -67,14 +73,17 @@ struct sweep_state {
 };
 
 struct alignas(RTE_CACHE_LINE_SIZE) worker {
-    uint16_t id = 0; // queue id on every port, and RCU thread id
+    uint16_t id = 0; // TX queue id on every port, and RCU thread id
     unsigned lcore = 0;
     gateway_shared *shared = nullptr;
+    rte_mempool *pool = nullptr; // packets it originates or fragments: its NUMA socket's pool
     uint64_t tsc_hz = 0;
     uint64_t arp_interval = 0; // TSC between two ARP requests for one next hop
     uint64_t arp_wait = 0;     // TSC a packet may wait for ARP
     uint16_t port_count = 0;
     std::array<uint16_t, max_ports> port_ids{}; // DPDK port id of each gateway port
+    uint16_t rx_count = 0;
+    std::array<rx_queue, max_ports> rx{}; // what it polls, in order
     std::array<tx_buffer, max_ports> tx{};
     uint32_t now = 0; // seconds since start_tsc, refreshed every loop iteration
     pending_queue pending;

@@ -172,9 +172,13 @@ struct devices {
     {
         static devices d = [] {
             devices n;
-            n.pool =
-                rte_pktmbuf_pool_create("bench_pool", 16383, 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE, 0);
-            n.ports = open_ports(bench_config(1024), 1, n.pool);
+            const config::gateway_config c = bench_config(1024);
+            const std::vector<int> sockets = port_sockets(c);
+            const std::vector<int> worker_socket = {sockets.front()};
+            const queue_plan plan = plan_queues(sockets, worker_socket);
+            const packet_pools pools = create_packet_pools(c, plan, sockets);
+            n.pool = pools.by_socket.front().second;
+            n.ports = open_ports(c, plan, sockets, 1, pools);
             return n;
         }();
         return d;
@@ -211,7 +215,6 @@ struct gateway_fixture {
             dp::connection_table::create({.capacity = capacity, .n_workers = 1, .qsbr = qsbr});
         shared.qsbr = qsbr;
         shared.neighbors = &neighbors;
-        shared.pool = pool;
         shared.indirect_pool = pool;
         shared.connections = connections.get();
         shared.affinity = &affinity;
@@ -235,11 +238,14 @@ struct gateway_fixture {
         api = std::make_unique<control_api>(std::move(r));
         if (!api->start(c).ok) throw std::runtime_error("bench config refused");
         w->shared = &shared;
+        w->pool = pool;
         w->tsc_hz = rte_get_tsc_hz();
         w->arp_interval = w->tsc_hz;
         w->arp_wait = 3 * w->tsc_hz;
         w->port_count = 2;
         w->port_ids = {ports[0].port_id, ports[1].port_id};
+        w->rx_count = 2;
+        w->rx = {dp::rx_queue{0, 0}, dp::rx_queue{1, 0}};
         w->now = 1;
     }
     ~gateway_fixture()
