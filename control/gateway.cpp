@@ -315,6 +315,7 @@ void gateway::start()
         w->port_count = static_cast<uint16_t>(ports_.size());
         for (uint16_t p = 0; p < ports_.size(); ++p) {
             w->port_ids[p] = ports_[p].port_id;
+            if (!ports_[p].multi_segs) w->single_segment_ports |= 1u << p;
             const std::vector<uint16_t> &rx = plan.rx_workers[p];
             if (auto q = std::find(rx.begin(), rx.end(), i); q != rx.end())
                 w->rx[w->rx_count++] = {p, static_cast<uint16_t>(q - rx.begin())};

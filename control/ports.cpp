@@ -53,7 +53,7 @@ opened_port open_port(const config::port &cp, int socket, const std::vector<uint
                       uint16_t tx_queues, std::pair<uint16_t, uint16_t> descriptors,
                       rte_mempool *pool)
 {
-    opened_port p{cp.name, cp.device, device_port_id(cp), {}, socket};
+    opened_port p{cp.name, cp.device, device_port_id(cp), {}, socket, true};
     const auto rx_queues = static_cast<uint16_t>(rx_workers.size());
 
     rte_eth_dev_info info{};
@@ -74,6 +74,14 @@ opened_port open_port(const config::port &cp, int socket, const std::vector<uint
             spdlog::info("port {}: no RSS, the driver spreads frames over its {} RX queues itself",
                          cp.name, rx_queues);
     }
+    // Fragments are chains (a header, then the payload by reference): without this offload the
+    // simple TX paths of ixgbe, i40e and ice send and free only the first segment.
+    p.multi_segs = (info.tx_offload_capa & RTE_ETH_TX_OFFLOAD_MULTI_SEGS) != 0;
+    if (p.multi_segs)
+        conf.txmode.offloads |= RTE_ETH_TX_OFFLOAD_MULTI_SEGS;
+    else
+        spdlog::info("port {}: sends one segment per frame: fragments are joined before TX",
+                     cp.name);
     if (int rc = rte_eth_dev_configure(p.port_id, rx_queues, tx_queues, &conf); rc != 0)
         throw dpdk_error("port " + cp.name + ": configure", rc);
 

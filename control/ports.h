@@ -20,7 +20,8 @@ struct opened_port {
     std::string device; // [[port]].device
     uint16_t port_id = 0;
     rte_ether_addr mac{};
-    int socket = 0; // NUMA socket of the device
+    int socket = 0;         // NUMA socket of the device
+    bool multi_segs = true; // TX takes chained mbufs (RTE_ETH_TX_OFFLOAD_MULTI_SEGS)
 };
 
 // One packet pool per NUMA socket that has ports, RX queues filled from their socket's pool.

@@ -31,7 +31,9 @@ namespace meshgate::dataplane
     X(fragment, "IPv4 fragment not reassembled")                                                   \
     X(no_route, "no port or gateway reaches the destination")                                      \
     X(no_neighbor, "next hop did not answer ARP in time, or its wait queue was full")              \
-    X(tx_full, "port transmit queue full")
+    X(tx_full, "port transmit queue full")                                                         \
+    X(tx_segments, "chained frame (a fragment) for a port that sends one segment, too big to "     \
+                   "join")
 
 enum class drop_reason : uint8_t {
 #define MESHGATE_X(name, help) name,

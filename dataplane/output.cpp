@@ -22,6 +22,9 @@ void drop(worker &w, rte_mbuf *m, drop_reason r)
 // Queues a complete frame for PORT.
 void tx_enqueue(worker &w, uint16_t port, rte_mbuf *m)
 {
+    if (m->nb_segs > 1 && (w.single_segment_ports >> port & 1) != 0 &&
+        rte_pktmbuf_linearize(m) != 0)
+        return drop(w, m, drop_reason::tx_segments);
     tx_buffer &b = w.tx[port];
     b.packets[b.count++] = m;
     if (b.count == burst_size) tx_flush(w, port);

@@ -84,6 +84,10 @@ struct alignas(RTE_CACHE_LINE_SIZE) worker {
     std::array<uint16_t, max_ports> port_ids{}; // DPDK port id of each gateway port
     uint16_t rx_count = 0;
     std::array<rx_queue, max_ports> rx{}; // what it polls, in order
+    // Bit p: port p was opened without RTE_ETH_TX_OFFLOAD_MULTI_SEGS (its driver's simple TX
+    // path sends and frees only the first segment): chained frames are joined before TX.
+    uint32_t single_segment_ports = 0;
+    static_assert(max_ports <= 32);
     std::array<tx_buffer, max_ports> tx{};
     uint32_t now = 0; // seconds since start_tsc, refreshed every loop iteration
     pending_queue pending;
