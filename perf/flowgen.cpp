@@ -6,11 +6,17 @@
 //                     --reply, sends each back as the task's reply (inner addresses and ports
 //                     swapped, outer from the node's VTEP to the gateway)
 //
+// With --queues N (one per gateway worker) flow F is sent on client queue F % N, as RSS would
+// spread it, and a node answers on the queue its outer UDP source port picks (RSS on the outer
+// header): a reply often reaches another worker than the one that made the connection.
+// With --new every request is a new flow (a new client address and port), for connection rates.
+//
 // Prints one JSON line when done: {"sent":..,"at_tasks":..,"replies":..,"rtt_us_max":..,...},
 // then keeps its ports until the gateway has gone (its links are down) or SIGTERM. With net_memif
 // devices it measures a gateway over shared memory; counters of both sides must agree.
 //   dpdk-flowgen EAL-ARGS -- --client-mac M --gateway-mac M --node-mac M
 //                --published A:P --clients A/N --flows N --rate PPS --count N [--reply]
+//                [--queues N] [--new]
 #include <getopt.h>
 #include <signal.h>
 
@@ -47,8 +53,13 @@ struct options {
     uint64_t count = 100000;
     uint16_t size = 64; // Ethernet frame without FCS
     bool reply = false;
+    bool fresh = false;  // --new: every request opens a new flow
+    uint16_t queues = 1; // per port
     double linger = 2.0; // seconds to wait for the last answers
 };
+
+constexpr uint32_t first_client_port = 1024;
+constexpr uint32_t ports_per_client = 65536 - first_client_port;
 
 bool parse_mac(const char *s, rte_ether_addr &m)
 {
@@ -70,7 +81,7 @@ bool parse_ip(const char *s, uint32_t &ip)
     std::fprintf(stderr,
                  "flowgen: %s\nusage: dpdk-flowgen EAL-ARGS -- --client-mac M --gateway-mac M "
                  "--node-mac M --published A:P --clients A/N [--flows N] [--rate PPS] "
-                 "[--count N] [--size BYTES] [--reply] [--linger S]\n",
+                 "[--count N] [--size BYTES] [--reply] [--linger S] [--queues N] [--new]\n",
                  why);
     std::exit(2);
 }
@@ -89,6 +100,8 @@ options parse(int argc, char **argv)
                                           {"size", required_argument, nullptr, 's'},
                                           {"reply", no_argument, nullptr, 'R'},
                                           {"linger", required_argument, nullptr, 'l'},
+                                          {"queues", required_argument, nullptr, 'q'},
+                                          {"new", no_argument, nullptr, 'N'},
                                           {nullptr, 0, nullptr, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "", long_options, nullptr)) != -1) {
@@ -136,11 +149,22 @@ options parse(int argc, char **argv)
         case 'l':
             o.linger = std::atof(optarg);
             break;
+        case 'q':
+            o.queues = static_cast<uint16_t>(std::atoi(optarg));
+            break;
+        case 'N':
+            o.fresh = true;
+            break;
         default:
             usage("unknown option");
         }
     }
-    if (o.flows == 0 || o.client_count == 0 || o.rate == 0) usage("flows, clients, rate > 0");
+    if (o.flows == 0 || o.client_count == 0 || o.rate == 0 || o.queues == 0 || o.queues > 16)
+        usage("flows, clients, rate > 0, queues 1..16");
+    if (o.flows < o.queues) usage("at least one flow per queue");
+    if (o.fresh) o.flows = o.client_count * ports_per_client;
+    if (o.flows > uint64_t{o.client_count} * ports_per_client)
+        usage("more flows than client addresses x 64512 ports");
     if (o.size < 60) o.size = 60;
     return o;
 }
@@ -170,7 +194,8 @@ void build_request(rte_mbuf *m, const options &o, uint32_t flow, uint64_t seq)
     ip->dst_addr = rte_cpu_to_be_32(o.published_ip);
     ip->hdr_checksum = rte_ipv4_cksum(ip);
     auto *udp = reinterpret_cast<rte_udp_hdr *>(ip + 1);
-    udp->src_port = rte_cpu_to_be_16(static_cast<uint16_t>(1024 + flow / o.client_count));
+    udp->src_port =
+        rte_cpu_to_be_16(static_cast<uint16_t>(first_client_port + flow / o.client_count));
     udp->dst_port = rte_cpu_to_be_16(o.published_port);
     udp->dgram_len = rte_cpu_to_be_16(static_cast<uint16_t>(l3 - sizeof(rte_ipv4_hdr)));
     udp->dgram_cksum = 0; // optional in IPv4
@@ -282,11 +307,12 @@ int main(int argc, char **argv)
     if (pool == nullptr) return 1;
     for (uint16_t port = 0; port < 2; ++port) {
         rte_eth_conf conf{};
-        if (rte_eth_dev_configure(port, 1, 1, &conf) != 0 ||
-            rte_eth_rx_queue_setup(port, 0, 1024, rte_eth_dev_socket_id(port), nullptr, pool) !=
-                0 ||
-            rte_eth_tx_queue_setup(port, 0, 1024, rte_eth_dev_socket_id(port), nullptr) != 0 ||
-            rte_eth_dev_start(port) != 0) {
+        bool ok = rte_eth_dev_configure(port, o.queues, o.queues, &conf) == 0;
+        for (uint16_t q = 0; ok && q < o.queues; ++q)
+            ok = rte_eth_rx_queue_setup(port, q, 1024, rte_eth_dev_socket_id(port), nullptr,
+                                        pool) == 0 &&
+                 rte_eth_tx_queue_setup(port, q, 1024, rte_eth_dev_socket_id(port), nullptr) == 0;
+        if (!ok || rte_eth_dev_start(port) != 0) {
             std::fprintf(stderr, "flowgen: port %u setup failed\n", port);
             return 1;
         }
@@ -310,44 +336,58 @@ int main(int argc, char **argv)
     uint64_t sent = 0, refused = 0, at_tasks = 0, replies = 0, reply_refused = 0, other = 0;
     uint64_t last_rx = start, done_at = 0;
     latency rtt;
+    uint64_t turn = 0, polls = 0, next_of_queue[16] = {};
     constexpr uint16_t burst = 32;
     rte_mbuf *rx[burst];
+    rte_mbuf *by_queue[16][burst];
     while (!stopping) {
         const uint64_t now = rte_rdtsc();
         // Requests due by now at RATE, a burst at a time.
         const uint64_t due = std::min<uint64_t>(o.count, (now - start) * o.rate / hz + 1);
         if (sent + refused < due) {
+            // A burst from each queue in turn; queue Q sends flows Q, Q + queues, ... so that
+            // each flow always reaches the same gateway worker, as RSS would do.
             rte_mbuf *tx[burst];
+            const uint16_t q = static_cast<uint16_t>(turn++ % o.queues);
             const uint16_t n =
                 static_cast<uint16_t>(std::min<uint64_t>(burst, due - sent - refused));
             if (rte_pktmbuf_alloc_bulk(pool, tx, n) == 0) {
-                for (uint16_t i = 0; i < n; ++i)
-                    build_request(tx[i], o, static_cast<uint32_t>((sent + refused + i) % o.flows),
-                                  sent + refused + i);
-                const uint16_t ok = rte_eth_tx_burst(0, 0, tx, n);
+                const uint64_t flows_of_q = (o.flows - q + o.queues - 1) / o.queues;
+                for (uint16_t i = 0; i < n; ++i, ++next_of_queue[q])
+                    build_request(
+                        tx[i], o,
+                        static_cast<uint32_t>(q + o.queues * (next_of_queue[q] % flows_of_q)),
+                        sent + refused + i);
+                const uint16_t ok = rte_eth_tx_burst(0, q, tx, n);
                 sent += ok;
                 refused += n - ok; // a full ring: counted, not sent, and not retried
                 rte_pktmbuf_free_bulk(tx + ok, n - ok);
             }
         }
-        // The nodes' side: packets to tasks, and their replies.
-        uint16_t n = rte_eth_rx_burst(1, 0, rx, burst);
+        // The nodes' side: packets to tasks, and their replies on the queue of their outer
+        // UDP source port.
+        const uint16_t rq = static_cast<uint16_t>(polls++ % o.queues);
+        uint16_t n = rte_eth_rx_burst(1, rq, rx, burst);
         if (n != 0) last_rx = now;
-        uint16_t answers = 0;
+        uint16_t answers[16] = {};
         for (uint16_t i = 0; i < n; ++i) {
             ++at_tasks;
-            if (o.reply && turn_into_reply(rx[i], o))
-                rx[answers++] = rx[i];
-            else
+            if (!o.reply || !turn_into_reply(rx[i], o)) {
                 rte_pktmbuf_free(rx[i]);
+                continue;
+            }
+            const auto *udp = rte_pktmbuf_mtod_offset(rx[i], const rte_udp_hdr *,
+                                                      sizeof(rte_ether_hdr) + sizeof(rte_ipv4_hdr));
+            const auto aq = static_cast<uint16_t>(rte_be_to_cpu_16(udp->src_port) % o.queues);
+            by_queue[aq][answers[aq]++] = rx[i];
         }
-        if (answers != 0) {
-            const uint16_t ok = rte_eth_tx_burst(1, 0, rx, answers);
-            reply_refused += answers - ok;
-            rte_pktmbuf_free_bulk(rx + ok, answers - ok);
+        for (uint16_t aq = 0; aq < o.queues; ++aq) {
+            const uint16_t ok = rte_eth_tx_burst(1, aq, by_queue[aq], answers[aq]);
+            reply_refused += answers[aq] - ok;
+            rte_pktmbuf_free_bulk(by_queue[aq] + ok, answers[aq] - ok);
         }
         // The clients' side: the replies meshgate translated back.
-        n = rte_eth_rx_burst(0, 0, rx, burst);
+        n = rte_eth_rx_burst(0, rq, rx, burst);
         if (n != 0) last_rx = now;
         for (uint16_t i = 0; i < n; ++i) {
             auto *eth = rte_pktmbuf_mtod(rx[i], rte_ether_hdr *);
@@ -387,10 +427,11 @@ int main(int argc, char **argv)
         rte_eth_link_get_nowait(0, &l0);
         rte_eth_link_get_nowait(1, &l1);
         if (l0.link_status == RTE_ETH_LINK_DOWN && l1.link_status == RTE_ETH_LINK_DOWN) break;
-        for (uint16_t port = 0; port < 2; ++port) {
-            const uint16_t n = rte_eth_rx_burst(port, 0, rx, burst);
-            rte_pktmbuf_free_bulk(rx, n);
-        }
+        for (uint16_t port = 0; port < 2; ++port)
+            for (uint16_t q = 0; q < o.queues; ++q) {
+                const uint16_t n = rte_eth_rx_burst(port, q, rx, burst);
+                rte_pktmbuf_free_bulk(rx, n);
+            }
         rte_delay_ms(1);
     }
     for (uint16_t port = 0; port < 2; ++port) {
