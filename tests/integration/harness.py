@@ -4,6 +4,8 @@ Run the tests with Debian's /usr/bin/python3 (it has scapy). Environment:
   MESHGATE_BIN          the meshgate executable (default: <repo>/build/control/meshgate)
   MESHGATE_SOURCE_ROOT  the repository root (default: two directories above this file)
   MESHGATE_KEEP         if set, keep each test's work directory (logs, pcaps, config)
+  MESHGATE_WORKERS      worker lcores meshgate runs with (default 1); scripts/test.sh runs the
+                        suite with 1 and with 2
 """
 
 import glob
@@ -44,6 +46,46 @@ def free_tcp_port():
     with socket.socket() as s:
         s.bind(('127.0.0.1', 0))
         return s.getsockname()[1]
+
+
+# --- workers and the devices that give each one a queue -----------------------------------
+
+WORKERS = int(os.environ.get('MESHGATE_WORKERS', '1'))
+
+
+def lcores():
+    """[dpdk] lcores: the control thread on the first CPU, WORKERS workers on the others (with
+    the LCORE@CPU form, workers share a CPU when there are fewer CPUs than lcores)."""
+    if WORKERS == 1:
+        return '0-1'
+    cpus = sorted(os.sched_getaffinity(0))
+    spare = cpus[1:] or cpus
+    return ','.join([f'0@{cpus[0]}'] + [f'{i + 1}@{spare[i % len(spare)]}' for i in range(WORKERS)])
+
+
+def af_packet(index, iface):
+    """An af_packet port with a queue pair per worker: the kernel's fanout spreads flows over
+    them by hash, as RSS would."""
+    return f'net_af_packet{index},iface={iface}' + (f',qpairs={WORKERS}' if WORKERS > 1 else '')
+
+
+def pcap_device(index, rx, tx):
+    """A pcap port whose queue 0 replays RX and writes TX; the other workers get an empty input
+    and their own output file (read back with read_pcap_queues), so a golden test stays one
+    worker's run in order."""
+    device = f'net_pcap{index},rx_pcap={rx},tx_pcap={tx}'
+    for q in range(1, WORKERS):
+        empty = f'{rx}.q{q}'
+        write_pcap(empty, [])
+        device += f',rx_pcap={empty},tx_pcap={tx}.q{q}'
+    return device
+
+
+def read_pcap_queues(tx):
+    """What a pcap_device port sent on all its queues, in the order it was sent."""
+    paths = [tx] + [f'{tx}.q{q}' for q in range(1, WORKERS)]
+    frames = [(p.time, q, i, p) for q, path in enumerate(paths) for i, p in enumerate(read_pcap(path))]
+    return [p for _, _, _, p in sorted(frames, key=lambda f: f[:3])]
 
 
 # --- environment ---------------------------------------------------------------------------
@@ -92,7 +134,12 @@ def read_pcap(path):
     from scapy.all import Ether, rdpcap
     if not os.path.exists(path) or os.path.getsize(path) <= 24:
         return []
-    return [Ether(bytes(p)) for p in rdpcap(path)]
+    frames = []
+    for p in rdpcap(path):
+        frame = Ether(bytes(p))
+        frame.time = p.time
+        frames.append(frame)
+    return frames
 
 
 # --- metrics ---------------------------------------------------------------------------------
@@ -155,7 +202,7 @@ def config_toml(file_prefix, ports, stats_listen, overlay_address='10.255.0.2/16
     """A complete config: [dpdk], the given [[port]] blocks, [overlay], [limits], [stats], then
     `extra`. 256 MiB of DPDK memory holds the pools and 64k connections (--check says so)."""
     return '\n'.join([
-        '[dpdk]\nlcores = "0-1"\nmemory_mb = 256\n'
+        f'[dpdk]\nlcores = "{lcores()}"\nmemory_mb = 256\n'
         f'file_prefix = "{file_prefix}"\n',
         *ports,
         f'[overlay]\nvni = 4096\naddress = "{overlay_address}"\n',
@@ -351,8 +398,7 @@ def run_pcap(workdir, inputs, timeout=30, extra_config=''):
         tx = os.path.join(workdir, f'{port.name}_out.pcap')
         write_pcap(rx, inputs.get(port.name, []))
         paths[port.name] = tx
-        ports.append(port_toml(port.name, f'net_pcap{i},rx_pcap={rx},tx_pcap={tx}',
-                               port.role, port.cidr, port.mac))
+        ports.append(port_toml(port.name, pcap_device(i, rx, tx), port.role, port.cidr, port.mac))
     config = config_toml(prefix, ports, listen, extra=extra_config)
     want = {name: len(inputs.get(name, [])) for name in paths}
 
@@ -368,7 +414,7 @@ def run_pcap(workdir, inputs, timeout=30, extra_config=''):
         log = mg.log()
     if rc != 0:
         raise AssertionError(f'meshgate exited {rc} after SIGTERM:\n{log}')
-    return PcapResult({name: read_pcap(p) for name, p in paths.items()}, metrics, log, rc)
+    return PcapResult({name: read_pcap_queues(p) for name, p in paths.items()}, metrics, log, rc)
 
 
 # --- dpdk-flowgen over net_memif: clients on one side, the swarm node on the other ---------
@@ -410,7 +456,8 @@ class Flowgen:
              '--log-level=pmd.net.memif:error', '--', '--client-mac', FLOWGEN_CLIENT_MAC,
              '--gateway-mac', FLOWGEN_EXT_MAC, '--node-mac', FLOWGEN_NODE_MAC, '--published',
              '203.0.113.10:9000', '--clients', '198.51.100.1/250', '--flows', str(flows),
-             '--rate', str(rate), '--count', str(count), '--reply', '--linger', '2'],
+             '--rate', str(rate), '--count', str(count), '--reply', '--linger', '2',
+             '--queues', str(WORKERS)],
             stdout=self._out, stderr=self._err, start_new_session=True)
         self._wait_for(lambda: 'waiting for their links' in self.errors(), 30,
                        'the generator did not start its ports')

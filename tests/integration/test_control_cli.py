@@ -41,9 +41,9 @@ class ControlCliTest(harness.WorkdirTestCase):
         self.lab.start_servers(self.workdir)
         self.prefix = harness.unique('mgk')
         self.listen = f'127.0.0.1:{harness.free_tcp_port()}'
-        self.ports = [harness.port_toml(EXT.name, f'net_af_packet0,iface={ext_if}', EXT.role,
+        self.ports = [harness.port_toml(EXT.name, harness.af_packet(0, ext_if), EXT.role,
                                         EXT.cidr, EXT.mac),
-                      harness.port_toml(UNDERLAY.name, f'net_af_packet1,iface={und_if}',
+                      harness.port_toml(UNDERLAY.name, harness.af_packet(1, und_if),
                                         UNDERLAY.role, UNDERLAY.cidr, UNDERLAY.mac)]
         self.mg = harness.Meshgate(self.workdir, self.config(8000), self.prefix, self.listen)
         self.addCleanup(self.mg.cleanup)

@@ -109,9 +109,9 @@ class E2EMeshTest(harness.WorkdirTestCase):
     def start_meshgate(self):
         prefix = harness.unique('mgt')
         listen = f'127.0.0.1:{harness.free_tcp_port()}'
-        ports = [harness.port_toml(EXT.name, f'net_af_packet0,iface={self.ext_if}',
+        ports = [harness.port_toml(EXT.name, harness.af_packet(0, self.ext_if),
                                    EXT.role, EXT.cidr, EXT.mac),
-                 harness.port_toml(UNDERLAY.name, f'net_af_packet1,iface={self.und_if}',
+                 harness.port_toml(UNDERLAY.name, harness.af_packet(1, self.und_if),
                                    UNDERLAY.role, UNDERLAY.cidr, UNDERLAY.mac)]
         self.prefix, self.listen, self.ports = prefix, listen, ports
         self.mg = harness.Meshgate(self.workdir, self.config_text(), prefix, listen)

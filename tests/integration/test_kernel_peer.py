@@ -61,9 +61,9 @@ class KernelPeerTest(harness.WorkdirTestCase):
         self.node.create()
         prefix = harness.unique('mgt')
         listen = f'127.0.0.1:{harness.free_tcp_port()}'
-        ports = [harness.port_toml(EXT.name, f'net_af_packet0,iface={self.client.root_if}',
+        ports = [harness.port_toml(EXT.name, harness.af_packet(0, self.client.root_if),
                                    EXT.role, EXT.cidr, EXT.mac),
-                 harness.port_toml(UNDERLAY.name, f'net_af_packet1,iface={self.node.root_if}',
+                 harness.port_toml(UNDERLAY.name, harness.af_packet(1, self.node.root_if),
                                    UNDERLAY.role, UNDERLAY.cidr, UNDERLAY.mac)]
         self.mg = harness.Meshgate(self.workdir, harness.config_toml(prefix, ports, listen), prefix, listen)
         self.addCleanup(self.mg.cleanup)

@@ -32,7 +32,7 @@ def pcap_ports(workdir, ext_frames):
         rx = os.path.join(workdir, f'{port.name}_in.pcap')
         harness.write_pcap(rx, ext_frames if port is EXT else [])
         tx = os.path.join(workdir, f'{port.name}_out.pcap')
-        out.append(harness.port_toml(port.name, f'net_pcap{i},rx_pcap={rx},tx_pcap={tx}',
+        out.append(harness.port_toml(port.name, harness.pcap_device(i, rx, tx),
                                      port.role, port.cidr, port.mac))
     return out
 

@@ -10,6 +10,8 @@ from harness import EXT, UNDERLAY
 
 CLIENT_MAC = '02:00:00:00:00:aa'
 CLIENT_IP = '203.0.113.2'
+# Client ports a test expects to see again are even: with two workers every frame of a pcap
+# test reaches worker 0, whose SNAT ports are the even ones, and only then is the port kept.
 CLIENT_PORT = 40000
 NODE_MAC = '02:00:00:00:01:11'
 NODE_IP = '192.168.50.11'
@@ -152,13 +154,13 @@ class MeshPcapTest(harness.WorkdirTestCase):
             'ext': [
                 client_packet(TCP(sport=40001, dport=8000, flags='A')),   # no connection, not a SYN
                 client_packet(TCP(sport=40002, dport=9999, flags='S')),   # nobody publishes 9999
-                syn(sport=40003),
+                syn(sport=40006),
                 client_packet(TCP(sport=40004, dport=8000, flags='S'), ttl=1),  # TTL expires here
             ],
             'underlay': [
-                from_task(TCP(sport=80, dport=40003, flags='SA'), vni=4097),   # wrong VNI
+                from_task(TCP(sport=80, dport=40006, flags='SA'), vni=4097),   # wrong VNI
                 from_task(TCP(sport=80, dport=1, flags='SA')),                  # unknown flow
-                Ether(bytes(from_task(TCP(sport=80, dport=40003, flags='SA')))[:60]),  # truncated
+                Ether(bytes(from_task(TCP(sport=80, dport=40006, flags='SA')))[:60]),  # truncated
             ],
         }
         r = self.run_mesh(inputs)
@@ -192,7 +194,7 @@ class MeshPcapTest(harness.WorkdirTestCase):
 
     def test_every_packet_of_a_flow_goes_to_one_task(self):
         two_tasks = config() + '  [[service.task]]\n  address = "10.255.0.6"\n  node = "node-1"\n'
-        flow_a = [syn(40001)] + [client_packet(TCP(sport=40001, dport=8000, flags='A', seq=1001 + i))
+        flow_a = [syn(40004)] + [client_packet(TCP(sport=40004, dport=8000, flags='A', seq=1001 + i))
                                  for i in range(5)]
         flow_b = [syn(40002)] + [client_packet(TCP(sport=40002, dport=8000, flags='PA', seq=1001 + i))
                                  for i in range(5)]
@@ -202,9 +204,9 @@ class MeshPcapTest(harness.WorkdirTestCase):
         for f in r.out['underlay']:
             inner = f[VXLAN].payload
             by_port.setdefault(inner[TCP].sport, set()).add(inner[IP].dst)
-        self.assertEqual(sorted(by_port), [40001, 40002], r.log)
+        self.assertEqual(sorted(by_port), [40002, 40004], r.log)
         self.assertEqual([len(v) for v in by_port.values()], [1, 1])       # one task per flow
-        self.assertNotEqual(by_port[40001], by_port[40002])                 # rr: two tasks
+        self.assertNotEqual(by_port[40004], by_port[40002])                 # rr: two tasks
         self.assertEqual(len(r.out['underlay']), 12)
 
     def test_icmp_error_from_client_side_reaches_task(self):
@@ -263,7 +265,7 @@ class MeshPcapTest(harness.WorkdirTestCase):
         self.assertEqual(len(r.out['underlay']), 1)   # the small one went through
 
     def test_big_packet_without_df_is_fragmented(self):
-        big = client_packet(UDP(sport=41003, dport=5353), payload=bytes(range(256)) * 6)
+        big = client_packet(UDP(sport=41004, dport=5353), payload=bytes(range(256)) * 6)
         big[IP].flags = 0
         r = self.run_mesh({'ext': [big]})
         frames = r.out['underlay']
@@ -276,7 +278,7 @@ class MeshPcapTest(harness.WorkdirTestCase):
             pieces.append((inner.frag * 8, bytes(inner.payload)))
         data = b''.join(p for _, p in sorted(pieces))
         udp = UDP(data)
-        self.assertEqual((udp.sport, udp.dport), (41003, 53))
+        self.assertEqual((udp.sport, udp.dport), (41004, 53))
         self.assertEqual(bytes(udp.payload), bytes(range(256)) * 6)
 
 

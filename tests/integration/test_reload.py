@@ -137,7 +137,8 @@ class ReloadTest(harness.WorkdirTestCase):
     def test_keys_that_need_a_restart_are_named(self):
         self.start(service('web', 8000))
         text = self.config(service('web', 8000), connections=32768).replace(
-            'lcores = "0-1"', 'lcores = "0-1"\nextra_args = ["--log-level=lib.eal:notice"]')
+            f'lcores = "{harness.lcores()}"',
+            f'lcores = "{harness.lcores()}"\nextra_args = ["--log-level=lib.eal:notice"]')
         self.write(text)
         self.sighup_and_wait('error', 1)
         log = self.mg.log()

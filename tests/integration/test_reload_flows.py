@@ -54,9 +54,9 @@ class ReloadFlowsTest(harness.WorkdirTestCase):
         self.lab.start_servers(self.workdir)
         self.prefix = harness.unique('mgf')
         self.listen = f'127.0.0.1:{harness.free_tcp_port()}'
-        self.ports = [harness.port_toml(EXT.name, f'net_af_packet0,iface={self.ext_if}',
+        self.ports = [harness.port_toml(EXT.name, harness.af_packet(0, self.ext_if),
                                         EXT.role, EXT.cidr, EXT.mac),
-                      harness.port_toml(UNDERLAY.name, f'net_af_packet1,iface={self.und_if}',
+                      harness.port_toml(UNDERLAY.name, harness.af_packet(1, self.und_if),
                                         UNDERLAY.role, UNDERLAY.cidr, UNDERLAY.mac)]
         self.opened = 0
         self.streams = []
