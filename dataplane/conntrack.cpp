@@ -63,6 +63,35 @@ inline uint32_t xorshift32(uint64_t &s)
     return static_cast<uint32_t>(s >> 32);
 }
 
+// One owner's hash: both keys of ENTRIES / 2 connections, lock-free readers, one writer.
+rte_hash *create_hash(uint32_t entries, int socket, rte_rcu_qsbr *qsbr)
+{
+    char name[RTE_HASH_NAMESIZE];
+    std::snprintf(name, sizeof(name), "ct%u", table_seq.fetch_add(1));
+    rte_hash_parameters hp{};
+    hp.name = name;
+    hp.entries = std::max<uint32_t>(entries, 16);
+    hp.key_len = sizeof(flow_key);
+    hp.hash_func = rte_hash_crc; // with init 0: what connection_table::hash() computes
+    hp.hash_func_init_val = 0;
+    hp.socket_id = socket;
+    hp.extra_flag = RTE_HASH_EXTRA_FLAGS_RW_CONCURRENCY_LF | RTE_HASH_EXTRA_FLAGS_EXT_TABLE;
+    rte_hash *h = rte_hash_create(&hp);
+    if (h == nullptr)
+        throw std::runtime_error(std::string("conntrack: rte_hash_create: ") +
+                                 rte_strerror(rte_errno));
+    rte_hash_rcu_config rc{};
+    rc.v = qsbr;
+    rc.mode = RTE_HASH_QSBR_MODE_DQ;
+    rc.trigger_reclaim_limit = hash_reclaim_trigger;
+    if (rte_hash_rcu_qsbr_add(h, &rc) != 0) {
+        rte_hash_free(h);
+        throw std::runtime_error(std::string("conntrack: rte_hash_rcu_qsbr_add: ") +
+                                 rte_strerror(rte_errno));
+    }
+    return h;
+}
+
 } // namespace
 
 std::unique_ptr<connection_table> connection_table::create(const conntrack_params &p)
@@ -84,31 +113,6 @@ std::unique_ptr<connection_table> connection_table::create(const conntrack_param
     t->snat_port_min_ = p.snat_port_min;
     t->snat_port_max_ = p.snat_port_max;
     t->set_timeouts(p.timeouts);
-
-    char name[RTE_HASH_NAMESIZE];
-    std::snprintf(name, sizeof(name), "ct%u", table_seq.fetch_add(1));
-
-    rte_hash_parameters hp{};
-    hp.name = name;
-    hp.entries = std::max<uint32_t>(2 * p.capacity, 16); // both keys of every connection
-    hp.key_len = sizeof(flow_key);
-    hp.hash_func = rte_hash_crc; // with init 0: what hash() computes
-    hp.hash_func_init_val = 0;
-    hp.socket_id = p.socket_id;
-    hp.extra_flag = RTE_HASH_EXTRA_FLAGS_RW_CONCURRENCY_LF | RTE_HASH_EXTRA_FLAGS_MULTI_WRITER_ADD |
-                    RTE_HASH_EXTRA_FLAGS_EXT_TABLE;
-    t->hash_ = rte_hash_create(&hp);
-    if (t->hash_ == nullptr)
-        throw std::runtime_error(std::string("conntrack: rte_hash_create: ") +
-                                 rte_strerror(rte_errno));
-
-    rte_hash_rcu_config rc{};
-    rc.v = p.qsbr;
-    rc.mode = RTE_HASH_QSBR_MODE_DQ;
-    rc.trigger_reclaim_limit = hash_reclaim_trigger;
-    if (rte_hash_rcu_qsbr_add(t->hash_, &rc) != 0)
-        throw std::runtime_error(std::string("conntrack: rte_hash_rcu_qsbr_add: ") +
-                                 rte_strerror(rte_errno));
 
     t->conns_ = zalloc<connection>("conntrack_slots", p.capacity, p.socket_id);
     for (uint32_t i = 0; i < p.capacity; i++)
@@ -140,6 +144,7 @@ std::unique_ptr<connection_table> connection_table::create(const conntrack_param
         const uint32_t first = lo + (w + n - lo % n) % n;
         o.port_first = static_cast<uint16_t>(first);
         o.port_count = first <= hi ? (hi - first) / n + 1 : 0;
+        o.hash = create_hash(2 * o.count, p.socket_id, p.qsbr);
     }
     return t;
 }
@@ -164,10 +169,10 @@ void connection_table::set_timeouts(const conntrack_timeouts &to) noexcept
 
 connection_table::~connection_table()
 {
-    // Workers must be stopped or offline: the hash's defer queue frees what it can now.
-    if (hash_ != nullptr) rte_hash_free(hash_);
+    // Workers must be stopped or offline: the hashes' defer queues free what they can now.
     if (owners_ != nullptr) {
         for (uint32_t w = 0; w < n_workers_; w++) {
+            if (owners_[w].hash != nullptr) rte_hash_free(owners_[w].hash);
             rte_free(owners_[w].free_stack);
             rte_free(owners_[w].deferred);
             rte_free(owners_[w].wheel);
@@ -177,38 +182,79 @@ connection_table::~connection_table()
     rte_free(conns_);
 }
 
+conn_ref connection_table::lookup_in(uint32_t owner, const flow_key &key,
+                                     hash_sig_t key_hash) const noexcept
+{
+    void *data;
+    if (rte_hash_lookup_with_hash_data(owners_[owner].hash, &key, key_hash, &data) < 0) return {};
+    return {from_data(data)};
+}
+
+// A forward key that missed at OWNER: its flow reached another worker than usual.
+conn_ref connection_table::lookup_elsewhere(uint32_t owner, const flow_key &key,
+                                            hash_sig_t key_hash) const noexcept
+{
+    for (uint32_t o = 0; o < n_workers_; o++)
+        if (o != owner)
+            if (conn_ref r = lookup_in(o, key, key_hash); r.hit()) return r;
+    return {};
+}
+
+conn_ref connection_table::lookup(uint8_t worker, direction dir, const flow_key &key,
+                                  hash_sig_t key_hash) const noexcept
+{
+    const uint32_t owner = dir == direction::reverse ? owner_of_reverse(key) : worker;
+    const conn_ref r = lookup_in(owner, key, key_hash);
+    if (r.hit() || dir == direction::reverse || n_workers_ == 1) return r;
+    return lookup_elsewhere(owner, key, key_hash);
+}
+
 conn_ref connection_table::lookup(const flow_key &key) const noexcept
 {
-    void *data;
-    if (rte_hash_lookup_data(hash_, &key, &data) < 0) return {};
-    return {from_data(data)};
+    const hash_sig_t h = hash(key);
+    const conn_ref r = lookup_in(owner_of_reverse(key), key, h);
+    return r.hit() || n_workers_ == 1 ? r : lookup_elsewhere(owner_of_reverse(key), key, h);
 }
 
-conn_ref connection_table::lookup(const flow_key &key, hash_sig_t key_hash) const noexcept
-{
-    void *data;
-    if (rte_hash_lookup_with_hash_data(hash_, &key, key_hash, &data) < 0) return {};
-    return {from_data(data)};
-}
-
-uint32_t connection_table::lookup_bulk(const flow_key *const keys[], const hash_sig_t hashes[],
+uint32_t connection_table::lookup_bulk(uint8_t worker, const direction dirs[],
+                                       const flow_key *const keys[], const hash_sig_t hashes[],
                                        uint32_t n, conn_ref results[]) const noexcept
 {
     uint32_t hits = 0;
     for (uint32_t off = 0; off < n; off += RTE_HASH_LOOKUP_BULK_MAX) {
         const uint32_t m = std::min<uint32_t>(n - off, RTE_HASH_LOOKUP_BULK_MAX);
-        const void *kp[RTE_HASH_LOOKUP_BULK_MAX];
-        hash_sig_t sig[RTE_HASH_LOOKUP_BULK_MAX];
-        void *data[RTE_HASH_LOOKUP_BULK_MAX];
-        uint64_t mask = 0;
-        for (uint32_t i = 0; i < m; i++) {
-            kp[i] = keys[off + i];
-            sig[i] = hashes[off + i];
-        }
-        rte_hash_lookup_with_hash_bulk_data(hash_, kp, sig, m, &mask, data);
+        uint32_t owner_of[RTE_HASH_LOOKUP_BULK_MAX];
         for (uint32_t i = 0; i < m; i++)
-            results[off + i].value = (mask >> i & 1) ? from_data(data[i]) : conn_ref::miss_value;
-        hits += static_cast<uint32_t>(std::popcount(mask));
+            owner_of[i] =
+                dirs[off + i] == direction::reverse ? owner_of_reverse(*keys[off + i]) : worker;
+        // One bulk lookup per owner's hash among these keys (one, mostly; two or three with
+        // replies for several owners).
+        uint64_t pending = m == 64 ? ~uint64_t{0} : (uint64_t{1} << m) - 1;
+        while (pending != 0) {
+            const uint32_t owner = owner_of[std::countr_zero(pending)];
+            const void *kp[RTE_HASH_LOOKUP_BULK_MAX];
+            hash_sig_t sig[RTE_HASH_LOOKUP_BULK_MAX];
+            uint32_t at[RTE_HASH_LOOKUP_BULK_MAX];
+            uint32_t k = 0;
+            for (uint64_t left = pending; left != 0; left &= left - 1) {
+                const auto i = static_cast<uint32_t>(std::countr_zero(left));
+                if (owner_of[i] != owner) continue;
+                kp[k] = keys[off + i];
+                sig[k] = hashes[off + i];
+                at[k++] = i;
+                pending &= ~(uint64_t{1} << i);
+            }
+            void *data[RTE_HASH_LOOKUP_BULK_MAX];
+            uint64_t mask = 0;
+            rte_hash_lookup_with_hash_bulk_data(owners_[owner].hash, kp, sig, k, &mask, data);
+            for (uint32_t j = 0; j < k; j++) {
+                conn_ref &r = results[off + at[j]];
+                r.value = (mask >> j & 1) ? from_data(data[j]) : conn_ref::miss_value;
+                if (!r.hit() && n_workers_ > 1 && dirs[off + at[j]] == direction::forward)
+                    r = lookup_elsewhere(owner, *keys[off + at[j]], sig[j]);
+                hits += r.hit();
+            }
+        }
     }
     return hits;
 }
@@ -217,15 +263,9 @@ uint32_t connection_table::lookup_bulk(const flow_key keys[], uint32_t n,
                                        conn_ref results[]) const noexcept
 {
     uint32_t hits = 0;
-    for (uint32_t off = 0; off < n; off += RTE_HASH_LOOKUP_BULK_MAX) {
-        const uint32_t m = std::min<uint32_t>(n - off, RTE_HASH_LOOKUP_BULK_MAX);
-        const flow_key *kp[RTE_HASH_LOOKUP_BULK_MAX];
-        hash_sig_t sig[RTE_HASH_LOOKUP_BULK_MAX];
-        for (uint32_t i = 0; i < m; i++) {
-            kp[i] = &keys[off + i];
-            sig[i] = hash(keys[off + i]);
-        }
-        hits += lookup_bulk(kp, sig, m, results + off);
+    for (uint32_t i = 0; i < n; i++) {
+        results[i] = lookup(keys[i]);
+        hits += results[i].hit();
     }
     return hits;
 }
@@ -317,7 +357,7 @@ bool connection_table::pick_snat(owner_state &o, uint8_t worker, flow_key &rev,
             keys[i] = &candidates[i];
         uint64_t hits = 0;
         void *unused[round];
-        rte_hash_lookup_with_hash_bulk_data(hash_, keys, hashes, count, &hits, unused);
+        rte_hash_lookup_with_hash_bulk_data(o.hash, keys, hashes, count, &hits, unused);
         const uint64_t free = ~hits & ((uint64_t{1} << count) - 1);
         if (free != 0) {
             const auto first = static_cast<uint32_t>(std::countr_zero(free));
@@ -366,7 +406,7 @@ create_result connection_table::create(uint8_t worker, const flow_key &forward, 
 
     // The caller just missed, but a bulk lookup earlier in the burst may be stale.
     void *data;
-    if (rte_hash_lookup_with_hash_data(hash_, &forward, fwd_hash, &data) >= 0)
+    if (rte_hash_lookup_with_hash_data(o.hash, &forward, fwd_hash, &data) >= 0)
         return {from_data(data) >> 1, create_status::exists};
     if (snat_ips.empty()) return {no_index, create_status::snat_exhausted};
 
@@ -396,13 +436,13 @@ create_result connection_table::create(uint8_t worker, const flow_key &forward, 
     c.live.store(1, std::memory_order_relaxed);
 
     // rte_hash publishes pdata with release semantics: the fields above are visible first.
-    if (rte_hash_add_key_with_hash_data(hash_, &rev, rev_hash, as_data(index << 1 | 1)) < 0) {
+    if (rte_hash_add_key_with_hash_data(o.hash, &rev, rev_hash, as_data(index << 1 | 1)) < 0) {
         c.live.store(0, std::memory_order_relaxed);
         o.free_stack[o.free_top++] = index;
         return {no_index, create_status::table_full};
     }
-    if (rte_hash_add_key_with_hash_data(hash_, &forward, fwd_hash, as_data(index << 1)) < 0) {
-        rte_hash_del_key_with_hash(hash_, &rev, rev_hash); // a reply may have seen it: defer
+    if (rte_hash_add_key_with_hash_data(o.hash, &forward, fwd_hash, as_data(index << 1)) < 0) {
+        rte_hash_del_key_with_hash(o.hash, &rev, rev_hash); // a reply may have seen it: defer
         c.live.store(0, std::memory_order_relaxed);
         const uint32_t from = o.deferred_tail;
         defer_free(o, index);
@@ -416,8 +456,9 @@ create_result connection_table::create(uint8_t worker, const flow_key &forward, 
 
 void connection_table::unpublish(connection &c) noexcept
 {
-    rte_hash_del_key(hash_, &c.forward);
-    rte_hash_del_key(hash_, &c.reverse);
+    rte_hash *h = owners_[c.owner].hash;
+    rte_hash_del_key(h, &c.forward);
+    rte_hash_del_key(h, &c.reverse);
     c.live.store(0, std::memory_order_relaxed);
 }
 
@@ -480,27 +521,30 @@ uint32_t connection_table::expire(uint8_t worker, uint32_t now, uint32_t budget,
 
 uint64_t connection_table::memory_needed(const conntrack_params &p) noexcept
 {
-    // rte_hash 22.11 (rte_cuckoo_hash.c) for the parameters create() passes: key slots with the
-    // per-lcore caches of MULTI_WRITER_ADD, 32-byte key entries, main and extendable buckets of
-    // 64 bytes, the free-slot rings, the ext-bucket free list, the RCU defer queue (16-byte
-    // entries). Checked against rte_malloc's own figures in conntrack_test.
+    // rte_hash 22.11 (rte_cuckoo_hash.c) for the parameters create_hash() passes, per owner:
+    // key slots (no per-lcore caches: one writer), 32-byte key entries, main and extendable
+    // buckets of 64 bytes, the free-slot rings, the ext-bucket free list, the RCU defer queue
+    // (16-byte entries). Checked against rte_malloc's own figures in conntrack_test.
     auto pow2 = [](uint64_t v) { return std::bit_ceil(std::max<uint64_t>(v, 1)); };
-    constexpr uint64_t lcore_cache_size = 64; // LCORE_CACHE_SIZE
-    constexpr uint64_t bucket_entries = 8;    // RTE_HASH_BUCKET_ENTRIES
-    const uint64_t entries = std::max<uint64_t>(2 * uint64_t{p.capacity}, 16);
-    const uint64_t key_slots = entries + (RTE_MAX_LCORE - 1) * (lcore_cache_size - 1) + 1;
-    const uint64_t buckets = pow2(entries) / bucket_entries;
-    const uint64_t hash = key_slots * 32 + 2 * buckets * 64 + pow2(key_slots) * 4 +
-                          pow2(buckets + 1) * 4 + key_slots * 4 +
-                          RTE_MAX_LCORE * (lcore_cache_size * 4 + 8) + pow2(key_slots + 1) * 16;
+    constexpr uint64_t bucket_entries = 8; // RTE_HASH_BUCKET_ENTRIES
+    auto hash_bytes = [&](uint64_t connections) {
+        const uint64_t entries = std::max<uint64_t>(2 * connections, 16);
+        const uint64_t key_slots = entries + 1;
+        const uint64_t buckets = pow2(entries) / bucket_entries;
+        return key_slots * 32 + 2 * buckets * 64 + pow2(key_slots) * 4 + pow2(buckets + 1) * 4 +
+               key_slots * 4 + pow2(key_slots + 1) * 16;
+    };
+    const uint64_t n = std::max<uint16_t>(p.n_workers, 1);
+    const uint64_t per = p.capacity / n;
+    const uint64_t hash = (n - 1) * hash_bytes(per) + hash_bytes(p.capacity - (n - 1) * per);
 
     // Ours: the slots, one free stack, and per owner a deferred ring and a wheel.
-    const uint64_t n = std::max<uint16_t>(p.n_workers, 1);
     const uint64_t ours = uint64_t{p.capacity} * (sizeof(connection) + sizeof(uint32_t)) +
                           n * (pow2(p.capacity / n + p.capacity % n) * sizeof(deferred_slot) +
                                wheel_slots * sizeof(uint32_t) + sizeof(owner_state));
     constexpr uint64_t allocator_overhead = 64 * 1024; // malloc headers, ring and hash structs
-    return hash + ours + allocator_overhead;
+    constexpr uint64_t shard_overhead = 8 * 1024;      // each further owner's hash structs
+    return hash + ours + allocator_overhead + (n - 1) * shard_overhead;
 }
 
 uint32_t connection_table::size() const noexcept

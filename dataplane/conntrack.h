@@ -1,34 +1,39 @@
-// The connection table: full-NAT state of every client flow, shared by all worker lcores.
+// The connection table: full-NAT state of every client flow, found by every worker lcore.
 //
-// Layout. One rte_hash maps both keys of a connection to `index << 1 | direction`:
+// Layout. Each owner (worker) has its own rte_hash mapping both keys of each of its
+// connections to `index << 1 | direction`:
 //   forward key = the client's packet as received  (client_ip:client_port -> published_ip:port)
 //   reverse key = the task's reply as received      (task_ip:target_port -> snat_ip:snat_port)
-// and a flat array of 64-byte `connection` slots holds the rest. Any worker looks up either key
-// without a lock (RTE_HASH_EXTRA_FLAGS_RW_CONCURRENCY_LF), because replies arrive on whatever
-// queue RSS picked from the outer VXLAN header.
+// and one flat array of 64-byte `connection` slots holds the rest. Any worker looks up any
+// owner's hash without a lock (RTE_HASH_EXTRA_FLAGS_RW_CONCURRENCY_LF), because replies arrive on
+// whatever queue RSS picked from the outer VXLAN header: a reverse key is in the hash of the
+// owner its SNAT port names (port % n_workers == owner, below), a forward key in the hash of the
+// worker that received it (RSS keeps a client's flow on one queue), else, looked for on a miss,
+// in the others. One writer per hash needs no writer lock: measured against one shared hash with
+// MULTI_WRITER_ADD, two workers make 2.3x the new connections per second (docs/architecture.md).
 //
 // Ownership. The worker that saw a client's first packet owns the connection: only it creates,
-// expires and removes it (forward packets of one flow always reach the same worker). Any worker
-// may refresh last_seen and move the TCP state (relaxed atomics). Slots are partitioned by owner:
-// worker w allocates only from its own slice of the array and its own free stack, so allocation
-// takes no lock.
+// expires and removes it, and only in its own hash. Any worker may refresh last_seen and move
+// the TCP state (relaxed atomics). Slots are partitioned by owner too: worker w allocates only
+// from its own slice of the array and its own free stack, so allocation takes no lock.
 //
 // Reclamation. Readers hold no lock, so a removed key slot (inside rte_hash) and a removed
 // connection slot are reused only after every reader passed a quiescent state of the workers'
 // rte_rcu_qsbr variable: rte_hash does it for its keys (RTE_HASH_QSBR_MODE_DQ); the table keeps a
 // FIFO of (token, index) per owner for its slots. Workers must report quiescent states.
 //
-// SNAT ports. The reverse key must be unique; rather than a port allocator the owner probes the
+// SNAT ports. The reverse key must be unique; rather than a port allocator the owner probes its
 // hash: the client's port first, then pseudo-random ports, over all SNAT addresses. Worker w only
-// picks ports with port % n_workers == w, so two owners never race for the same reverse key and
-// "lookup, then add" is safe. (With one worker every port is allowed.)
+// picks ports with port % n_workers == w, so two owners never race for the same reverse key, a
+// reply's owner is known from its key, and "lookup, then add" is safe. (With one worker every
+// port is allowed.)
 //
 // Expiry. Each owner has a timer wheel (1 s ticks, 4096 slots) threaded through the slots. Entries
 // are filed with lazy refresh: when a slot comes due the entry is deleted if last_seen + timeout
 // has passed, else filed again. Cost: O(1) amortized per connection, bounded per call by a budget.
 //
 // Deviations from the design brief, with reasons:
-// - The hash also gets RTE_HASH_EXTRA_FLAGS_EXT_TABLE: a cuckoo table with exactly 2 x capacity
+// - The hashes also get RTE_HASH_EXTRA_FLAGS_EXT_TABLE: a cuckoo table with exactly 2 x capacity
 //   key slots fails inserts at ~95% load; extendable buckets make "2 x capacity" a real capacity.
 // - Connection slots are freed through our own per-owner FIFO rather than rte_rcu_qsbr_dq (an
 //   experimental API in DPDK 22.11); one qsbr token covers every deletion of an expire() call.
@@ -39,9 +44,9 @@
 // - remove() (port reuse, flushes) cannot unlink from a singly linked wheel list: it deletes the
 //   keys at once and leaves the slot as a zombie that the wheel frees when it next visits it.
 //
-// Threading contract: rte_hash's MULTI_WRITER_ADD keeps per-lcore caches indexed by
-// rte_lcore_id(), so create/remove/expire must run on EAL lcores (workers are). Per-packet
-// methods are noexcept, never allocate, throw or log; create() takes rte_hash's writer lock.
+// Threading contract: create/remove/expire/sweep for owner w run on one thread at a time (worker
+// w); lookups and update() on any thread. Per-packet methods are noexcept, never allocate, throw
+// or log, and take no lock.
 #pragma once
 
 #include <array>
@@ -51,6 +56,7 @@
 #include <memory>
 #include <span>
 
+#include <rte_byteorder.h>
 #include <rte_common.h>
 #include <rte_hash.h>
 #include <rte_hash_crc.h>
@@ -183,13 +189,18 @@ class connection_table
         return rte_hash_crc(&key, sizeof key, 0);
     }
 
-    // Any worker, lock-free.
+    // Any worker, lock-free. DIR says which key of a connection KEY would be: a reverse key is
+    // looked for in its owner's hash, a forward key in WORKER's, then (on a miss) in the
+    // others'. The result's dir() is the direction the key was stored under.
+    conn_ref lookup(uint8_t worker, direction dir, const flow_key &key,
+                    hash_sig_t key_hash) const noexcept;
+    // keys[i] (with hashes[i] = hash(*keys[i]), of direction dirs[i]) for i < n (any n);
+    // results[i] set for each; returns the number of hits. One bulk lookup per owner's hash
+    // and 64 keys: buckets are prefetched.
+    uint32_t lookup_bulk(uint8_t worker, const direction dirs[], const flow_key *const keys[],
+                         const hash_sig_t hashes[], uint32_t n, conn_ref results[]) const noexcept;
+    // Tests and slow paths: KEY in every owner's hash.
     conn_ref lookup(const flow_key &key) const noexcept;
-    conn_ref lookup(const flow_key &key, hash_sig_t key_hash) const noexcept;
-    // keys[i] (with hashes[i] = hash(*keys[i])) for i < n (any n); results[i] set for each;
-    // returns the number of hits. One bulk lookup per 64 keys: buckets are prefetched.
-    uint32_t lookup_bulk(const flow_key *const keys[], const hash_sig_t hashes[], uint32_t n,
-                         conn_ref results[]) const noexcept;
     uint32_t lookup_bulk(const flow_key keys[], uint32_t n, conn_ref results[]) const noexcept;
 
     void prefetch(uint32_t index) const noexcept { rte_prefetch0(&conns_[index]); }
@@ -290,6 +301,7 @@ class connection_table
         uint64_t rng = 0;                  // xorshift64 state for SNAT ports
         uint16_t port_first = 0;           // lowest SNAT port of this owner's partition
         uint32_t port_count = 0;           // number of ports in the partition
+        rte_hash *hash = nullptr;          // both keys of this owner's connections
         alignas(RTE_CACHE_LINE_SIZE) std::atomic<uint32_t> live{0}; // read by the control thread
     };
 
@@ -304,8 +316,15 @@ class connection_table
     bool pick_snat(owner_state &o, uint8_t worker, flow_key &rev, uint16_t client_port,
                    std::span<const uint32_t> snat_ips, uint32_t &rev_hash) noexcept;
     void unpublish(connection &c) noexcept;
+    // The owner whose hash holds reverse key KEY: its SNAT port's residue.
+    uint32_t owner_of_reverse(const flow_key &key) const noexcept
+    {
+        return n_workers_ == 1 ? 0 : rte_be_to_cpu_16(key.dst_port) % n_workers_;
+    }
+    conn_ref lookup_in(uint32_t owner, const flow_key &key, hash_sig_t key_hash) const noexcept;
+    conn_ref lookup_elsewhere(uint32_t owner, const flow_key &key,
+                              hash_sig_t key_hash) const noexcept;
 
-    rte_hash *hash_ = nullptr;
     rte_rcu_qsbr *qsbr_ = nullptr;
     connection *conns_ = nullptr;
     owner_state *owners_ = nullptr;

@@ -78,7 +78,8 @@ const connection *quoted_connection(worker &w, const icmp_error_view &v, directi
     std::memcpy(&quoted_dst_port, v.inner_l4 + 2, 2);
     flow_key key = make_flow_key(v.inner->dst_addr, v.inner->src_addr, quoted_dst_port,
                                  quoted_src_port, v.inner_proto);
-    conn_ref ref = w.shared->connections->lookup(key);
+    conn_ref ref = w.shared->connections->lookup(static_cast<uint8_t>(w.id), dir, key,
+                                                 connection_table::hash(key));
     if (!ref.hit() || ref.dir() != dir) return nullptr;
     return &w.shared->connections->at(ref.index());
 }

@@ -149,7 +149,8 @@ verdict forward_stage(worker &w, const dataplane_tables &t, uint16_t port, rte_m
     connection_table &connections = *w.shared->connections;
     uint32_t index = connection_table::no_index;
     // The bulk lookup ran before this burst's SYNs made their connections.
-    if (!s.ref.hit() && w.burst_created != 0) s.ref = connections.lookup(s.key, s.hash);
+    if (!s.ref.hit() && w.burst_created != 0)
+        s.ref = connections.lookup(static_cast<uint8_t>(w.id), direction::forward, s.key, s.hash);
     if (s.ref.hit() && s.ref.dir() == direction::forward) {
         update_result u = connections.update(s.ref.index(), direction::forward, s.tcp_flags, w.now);
         if (!u.reuse)

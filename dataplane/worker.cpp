@@ -119,6 +119,7 @@ void process_burst(worker &w, const dataplane_tables &t, uint16_t port, rte_mbuf
     // One bulk lookup of every key; then the connection slots of the hits, ahead of use.
     const flow_key *keys[burst_size];
     hash_sig_t hashes[burst_size];
+    direction dirs[burst_size];
     conn_ref refs[burst_size];
     uint16_t of[burst_size]; // lookup i -> packet
     uint16_t n = 0;
@@ -126,10 +127,11 @@ void process_burst(worker &w, const dataplane_tables &t, uint16_t port, rte_mbuf
         if (s[i].stage == mesh_stage::forward || s[i].stage == mesh_stage::reverse) {
             keys[n] = &s[i].key;
             hashes[n] = s[i].hash;
+            dirs[n] = s[i].stage == mesh_stage::forward ? direction::forward : direction::reverse;
             of[n++] = i;
         }
     const connection_table &connections = *w.shared->connections;
-    if (n != 0) connections.lookup_bulk(keys, hashes, n, refs);
+    if (n != 0) connections.lookup_bulk(static_cast<uint8_t>(w.id), dirs, keys, hashes, n, refs);
     for (uint16_t k = 0; k < n; ++k) {
         s[of[k]].ref = refs[k];
         if (refs[k].hit()) connections.prefetch(refs[k].index());

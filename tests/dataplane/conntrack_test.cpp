@@ -528,6 +528,58 @@ TEST_F(Conntrack, LookupBulkMatchesSingleLookups)
     }
 }
 
+// Each owner writes its own hash; every worker finds every connection: a reply in the hash its
+// SNAT port names, a client's packet first where it arrived, then in the other owners' hashes.
+TEST_F(Conntrack, EveryWorkerFindsEveryOwnersConnectionsByDirection)
+{
+    make({.capacity = 3000, .n_workers = 3});
+    std::vector<flow_key> forward, reverse;
+    std::vector<uint32_t> index;
+    for (uint32_t i = 0; i < 300; i++) {
+        const auto owner = static_cast<uint8_t>(i % 3);
+        const auto r =
+            add(client(i, static_cast<uint16_t>(2000 + i)), 1, task_ip_a, {snat_1}, owner);
+        ASSERT_EQ(r.status, create_status::ok) << i;
+        EXPECT_EQ(host_port(table->at(r.index).snat_port()) % 3, owner) << i;
+        forward.push_back(table->at(r.index).forward);
+        reverse.push_back(reply_key(table->at(r.index)));
+        index.push_back(r.index);
+    }
+    for (uint8_t worker = 0; worker < 3; worker++) {
+        std::vector<const flow_key *> keys;
+        std::vector<hash_sig_t> hashes;
+        std::vector<direction> dirs;
+        for (size_t i = 0; i < forward.size(); i++) {
+            for (auto [k, d] : {std::pair{&forward[i], direction::forward},
+                                std::pair{&reverse[i], direction::reverse}}) {
+                keys.push_back(k);
+                hashes.push_back(connection_table::hash(*k));
+                dirs.push_back(d);
+                const conn_ref one = table->lookup(worker, d, *k, connection_table::hash(*k));
+                ASSERT_TRUE(one.hit()) << i << " from worker " << int(worker);
+                EXPECT_EQ(one.index(), index[i]);
+                EXPECT_EQ(one.dir(), d);
+            }
+        }
+        std::vector<conn_ref> res(keys.size());
+        EXPECT_EQ(table->lookup_bulk(worker, dirs.data(), keys.data(), hashes.data(),
+                                     static_cast<uint32_t>(keys.size()), res.data()),
+                  keys.size());
+        for (size_t i = 0; i < keys.size(); i++)
+            EXPECT_EQ(res[i].index(), index[i / 2]) << i;
+    }
+    // Unknown keys miss in every direction; removed ones too.
+    EXPECT_FALSE(
+        table->lookup(0, direction::forward, client(9999), connection_table::hash(client(9999)))
+            .hit());
+    mg::removed_connection gone;
+    ASSERT_TRUE(table->remove(2, index[2], &gone));
+    EXPECT_FALSE(
+        table->lookup(0, direction::reverse, reverse[2], connection_table::hash(reverse[2])).hit());
+    EXPECT_FALSE(
+        table->lookup(1, direction::forward, forward[2], connection_table::hash(forward[2])).hit());
+}
+
 // Random creates, removals and clock moves; a std::map says what must be found.
 TEST_F(Conntrack, RandomWorkloadMatchesModel)
 {
