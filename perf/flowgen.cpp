@@ -10,6 +10,10 @@
 // spread it, and a node answers on the queue its outer UDP source port picks (RSS on the outer
 // header): a reply often reaches another worker than the one that made the connection.
 // With --new every request is a new flow (a new client address and port), for connection rates.
+// With --rate 0 it sends as fast as the ring takes (what the ring refuses is sent again, not
+// counted), and --measure-after N gives rates over the window from the Nth request to the last
+// (the first N set the flows up): "sent_mpps", "at_tasks_mpps", "back_mpps" (what came back to
+// the clients).
 //
 // Prints one JSON line when done: {"sent":..,"at_tasks":..,"replies":..,"rtt_us_max":..,...},
 // then keeps its ports until the gateway has gone (its links are down) or SIGTERM. With net_memif
@@ -56,6 +60,7 @@ struct options {
     bool fresh = false;  // --new: every request opens a new flow
     uint16_t queues = 1; // per port
     double linger = 2.0; // seconds to wait for the last answers
+    uint64_t measure_after = 0;
 };
 
 constexpr uint32_t first_client_port = 1024;
@@ -81,7 +86,8 @@ bool parse_ip(const char *s, uint32_t &ip)
     std::fprintf(stderr,
                  "flowgen: %s\nusage: dpdk-flowgen EAL-ARGS -- --client-mac M --gateway-mac M "
                  "--node-mac M --published A:P --clients A/N [--flows N] [--rate PPS] "
-                 "[--count N] [--size BYTES] [--reply] [--linger S] [--queues N] [--new]\n",
+                 "[--count N] [--size BYTES] [--reply] [--linger S] [--queues N] [--new] "
+                 "[--measure-after N]\n",
                  why);
     std::exit(2);
 }
@@ -102,6 +108,7 @@ options parse(int argc, char **argv)
                                           {"linger", required_argument, nullptr, 'l'},
                                           {"queues", required_argument, nullptr, 'q'},
                                           {"new", no_argument, nullptr, 'N'},
+                                          {"measure-after", required_argument, nullptr, 'M'},
                                           {nullptr, 0, nullptr, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "", long_options, nullptr)) != -1) {
@@ -155,12 +162,15 @@ options parse(int argc, char **argv)
         case 'N':
             o.fresh = true;
             break;
+        case 'M':
+            o.measure_after = std::strtoull(optarg, nullptr, 10);
+            break;
         default:
             usage("unknown option");
         }
     }
-    if (o.flows == 0 || o.client_count == 0 || o.rate == 0 || o.queues == 0 || o.queues > 16)
-        usage("flows, clients, rate > 0, queues 1..16");
+    if (o.flows == 0 || o.client_count == 0 || o.queues == 0 || o.queues > 16)
+        usage("flows, clients > 0, queues 1..16");
     if (o.flows < o.queues) usage("at least one flow per queue");
     if (o.fresh) o.flows = o.client_count * ports_per_client;
     if (o.flows > uint64_t{o.client_count} * ports_per_client)
@@ -176,31 +186,55 @@ struct stamp {
     uint64_t tsc;
 };
 
-void build_request(rte_mbuf *m, const options &o, uint32_t flow, uint64_t seq)
+// The request every flow sends, but for its source address and port.
+struct request_template {
+    uint8_t bytes[RTE_MBUF_DEFAULT_DATAROOM];
+    uint16_t frame = 0;
+    uint32_t checksum_base = 0; // the IPv4 header's sum without its source address
+};
+
+request_template make_template(const options &o)
 {
-    const uint16_t frame = o.size;
-    auto *eth = reinterpret_cast<rte_ether_hdr *>(rte_pktmbuf_append(m, frame));
-    std::memset(eth, 0, frame);
+    request_template t{};
+    t.frame = o.size;
+    auto *eth = reinterpret_cast<rte_ether_hdr *>(t.bytes);
     eth->dst_addr = o.gateway_mac;
     eth->src_addr = o.client_mac;
     eth->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4);
     auto *ip = reinterpret_cast<rte_ipv4_hdr *>(eth + 1);
-    const uint16_t l3 = static_cast<uint16_t>(frame - sizeof(rte_ether_hdr));
+    const uint16_t l3 = static_cast<uint16_t>(t.frame - sizeof(rte_ether_hdr));
     ip->version_ihl = RTE_IPV4_VHL_DEF;
     ip->total_length = rte_cpu_to_be_16(l3);
     ip->time_to_live = 64;
     ip->next_proto_id = IPPROTO_UDP;
-    ip->src_addr = rte_cpu_to_be_32(o.client_base + flow % o.client_count);
     ip->dst_addr = rte_cpu_to_be_32(o.published_ip);
-    ip->hdr_checksum = rte_ipv4_cksum(ip);
+    t.checksum_base = rte_raw_cksum(ip, sizeof(*ip));
     auto *udp = reinterpret_cast<rte_udp_hdr *>(ip + 1);
-    udp->src_port =
-        rte_cpu_to_be_16(static_cast<uint16_t>(first_client_port + flow / o.client_count));
     udp->dst_port = rte_cpu_to_be_16(o.published_port);
     udp->dgram_len = rte_cpu_to_be_16(static_cast<uint16_t>(l3 - sizeof(rte_ipv4_hdr)));
     udp->dgram_cksum = 0; // optional in IPv4
+    return t;
+}
+
+void build_request(rte_mbuf *m, const request_template &t, const options &o, uint32_t flow,
+                   uint64_t seq)
+{
+    auto *frame = reinterpret_cast<uint8_t *>(rte_pktmbuf_append(m, t.frame));
+    std::memcpy(frame, t.bytes, t.frame);
+    auto *ip = reinterpret_cast<rte_ipv4_hdr *>(frame + sizeof(rte_ether_hdr));
+    ip->src_addr = rte_cpu_to_be_32(o.client_base + flow % o.client_count);
+    // The template's sum plus the source address, folded: rte_ipv4_cksum without the walk
+    // (both sum the header's 16-bit words as they lie in memory).
+    const uint32_t src = ip->src_addr;
+    uint32_t sum = t.checksum_base + (src & 0xffff) + (src >> 16);
+    sum = (sum & 0xffff) + (sum >> 16);
+    sum = (sum & 0xffff) + (sum >> 16);
+    ip->hdr_checksum = static_cast<uint16_t>(~sum & 0xffff);
+    auto *udp = reinterpret_cast<rte_udp_hdr *>(ip + 1);
+    udp->src_port =
+        rte_cpu_to_be_16(static_cast<uint16_t>(first_client_port + flow / o.client_count));
     const stamp st{seq, rte_rdtsc()};
-    if (l3 >= sizeof(rte_ipv4_hdr) + sizeof(rte_udp_hdr) + sizeof(st))
+    if (t.frame >= sizeof(rte_ether_hdr) + sizeof(rte_ipv4_hdr) + sizeof(rte_udp_hdr) + sizeof(st))
         std::memcpy(udp + 1, &st, sizeof(st));
 }
 
@@ -332,7 +366,12 @@ int main(int argc, char **argv)
         }
         rte_delay_ms(10);
     }
+    static const request_template request = make_template(o);
     const uint64_t start = rte_rdtsc();
+    // The measured window: counters when request `measure_after` left, and when the last did.
+    struct mark {
+        uint64_t tsc = 0, sent = 0, at_tasks = 0, back = 0; // back: replies and others
+    } from, to;
     uint64_t sent = 0, refused = 0, at_tasks = 0, replies = 0, reply_refused = 0, other = 0;
     uint64_t last_rx = start, done_at = 0;
     latency rtt;
@@ -343,7 +382,8 @@ int main(int argc, char **argv)
     while (!stopping) {
         const uint64_t now = rte_rdtsc();
         // Requests due by now at RATE, a burst at a time.
-        const uint64_t due = std::min<uint64_t>(o.count, (now - start) * o.rate / hz + 1);
+        const uint64_t due =
+            o.rate == 0 ? o.count : std::min<uint64_t>(o.count, (now - start) * o.rate / hz + 1);
         if (sent + refused < due) {
             // A burst from each queue in turn; queue Q sends flows Q, Q + queues, ... so that
             // each flow always reaches the same gateway worker, as RSS would do.
@@ -355,13 +395,18 @@ int main(int argc, char **argv)
                 const uint64_t flows_of_q = (o.flows - q + o.queues - 1) / o.queues;
                 for (uint16_t i = 0; i < n; ++i, ++next_of_queue[q])
                     build_request(
-                        tx[i], o,
+                        tx[i], request, o,
                         static_cast<uint32_t>(q + o.queues * (next_of_queue[q] % flows_of_q)),
                         sent + refused + i);
                 const uint16_t ok = rte_eth_tx_burst(0, q, tx, n);
                 sent += ok;
-                refused += n - ok; // a full ring: counted, not sent, and not retried
+                if (o.rate != 0)
+                    refused += n - ok; // a full ring: counted, not sent, and not retried
+                else
+                    next_of_queue[q] -= n - ok; // as fast as the ring takes: those go again
                 rte_pktmbuf_free_bulk(tx + ok, n - ok);
+                if (from.tsc == 0 && sent + refused >= o.measure_after)
+                    from = {now, sent, at_tasks, replies + other};
             }
         }
         // The nodes' side: packets to tasks, and their replies on the queue of their outer
@@ -372,9 +417,15 @@ int main(int argc, char **argv)
         uint16_t answers[16] = {};
         for (uint16_t i = 0; i < n; ++i) {
             ++at_tasks;
-            if (!o.reply || !turn_into_reply(rx[i], o)) {
+            if (!o.reply) {
                 rte_pktmbuf_free(rx[i]);
                 continue;
+            }
+            // Not a tunnel packet (a plain forwarder in between, testpmd io): sent back as it
+            // is, so that the ceiling run does the same work both ways.
+            if (!turn_into_reply(rx[i], o)) {
+                auto *eth = rte_pktmbuf_mtod(rx[i], rte_ether_hdr *);
+                std::swap(eth->src_addr, eth->dst_addr);
             }
             const auto *udp = rte_pktmbuf_mtod_offset(rx[i], const rte_udp_hdr *,
                                                       sizeof(rte_ether_hdr) + sizeof(rte_ipv4_hdr));
@@ -407,18 +458,25 @@ int main(int argc, char **argv)
             }
         }
         rte_pktmbuf_free_bulk(rx, n);
-        if (sent + refused == o.count && done_at == 0) done_at = now;
+        if (sent + refused == o.count && done_at == 0) {
+            done_at = now;
+            to = {now, sent, at_tasks, replies + other};
+        }
         if (done_at != 0 && now - last_rx > static_cast<uint64_t>(o.linger * double(hz)) &&
             now - done_at > static_cast<uint64_t>(o.linger * double(hz)))
             break;
     }
     const double seconds = double(rte_rdtsc() - start) / double(hz);
+    const double window = double(to.tsc - from.tsc) / double(hz);
+    auto mpps = [&](uint64_t n) { return window > 0 ? double(n) / window / 1e6 : 0.0; };
     std::printf("{\"sent\": %" PRIu64 ", \"refused\": %" PRIu64 ", \"at_tasks\": %" PRIu64
                 ", \"replies\": %" PRIu64 ", \"reply_refused\": %" PRIu64 ", \"other\": %" PRIu64
                 ", \"seconds\": %.3f, \"rtt_us_p50\": %.0f, \"rtt_us_p99\": %.0f, "
-                "\"rtt_us_max\": %.1f}\n",
+                "\"rtt_us_max\": %.1f, \"window_s\": %.3f, \"sent_mpps\": %.3f, "
+                "\"at_tasks_mpps\": %.3f, \"back_mpps\": %.3f}\n",
                 sent, refused, at_tasks, replies, reply_refused, other, seconds, rtt.quantile(0.5),
-                rtt.quantile(0.99), rtt.worst_us);
+                rtt.quantile(0.99), rtt.worst_us, window, mpps(to.sent - from.sent),
+                mpps(to.at_tasks - from.at_tasks), mpps(to.back - from.back));
     std::fflush(stdout);
     // The gateway's memif PMD crashes if its peer unmaps the shared memory while its worker
     // polls: keep the ports until it has gone (both links down) or we are told to stop.

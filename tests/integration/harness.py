@@ -439,10 +439,12 @@ def flowgen_ports(sockets):
 
 class Flowgen:
     """dpdk-flowgen on lcore 0 (the gateway's control thread sleeps there, its worker polls on
-    1): UDP to 203.0.113.10:9000 from 1000 flows at RATE, COUNT datagrams, each answered by the
-    node side. Stop the gateway first: flowgen keeps its memif ports until it has gone."""
+    1): UDP to 203.0.113.10:9000 from FLOWS flows of CLIENTS (first address/count) at RATE
+    (0: as fast as the ring takes), COUNT datagrams, each answered by the node side if REPLY.
+    Stop the gateway first: flowgen keeps its memif ports until it has gone."""
 
-    def __init__(self, workdir, rate, count, flows=1000):
+    def __init__(self, workdir, rate, count, flows=1000, reply=True, clients='198.51.100.1/250',
+                 extra=()):
         self.prefix = unique('mgg')
         self.sockets = [os.path.join(workdir, 'clients.sock'), os.path.join(workdir, 'nodes.sock')]
         ensure_hugepages()
@@ -450,14 +452,14 @@ class Flowgen:
         self.err_path = os.path.join(workdir, 'flowgen.err')
         self._out, self._err = open(self.out_path, 'w'), open(self.err_path, 'w', buffering=1)
         self.proc = subprocess.Popen(
-            [FLOWGEN, '-l', '0', '--file-prefix', self.prefix, '-m', '128', '--no-pci',
+            [FLOWGEN, '-l', '0', '--file-prefix', self.prefix, '-m', '256', '--no-pci',
              f'--vdev=net_memif0,role=server,socket={self.sockets[0]},mac={FLOWGEN_CLIENT_MAC}',
              f'--vdev=net_memif1,role=server,socket={self.sockets[1]},mac={FLOWGEN_NODE_MAC}',
              '--log-level=pmd.net.memif:error', '--', '--client-mac', FLOWGEN_CLIENT_MAC,
              '--gateway-mac', FLOWGEN_EXT_MAC, '--node-mac', FLOWGEN_NODE_MAC, '--published',
-             '203.0.113.10:9000', '--clients', '198.51.100.1/250', '--flows', str(flows),
-             '--rate', str(rate), '--count', str(count), '--reply', '--linger', '2',
-             '--queues', str(WORKERS)],
+             '203.0.113.10:9000', '--clients', clients, '--flows', str(flows),
+             '--rate', str(rate), '--count', str(count), '--linger', '2',
+             '--queues', str(WORKERS)] + (['--reply'] if reply else []) + list(extra),
             stdout=self._out, stderr=self._err, start_new_session=True)
         self._wait_for(lambda: 'waiting for their links' in self.errors(), 30,
                        'the generator did not start its ports')
