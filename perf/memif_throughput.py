@@ -27,7 +27,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', 'tests', 'integration'))
 import harness  # noqa: E402
@@ -91,15 +90,9 @@ def run_testpmd(workdir, o):
     try:
         result = gen.result(timeout=600)
     finally:
-        p.send_signal(signal.SIGINT)
-        try:
-            p.wait(20)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
+        harness.stop_dpdk(p, prefix, signal.SIGINT)
         log.close()
         gen.stop()
-        subprocess.run(['rm', '-rf', f'/var/run/dpdk/{prefix}'])
     return result
 
 

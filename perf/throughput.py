@@ -143,15 +143,9 @@ def run_testpmd(workdir, inputs, seconds, mbufs):
     p = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                          start_new_session=True)
     time.sleep(3 + seconds)
-    p.send_signal(signal.SIGINT)
-    try:
-        p.wait(20)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        p.wait()
+    harness.stop_dpdk(p, prefix, signal.SIGINT)
     log.close()
     text = open(log.name, errors='replace').read()
-    subprocess.run(['rm', '-rf', f'/var/run/dpdk/{prefix}'])
     # Each period prints the four ports in order; sum ports 1 and 3, skip the warm-up periods.
     tx = [int(v) for v in re.findall(r'Tx-pps:\s+(\d+)', text)]
     periods = [tx[i + 1] + tx[i + 3] for i in range(0, len(tx) - 3, 4)]

@@ -487,16 +487,22 @@ class Flowgen:
         return json.loads(text().splitlines()[-1])
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_dpdk(self.proc, self.prefix, signal.SIGTERM, 10)
         self._out.close()
         self._err.close()
-        shutil.rmtree(f'/var/run/dpdk/{self.prefix}', ignore_errors=True)
+
+
+def stop_dpdk(proc, prefix, sig=signal.SIGTERM, timeout=20):
+    """Stops a DPDK process we started (SIG, then SIGKILL after TIMEOUT) and removes its EAL
+    runtime directory."""
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    shutil.rmtree(f'/var/run/dpdk/{prefix}', ignore_errors=True)
 
 
 def main():
