@@ -21,7 +21,6 @@ task by a SIGHUP reload (weight 0): new connections avoid it, an open one to it 
 import hashlib
 import os
 import signal
-import subprocess
 import sys
 import textwrap
 import time
