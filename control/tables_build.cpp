@@ -102,6 +102,7 @@ std::map<std::string, uint16_t> compile_nodes(const config::gateway_config &c,
         add(n, true);
     for (const auto &[key, rec] : ids.tasks())
         if (rec.phase == task_phase::removed) add(rec.node, false);
+    t.node_of_vtep.build(t.nodes);
     return index;
 }
 

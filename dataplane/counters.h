@@ -21,6 +21,7 @@ namespace meshgate::dataplane
     X(unsupported_protocol, "IPv4 protocol to a gateway address the gateway does not serve")       \
     X(no_service, "TCP or UDP to a gateway address and port that no service publishes")            \
     X(unknown_vni, "VXLAN with a VNI other than the overlay's")                                    \
+    X(unknown_vtep, "VXLAN from a source that is no configured node")                              \
     X(no_connection, "reply from a task that matches no connection")                               \
     X(no_backend, "service with no task of weight > 0")                                            \
     X(task_gone, "packet of a connection whose task was removed (after removed_task_grace)")       \

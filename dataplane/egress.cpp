@@ -20,21 +20,12 @@ namespace meshgate::dataplane
 namespace
 {
 
-// The node a tunnel packet came from, by its VTEP; nodes.size() when it is none of ours.
-uint16_t node_by_vtep(const dataplane_tables &t, rte_be32_t vtep)
-{
-    uint16_t n = 0;
-    while (n < t.nodes.size() && t.nodes[n].vtep != vtep)
-        ++n;
-    return n;
-}
-
-// M (data at the inner Ethernet header) back through the tunnel it came from.
+// M (data at the inner Ethernet header) back through the tunnel it came from: a configured
+// node's (classify_underlay() let in no other).
 verdict reply_through_tunnel(const dataplane_tables &t, rte_mbuf *m, rte_be32_t vtep)
 {
-    uint16_t node = node_by_vtep(t, vtep);
-    if (node == t.nodes.size())
-        return drop_as(drop_reason::not_local); // only configured nodes get answers
+    const uint16_t node = t.node_of_vtep.find(vtep);
+    if (node == no_node) return drop_as(drop_reason::unknown_vtep);
     return to_node(
         t, m, node,
         vxlan_inner_flow_hash(rte_pktmbuf_mtod(m, const uint8_t *), rte_pktmbuf_data_len(m)));
@@ -213,7 +204,13 @@ void classify_underlay(worker &w, const dataplane_tables &t, uint16_t port, rte_
         s.v = drop_as(drop_reason::unknown_vni);
         return;
     }
-    rte_be32_t vtep = ip->src_addr;
+    // Only the swarm's nodes may speak through the tunnel: a port that faces the internet too
+    // (role "both") must not let anyone inject replies toward clients.
+    const rte_be32_t vtep = ip->src_addr;
+    if (t.node_of_vtep.find(vtep) == no_node) {
+        s.v = drop_as(drop_reason::unknown_vtep);
+        return;
+    }
     vxlan_decap(m, info);
     classify_inner(w, t, m, vtep, s);
 }

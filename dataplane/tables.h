@@ -45,6 +45,46 @@ struct node_entry {
     vxlan_tunnel tunnel; // outer headers, prebuilt
 };
 
+inline constexpr uint16_t no_node = UINT16_MAX;
+
+// VTEP -> node index, open addressing at most half full: the node a tunnel packet came from in
+// a load or two, for every packet from the underlay.
+class vtep_map
+{
+  public:
+    // Control thread: the first node of each VTEP wins.
+    void build(const std::vector<node_entry> &nodes)
+    {
+        size_t n = 16;
+        while (n < 2 * nodes.size())
+            n <<= 1;
+        slots_.assign(n, slot{});
+        mask_ = static_cast<uint32_t>(n - 1);
+        for (size_t i = 0; i < nodes.size(); ++i) {
+            uint32_t at = home(nodes[i].vtep);
+            while (slots_[at].node != no_node && slots_[at].vtep != nodes[i].vtep)
+                at = (at + 1) & mask_;
+            if (slots_[at].node == no_node) slots_[at] = {nodes[i].vtep, static_cast<uint16_t>(i)};
+        }
+    }
+    uint16_t find(rte_be32_t vtep) const
+    {
+        for (uint32_t at = home(vtep);; at = (at + 1) & mask_) {
+            const slot &s = slots_[at];
+            if (s.node == no_node || s.vtep == vtep) return s.node;
+        }
+    }
+
+  private:
+    struct slot {
+        rte_be32_t vtep = 0;
+        uint16_t node = no_node;
+    };
+    uint32_t home(rte_be32_t vtep) const { return (vtep * 0x9e3779b1u) >> 16 & mask_; }
+    std::vector<slot> slots_ = std::vector<slot>(16);
+    uint32_t mask_ = 15;
+};
+
 // What a task id names in one snapshot.
 enum class task_state : uint8_t {
     absent,  // nothing, or a task that has ended: packets of its connections are task_gone
@@ -84,6 +124,7 @@ struct dataplane_tables {
     std::vector<service_entry> services; // by service id, service_id_capacity of them
     std::vector<task_entry> tasks;       // by task id, task_id_capacity of them
     std::vector<node_entry> nodes;
+    vtep_map node_of_vtep; // built from nodes
 
     // Moves when a snapshot ends tasks (absent now, not before): each worker then sweeps its
     // connections for ones whose task has ended.

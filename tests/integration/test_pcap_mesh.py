@@ -62,9 +62,9 @@ def syn(sport=CLIENT_PORT):
     return client_packet(TCP(sport=sport, dport=8000, flags='S', seq=1000))
 
 
-def from_task(l4, vni=4096, payload=b''):
+def from_task(l4, vni=4096, payload=b'', node_ip=NODE_IP):
     inner = Ether(src=TASK_MAC, dst=OVERLAY_MAC) / IP(src=TASK_IP, dst=OVERLAY_IP, ttl=64) / l4 / Raw(payload)
-    return (Ether(src=NODE_MAC, dst=UNDERLAY.mac) / IP(src=NODE_IP, dst=UNDERLAY.address) /
+    return (Ether(src=NODE_MAC, dst=UNDERLAY.mac) / IP(src=node_ip, dst=UNDERLAY.address) /
             UDP(sport=50000, dport=4789) / VXLAN(flags=0x08, vni=vni) / inner)
 
 
@@ -161,6 +161,7 @@ class MeshPcapTest(harness.WorkdirTestCase):
                 from_task(TCP(sport=80, dport=40006, flags='SA'), vni=4097),   # wrong VNI
                 from_task(TCP(sport=80, dport=1, flags='SA')),                  # unknown flow
                 Ether(bytes(from_task(TCP(sport=80, dport=40006, flags='SA')))[:60]),  # truncated
+                from_task(TCP(sport=80, dport=40006, flags='SA'), node_ip='192.168.50.99'),  # no node
             ],
         }
         r = self.run_mesh(inputs)
@@ -168,6 +169,7 @@ class MeshPcapTest(harness.WorkdirTestCase):
         self.assertEqual(drops.get('no_connection'), 2.0, r.metrics.text)
         self.assertEqual(drops.get('no_service'), 1.0, r.metrics.text)
         self.assertEqual(drops.get('unknown_vni'), 1.0, r.metrics.text)
+        self.assertEqual(drops.get('unknown_vtep'), 1.0, r.metrics.text)  # the SYN-ACK was not let in
         self.assertEqual(drops.get('ttl_exceeded'), 1.0, r.metrics.text)
         self.assertEqual(drops.get('malformed'), 1.0, r.metrics.text)
         # the TTL 1 SYN gets ICMP time exceeded from the published address
