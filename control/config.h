@@ -130,7 +130,8 @@ struct task {
 struct service {
     std::string name;
     scheduler_kind scheduler = scheduler_kind::maglev;
-    uint32_t persistence_timeout = 0;    // seconds of client-address affinity; 0 = off
+    uint32_t persistence_timeout = 0;            // seconds of client-address affinity; 0 = off
+    uint32_t max_new_connections_per_second = 0; // over all workers; 0 = no limit
     std::optional<ipv4_address> address; // match only this destination (else any external address)
     std::vector<service_port> ports;
     std::vector<task> tasks;
@@ -141,8 +142,9 @@ struct service {
     bool operator==(const service &o) const
     {
         return name == o.name && scheduler == o.scheduler &&
-               persistence_timeout == o.persistence_timeout && address == o.address &&
-               ports == o.ports && tasks == o.tasks;
+               persistence_timeout == o.persistence_timeout &&
+               max_new_connections_per_second == o.max_new_connections_per_second &&
+               address == o.address && ports == o.ports && tasks == o.tasks;
     }
 };
 
@@ -152,9 +154,12 @@ struct swarm_section {
     std::string tls_cert, tls_key, tls_ca;
 };
 
+// The rates are per second over all workers (each worker enforces its share); 0 = no limit.
 struct limits_section {
-    uint32_t connections = 1048576; // connection table capacity
-    source_position connections_at; // 0:0 when the default is in force
+    uint32_t connections = 1048576;          // connection table capacity
+    source_position connections_at;          // 0:0 when the default is in force
+    uint32_t icmp_errors_per_second = 1000;  // errors the gateway originates (Linux's default)
+    uint32_t new_connections_per_source = 0; // new connections a second from one client address
 };
 
 // Seconds. The idle timeouts (IPVS defaults) and how long a removed task's connections go on:

@@ -180,7 +180,9 @@ std::vector<config::config_error> restart_needed(const config::gateway_config &o
 bool timeouts_shortened(const config::timeouts_section &a, const config::timeouts_section &b)
 {
     return b.tcp_established < a.tcp_established || b.tcp_fin < a.tcp_fin ||
-           b.tcp_close < a.tcp_close || b.tcp_syn < a.tcp_syn || b.udp < a.udp;
+           b.tcp_close < a.tcp_close || b.tcp_syn < a.tcp_syn || b.udp < a.udp ||
+           b.udp_unreplied < a.udp_unreplied ||
+           b.half_open_under_pressure < a.half_open_under_pressure;
 }
 
 } // namespace meshgate

@@ -173,12 +173,18 @@ limits_section read_limits(const table_reader &root)
     limits_section l;
     const toml::value *table = root.table("limits");
     if (!table) return l;
-    table_reader t(*table, "limits", false, {"connections"}, root.errors());
+    table_reader t(*table, "limits", false,
+                   {"connections", "icmp_errors_per_second", "new_connections_per_source"},
+                   root.errors());
     field connections = t.get("connections");
     if (auto v = connections.integer(1, 134217728)) {
         l.connections = static_cast<uint32_t>(*v);
         l.connections_at = connections.at();
     }
+    if (auto v = t.get("icmp_errors_per_second").integer(0, INT32_MAX))
+        l.icmp_errors_per_second = static_cast<uint32_t>(*v);
+    if (auto v = t.get("new_connections_per_source").integer(0, INT32_MAX))
+        l.new_connections_per_source = static_cast<uint32_t>(*v);
     return l;
 }
 
@@ -187,15 +193,17 @@ timeouts_section read_timeouts(const table_reader &root)
     timeouts_section s;
     const toml::value *table = root.table("timeouts");
     if (!table) return s;
-    table_reader t(
-        *table, "timeouts", false,
-        {"tcp_established", "tcp_fin", "tcp_close", "tcp_syn", "udp", "removed_task_grace"},
-        root.errors());
+    table_reader t(*table, "timeouts", false,
+                   {"tcp_established", "tcp_fin", "tcp_close", "tcp_syn", "udp", "udp_unreplied",
+                    "half_open_under_pressure", "removed_task_grace"},
+                   root.errors());
     read_timeout(t, "tcp_established", s.tcp_established);
     read_timeout(t, "tcp_fin", s.tcp_fin);
     read_timeout(t, "tcp_close", s.tcp_close);
     read_timeout(t, "tcp_syn", s.tcp_syn);
     read_timeout(t, "udp", s.udp);
+    read_timeout(t, "udp_unreplied", s.udp_unreplied);
+    read_timeout(t, "half_open_under_pressure", s.half_open_under_pressure);
     read_timeout(t, "removed_task_grace", s.removed_task_grace, 0);
     return s;
 }

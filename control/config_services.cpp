@@ -49,7 +49,9 @@ std::optional<task> read_task(const toml::value &table, error_list &errors)
 service read_service(const toml::value &table, error_list &errors)
 {
     table_reader t(table, "service", true,
-                   {"name", "scheduler", "persistence_timeout", "address", "port", "task"}, errors);
+                   {"name", "scheduler", "persistence_timeout", "max_new_connections_per_second",
+                    "address", "port", "task"},
+                   errors);
     service s;
     s.at = t.at();
     field name = t.required("name");
@@ -63,6 +65,8 @@ service read_service(const toml::value &table, error_list &errors)
         s.scheduler = static_cast<scheduler_kind>(*k);
     if (auto p = t.get("persistence_timeout").integer(0, INT32_MAX))
         s.persistence_timeout = static_cast<uint32_t>(*p);
+    if (auto r = t.get("max_new_connections_per_second").integer(0, INT32_MAX))
+        s.max_new_connections_per_second = static_cast<uint32_t>(*r);
     s.address = t.get("address").ipv4();
     const auto port_tables = t.tables("port");
     const field ports = t.get("port");

@@ -5,8 +5,11 @@
 #include <stdexcept>
 
 #include <rte_byteorder.h>
+#include <rte_cycles.h>
 #include <spdlog/spdlog.h>
 #include <tbb/parallel_for.h>
+
+#include "control/memory.h"
 
 namespace meshgate
 {
@@ -141,6 +144,26 @@ bool same_input(const dataplane::service_scheduler &s, config::scheduler_kind ki
     return true; // a key names one (service, address), so one Maglev identity
 }
 
+constexpr uint64_t icmp_error_burst = 50; // as Linux's net.ipv4.icmp_msgs_burst
+
+// Each worker's share of a gateway-wide rate of new connections, allowed a second's worth at
+// once.
+dataplane::rate_limit connection_rate(uint32_t per_second, const config::gateway_config &c)
+{
+    const uint64_t workers = std::max<uint16_t>(worker_count(c), 1);
+    const uint64_t share = (per_second + workers - 1) / workers;
+    return dataplane::rate_limit::per_second(share, share, rte_get_tsc_hz());
+}
+
+void compile_limits(const config::gateway_config &c, dataplane::dataplane_tables &t)
+{
+    const uint64_t workers = std::max<uint16_t>(worker_count(c), 1);
+    const uint64_t icmp = c.limits.icmp_errors_per_second;
+    t.icmp_errors = dataplane::rate_limit::per_second((icmp + workers - 1) / workers,
+                                                      icmp_error_burst, rte_get_tsc_hz());
+    t.new_connections_per_source = connection_rate(c.limits.new_connections_per_source, c);
+}
+
 void compile_services(const config::gateway_config &c, const identities &ids,
                       const dataplane::dataplane_tables *previous, const compile_options &options,
                       dataplane::dataplane_tables &t)
@@ -156,6 +179,7 @@ void compile_services(const config::gateway_config &c, const identities &ids,
         const uint16_t id = ids.service(cs.name)->id;
         dataplane::service_entry &s = t.services[id];
         s.persistence_timeout = cs.persistence_timeout;
+        s.new_connections = connection_rate(cs.max_new_connections_per_second, c);
         std::vector<dataplane::scheduler_task> tasks = scheduler_input(cs, ids);
         if (previous != nullptr && previous->services[id].scheduler &&
             same_input(*previous->services[id].scheduler, cs.scheduler, tasks))
@@ -221,6 +245,7 @@ build_tables(const config::gateway_config &c, const identities &ids,
     compile_tasks(ids, nodes, *t);
     compile_services(c, ids, previous, options, *t);
     compile_listeners(c, ids, *t);
+    compile_limits(c, *t);
     t->sweep_epoch = sweep_epoch;
     return t;
 }

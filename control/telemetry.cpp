@@ -333,7 +333,10 @@ int cmd_conns(const char *, const char *params, rte_tel_data *d)
         const bool tcp = copy_of_keys.forward.proto == IPPROTO_TCP;
         const int64_t left = int64_t{seen} + timeout - now;
         cols.text("protocol", tcp ? "tcp" : "udp");
-        cols.text("state", std::string(tcp ? tcp_state_name(s) : "UDP"));
+        cols.text("state",
+                  std::string(tcp                                           ? tcp_state_name(s)
+                              : s == uint8_t(dataplane::udp_state::replied) ? "UDP"
+                                                                            : "UDP_UNREPLIED"));
         cols.number("expires", static_cast<uint64_t>(std::max<int64_t>(left, 0)));
         cols.text("client", endpoint(copy_of_keys.forward.src_ip, copy_of_keys.forward.src_port));
         cols.text("published",

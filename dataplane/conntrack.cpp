@@ -165,6 +165,10 @@ void connection_table::set_timeouts(const conntrack_timeouts &to) noexcept
         tcp_recheck_[s].store(at_least_1(std::min(timeout, lag)), std::memory_order_relaxed);
     }
     udp_timeout_.store(at_least_1(to.udp), std::memory_order_relaxed);
+    udp_unreplied_timeout_.store(at_least_1(std::min(to.udp_unreplied, to.udp)),
+                                 std::memory_order_relaxed);
+    pressure_timeout_.store(at_least_1(to.half_open_under_pressure), std::memory_order_relaxed);
+    close_timeout_.store(at_least_1(to.tcp_close), std::memory_order_relaxed);
 }
 
 connection_table::~connection_table()
@@ -270,19 +274,49 @@ uint32_t connection_table::lookup_bulk(const flow_key keys[], uint32_t n,
     return hits;
 }
 
+// Not yet answered: TCP before ESTABLISHED, UDP its task never replied to.
+bool connection_table::half_open(const connection &c) const noexcept
+{
+    const uint8_t s = c.state.load(std::memory_order_relaxed);
+    if (c.tclass != timeout_class::tcp) return s == uint8_t(udp_state::unreplied);
+    return s <= uint8_t(tcp_state::syn_recv);
+}
+
 uint32_t connection_table::timeout(const connection &c) const noexcept
 {
-    if (c.tclass != timeout_class::tcp) return udp_timeout_.load(std::memory_order_relaxed);
-    const uint8_t s = c.state.load(std::memory_order_relaxed);
-    const uint8_t known = s < tcp_state_count ? s : static_cast<uint8_t>(tcp_state::close);
-    return tcp_timeout_[known].load(std::memory_order_relaxed);
+    uint32_t to;
+    if (c.tclass != timeout_class::tcp) {
+        to = c.state.load(std::memory_order_relaxed) == uint8_t(udp_state::replied)
+                 ? udp_timeout_.load(std::memory_order_relaxed)
+                 : udp_unreplied_timeout_.load(std::memory_order_relaxed);
+    } else {
+        const uint8_t s = c.state.load(std::memory_order_relaxed);
+        const uint8_t known = s < tcp_state_count ? s : static_cast<uint8_t>(tcp_state::close);
+        to = tcp_timeout_[known].load(std::memory_order_relaxed);
+    }
+    if (owners_[c.owner].pressure.load(std::memory_order_relaxed) && half_open(c))
+        to = std::min(to, pressure_timeout_.load(std::memory_order_relaxed));
+    return to;
 }
 
 uint32_t connection_table::recheck(const connection &c) const noexcept
 {
+    // Half-open entries are looked at often enough to go soon after pressure sets in.
+    if (half_open(c))
+        return std::min({timeout(c), close_timeout_.load(std::memory_order_relaxed),
+                         pressure_timeout_.load(std::memory_order_relaxed)});
     if (c.tclass != timeout_class::tcp) return udp_timeout_.load(std::memory_order_relaxed);
     const uint8_t s = c.state.load(std::memory_order_relaxed);
     return s < tcp_state_count ? tcp_recheck_[s].load(std::memory_order_relaxed) : 1;
+}
+
+// How long a failed create keeps the owner under pressure, in seconds.
+constexpr uint32_t pressure_hold = 10;
+
+void connection_table::note_failure(owner_state &o, uint32_t now) noexcept
+{
+    o.pressure_until = now + pressure_hold;
+    o.pressure.store(true, std::memory_order_relaxed);
 }
 
 // File a connection `now + wait` ahead, where wait is what is left of its timeout capped by the
@@ -343,7 +377,7 @@ uint32_t connection_table::alloc_slot(owner_state &o) noexcept
 
 bool connection_table::pick_snat(owner_state &o, uint8_t worker, flow_key &rev,
                                  uint16_t client_port, std::span<const uint32_t> snat_ips,
-                                 uint32_t &rev_hash) noexcept
+                                 uint32_t &rev_hash, uint32_t *budget) noexcept
 {
     // Candidates in order of preference, probed a round at a time with one bulk lookup, so the
     // buckets' cache misses overlap instead of following one another.
@@ -351,6 +385,7 @@ bool connection_table::pick_snat(owner_state &o, uint8_t worker, flow_key &rev,
     flow_key candidates[round];
     hash_sig_t hashes[round];
     uint32_t count = 0;
+    bool found = false;
     auto probe = [&]() {
         const void *keys[round];
         for (uint32_t i = 0; i < count; i++)
@@ -365,38 +400,48 @@ bool connection_table::pick_snat(owner_state &o, uint8_t worker, flow_key &rev,
             rev_hash = hashes[first];
         }
         count = 0;
-        return free != 0;
+        found = free != 0;
     };
+    // One more candidate; true when the search is over (a free port found, or no budget left).
     auto add = [&](uint32_t ip, uint16_t port) {
+        if (budget != nullptr) {
+            if (*budget == 0) {
+                if (count != 0) probe();
+                return true;
+            }
+            --*budget;
+        }
         flow_key &k = candidates[count];
         k = rev;
         k.dst_ip = ip;
         k.dst_port = rte_cpu_to_be_16(port);
         hashes[count++] = hash(k);
-        return count == round && probe();
+        if (count == round) probe();
+        return found;
     };
 
     // Keep the client's port when it is in our partition: the task sees the real port.
     const uint16_t cp = rte_be_to_cpu_16(client_port);
     if (cp >= snat_port_min_ && cp <= snat_port_max_ && cp % n_workers_ == worker)
         for (uint32_t ip : snat_ips)
-            if (add(ip, cp)) return true;
+            if (add(ip, cp)) return found;
     if (o.port_count != 0) {
         const auto n_ips = static_cast<uint32_t>(snat_ips.size());
         for (uint32_t t = 0; t < snat_tries_; t++) {
             const uint32_t r = xorshift32(o.rng);
             const auto k = static_cast<uint32_t>((uint64_t{r} * o.port_count) >> 32); // no division
             if (add(snat_ips[t % n_ips], static_cast<uint16_t>(o.port_first + k * n_workers_)))
-                return true;
+                return found;
         }
     }
-    return count != 0 && probe();
+    if (count != 0) probe();
+    return found;
 }
 
 create_result connection_table::create(uint8_t worker, const flow_key &forward, hash_sig_t fwd_hash,
                                        uint16_t service, uint16_t task, uint32_t task_ip,
                                        uint16_t target_port, std::span<const uint32_t> snat_ips,
-                                       uint32_t now) noexcept
+                                       uint32_t now, uint32_t *probe_budget) noexcept
 {
     owner_state &o = owners_[worker];
     if (!o.cursor_set) {
@@ -411,14 +456,19 @@ create_result connection_table::create(uint8_t worker, const flow_key &forward, 
     if (snat_ips.empty()) return {no_index, create_status::snat_exhausted};
 
     const uint32_t index = alloc_slot(o);
-    if (index == no_index) return {no_index, create_status::table_full};
+    if (index == no_index) {
+        note_failure(o, now);
+        return {no_index, create_status::table_full};
+    }
     rte_prefetch0_write(&conns_[index]); // its miss overlaps the SNAT probe's
 
     flow_key rev = make_flow_key(task_ip, 0, target_port, 0, forward.proto);
     uint32_t rev_hash = 0;
-    if (!pick_snat(o, worker, rev, forward.src_port, snat_ips, rev_hash)) {
+    if (!pick_snat(o, worker, rev, forward.src_port, snat_ips, rev_hash, probe_budget)) {
         o.free_stack[o.free_top++] = index; // never published: reuse at once
-        return {no_index, create_status::snat_exhausted};
+        note_failure(o, now);
+        const bool spent = probe_budget != nullptr && *probe_budget == 0;
+        return {no_index, spent ? create_status::probe_budget : create_status::snat_exhausted};
     }
 
     connection &c = conns_[index];
@@ -428,8 +478,8 @@ create_result connection_table::create(uint8_t worker, const flow_key &forward, 
     c.task = task;
     c.owner = worker;
     c.tclass = forward.proto == IPPROTO_TCP ? timeout_class::tcp : timeout_class::udp;
-    c.state.store(static_cast<uint8_t>(c.tclass == timeout_class::tcp ? tcp_state::syn_recv
-                                                                      : tcp_state::none),
+    c.state.store(c.tclass == timeout_class::tcp ? uint8_t(tcp_state::syn_recv)
+                                                 : uint8_t(udp_state::unreplied),
                   std::memory_order_relaxed);
     c.last_seen.store(now, std::memory_order_relaxed);
     c.created = now;
@@ -470,7 +520,7 @@ bool connection_table::remove(uint8_t worker, uint32_t index, removed_connection
     unpublish(c); // the slot stays in the wheel as a zombie; expire() frees it
     owner_state &o = owners_[worker];
     o.live.store(o.live.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
-    if (out != nullptr) *out = {index, c.service, c.task, c.tcp(), c.tclass};
+    if (out != nullptr) *out = {index, c.service, c.task, c.tcp(), c.tclass, false};
     return true;
 }
 
@@ -489,6 +539,9 @@ uint32_t connection_table::expire(uint8_t worker, uint32_t now, uint32_t budget,
 
     const uint32_t stamp_from = o.deferred_tail;
     uint32_t visited = 0, n_removed = 0, live = o.live.load(std::memory_order_relaxed);
+    const bool pressure = uint64_t{live} * 4 >= uint64_t{o.count} * 3 ||
+                          static_cast<int32_t>(o.pressure_until - now) > 0;
+    o.pressure.store(pressure, std::memory_order_relaxed);
     while (visited < budget && static_cast<int32_t>(now - o.cursor) >= 0) {
         uint32_t &head = o.wheel[o.cursor & wheel_mask];
         if (head == no_index) {
@@ -509,8 +562,14 @@ uint32_t connection_table::expire(uint8_t worker, uint32_t now, uint32_t budget,
             file(o, index, now); // lazy refresh: seen since it was filed
             continue;
         }
+        const bool early =
+            pressure && half_open(c) &&
+            static_cast<uint32_t>(idle) <
+                (c.tclass == timeout_class::tcp
+                     ? tcp_timeout_[uint8_t(tcp_state::syn_recv)].load(std::memory_order_relaxed)
+                     : udp_unreplied_timeout_.load(std::memory_order_relaxed));
         unpublish(c);
-        removed[n_removed++] = {index, c.service, c.task, c.tcp(), c.tclass};
+        removed[n_removed++] = {index, c.service, c.task, c.tcp(), c.tclass, early};
         defer_free(o, index);
         live--;
     }

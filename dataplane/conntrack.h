@@ -31,6 +31,9 @@
 // Expiry. Each owner has a timer wheel (1 s ticks, 4096 slots) threaded through the slots. Entries
 // are filed with lazy refresh: when a slot comes due the entry is deleted if last_seen + timeout
 // has passed, else filed again. Cost: O(1) amortized per connection, bounded per call by a budget.
+// A UDP flow has the udp_unreplied timeout until its task answers. While an owner is under
+// pressure (3/4 of its slots live, or a create failed in the last 10 s) its half-open entries
+// (TCP before ESTABLISHED, unreplied UDP) get half_open_under_pressure: a flood's go first.
 //
 // Deviations from the design brief, with reasons:
 // - The hashes also get RTE_HASH_EXTRA_FLAGS_EXT_TABLE: a cuckoo table with exactly 2 x capacity
@@ -146,6 +149,7 @@ enum class create_status : uint8_t {
     exists,         // the forward key is already there: index is the existing connection
     table_full,     // no free slot for this worker (or no room in the hash)
     snat_exhausted, // no free (snat address, port) toward this task:target_port
+    probe_budget,   // the caller's SNAT probe budget ran out before a free port was found
 };
 
 struct create_result {
@@ -167,7 +171,11 @@ struct removed_connection {
     uint16_t task;
     tcp_state state;
     timeout_class tclass;
+    bool under_pressure; // expired on half_open_under_pressure, sooner than it would have been
 };
+
+// The state of a UDP connection (in connection::state).
+enum class udp_state : uint8_t { unreplied, replied };
 
 class connection_table
 {
@@ -208,9 +216,12 @@ class connection_table
     // Owner `worker` only, after a forward-key miss: a TCP SYN (no ACK) or any UDP datagram.
     // FORWARD_HASH = hash(forward); task_ip, target_port and snat_ips in network byte order.
     // The new connection is in SYN_RECV (TCP) and filed in the owner's timer wheel.
+    // PROBE_BUDGET, when given, is what the caller may still spend on SNAT port candidates; each
+    // one probed is taken from it.
     create_result create(uint8_t worker, const flow_key &forward, hash_sig_t forward_hash,
                          uint16_t service, uint16_t task, uint32_t task_ip, uint16_t target_port,
-                         std::span<const uint32_t> snat_ips, uint32_t now) noexcept;
+                         std::span<const uint32_t> snat_ips, uint32_t now,
+                         uint32_t *probe_budget = nullptr) noexcept;
 
     connection &at(uint32_t index) noexcept { return conns_[index]; }
     const connection &at(uint32_t index) const noexcept { return conns_[index]; }
@@ -221,7 +232,12 @@ class connection_table
         connection &c = conns_[index];
         if (c.last_seen.load(std::memory_order_relaxed) != now)
             c.last_seen.store(now, std::memory_order_relaxed); // skip the store: line stays shared
-        if (c.tclass != timeout_class::tcp) return {tcp_state::none, false};
+        if (c.tclass != timeout_class::tcp) {
+            if (dir == direction::reverse &&
+                c.state.load(std::memory_order_relaxed) != uint8_t(udp_state::replied))
+                c.state.store(uint8_t(udp_state::replied), std::memory_order_relaxed);
+            return {tcp_state::none, false};
+        }
         uint8_t cur = c.state.load(std::memory_order_relaxed);
         if (is_port_reuse(static_cast<tcp_state>(cur), dir, tcp_flags))
             return {static_cast<tcp_state>(cur), true};
@@ -278,6 +294,10 @@ class connection_table
     uint32_t capacity(uint8_t worker) const noexcept; // slots of one owner
     uint16_t n_workers() const noexcept { return n_workers_; }
     uint32_t timeout(const connection &c) const noexcept; // idle timeout of its current state
+    bool under_pressure(uint8_t worker) const noexcept
+    {
+        return owners_[worker].pressure.load(std::memory_order_relaxed);
+    }
 
   private:
     struct deferred_slot {
@@ -302,7 +322,9 @@ class connection_table
         uint16_t port_first = 0;           // lowest SNAT port of this owner's partition
         uint32_t port_count = 0;           // number of ports in the partition
         rte_hash *hash = nullptr;          // both keys of this owner's connections
+        uint32_t pressure_until = 0;       // a create failed: under pressure until then
         alignas(RTE_CACHE_LINE_SIZE) std::atomic<uint32_t> live{0}; // read by the control thread
+        std::atomic<bool> pressure{false}; // half-open entries get half_open_under_pressure
     };
 
     connection_table() = default;
@@ -314,7 +336,8 @@ class connection_table
     void file(owner_state &o, uint32_t index, uint32_t now) noexcept;
     uint32_t recheck(const connection &c) const noexcept;
     bool pick_snat(owner_state &o, uint8_t worker, flow_key &rev, uint16_t client_port,
-                   std::span<const uint32_t> snat_ips, uint32_t &rev_hash) noexcept;
+                   std::span<const uint32_t> snat_ips, uint32_t &rev_hash,
+                   uint32_t *budget) noexcept;
     void unpublish(connection &c) noexcept;
     // The owner whose hash holds reverse key KEY: its SNAT port's residue.
     uint32_t owner_of_reverse(const flow_key &key) const noexcept
@@ -337,6 +360,11 @@ class connection_table
     std::array<std::atomic<uint32_t>, tcp_state_count> tcp_timeout_{}; // per tcp_state
     std::array<std::atomic<uint32_t>, tcp_state_count> tcp_recheck_{}; // longest wait to re-check
     std::atomic<uint32_t> udp_timeout_{0};
+    std::atomic<uint32_t> udp_unreplied_timeout_{0};
+    std::atomic<uint32_t> pressure_timeout_{0};
+    std::atomic<uint32_t> close_timeout_{0}; // tcp_close: how late a state change is noticed
+    bool half_open(const connection &c) const noexcept;
+    void note_failure(owner_state &o, uint32_t now) noexcept;
 };
 
 } // namespace meshgate::dataplane

@@ -27,6 +27,9 @@ namespace meshgate::dataplane
     X(task_gone, "packet of a connection whose task was removed (after removed_task_grace)")       \
     X(table_full, "connection table full")                                                         \
     X(snat_exhausted, "no free SNAT port toward the task")                                         \
+    X(snat_probe_budget, "new connection refused: this burst's SNAT port probes were spent")       \
+    X(service_rate, "new connection over its service's max_new_connections_per_second")            \
+    X(source_rate, "new connection over [limits] new_connections_per_source (per second)")         \
     X(ttl_exceeded, "TTL expired in transit")                                                      \
     X(mtu, "too big for the next link and not fragmentable")                                       \
     X(fragment, "IPv4 fragment not reassembled")                                                   \
@@ -82,7 +85,13 @@ struct port_counters {
     X(icmp_echo_replies_sent, "ICMP echo requests to a gateway address answered")                  \
     X(icmp_errors_sent,                                                                            \
       "ICMP errors the gateway originated (time exceeded, fragmentation needed)")                  \
-    X(icmp_errors_translated, "ICMP errors about a connection forwarded to its other side")
+    X(icmp_errors_translated, "ICMP errors about a connection forwarded to its other side")        \
+    X(icmp_errors_suppressed,                                                                      \
+      "ICMP errors not sent: about an ICMP error or a later fragment, or toward a source that "    \
+      "cannot take one (0.0.0.0, broadcast, multicast, loopback, class E)")                        \
+    X(icmp_errors_rate_limited, "ICMP errors not sent: over [limits] icmp_errors_per_second")      \
+    X(connections_expired_under_pressure,                                                          \
+      "half-open TCP or unreplied UDP connections expired early (half_open_under_pressure)")
 
 enum class event : uint8_t {
 #define MESHGATE_X(name, help) name,

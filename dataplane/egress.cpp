@@ -227,7 +227,7 @@ verdict reverse_stage(worker &w, const dataplane_tables &t, rte_mbuf *m, packet_
 
     rte_ipv4_hdr *ip = s.ip;
     if (ip->time_to_live <= 1) {
-        if (rte_mbuf *e = build_icmp_error(w, ip, ip->dst_addr, icmp_type_time_exceeded,
+        if (rte_mbuf *e = build_icmp_error(w, t, ip, ip->dst_addr, icmp_type_time_exceeded,
                                            icmp_code_ttl_exceeded, 0)) {
             vxlan_inner_ether_write(rte_pktmbuf_mtod(e, rte_ether_hdr *), t.overlay_mac,
                                     rte_pktmbuf_mtod(m, rte_ether_hdr *)->src_addr);

@@ -44,6 +44,18 @@ uint32_t open_connection(worker &w, const dataplane_tables &t, const listener &l
                          const flow_key &key, hash_sig_t hash, drop_reason &why)
 {
     const service_entry &s = t.services[l.service];
+    // The limits first: a refused flood costs a compare, not a pick and a SNAT search.
+    if (!rate_admit(w.service_buckets[l.service], s.new_connections, w.tsc)) {
+        why = drop_reason::service_rate;
+        return connection_table::no_index;
+    }
+    if (t.new_connections_per_source.limited() &&
+        !rate_admit(
+            w.source_buckets[rte_hash_crc_4byte(key.src_ip, 0) % worker::source_bucket_count],
+            t.new_connections_per_source, w.tsc)) {
+        why = drop_reason::source_rate;
+        return connection_table::no_index;
+    }
     const service_scheduler &scheduler = *s.scheduler;
     uint32_t task =
         s.persistence_timeout != 0 ? remembered_task(w, t, scheduler, l.service, key) : no_task;
@@ -59,7 +71,7 @@ uint32_t open_connection(worker &w, const dataplane_tables &t, const listener &l
     const task_entry &te = t.tasks[task];
     create_result r = w.shared->connections->create(
         static_cast<uint8_t>(w.id), key, hash, l.service, static_cast<uint16_t>(task), te.address,
-        l.target_port, std::span<const uint32_t>(t.snat_addresses), w.now);
+        l.target_port, std::span<const uint32_t>(t.snat_addresses), w.now, &w.snat_probes_left);
     switch (r.status) {
     case create_status::ok:
         w.shared->task_active[task].fetch_add(1, std::memory_order_relaxed);
@@ -77,6 +89,9 @@ uint32_t open_connection(worker &w, const dataplane_tables &t, const listener &l
         return connection_table::no_index;
     case create_status::snat_exhausted:
         why = drop_reason::snat_exhausted;
+        return connection_table::no_index;
+    case create_status::probe_budget:
+        why = drop_reason::snat_probe_budget;
         return connection_table::no_index;
     }
     why = drop_reason::table_full;
@@ -117,6 +132,15 @@ verdict fragment_to_node(worker &w, const dataplane_tables &t, rte_mbuf *m, cons
     return spent(); // the fragments hold what they need of it
 }
 
+// IP (from a client on PORT) would leave with TTL 0: time exceeded from the address it was for.
+verdict time_exceeded(worker &w, const dataplane_tables &t, uint16_t port, const rte_ipv4_hdr *ip)
+{
+    if (rte_mbuf *e = build_icmp_error(w, t, ip, ip->dst_addr, icmp_type_time_exceeded,
+                                       icmp_code_ttl_exceeded, 0))
+        deliver(w, t, e, route_to(port, ip->src_addr));
+    return drop_as(drop_reason::ttl_exceeded);
+}
+
 } // namespace
 
 void classify_published(const dataplane_tables &t, uint16_t port, rte_ipv4_hdr *ip, packet_state &s)
@@ -148,10 +172,13 @@ verdict forward_stage(worker &w, const dataplane_tables &t, uint16_t port, rte_m
     // service removed by a reload), and ends with its task.
     connection_table &connections = *w.shared->connections;
     uint32_t index = connection_table::no_index;
+    bool opened = false;
     // The bulk lookup ran before this burst's SYNs made their connections.
     if (!s.ref.hit() && w.burst_created != 0)
         s.ref = connections.lookup(static_cast<uint8_t>(w.id), direction::forward, s.key, s.hash);
     if (s.ref.hit() && s.ref.dir() == direction::forward) {
+        // A packet dropped anyway moves no connection state.
+        if (ip->time_to_live <= 1) return time_exceeded(w, t, port, ip);
         update_result u = connections.update(s.ref.index(), direction::forward, s.tcp_flags, w.now);
         if (!u.reuse)
             index = s.ref.index();
@@ -166,10 +193,13 @@ verdict forward_stage(worker &w, const dataplane_tables &t, uint16_t port, rte_m
             proto == IPPROTO_UDP ||
             (s.tcp_flags & (tcp_flag::syn | tcp_flag::ack | tcp_flag::rst)) == tcp_flag::syn;
         if (!opens) return drop_as(drop_reason::no_connection);
+        // Nor does it open a connection (a TTL 1 SYN would hold a slot for tcp_syn).
+        if (ip->time_to_live <= 1) return time_exceeded(w, t, port, ip);
         drop_reason why = drop_reason::table_full;
         index = open_connection(w, t, t.listeners[li], s.key, s.hash, why);
         if (index == connection_table::no_index) return drop_as(why);
         connections.update(index, direction::forward, s.tcp_flags, w.now);
+        opened = true;
     }
 
     const connection &c = connections.at(index);
@@ -179,12 +209,6 @@ verdict forward_stage(worker &w, const dataplane_tables &t, uint16_t port, rte_m
         return drop_as(drop_reason::task_gone);
     }
 
-    if (ip->time_to_live <= 1) {
-        if (rte_mbuf *e = build_icmp_error(w, ip, ip->dst_addr, icmp_type_time_exceeded,
-                                           icmp_code_ttl_exceeded, 0))
-            deliver(w, t, e, route_to(port, ip->src_addr));
-        return drop_as(drop_reason::ttl_exceeded);
-    }
     const node_entry &node = t.nodes[task.node];
     uint16_t l3_len = rte_be_to_cpu_16(ip->total_length);
     // What fits in one VXLAN packet on the node's underlay link: the outer IPv4, UDP and VXLAN
@@ -193,9 +217,10 @@ verdict forward_stage(worker &w, const dataplane_tables &t, uint16_t port, rte_m
     bool too_big = l3_len > inner_mtu;
     if (too_big && (ip->fragment_offset & RTE_BE16(RTE_IPV4_HDR_DF_FLAG))) {
         // Path MTU discovery: tell the client what fits, as a router on the path would.
-        if (rte_mbuf *e = build_icmp_error(w, ip, ip->dst_addr, icmp_type_dest_unreachable,
+        if (rte_mbuf *e = build_icmp_error(w, t, ip, ip->dst_addr, icmp_type_dest_unreachable,
                                            icmp_code_frag_needed, inner_mtu))
             deliver(w, t, e, route_to(port, ip->src_addr));
+        if (opened) end_connection(w, index); // the client retries smaller, as a new flow
         return drop_as(drop_reason::mtu);
     }
 

@@ -77,9 +77,10 @@ inline l4_view parse_l4(rte_ipv4_hdr *ip)
 }
 
 // A new packet holding an ICMP error about OFFENDER, from SRC_ADDR to the offender's source,
-// with room for its Ethernet header in front; nullptr when the pool is empty.
-rte_mbuf *build_icmp_error(worker &w, const rte_ipv4_hdr *offender, rte_be32_t src_addr,
-                           uint8_t type, uint8_t code, uint16_t mtu);
+// with room for its Ethernet header in front; nullptr (counted) when no error may be sent about
+// it (icmp_error_allowed()) or now ([limits] icmp_errors_per_second), or the pool is empty.
+rte_mbuf *build_icmp_error(worker &w, const dataplane_tables &t, const rte_ipv4_hdr *offender,
+                           rte_be32_t src_addr, uint8_t type, uint8_t code, uint16_t mtu);
 
 // Encapsulates M (data at the inner Ethernet header, already written) toward NODE: the verdict
 // that sends it there. FLOW_HASH picks the outer source port.

@@ -8,9 +8,19 @@
 namespace meshgate::dataplane
 {
 
-rte_mbuf *build_icmp_error(worker &w, const rte_ipv4_hdr *offender, rte_be32_t src_addr,
-                           uint8_t type, uint8_t code, uint16_t mtu)
+rte_mbuf *build_icmp_error(worker &w, const dataplane_tables &t, const rte_ipv4_hdr *offender,
+                           rte_be32_t src_addr, uint8_t type, uint8_t code, uint16_t mtu)
 {
+    if (!icmp_error_allowed(offender, rte_be_to_cpu_16(offender->total_length)) ||
+        t.is_subnet_broadcast(offender->src_addr)) {
+        w.counters.count(event::icmp_errors_suppressed);
+        return nullptr;
+    }
+    // RFC 1812 4.3.2.8: a router limits the errors it sends, or it becomes a reflector.
+    if (!rate_admit(w.icmp_error_bucket, t.icmp_errors, w.tsc)) {
+        w.counters.count(event::icmp_errors_rate_limited);
+        return nullptr;
+    }
     rte_mbuf *m = rte_pktmbuf_alloc(w.pool);
     if (m == nullptr) return nullptr;
     constexpr uint32_t room = sizeof(rte_ipv4_hdr) + icmp_header_len + 60 + icmp_quote_payload_len;

@@ -274,7 +274,8 @@ inline bool icmp_error_allowed(const rte_ipv4_hdr *offender, uint32_t l3_len)
     uint32_t hlen = rte_ipv4_hdr_len(offender);
     uint32_t src = rte_be_to_cpu_32(offender->src_addr);
     bool first_fragment = (offender->fragment_offset & RTE_BE16(RTE_IPV4_HDR_OFFSET_MASK)) == 0;
-    bool bad_source = src == 0 || (src >> 28) == 0xe || src == 0xffffffff || (src >> 24) == 127;
+    // 0.0.0.0, loopback, multicast and class E (255.255.255.255 included)
+    bool bad_source = src == 0 || (src >> 24) == 127 || (src >> 28) >= 0xe;
     if (!first_fragment || bad_source || hlen < 20) return false;
     if (offender->next_proto_id == IPPROTO_ICMP) {
         if (l3_len < hlen + 1) return false;

@@ -12,6 +12,7 @@
 #include <rte_ether.h>
 
 #include "dataplane/counters.h"
+#include "dataplane/rate_limit.h"
 #include "dataplane/scheduler.h"
 #include "dataplane/vxlan.h"
 
@@ -103,6 +104,7 @@ struct task_entry {
 // A service that listeners lead to; picks return task ids.
 struct service_entry {
     uint32_t persistence_timeout = 0; // seconds of client-address affinity; 0 = off
+    rate_limit new_connections;       // max_new_connections_per_second, this worker's share
     std::shared_ptr<const service_scheduler>
         scheduler; // shared with snapshots it did not change in
 };
@@ -126,6 +128,10 @@ struct dataplane_tables {
     std::vector<node_entry> nodes;
     vtep_map node_of_vtep; // built from nodes
 
+    // [limits], each worker's share of the gateway-wide rate.
+    rate_limit icmp_errors;                // errors the gateway originates
+    rate_limit new_connections_per_source; // new connections of one client address
+
     // Moves when a snapshot ends tasks (absent now, not before): each worker then sweeps its
     // connections for ones whose task has ended.
     uint64_t sweep_epoch = 0;
@@ -134,6 +140,16 @@ struct dataplane_tables {
     uint16_t first_listener(uint8_t proto, rte_be16_t port) const
     {
         return published[proto == IPPROTO_UDP][rte_be_to_cpu_16(port)];
+    }
+
+    // Is A the broadcast address of a subnet the gateway is on (never a packet's true source)?
+    bool is_subnet_broadcast(rte_be32_t a) const
+    {
+        for (uint16_t p = 0; p < port_count; ++p)
+            if (ports[p].netmask != UINT32_MAX && (a | ports[p].netmask) == UINT32_MAX &&
+                (a & ports[p].netmask) == (ports[p].address & ports[p].netmask))
+                return true;
+        return false;
     }
 
     // Is A the gateway's address (or one of its SNAT addresses) on the ingress network?

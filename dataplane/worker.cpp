@@ -72,8 +72,10 @@ void expire_connections(worker &w)
     uint32_t n =
         w.shared->connections->expire(static_cast<uint8_t>(w.id), w.now,
                                       static_cast<uint32_t>(w.expired.size()), w.expired.data());
-    for (uint32_t i = 0; i < n; ++i)
+    for (uint32_t i = 0; i < n; ++i) {
+        w.counters.count(event::connections_expired_under_pressure, w.expired[i].under_pressure);
         release_task(w, w.expired[i]);
+    }
 }
 
 // Slots visited per loop while a sweep runs: 1M slots in ~250 loop passes, a few µs each.
@@ -139,6 +141,7 @@ void process_burst(worker &w, const dataplane_tables &t, uint16_t port, rte_mbuf
 
     // The mesh stages in packet order, then every verdict from one place.
     w.burst_created = 0;
+    w.snat_probes_left = snat_probes_per_burst;
     for (uint16_t i = 0; i < count; ++i) {
         packet_state &p = s[i];
         switch (p.stage) {
@@ -171,6 +174,7 @@ int worker_main(void *arg)
 
     const uint64_t drain_interval = w.tsc_hz / 10000; // 100 us, as l3fwd's BURST_TX_DRAIN_US
     uint64_t last_drain = rte_rdtsc();
+    w.tsc = last_drain;
     rte_mbuf *packets[burst_size];
 
     while (!shared.stop.load(std::memory_order_relaxed)) {
@@ -181,6 +185,7 @@ int worker_main(void *arg)
             if (n != 0) process_burst(w, t, q.port, packets, n);
         }
         uint64_t now = rte_rdtsc();
+        w.tsc = now;
         if (now - last_drain > drain_interval) {
             flush_and_service(w, t, now);
             last_drain = now;

@@ -22,6 +22,10 @@ namespace meshgate::dataplane
 {
 
 inline constexpr uint16_t burst_size = 32;
+// SNAT port probes (conntrack's bulk lookups of candidate reverse keys) a worker may spend per
+// burst: a healthy create takes one round of 4; near exhaustion one takes up to 68 per SNAT
+// address, and a SYN flood must not take the time established flows need.
+inline constexpr uint32_t snat_probes_per_burst = 32 * 16;
 
 // What all workers share with the control thread.
 struct gateway_shared {
@@ -90,10 +94,18 @@ struct alignas(RTE_CACHE_LINE_SIZE) worker {
     static_assert(max_ports <= 32);
     std::array<tx_buffer, max_ports> tx{};
     uint32_t now = 0; // seconds since start_tsc, refreshed every loop iteration
+    uint64_t tsc = 0; // the TSC, refreshed every loop iteration: what rate limits count in
     pending_queue pending;
     std::array<removed_connection, 64> expired{}; // scratch for connection expiry
     sweep_state sweep;
-    uint32_t burst_created = 0; // connections this burst made: later misses look again
+    uint32_t burst_created = 0;    // connections this burst made: later misses look again
+    uint32_t snat_probes_left = 0; // this burst's SNAT port probes (snat_probe_budget)
+    // Rate-limit buckets (rate_admit()): ICMP errors, new connections by service id and by
+    // client address hash (addresses that share a bucket share its limit).
+    uint64_t icmp_error_bucket = 0;
+    std::array<uint64_t, service_id_capacity> service_buckets{};
+    static constexpr uint32_t source_bucket_count = 8192;
+    std::array<uint64_t, source_bucket_count> source_buckets{};
     worker_counters counters;
 };
 

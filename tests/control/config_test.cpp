@@ -138,13 +138,14 @@ TEST_F(FullConfig, Services)
     EXPECT_EQ(web.name, "web");
     EXPECT_EQ(web.scheduler, scheduler_kind::wrr);
     EXPECT_EQ(web.persistence_timeout, 3600u);
+    EXPECT_EQ(web.max_new_connections_per_second, 500u);
     EXPECT_EQ(web.address, ip("203.0.113.10"));
     EXPECT_EQ(web.at.line, 51u);
     ASSERT_EQ(web.ports.size(), 2u);
     EXPECT_EQ(web.ports[0].proto, protocol::udp);
     EXPECT_EQ(web.ports[0].published, 53);
     EXPECT_EQ(web.ports[0].target, 5353);
-    EXPECT_EQ(web.ports[0].at.line, 56u);
+    EXPECT_EQ(web.ports[0].at.line, 57u);
     EXPECT_EQ(web.ports[0].at.column, 3u);
     EXPECT_EQ(web.ports[1].proto, protocol::tcp); // the default
     EXPECT_EQ(web.ports[1].published, 65535);
@@ -154,7 +155,7 @@ TEST_F(FullConfig, Services)
     EXPECT_EQ(web.tasks[0].node, "node-1.example");
     EXPECT_EQ(web.tasks[0].weight, 0u);
     EXPECT_EQ(web.tasks[0].mac, mac("02:00:00:00:05:05"));
-    EXPECT_EQ(web.tasks[0].at.line, 62u);
+    EXPECT_EQ(web.tasks[0].at.line, 63u);
     EXPECT_EQ(web.tasks[1].address, ip("10.0.0.6"));
     EXPECT_EQ(web.tasks[1].node, "node-2");
     EXPECT_EQ(web.tasks[1].weight, 65535u);
@@ -165,6 +166,7 @@ TEST_F(FullConfig, Services)
     EXPECT_EQ(api.name, "api");
     EXPECT_EQ(api.scheduler, scheduler_kind::maglev);
     EXPECT_EQ(api.persistence_timeout, 0u);
+    EXPECT_EQ(api.max_new_connections_per_second, 0u);
     EXPECT_FALSE(api.address.has_value());
     ASSERT_EQ(api.ports.size(), 1u);
     EXPECT_EQ(api.ports[0].proto, protocol::udp);
@@ -181,11 +183,15 @@ TEST_F(FullConfig, SwarmLimitsTimeoutsStatsLog)
     EXPECT_EQ(c->swarm->tls_key, "/etc/meshgate/key.pem");
     EXPECT_EQ(c->swarm->tls_ca, "/etc/meshgate/ca.pem");
     EXPECT_EQ(c->limits.connections, 134217728u);
+    EXPECT_EQ(c->limits.icmp_errors_per_second, 0u);
+    EXPECT_EQ(c->limits.new_connections_per_source, 20u);
     EXPECT_EQ(c->timeouts.tcp_established, 2147483648u);
     EXPECT_EQ(c->timeouts.tcp_fin, 1u);
     EXPECT_EQ(c->timeouts.tcp_close, 2u);
     EXPECT_EQ(c->timeouts.tcp_syn, 3u);
     EXPECT_EQ(c->timeouts.udp, 4u);
+    EXPECT_EQ(c->timeouts.udp_unreplied, 5u);
+    EXPECT_EQ(c->timeouts.half_open_under_pressure, 6u);
     EXPECT_EQ(c->timeouts.removed_task_grace, 0u);
     EXPECT_EQ(c->stats.listen, "");
     EXPECT_EQ(c->log.level, "critical");
@@ -215,8 +221,13 @@ TEST(ConfigDefaults, MinimalFileTakesEveryDefault)
     EXPECT_FALSE(c.swarm.has_value());
     EXPECT_EQ(c.services[0].tasks[0].weight, 1u);
     EXPECT_EQ(c.limits.connections, 1048576u);
+    EXPECT_EQ(c.limits.icmp_errors_per_second, 1000u);
+    EXPECT_EQ(c.limits.new_connections_per_source, 0u);
+    EXPECT_EQ(c.services[0].max_new_connections_per_second, 0u);
     EXPECT_EQ(c.timeouts.tcp_established, 900u);
     EXPECT_EQ(c.timeouts.udp, 300u);
+    EXPECT_EQ(c.timeouts.udp_unreplied, 30u);
+    EXPECT_EQ(c.timeouts.half_open_under_pressure, 5u);
     EXPECT_EQ(c.timeouts.removed_task_grace, 10u);
     EXPECT_EQ(c.stats.listen, "127.0.0.1:9091");
     EXPECT_EQ(c.log.level, "info");
@@ -279,6 +290,7 @@ const invalid_case invalid_cases[] = {
     {"swarm_endpoint",
      "35:12: endpoint 'http://manager:2375' is not unix:///PATH or tcp://HOST:PORT"},
     {"timeout_zero", "35:11: tcp_fin 0 out of range 1..2147483648"},
+    {"rate_negative", "27:34: max_new_connections_per_second -5 out of range 0..2147483647"},
     {"too_many_ports", "70:1: too many [[port]] tables: at most 8"},
     {"port_as_table", "5:1: 'port' must be an array of tables, written [[port]]"},
     {"neighbor_off_subnet", "35:11: neighbor 198.51.100.1 is not on the subnet of any [[port]]"},

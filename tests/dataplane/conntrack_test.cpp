@@ -201,6 +201,8 @@ TEST_F(Conntrack, CreateAndLookupBothDirections)
     ASSERT_EQ(ru.status, create_status::ok);
     EXPECT_NE(ru.index, r.index);
     EXPECT_EQ(table->at(ru.index).tclass, mg::timeout_class::udp);
+    EXPECT_EQ(table->timeout(table->at(ru.index)), 30u); // until the task answers
+    table->update(ru.index, direction::reverse, 0, now);
     EXPECT_EQ(table->timeout(table->at(ru.index)), 300u);
     EXPECT_EQ(table->size(), 2u);
 }
@@ -413,10 +415,26 @@ TEST_F(Conntrack, ClosedConnectionGoesEarly)
     EXPECT_FALSE(table->lookup(client(1)).hit());
 }
 
+TEST_F(Conntrack, UnrepliedUdpTimesOutAfter30)
+{
+    const auto r = add(client(1, 53, IPPROTO_UDP));
+    ASSERT_EQ(r.status, create_status::ok);
+    const uint32_t t0 = now;
+    run_until(t0 + 29);
+    EXPECT_TRUE(table->lookup(client(1, 53, IPPROTO_UDP)).hit());
+    // The client keeps sending: still unreplied, still 30 s from its last datagram.
+    table->update(r.index, direction::forward, 0, now);
+    run_until(now + 29);
+    EXPECT_TRUE(table->lookup(client(1, 53, IPPROTO_UDP)).hit());
+    run_until(now + 2);
+    EXPECT_FALSE(table->lookup(client(1, 53, IPPROTO_UDP)).hit());
+}
+
 TEST_F(Conntrack, UdpTimesOutAfter300)
 {
     const auto r = add(client(1, 53, IPPROTO_UDP));
     ASSERT_EQ(r.status, create_status::ok);
+    table->update(r.index, direction::reverse, 0, now); // the task answered
     const uint32_t t0 = now;
     run_until(t0 + 299);
     EXPECT_TRUE(table->lookup(client(1, 53, IPPROTO_UDP)).hit());
@@ -583,7 +601,11 @@ TEST_F(Conntrack, EveryWorkerFindsEveryOwnersConnectionsByDirection)
 // Random creates, removals and clock moves; a std::map says what must be found.
 TEST_F(Conntrack, RandomWorkloadMatchesModel)
 {
-    make({.capacity = 256, .snat_port_min = 20000, .snat_port_max = 20031});
+    // The model knows one timeout per protocol: unreplied UDP and pressure change nothing here.
+    mg::conntrack_timeouts timeouts;
+    timeouts.udp_unreplied = timeouts.udp;
+    timeouts.half_open_under_pressure = 3600;
+    make({.capacity = 256, .timeouts = timeouts, .snat_port_min = 20000, .snat_port_max = 20031});
     struct model_conn {
         uint32_t index;
         uint32_t last_seen;
@@ -762,7 +784,11 @@ TEST_F(Conntrack, NewTimeoutsApplyToExistingConnections)
 {
     const auto r = add(client(1, 40001, IPPROTO_UDP));
     ASSERT_EQ(r.status, create_status::ok);
+    table->update(r.index, direction::reverse, 0, now);
     EXPECT_EQ(table->timeout(table->at(r.index)), 300u);
+    // Filed a few seconds ahead while unreplied; the next visit files it by udp (300 s).
+    run_until(now + 6);
+    table->update(r.index, direction::reverse, 0, now);
     mg::conntrack_timeouts shorter;
     shorter.udp = 20;
     shorter.tcp_syn = 5;
@@ -783,6 +809,73 @@ TEST_F(Conntrack, NewTimeoutsApplyToExistingConnections)
         1024);
     ASSERT_EQ(n, 1u);
     EXPECT_EQ(out[0].index, r.index);
+}
+
+// A table 3/4 full is under pressure: half-open entries go after half_open_under_pressure,
+// answered ones keep their timeouts.
+TEST_F(Conntrack, HalfOpenGoEarlyUnderPressure)
+{
+    make({.capacity = 64});
+    const auto answered = add(client(1000));
+    establish(answered.index);
+    const auto replied = add(client(1001, 53, IPPROTO_UDP));
+    table->update(replied.index, direction::reverse, 0, now);
+    for (uint32_t i = 0; i < 46; i++)
+        ASSERT_EQ(
+            add(client(i, 40000 + static_cast<uint16_t>(i % 2), i % 2 ? IPPROTO_UDP : IPPROTO_TCP))
+                .status,
+            create_status::ok);
+    ASSERT_EQ(table->size(), 48u);
+    expire();
+    EXPECT_TRUE(table->under_pressure(0));
+    std::vector<mg::removed_connection> gone;
+    for (uint32_t until = now + 11; now < until;) {
+        now++;
+        for (const auto &r : expire())
+            gone.push_back(r);
+    }
+    ASSERT_EQ(gone.size(), 46u); // every half-open one, none of the answered two
+    for (const auto &r : gone)
+        EXPECT_TRUE(r.under_pressure);
+    EXPECT_TRUE(table->lookup(client(1000)).hit());
+    EXPECT_TRUE(table->lookup(client(1001, 53, IPPROTO_UDP)).hit());
+    expire();
+    EXPECT_FALSE(table->under_pressure(0));
+}
+
+// A failed create puts the owner under pressure for a while, full or not.
+TEST_F(Conntrack, FailedCreateSetsPressure)
+{
+    make({.capacity = 1024, .snat_port_min = 20000, .snat_port_max = 20001});
+    ASSERT_EQ(add(client(1, 20000)).status, create_status::ok);
+    ASSERT_EQ(add(client(2, 20001)).status, create_status::ok);
+    ASSERT_EQ(add(client(3, 20000)).status, create_status::snat_exhausted);
+    EXPECT_TRUE(table->under_pressure(0));
+    run_until(now + 5);
+    EXPECT_EQ(table->size(), 0u); // both half-open ones went after 5 s
+    run_until(now + 6);
+    EXPECT_FALSE(table->under_pressure(0));
+}
+
+// The caller's budget bounds the SNAT probes of one create, and of several.
+TEST_F(Conntrack, SnatProbeBudgetIsSpentAndReported)
+{
+    make({.capacity = 1024, .snat_port_min = 20000, .snat_port_max = 20003});
+    for (uint16_t p = 20000; p <= 20003; p++)
+        ASSERT_EQ(add(client(p, p)).status, create_status::ok);
+    uint32_t budget = 10;
+    const flow_key k = client(99, 30000);
+    const auto r = table->create(0, k, connection_table::hash(k), 7, 1, task_ip_a, port(80),
+                                 std::vector<uint32_t>{snat_1}, now, &budget);
+    EXPECT_EQ(r.status, create_status::probe_budget);
+    EXPECT_EQ(budget, 0u);
+    // With a budget left, a create that finds a port at once spends one round or less.
+    make({.capacity = 1024});
+    budget = 10;
+    const auto ok = table->create(0, k, connection_table::hash(k), 7, 1, task_ip_a, port(80),
+                                  std::vector<uint32_t>{snat_1}, now, &budget);
+    EXPECT_EQ(ok.status, create_status::ok);
+    EXPECT_GE(budget, 6u);
 }
 
 // rte_malloc's own figures: the estimate covers what create() takes, and not much more.

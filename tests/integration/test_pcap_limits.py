@@ -1,0 +1,81 @@
+#!/usr/bin/python3
+"""pcap tests of what a hostile client cannot make the gateway do: ICMP errors only toward
+addresses that can take one, and no more than [limits] icmp_errors_per_second allows; no
+connection for a packet that is dropped anyway; new connections over a service's or a client
+address's rate refused and counted, while others keep connecting."""
+
+import math
+
+from scapy.all import ICMP, IP, TCP, VXLAN, Ether
+
+import harness
+from harness import EXT
+from test_pcap_mesh import CLIENT_IP, CLIENT_MAC, NEIGHBOR_3, client_packet, config, syn
+
+
+def ttl1_syn(src, sport):
+    return Ether(src=CLIENT_MAC, dst=EXT.mac) / IP(src=src, dst=EXT.address, ttl=1) / \
+        TCP(sport=sport, dport=8000, flags='S')
+
+
+def share(rate):
+    """Each worker enforces its share of a gateway-wide rate; every frame of a pcap test reaches
+    worker 0."""
+    return math.ceil(rate / harness.WORKERS)
+
+
+class LimitsPcapTest(harness.WorkdirTestCase):
+
+    def test_icmp_errors_only_toward_unicast_sources(self):
+        bad = ['0.0.0.0', '203.0.113.255', '224.0.0.5', '255.255.255.255', '127.0.0.1', '240.0.0.1']
+        frames = [ttl1_syn(src, 40010 + 2 * i) for i, src in enumerate(bad)] + [ttl1_syn(CLIENT_IP, 40002)]
+        r = harness.run_pcap(self.workdir, {'ext': frames}, extra_config=config())
+        icmp = [p for p in r.out['ext'] if p.haslayer(ICMP)]
+        self.assertEqual([(p[IP].dst, p[ICMP].type) for p in icmp], [(CLIENT_IP, 11)], r.log)
+        m = r.metrics
+        self.assertEqual(m.get('meshgate_icmp_errors_suppressed_total', 0), len(bad), m.text)
+        self.assertEqual(m.nonzero_drops(), {'ttl_exceeded': len(frames)}, m.text)
+        # a SYN that dies here opens nothing: no connection, no packet toward the task
+        self.assertEqual(m.get('meshgate_connections_total', 0, service='whoami'), 0, m.text)
+        self.assertEqual(m.get('meshgate_connection_table_entries', 0), 0, m.text)
+        self.assertEqual(r.out['underlay'], [])
+
+    def test_icmp_errors_are_rate_limited(self):
+        frames = [ttl1_syn(CLIENT_IP, 20000 + 2 * i) for i in range(80)]
+        r = harness.run_pcap(self.workdir, {'ext': frames}, extra_config=config(),
+                             limits='icmp_errors_per_second = 1\n')
+        icmp = [p for p in r.out['ext'] if p.haslayer(ICMP)]
+        # a burst of 50, then one a second: the 80 frames arrive within one
+        self.assertIn(len(icmp), (50, 51), r.log)
+        m = r.metrics
+        self.assertEqual(m.get('meshgate_icmp_errors_sent_total', 0), len(icmp), m.text)
+        self.assertEqual(m.get('meshgate_icmp_errors_rate_limited_total', 0), 80 - len(icmp), m.text)
+
+    def test_service_rate_refuses_new_connections_only(self):
+        limited = config().replace('scheduler = "rr"', 'scheduler = "rr"\nmax_new_connections_per_second = 4')
+        frames = [syn(41000 + 2 * i) for i in range(10)]
+        # an open connection's packets are never refused: the first SYN's flow goes on
+        frames += [client_packet(TCP(sport=41000, dport=8000, flags='A', seq=1001 + i)) for i in range(5)]
+        r = harness.run_pcap(self.workdir, {'ext': frames}, extra_config=limited)
+        admitted = share(4)  # a second's worth at once
+        m = r.metrics
+        self.assertEqual(m.get('meshgate_connections_total', 0, service='whoami'), admitted, m.text)
+        self.assertEqual(m.nonzero_drops(), {'service_rate': 10 - admitted}, m.text)
+        self.assertEqual(len(r.out['underlay']), admitted + 5, r.log)
+
+    def test_source_rate_leaves_other_clients_alone(self):
+        frames = [syn(42000 + 2 * i) for i in range(8)]
+        other = [Ether(src='02:00:00:00:00:bb', dst=EXT.mac) / IP(src='203.0.113.3', dst=EXT.address) /
+                 TCP(sport=43000 + 2 * i, dport=8000, flags='S') for i in range(2)]
+        r = harness.run_pcap(self.workdir, {'ext': frames + other}, extra_config=config() + NEIGHBOR_3,
+                             limits='new_connections_per_source = 3\n')
+        admitted = share(3)
+        m = r.metrics
+        self.assertEqual(m.get('meshgate_connections_total', 0, service='whoami'), admitted + 2, m.text)
+        self.assertEqual(m.nonzero_drops(), {'source_rate': 8 - admitted}, m.text)
+        clients = sorted(f[VXLAN].payload[TCP].sport for f in r.out['underlay'])
+        self.assertEqual(clients[-2:], [43000, 43002], r.log)
+
+
+if __name__ == '__main__':
+    harness.main()
