@@ -152,7 +152,7 @@ class gateway
     packet_pools pools_;
     std::vector<opened_port> ports_;
     dataplane::gateway_shared shared_;
-    dataplane::neighbor_table neighbors_;
+    std::unique_ptr<dataplane::neighbor_table> neighbors_; // ages in TSC ticks: after EAL init
     std::vector<worker_ptr> workers_;
     std::unique_ptr<dataplane::connection_table> connections_;
     dataplane::affinity_table affinity_;
@@ -245,7 +245,7 @@ void gateway::commit_settings(const config::gateway_config *old, const config::g
     connections_->set_timeouts(next.timeouts);
     if (old != nullptr && old->log.level != next.log.level)
         spdlog::set_level(spdlog::level::from_str(next.log.level));
-    install_static_neighbors(next, old, tables, neighbors_);
+    install_static_neighbors(next, old, tables, *neighbors_);
     if (old == nullptr || old->reload.watch != next.reload.watch ||
         old->reload.debounce_ms != next.reload.debounce_ms) {
         watch_.reset();
@@ -290,7 +290,8 @@ void gateway::start()
         static_cast<rte_rcu_qsbr *>(rte_zmalloc("meshgate_qsbr", qsbr_size, RTE_CACHE_LINE_SIZE));
     if (shared_.qsbr == nullptr || rte_rcu_qsbr_init(shared_.qsbr, worker_count) != 0)
         throw std::runtime_error("RCU state for " + std::to_string(worker_count) + " workers");
-    shared_.neighbors = &neighbors_;
+    neighbors_ = std::make_unique<dataplane::neighbor_table>(rte_get_tsc_hz());
+    shared_.neighbors = neighbors_.get();
     shared_.indirect_pool = rte_pktmbuf_pool_create("meshgate_indirect", indirect_pool_size, 256, 0,
                                                     0, static_cast<int>(rte_socket_id()));
     if (shared_.indirect_pool == nullptr) throw std::runtime_error("indirect packet pool");

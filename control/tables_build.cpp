@@ -270,7 +270,7 @@ void install_static_neighbors(const config::gateway_config &c,
             if (std::none_of(now.begin(), now.end(),
                              [&](const auto &e) { return e.first.first == old.first; }))
                 if (auto port = port_on_link(t, old.first))
-                    neighbors.remove_static(*port, network_order(old.first));
+                    neighbors.remove_static(*port, network_order(old.first), rte_rdtsc());
     for (const auto &[e, what] : now) {
         auto port = port_on_link(t, e.first);
         if (!port) {

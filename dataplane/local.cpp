@@ -32,15 +32,17 @@ verdict arp_input(worker &w, const dataplane_tables &t, uint16_t port, rte_mbuf 
     const gateway_port &p = t.ports[port];
     rte_be32_t sender = arp->arp_data.arp_sip;
     rte_ether_addr sender_mac = arp->arp_data.arp_sha;
-    bool sender_ok = sender != 0 && is_unicast(sender_mac);
+    // Only a neighbor on the port's subnet is one: spoofers must at least pick on-link addresses.
+    bool sender_ok = sender != 0 && is_unicast(sender_mac) &&
+                     (sender & p.netmask) == (p.address & p.netmask) && sender != p.address;
 
     if (arp->arp_data.arp_tip != p.address) {
         // Not for us; still take news of neighbors we talk to (gratuitous ARP after a move).
-        if (sender_ok) w.shared->neighbors->refresh(port, sender, sender_mac);
+        if (sender_ok) w.shared->neighbors->refresh(port, sender, sender_mac, w.tsc);
         return drop_as(drop_reason::not_local);
     }
 
-    if (sender_ok && w.shared->neighbors->learn(port, sender, sender_mac))
+    if (sender_ok && w.shared->neighbors->learn(port, sender, sender_mac, w.tsc))
         w.counters.count(event::arp_learned);
     // A probe (sender 0.0.0.0, RFC 5227) is answered like Linux does, but teaches nothing.
     if (op != RTE_ARP_OP_REQUEST || !is_unicast(sender_mac))

@@ -103,7 +103,12 @@ void send_ipv4(worker &w, const dataplane_tables &t, uint16_t port, rte_mbuf *m,
     if (next_hop == 0) return drop(w, m, drop_reason::no_route);
 
     rte_ether_addr mac;
-    if (w.shared->neighbors->lookup(port, next_hop, &mac)) [[likely]] {
+    const neighbor_state known = w.shared->neighbors->lookup(port, next_hop, &mac, w.tsc);
+    if (known != neighbor_state::missing) [[likely]] {
+        // Not heard from for a while: ask again, still sending to what it was.
+        if (known == neighbor_state::stale &&
+            w.shared->neighbors->claim_request(port, next_hop, w.tsc, w.arp_interval))
+            send_arp_request(w, t, port, next_hop);
         fill_ethernet(m, t.ports[port].mac, mac);
         return tx_enqueue(w, port, m);
     }
@@ -144,7 +149,7 @@ void flush_and_service(worker &w, const dataplane_tables &t, uint64_t now)
     for (uint16_t i = 0; i < q.count; ++i) {
         pending_packet p = q.packets[i];
         rte_ether_addr mac;
-        if (w.shared->neighbors->lookup(p.port, p.next_hop, &mac)) {
+        if (w.shared->neighbors->lookup(p.port, p.next_hop, &mac, now) != neighbor_state::missing) {
             fill_ethernet(p.packet, t.ports[p.port].mac, mac);
             tx_enqueue(w, p.port, p.packet);
         } else if (static_cast<int64_t>(now - p.deadline) > 0) {

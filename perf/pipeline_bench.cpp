@@ -193,7 +193,7 @@ struct gateway_fixture {
     std::vector<opened_port> ports = devices::get().ports;
     rte_rcu_qsbr *qsbr = nullptr;
     dp::gateway_shared shared;
-    dp::neighbor_table neighbors;
+    dp::neighbor_table neighbors{rte_get_tsc_hz()};
     dp::affinity_table affinity;
     std::unique_ptr<std::atomic<uint32_t>[]> task_active {
         new std::atomic<uint32_t>[dp::task_id_capacity] {}
