@@ -441,7 +441,8 @@ bool connection_table::pick_snat(owner_state &o, uint8_t worker, flow_key &rev,
 create_result connection_table::create(uint8_t worker, const flow_key &forward, hash_sig_t fwd_hash,
                                        uint16_t service, uint16_t task, uint32_t task_ip,
                                        uint16_t target_port, std::span<const uint32_t> snat_ips,
-                                       uint32_t now, uint32_t *probe_budget) noexcept
+                                       uint32_t now, uint32_t *probe_budget,
+                                       uint8_t client_port) noexcept
 {
     owner_state &o = owners_[worker];
     if (!o.cursor_set) {
@@ -483,6 +484,7 @@ create_result connection_table::create(uint8_t worker, const flow_key &forward, 
                   std::memory_order_relaxed);
     c.last_seen.store(now, std::memory_order_relaxed);
     c.created = now;
+    c.client_port = client_port;
     c.live.store(1, std::memory_order_relaxed);
 
     // rte_hash publishes pdata with release semantics: the fields above are visible first.

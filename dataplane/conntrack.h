@@ -125,6 +125,7 @@ struct alignas(RTE_CACHE_LINE_SIZE) connection {
     std::atomic<uint32_t> last_seen; // seconds of the gateway clock
     uint32_t created;                // seconds of the gateway clock
     uint32_t wheel_next;             // owner only: next slot index in the same wheel list
+    uint8_t client_port;             // gateway port the client's first packet came in on
 
     uint32_t task_ip() const { return reverse.src_ip; }       // network order
     uint16_t target_port() const { return reverse.src_port; } // network order
@@ -217,11 +218,11 @@ class connection_table
     // FORWARD_HASH = hash(forward); task_ip, target_port and snat_ips in network byte order.
     // The new connection is in SYN_RECV (TCP) and filed in the owner's timer wheel.
     // PROBE_BUDGET, when given, is what the caller may still spend on SNAT port candidates; each
-    // one probed is taken from it.
+    // one probed is taken from it. CLIENT_PORT is where replies go back out.
     create_result create(uint8_t worker, const flow_key &forward, hash_sig_t forward_hash,
                          uint16_t service, uint16_t task, uint32_t task_ip, uint16_t target_port,
                          std::span<const uint32_t> snat_ips, uint32_t now,
-                         uint32_t *probe_budget = nullptr) noexcept;
+                         uint32_t *probe_budget = nullptr, uint8_t client_port = 0) noexcept;
 
     connection &at(uint32_t index) noexcept { return conns_[index]; }
     const connection &at(uint32_t index) const noexcept { return conns_[index]; }

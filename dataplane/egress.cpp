@@ -94,7 +94,7 @@ std::optional<verdict> task_icmp_error(worker &w, const dataplane_tables &t, rte
     const connection *found = quoted_connection(w, v, direction::reverse);
     if (found == nullptr) return std::nullopt;
     const connection &c = *found;
-    uint16_t out = external_port_for(t, c.forward.src_ip);
+    uint16_t out = client_port_for(t, c);
     if (out == no_port) return std::nullopt;
     // The client sees an error about the packet it sent, from the address it sent it to.
     icmp_error_nat to{
@@ -235,7 +235,7 @@ verdict reverse_stage(worker &w, const dataplane_tables &t, rte_mbuf *m, packet_
         }
         return drop_as(drop_reason::ttl_exceeded);
     }
-    uint16_t out = external_port_for(t, c.forward.src_ip);
+    uint16_t out = client_port_for(t, c);
     if (out == no_port) return drop_as(drop_reason::no_route);
     uint16_t l3_len = rte_be_to_cpu_16(ip->total_length);
     if (l3_len > t.ports[out].mtu)

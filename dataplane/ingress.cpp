@@ -38,9 +38,9 @@ uint32_t remembered_task(const worker &w, const dataplane_tables &t, const servi
     return no_task;
 }
 
-// A new connection for the client's first packet: pick a task and a SNAT port.
+// A new connection for the client's first packet (in on PORT): pick a task and a SNAT port.
 // Returns the connection index, or connection_table::no_index after counting the drop.
-uint32_t open_connection(worker &w, const dataplane_tables &t, const listener &l,
+uint32_t open_connection(worker &w, const dataplane_tables &t, uint16_t port, const listener &l,
                          const flow_key &key, hash_sig_t hash, drop_reason &why)
 {
     const service_entry &s = t.services[l.service];
@@ -71,7 +71,8 @@ uint32_t open_connection(worker &w, const dataplane_tables &t, const listener &l
     const task_entry &te = t.tasks[task];
     create_result r = w.shared->connections->create(
         static_cast<uint8_t>(w.id), key, hash, l.service, static_cast<uint16_t>(task), te.address,
-        l.target_port, std::span<const uint32_t>(t.snat_addresses), w.now, &w.snat_probes_left);
+        l.target_port, std::span<const uint32_t>(t.snat_addresses), w.now, &w.snat_probes_left,
+        static_cast<uint8_t>(port));
     switch (r.status) {
     case create_status::ok:
         w.shared->task_active[task].fetch_add(1, std::memory_order_relaxed);
@@ -196,7 +197,7 @@ verdict forward_stage(worker &w, const dataplane_tables &t, uint16_t port, rte_m
         // Nor does it open a connection (a TTL 1 SYN would hold a slot for tcp_syn).
         if (ip->time_to_live <= 1) return time_exceeded(w, t, port, ip);
         drop_reason why = drop_reason::table_full;
-        index = open_connection(w, t, t.listeners[li], s.key, s.hash, why);
+        index = open_connection(w, t, port, t.listeners[li], s.key, s.hash, why);
         if (index == connection_table::no_index) return drop_as(why);
         connections.update(index, direction::forward, s.tcp_flags, w.now);
         opened = true;

@@ -100,8 +100,11 @@ inline void end_connection(worker &w, uint32_t index)
         release_task(w, gone);
 }
 
-// The external port that reaches ADDR (on its subnet, else through its gateway).
-uint16_t external_port_for(const dataplane_tables &t, rte_be32_t addr);
 inline constexpr uint16_t no_port = UINT16_MAX;
+
+// Where C's client is answered: the port it came in on, as long as that port still reaches it
+// (a multi-homed gateway's upstreams drop replies sourced from another link's address); else
+// an external port that does (on its subnet, else through its gateway), or no_port.
+uint16_t client_port_for(const dataplane_tables &t, const connection &c);
 
 } // namespace meshgate::dataplane

@@ -49,8 +49,11 @@ verdict to_node(const dataplane_tables &t, rte_mbuf *m, uint16_t node, uint32_t 
     return route_to(n.port, n.vtep);
 }
 
-uint16_t external_port_for(const dataplane_tables &t, rte_be32_t addr)
+uint16_t client_port_for(const dataplane_tables &t, const connection &c)
 {
+    const rte_be32_t addr = c.forward.src_ip;
+    const uint16_t in = c.client_port;
+    if (in < t.port_count && t.ports[in].external && t.next_hop(in, addr) != 0) return in;
     uint16_t via_gateway = no_port;
     for (uint16_t p = 0; p < t.port_count; ++p) {
         const gateway_port &gp = t.ports[p];

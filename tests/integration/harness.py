@@ -355,8 +355,9 @@ class WorkdirTestCase(unittest.TestCase):
 # --- the two-port pcap topology ---------------------------------------------------------------
 
 class Port:
-    def __init__(self, name, role, address, prefixlen, mac):
+    def __init__(self, name, role, address, prefixlen, mac, extra=''):
         self.name, self.role, self.address, self.prefixlen, self.mac = name, role, address, prefixlen, mac
+        self.extra = extra  # more [[port]] keys, e.g. 'gateway = "..."\n'
 
     @property
     def cidr(self):
@@ -385,22 +386,24 @@ class PcapResult:
         self.returncode = returncode
 
 
-def run_pcap(workdir, inputs, timeout=30, extra_config='', limits=''):
-    """Runs meshgate with EXT and UNDERLAY on net_pcap ports.
+def run_pcap(workdir, inputs, timeout=30, extra_config='', limits='', ports=None):
+    """Runs meshgate with `ports` (EXT and UNDERLAY unless given) on net_pcap ports.
 
     `inputs` maps a port name to the frames it receives. Waits until each port's rx counter equals
     its input count and the counters stop moving, stops meshgate with SIGTERM, and returns what it
     sent on each port."""
     prefix = unique('mgt')
     listen = f'127.0.0.1:{free_tcp_port()}'
-    ports, paths = [], {}
-    for i, port in enumerate((EXT, UNDERLAY)):
+    topology = ports or (EXT, UNDERLAY)
+    blocks, paths = [], {}
+    for i, port in enumerate(topology):
         rx = os.path.join(workdir, f'{port.name}_in.pcap')
         tx = os.path.join(workdir, f'{port.name}_out.pcap')
         write_pcap(rx, inputs.get(port.name, []))
         paths[port.name] = tx
-        ports.append(port_toml(port.name, pcap_device(i, rx, tx), port.role, port.cidr, port.mac))
-    config = config_toml(prefix, ports, listen, extra=extra_config, limits=limits)
+        blocks.append(port_toml(port.name, pcap_device(i, rx, tx), port.role, port.cidr, port.mac,
+                                port.extra))
+    config = config_toml(prefix, blocks, listen, extra=extra_config, limits=limits)
     want = {name: len(inputs.get(name, [])) for name in paths}
 
     def all_received(m):
@@ -408,7 +411,7 @@ def run_pcap(workdir, inputs, timeout=30, extra_config='', limits=''):
                    for name, n in want.items())
 
     with Meshgate(workdir, config, prefix, listen) as mg:
-        check_port_macs(mg.wait_ready(timeout), (EXT, UNDERLAY), mg.log)
+        check_port_macs(mg.wait_ready(timeout), topology, mg.log)
         mg.wait_for(all_received, f'rx counters {want}', timeout)
         metrics = mg.wait_settled()
         rc = mg.stop()

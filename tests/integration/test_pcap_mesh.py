@@ -180,6 +180,28 @@ class MeshPcapTest(harness.WorkdirTestCase):
         self.assertEqual(len(r.out['underlay']), 1)
 
 
+    def test_replies_leave_by_the_port_the_client_came_in_on(self):
+        # Two uplinks, each with its router; an off-link client arrives through the second: its
+        # answer must leave there too, from the address it used (upstream anti-spoofing filters
+        # drop it anywhere else).
+        ext = harness.Port('ext', 'external', EXT.address, 24, EXT.mac, 'gateway = "203.0.113.1"\n')
+        ext2 = harness.Port('ext2', 'external', '198.18.0.10', 24, '02:00:00:00:00:30',
+                            'gateway = "198.18.0.1"\n')
+        routers = ('\n[[neighbor]]\naddress = "203.0.113.1"\nmac = "02:00:00:00:00:01"\n'
+                   '\n[[neighbor]]\naddress = "198.18.0.1"\nmac = "02:00:00:00:00:02"\n')
+        client = Ether(src='02:00:00:00:00:02', dst=ext2.mac) / IP(src='100.64.0.7', dst=ext2.address) / \
+            TCP(sport=40010, dport=8000, flags='S', seq=7)
+        reply = from_task(TCP(sport=80, dport=40010, flags='SA', seq=9, ack=8))
+        r = harness.run_pcap(self.workdir, {'ext2': [client], 'underlay': [reply]},
+                             extra_config=config() + routers, ports=(ext, ext2, UNDERLAY))  # polled in this order
+        self.assertEqual(r.out['ext'], [], r.log)
+        self.assertEqual(len(r.out['ext2']), 1, r.log)
+        f = r.out['ext2'][0]
+        self.assertEqual((f[Ether].src, f[Ether].dst), (ext2.mac, '02:00:00:00:00:02'))
+        self.assertEqual((f[IP].src, f[IP].dst, f[TCP].sport, f[TCP].dport),
+                         (ext2.address, '100.64.0.7', 8000, 40010))
+        self.assertEqual(r.metrics.nonzero_drops(), {}, r.metrics.text)
+
     def test_persistence_keeps_a_client_on_its_task(self):
         two_tasks = config().replace('scheduler = "rr"', 'scheduler = "rr"\npersistence_timeout = 60') + \
             '  [[service.task]]\n  address = "10.255.0.6"\n  node = "node-1"\n'
