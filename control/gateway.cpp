@@ -14,6 +14,7 @@
 #include <rte_eal.h>
 #include <rte_errno.h>
 #include <rte_ethdev.h>
+#include <rte_ip_frag.h>
 #include <rte_lcore.h>
 #include <rte_malloc.h>
 #include <rte_pdump.h>
@@ -94,6 +95,7 @@ std::string file_content(const std::string &path)
 struct worker_free {
     void operator()(dataplane::worker *w) const
     {
+        if (w->reassembly != nullptr) rte_ip_frag_table_destroy(w->reassembly); // frees its mbufs
         w->~worker();
         rte_free(w);
     }
@@ -311,8 +313,14 @@ void gateway::start()
         w->shared = &shared_;
         w->pool = pools_.on(worker_sockets[i]);
         w->tsc_hz = hz;
-        w->arp_interval = hz; // one request per second per next hop, as Linux
-        w->arp_wait = 3 * hz; // Linux gives up after 3 unanswered probes
+        w->arp_interval = hz;                   // one request per second per next hop, as Linux
+        w->arp_wait = 3 * hz;                   // Linux gives up after 3 unanswered probes
+        constexpr uint32_t bucket_entries = 16; // as DPDK's ip_reassembly example
+        w->reassembly = rte_ip_frag_table_create(
+            dataplane::reassembly_datagrams, bucket_entries, dataplane::reassembly_datagrams,
+            hz * dataplane::reassembly_timeout_ms / 1000, worker_sockets[i]);
+        if (w->reassembly == nullptr)
+            throw std::runtime_error("reassembly table for worker " + std::to_string(i));
         w->port_count = static_cast<uint16_t>(ports_.size());
         for (uint16_t p = 0; p < ports_.size(); ++p) {
             w->port_ids[p] = ports_[p].port_id;

@@ -32,7 +32,8 @@ namespace meshgate::dataplane
     X(source_rate, "new connection over [limits] new_connections_per_source (per second)")         \
     X(ttl_exceeded, "TTL expired in transit")                                                      \
     X(mtu, "too big for the next link and not fragmentable")                                       \
-    X(fragment, "IPv4 fragment not reassembled")                                                   \
+    X(fragment, "IPv4 fragment not reassembled (from a client, TCP from a task, incomplete or "    \
+                "over the reassembly table in time)")                                              \
     X(no_route, "no port or gateway reaches the destination")                                      \
     X(no_neighbor, "next hop did not answer ARP in time, or its wait queue was full")              \
     X(tx_full, "port transmit queue full")                                                         \
@@ -86,6 +87,7 @@ struct port_counters {
     X(icmp_errors_sent,                                                                            \
       "ICMP errors the gateway originated (time exceeded, fragmentation needed)")                  \
     X(icmp_errors_translated, "ICMP errors about a connection forwarded to its other side")        \
+    X(datagrams_reassembled, "UDP datagrams from tasks reassembled from their fragments")          \
     X(icmp_errors_suppressed,                                                                      \
       "ICMP errors not sent: about an ICMP error or a later fragment, or toward a source that "    \
       "cannot take one (0.0.0.0, broadcast, multicast, loopback, class E)")                        \

@@ -107,6 +107,48 @@ std::optional<verdict> task_icmp_error(worker &w, const dataplane_tables &t, rte
 
 // The inner frame of a tunnel packet, after decapsulation: a task's reply for the reverse
 // stage, or what the gateway answers itself.
+// M holds a fragment of a task's datagram (IP, valid, to the overlay address): held until the
+// datagram is whole, which then goes on as one packet (a chain of the fragments' mbufs), as
+// Linux's conntrack reassembles before NAT. UDP only: EDNS answers are what tasks fragment;
+// TCP keeps to its MSS.
+void reassemble(worker &w, rte_mbuf *m, rte_ipv4_hdr *ip, rte_be32_t vtep, packet_state &s)
+{
+    if (ip->next_proto_id != IPPROTO_UDP || w.reassembly == nullptr) {
+        s.v = drop_as(drop_reason::fragment);
+        return;
+    }
+    m->l2_len = sizeof(rte_ether_hdr);
+    m->l3_len = rte_ipv4_hdr_len(ip);
+    rte_mbuf *whole = rte_ipv4_frag_reassemble_packet(w.reassembly, &w.death_row, m, w.tsc, ip);
+    if (whole == nullptr) {
+        s.v = taken(); // the table holds it (or dropped it into the death row)
+        return;
+    }
+    s.reassembled = whole;
+    w.counters.count(event::datagrams_reassembled);
+    auto *wip = rte_pktmbuf_mtod_offset(whole, rte_ipv4_hdr *, sizeof(rte_ether_hdr));
+    wip->hdr_checksum = 0; // the library leaves it to us
+    wip->hdr_checksum = rte_ipv4_cksum(wip);
+    // The UDP header must be in the first segment, where the stages read it.
+    if (rte_pktmbuf_data_len(whole) <
+            sizeof(rte_ether_hdr) + rte_ipv4_hdr_len(wip) + sizeof(rte_udp_hdr) ||
+        rte_pktmbuf_pkt_len(whole) != sizeof(rte_ether_hdr) + rte_be_to_cpu_16(wip->total_length)) {
+        s.v = drop_as(drop_reason::malformed);
+        return;
+    }
+    l4_view l4 = parse_l4(wip);
+    if (l4.header == nullptr) {
+        s.v = drop_as(drop_reason::malformed);
+        return;
+    }
+    s.stage = mesh_stage::reverse;
+    s.ip = wip;
+    s.l4 = l4.header;
+    s.vtep = vtep;
+    s.key = make_flow_key(wip->src_addr, wip->dst_addr, l4.src_port, l4.dst_port, IPPROTO_UDP);
+    s.hash = connection_table::hash(s.key);
+}
+
 void classify_inner(worker &w, const dataplane_tables &t, rte_mbuf *m, rte_be32_t vtep,
                     packet_state &s)
 {
@@ -131,7 +173,7 @@ void classify_inner(worker &w, const dataplane_tables &t, rte_mbuf *m, rte_be32_
     } else if (!t.is_overlay_address(ip->dst_addr)) {
         s.v = drop_as(drop_reason::not_local);
     } else if (rte_ipv4_frag_pkt_is_fragmented(ip)) {
-        s.v = drop_as(drop_reason::fragment);
+        reassemble(w, m, ip, vtep, s);
     } else if (ip->next_proto_id == IPPROTO_TCP || ip->next_proto_id == IPPROTO_UDP) {
         l4_view l4 = parse_l4(ip);
         if (l4.header == nullptr) {
@@ -238,8 +280,11 @@ verdict reverse_stage(worker &w, const dataplane_tables &t, rte_mbuf *m, packet_
     uint16_t out = client_port_for(t, c);
     if (out == no_port) return drop_as(drop_reason::no_route);
     uint16_t l3_len = rte_be_to_cpu_16(ip->total_length);
-    if (l3_len > t.ports[out].mtu)
-        return drop_as(drop_reason::mtu); // the task's MTU is the overlay's: cannot happen
+    // Only a reassembled datagram can be bigger than the client's link (a task's MTU is the
+    // overlay's); its fragments had DF clear, so the whole one has it clear too.
+    const bool too_big = l3_len > t.ports[out].mtu;
+    if (too_big && (ip->fragment_offset & RTE_BE16(RTE_IPV4_HDR_DF_FLAG)))
+        return drop_as(drop_reason::mtu);
     nat_endpoints to{c.forward.dst_ip, c.forward.src_ip, c.forward.dst_port, c.forward.src_port};
     if (ip->next_proto_id == IPPROTO_TCP)
         nat_forward<IPPROTO_TCP>(ip, s.l4, to);
@@ -247,6 +292,10 @@ verdict reverse_stage(worker &w, const dataplane_tables &t, rte_mbuf *m, packet_
         nat_forward<IPPROTO_UDP>(ip, s.l4, to);
     ++w.counters.tasks[c.task].packets_out;
     w.counters.tasks[c.task].bytes_out += l3_len;
+    if (too_big)
+        return fragment_each(w, t, m, t.ports[out].mtu, [&](rte_mbuf *, rte_ether_hdr *) {
+            return route_to(out, to.dst_addr);
+        });
     return route_to(out, to.dst_addr);
 }
 

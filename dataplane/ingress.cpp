@@ -14,7 +14,6 @@ namespace
 {
 
 // A 9000-byte packet over a 1500-byte underlay needs 7.
-constexpr uint16_t max_fragments = 8;
 
 // The listener for this destination, honouring services bound to one address.
 uint16_t match_listener(const dataplane_tables &t, uint8_t proto, rte_be32_t dst,
@@ -104,33 +103,6 @@ void nat_to_task(rte_ipv4_hdr *ip, void *l4, const connection &c)
 {
     nat_forward<Proto>(ip, l4,
                        nat_endpoints{c.snat_ip(), c.task_ip(), c.snat_port(), c.target_port()});
-}
-
-// DF clear and too big for the tunnel: fragment the inner packet, each fragment its own VXLAN
-// packet (the task's kernel reassembles), as a router on the path would.
-verdict fragment_to_node(worker &w, const dataplane_tables &t, rte_mbuf *m, const task_entry &task,
-                         uint16_t inner_mtu, uint32_t flow_hash)
-{
-    rte_pktmbuf_adj(m, sizeof(rte_ether_hdr));
-    rte_mbuf *fragments[max_fragments];
-    int32_t n = rte_ipv4_fragment_packet(m, fragments, max_fragments, inner_mtu, w.pool,
-                                         w.shared->indirect_pool);
-    if (n < 0) return drop_as(drop_reason::mtu);
-    for (int32_t i = 0; i < n; ++i) {
-        rte_mbuf *f = fragments[i];
-        auto *fip = rte_pktmbuf_mtod(f, rte_ipv4_hdr *);
-        fip->hdr_checksum = 0;
-        fip->hdr_checksum = rte_ipv4_cksum(fip);
-        auto *eth =
-            reinterpret_cast<rte_ether_hdr *>(rte_pktmbuf_prepend(f, sizeof(rte_ether_hdr)));
-        if (eth == nullptr) {
-            deliver(w, t, f, drop_as(drop_reason::mtu));
-            continue;
-        }
-        vxlan_inner_ether_write(eth, t.overlay_mac, task.mac);
-        deliver(w, t, f, to_node(t, f, task.node, flow_hash));
-    }
-    return spent(); // the fragments hold what they need of it
 }
 
 // IP (from a client on PORT) would leave with TTL 0: time exceeded from the address it was for.
@@ -233,7 +205,13 @@ verdict forward_stage(worker &w, const dataplane_tables &t, uint16_t port, rte_m
     ++tc.packets_in;
     tc.bytes_in += l3_len;
     // The forward key's hash spreads the tunnelled flows (outer UDP source port).
-    if (too_big) return fragment_to_node(w, t, m, task, inner_mtu, s.hash);
+    // DF clear and too big for the tunnel: each fragment its own VXLAN packet (the task's
+    // kernel reassembles).
+    if (too_big)
+        return fragment_each(w, t, m, inner_mtu, [&](rte_mbuf *f, rte_ether_hdr *eth) {
+            vxlan_inner_ether_write(eth, t.overlay_mac, task.mac);
+            return to_node(t, f, task.node, s.hash);
+        });
     vxlan_inner_ether_write(rte_pktmbuf_mtod(m, rte_ether_hdr *), t.overlay_mac, task.mac);
     return to_node(t, m, task.node, s.hash);
 }

@@ -7,9 +7,11 @@
 
 #include <netinet/in.h>
 #include <rte_ip.h>
+#include <rte_ip_frag.h>
 #include <rte_tcp.h>
 #include <rte_udp.h>
 
+#include "dataplane/output.h"
 #include "dataplane/pipeline.h"
 #include "dataplane/worker.h"
 
@@ -85,6 +87,29 @@ rte_mbuf *build_icmp_error(worker &w, const dataplane_tables &t, const rte_ipv4_
 // Encapsulates M (data at the inner Ethernet header, already written) toward NODE: the verdict
 // that sends it there. FLOW_HASH picks the outer source port.
 verdict to_node(const dataplane_tables &t, rte_mbuf *m, uint16_t node, uint32_t flow_hash);
+
+// Fragments of an IPv4 packet one link can carry: 2 x what a reassembled datagram may hold.
+inline constexpr uint16_t max_fragments = 2 * RTE_LIBRTE_IP_FRAG_MAX_FRAG;
+
+// M (data at its Ethernet header, DF clear) as IPv4 fragments of at most MTU bytes into
+// FRAGMENTS, each with its Ethernet header's room in front; returns how many, or -1 when it
+// cannot be fragmented. M itself is then the caller's to free.
+int32_t fragment_ipv4(worker &w, rte_mbuf *m, uint16_t mtu, rte_mbuf *fragments[max_fragments]);
+
+// Too big for the next link, DF clear: fragment M as a router on the path would; each fragment
+// goes where NEXT(fragment, its Ethernet header) says. Verdict for M: spent (the fragments hold
+// what they need of it), or mtu.
+template <typename Next>
+verdict fragment_each(worker &w, const dataplane_tables &t, rte_mbuf *m, uint16_t mtu, Next next)
+{
+    rte_mbuf *fragments[max_fragments];
+    const int32_t n = fragment_ipv4(w, m, mtu, fragments);
+    if (n < 0) return drop_as(drop_reason::mtu);
+    for (int32_t i = 0; i < n; ++i)
+        deliver(w, t, fragments[i],
+                next(fragments[i], rte_pktmbuf_mtod(fragments[i], rte_ether_hdr *)));
+    return spent();
+}
 
 // A connection ended: lc/wlc see one less for its task. Task ids outlive their connections.
 inline void release_task(worker &w, const removed_connection &gone)

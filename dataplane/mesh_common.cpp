@@ -41,6 +41,28 @@ rte_mbuf *build_icmp_error(worker &w, const dataplane_tables &t, const rte_ipv4_
     return m;
 }
 
+int32_t fragment_ipv4(worker &w, rte_mbuf *m, uint16_t mtu, rte_mbuf *fragments[max_fragments])
+{
+    rte_pktmbuf_adj(m, sizeof(rte_ether_hdr));
+    const int32_t n =
+        rte_ipv4_fragment_packet(m, fragments, max_fragments, mtu, w.pool, w.shared->indirect_pool);
+    if (n < 0) return -1;
+    int32_t ready = 0;
+    for (int32_t i = 0; i < n; ++i) {
+        rte_mbuf *f = fragments[i];
+        auto *fip = rte_pktmbuf_mtod(f, rte_ipv4_hdr *);
+        fip->hdr_checksum = 0;
+        fip->hdr_checksum = rte_ipv4_cksum(fip);
+        if (rte_pktmbuf_prepend(f, sizeof(rte_ether_hdr)) == nullptr) {
+            w.counters.drop(drop_reason::mtu);
+            rte_pktmbuf_free(f);
+            continue;
+        }
+        fragments[ready++] = f;
+    }
+    return ready;
+}
+
 verdict to_node(const dataplane_tables &t, rte_mbuf *m, uint16_t node, uint32_t flow_hash)
 {
     const node_entry &n = t.nodes[node];

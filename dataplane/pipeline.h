@@ -80,6 +80,7 @@ struct packet_state {
     hash_sig_t hash = 0;        // of `key`: lookup, create, VXLAN source port
     flow_key key{};
     conn_ref ref{};
+    rte_mbuf *reassembled = nullptr; // the whole datagram its fragment completed: it replaces it
 };
 
 } // namespace meshgate::dataplane

@@ -66,6 +66,14 @@ void classify(worker &w, const dataplane_tables &t, uint16_t port, rte_mbuf *m, 
         s.v = drop_as(drop_reason::ethertype);
 }
 
+// Fragments the reassembly table let go (incomplete in time, table full, bad overlap).
+void free_dropped_fragments(worker &w)
+{
+    if (w.death_row.cnt == 0) return;
+    w.counters.drop(drop_reason::fragment, w.death_row.cnt);
+    rte_ip_frag_free_death_row(&w.death_row, 0);
+}
+
 // Takes idle connections out, a bounded number per call, and gives back their task's slot.
 void expire_connections(worker &w)
 {
@@ -115,8 +123,10 @@ void process_burst(worker &w, const dataplane_tables &t, uint16_t port, rte_mbuf
 
     // Classify every packet: most get their key and hash, the rest their verdict.
     packet_state s[burst_size];
-    for (uint16_t i = 0; i < count; ++i)
+    for (uint16_t i = 0; i < count; ++i) {
         classify(w, t, port, packets[i], s[i]);
+        if (s[i].reassembled != nullptr) packets[i] = s[i].reassembled; // a fragment held instead
+    }
 
     // One bulk lookup of every key; then the connection slots of the hits, ahead of use.
     const flow_key *keys[burst_size];
@@ -163,6 +173,7 @@ void process_burst(worker &w, const dataplane_tables &t, uint16_t port, rte_mbuf
     }
     for (uint16_t i = 0; i < count; ++i)
         deliver(w, t, packets[i], s[i].v);
+    free_dropped_fragments(w);
 }
 
 int worker_main(void *arg)
@@ -192,6 +203,10 @@ int worker_main(void *arg)
             w.now = static_cast<uint32_t>((now - shared.start_tsc) / w.tsc_hz);
             expire_connections(w);
             sweep_connections(w, t);
+            if (w.reassembly != nullptr) { // incomplete datagrams give their mbufs back in time
+                rte_ip_frag_table_del_expired_entries(w.reassembly, &w.death_row, now);
+                free_dropped_fragments(w);
+            }
         }
         // Past this point the worker holds no pointer into the tables.
         rte_rcu_qsbr_quiescent(shared.qsbr, w.id);

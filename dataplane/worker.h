@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cstdint>
 
+#include <rte_ip_frag.h>
 #include <rte_mbuf.h>
 #include <rte_rcu_qsbr.h>
 
@@ -26,6 +27,11 @@ inline constexpr uint16_t burst_size = 32;
 // burst: a healthy create takes one round of 4; near exhaustion one takes up to 68 per SNAT
 // address, and a SYN flood must not take the time established flows need.
 inline constexpr uint32_t snat_probes_per_burst = 32 * 16;
+// Tasks' UDP datagrams a worker reassembles at once (of up to RTE_LIBRTE_IP_FRAG_MAX_FRAG
+// fragments each, mbufs the packet pool has room for) and how long an incomplete one is kept.
+inline constexpr uint32_t reassembly_datagrams = 128;
+inline constexpr uint32_t reassembly_timeout_ms = 2000;
+inline constexpr uint32_t reassembly_mbufs = reassembly_datagrams * RTE_LIBRTE_IP_FRAG_MAX_FRAG;
 
 // What all workers share with the control thread.
 struct gateway_shared {
@@ -98,6 +104,10 @@ struct alignas(RTE_CACHE_LINE_SIZE) worker {
     pending_queue pending;
     std::array<removed_connection, 64> expired{}; // scratch for connection expiry
     sweep_state sweep;
+    // Inner fragments from tasks, until their datagram is whole; what it drops waits in the
+    // death row until the end of the burst (counted as `fragment`).
+    rte_ip_frag_tbl *reassembly = nullptr;
+    rte_ip_frag_death_row death_row{};
     uint32_t burst_created = 0;    // connections this burst made: later misses look again
     uint32_t snat_probes_left = 0; // this burst's SNAT port probes (snat_probe_budget)
     // Rate-limit buckets (rate_admit()): ICMP errors, new connections by service id and by

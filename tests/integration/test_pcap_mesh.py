@@ -3,7 +3,7 @@
 VXLAN frame toward the task's node, the task's reply comes back translated to the client, and
 what does not belong is dropped under the right reason. Every frame is decoded by scapy."""
 
-from scapy.all import ICMP, IP, TCP, UDP, VXLAN, Ether, IPerror, Raw, UDPerror
+from scapy.all import ICMP, IP, TCP, UDP, VXLAN, Ether, IPerror, Raw, UDPerror, fragment
 
 import harness
 from harness import EXT, UNDERLAY
@@ -304,6 +304,46 @@ class MeshPcapTest(harness.WorkdirTestCase):
         udp = UDP(data)
         self.assertEqual((udp.sport, udp.dport), (41004, 53))
         self.assertEqual(bytes(udp.payload), bytes(range(256)) * 6)
+
+    def _answer_fragments(self, payload, ip_id, mtu=1450, drop_index=None):
+        """A task's UDP answer to 41006 as its kernel sends it: fragments of at most MTU bytes."""
+        whole = IP(src=TASK_IP, dst=OVERLAY_IP, ttl=64, id=ip_id, flags=0) / UDP(sport=53, dport=41006) / Raw(payload)
+        pieces = fragment(whole, fragsize=mtu - 20)
+        if drop_index is not None:
+            del pieces[drop_index]
+        return [Ether(src=NODE_MAC, dst=UNDERLAY.mac) / IP(src=NODE_IP, dst=UNDERLAY.address) /
+                UDP(sport=50000, dport=4789) / VXLAN(flags=0x08, vni=4096) /
+                Ether(src=TASK_MAC, dst=OVERLAY_MAC) / p for p in pieces]
+
+    def test_fragmented_answer_from_task_reaches_client(self):
+        # An EDNS answer bigger than the overlay MTU: the task's kernel fragments it, meshgate
+        # reassembles before the reverse lookup, NATs it, and fragments it again for the client's
+        # 1500-byte link; one with a fragment missing is held, then dropped, and counted.
+        query = client_packet(UDP(sport=41006, dport=5353), payload=b'q')
+        answer = bytes(range(256)) * 12  # 3072 bytes: three fragments on the overlay
+        frames = self._answer_fragments(answer, 0x1234) + self._answer_fragments(answer, 0x1235, drop_index=1)
+        r = self.run_mesh({'ext': [query], 'underlay': frames})
+        out = r.out['ext']
+        self.assertGreaterEqual(len(out), 3, r.log)
+        pieces = []
+        for f in out:
+            ip = f[IP]
+            self.assertLessEqual(ip.len, 1500)
+            self.assertEqual((f[Ether].src, f[Ether].dst, ip.src, ip.dst), (EXT.mac, CLIENT_MAC, EXT.address, CLIENT_IP))
+            clone = IP(bytes(ip))
+            del clone.chksum
+            self.assertEqual(ip.chksum, IP(bytes(clone)).chksum)
+            pieces.append((ip.frag * 8, bytes(ip.payload)))
+        data = b''.join(p for _, p in sorted(pieces))
+        udp = UDP(data)
+        self.assertEqual((udp.sport, udp.dport, len(udp.payload)), (5353, 41006, len(answer)))
+        self.assertEqual(bytes(udp.payload), answer)
+        # the checksum the task computed, NATed incrementally, holds for the whole datagram
+        rebuilt = IP(src=EXT.address, dst=CLIENT_IP) / UDP(sport=5353, dport=41006) / Raw(answer)
+        self.assertEqual(udp.chksum, UDP(bytes(rebuilt[UDP])).chksum)
+        m = r.metrics
+        self.assertEqual(m.get('meshgate_datagrams_reassembled_total', 0), 1, m.text)
+        self.assertEqual(m.nonzero_drops(), {}, m.text)  # the incomplete one is still held at the end
 
 
 if __name__ == '__main__':
