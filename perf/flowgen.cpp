@@ -15,6 +15,15 @@
 // (the first N set the flows up): "sent_mpps", "at_tasks_mpps", "back_mpps" (what came back to
 // the clients).
 //
+// With --flood KIND it also sends hostile traffic between its requests, as fast as the ring takes
+// (or --flood-rate PPS), from random sources (--flood-sources A/N, default 100.64.0.0/10):
+//   syn    TCP SYNs to --flood-target A:P        udp   UDP datagrams to --flood-target A:P
+//   arp    ARP requests for --flood-target A from random senders of --flood-sources
+//   ttl1   UDP with TTL 1 to the published address, half from broadcast and multicast sources
+//   vxlan  VXLAN on the nodes' port from random outer sources (no configured node), inner UDP to
+//          the --flood-target overlay address
+// and counts them apart: "flood_sent", and "flood_at_tasks" (what of it reached the nodes; never
+// answered).
 // Prints one JSON line when done: {"sent":..,"at_tasks":..,"replies":..,"rtt_us_max":..,...},
 // then keeps its ports until the gateway has gone (its links are down) or SIGTERM. With net_memif
 // devices it measures a gateway over shared memory; counters of both sides must agree.
@@ -31,6 +40,7 @@
 #include <cstring>
 #include <string>
 
+#include <rte_arp.h>
 #include <rte_byteorder.h>
 #include <rte_cycles.h>
 #include <rte_eal.h>
@@ -38,6 +48,7 @@
 #include <rte_ether.h>
 #include <rte_ip.h>
 #include <rte_mbuf.h>
+#include <rte_tcp.h>
 #include <rte_udp.h>
 #include <rte_vxlan.h>
 
@@ -48,7 +59,8 @@ volatile bool stopping = false;
 
 struct options {
     rte_ether_addr client_mac{}, gateway_mac{}, node_mac{};
-    uint32_t published_ip = 0; // host order
+    rte_ether_addr underlay_mac{{0x02, 0, 0, 0, 0, 0x20}}; // --flood vxlan's destination
+    uint32_t published_ip = 0;                             // host order
     uint16_t published_port = 9000;
     uint32_t client_base = 0; // first client address, host order
     uint32_t client_count = 1;
@@ -61,6 +73,12 @@ struct options {
     uint16_t queues = 1; // per port
     double linger = 2.0; // seconds to wait for the last answers
     uint64_t measure_after = 0;
+    std::string flood;                // "" = none, syn, udp, arp, ttl1, vxlan
+    uint64_t flood_rate = 0;          // 0 = as fast as the ring takes
+    uint32_t flood_ip = 0;            // --flood-target, host order
+    uint16_t flood_port = 8000;       //
+    uint32_t flood_base = 0x64400000; // 100.64.0.0
+    uint32_t flood_count = 1u << 22;  // /10
 };
 
 constexpr uint32_t first_client_port = 1024;
@@ -87,7 +105,8 @@ bool parse_ip(const char *s, uint32_t &ip)
                  "flowgen: %s\nusage: dpdk-flowgen EAL-ARGS -- --client-mac M --gateway-mac M "
                  "--node-mac M --published A:P --clients A/N [--flows N] [--rate PPS] "
                  "[--count N] [--size BYTES] [--reply] [--linger S] [--queues N] [--new] "
-                 "[--measure-after N]\n",
+                 "[--measure-after N] [--flood syn|udp|arp|ttl1|vxlan] [--flood-rate PPS] "
+                 "[--flood-target A[:P]] [--flood-sources A/N] [--underlay-mac M]\n",
                  why);
     std::exit(2);
 }
@@ -109,6 +128,11 @@ options parse(int argc, char **argv)
                                           {"queues", required_argument, nullptr, 'q'},
                                           {"new", no_argument, nullptr, 'N'},
                                           {"measure-after", required_argument, nullptr, 'M'},
+                                          {"flood", required_argument, nullptr, 'F'},
+                                          {"underlay-mac", required_argument, nullptr, 'U'},
+                                          {"flood-rate", required_argument, nullptr, 'G'},
+                                          {"flood-target", required_argument, nullptr, 'T'},
+                                          {"flood-sources", required_argument, nullptr, 'S'},
                                           {nullptr, 0, nullptr, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "", long_options, nullptr)) != -1) {
@@ -165,6 +189,35 @@ options parse(int argc, char **argv)
         case 'M':
             o.measure_after = std::strtoull(optarg, nullptr, 10);
             break;
+        case 'F':
+            o.flood = optarg;
+            if (o.flood != "syn" && o.flood != "udp" && o.flood != "arp" && o.flood != "ttl1" &&
+                o.flood != "vxlan")
+                usage("--flood is one of syn, udp, arp, ttl1, vxlan");
+            break;
+        case 'U':
+            if (!parse_mac(optarg, o.underlay_mac)) usage("bad --underlay-mac");
+            break;
+        case 'G':
+            o.flood_rate = std::strtoull(optarg, nullptr, 10);
+            break;
+        case 'T': {
+            std::string s(optarg);
+            const size_t colon = s.find(':');
+            if (!parse_ip(s.substr(0, colon).c_str(), o.flood_ip)) usage("bad --flood-target");
+            if (colon != std::string::npos)
+                o.flood_port = static_cast<uint16_t>(std::atoi(s.c_str() + colon + 1));
+            break;
+        }
+        case 'S': {
+            std::string s(optarg);
+            const size_t slash = s.find('/');
+            if (slash == std::string::npos || !parse_ip(s.substr(0, slash).c_str(), o.flood_base))
+                usage("bad --flood-sources");
+            o.flood_count = static_cast<uint32_t>(std::strtoul(s.c_str() + slash + 1, nullptr, 10));
+            if (o.flood_count == 0) usage("bad --flood-sources");
+            break;
+        }
         default:
             usage("unknown option");
         }
@@ -238,6 +291,122 @@ void build_request(rte_mbuf *m, const request_template &t, const options &o, uin
         std::memcpy(udp + 1, &st, sizeof(st));
 }
 
+constexpr uint16_t outer_len =
+    sizeof(rte_ether_hdr) + sizeof(rte_ipv4_hdr) + sizeof(rte_udp_hdr) + sizeof(rte_vxlan_hdr);
+
+uint32_t xorshift(uint64_t &state)
+{
+    state ^= state << 13;
+    state ^= state >> 7;
+    state ^= state << 17;
+    return static_cast<uint32_t>(state >> 16);
+}
+
+void ipv4_header(rte_ipv4_hdr *ip, uint32_t src, uint32_t dst, uint8_t proto, uint16_t l3_len,
+                 uint8_t ttl)
+{
+    *ip = rte_ipv4_hdr{};
+    ip->version_ihl = RTE_IPV4_VHL_DEF;
+    ip->total_length = rte_cpu_to_be_16(l3_len);
+    ip->time_to_live = ttl;
+    ip->next_proto_id = proto;
+    ip->src_addr = rte_cpu_to_be_32(src);
+    ip->dst_addr = rte_cpu_to_be_32(dst);
+    ip->hdr_checksum = rte_ipv4_cksum(ip);
+}
+
+// One hostile frame of O's --flood kind into M; returns the port it goes out of.
+uint16_t build_flood(rte_mbuf *m, const options &o, uint64_t &rng)
+{
+    const uint32_t r = xorshift(rng);
+    const uint32_t src = o.flood_base + r % o.flood_count;
+    const auto sport = static_cast<uint16_t>(1024 + xorshift(rng) % 64512);
+    auto *eth = reinterpret_cast<rte_ether_hdr *>(rte_pktmbuf_append(m, 60));
+    std::memset(eth, 0, 60);
+    eth->dst_addr = o.gateway_mac;
+    eth->src_addr = o.client_mac;
+    eth->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4);
+    auto *ip = reinterpret_cast<rte_ipv4_hdr *>(eth + 1);
+    if (o.flood == "syn") {
+        auto *tcp = reinterpret_cast<rte_tcp_hdr *>(ip + 1);
+        tcp->src_port = rte_cpu_to_be_16(sport);
+        tcp->dst_port = rte_cpu_to_be_16(o.flood_port);
+        tcp->sent_seq = rte_cpu_to_be_32(r);
+        tcp->data_off = 5 << 4;
+        tcp->tcp_flags = RTE_TCP_SYN_FLAG;
+        tcp->rx_win = RTE_BE16(64240);
+        ipv4_header(ip, src, o.flood_ip, IPPROTO_TCP, sizeof(*ip) + sizeof(*tcp), 64);
+        tcp->cksum = rte_ipv4_udptcp_cksum(ip, tcp);
+        return 0;
+    }
+    if (o.flood == "arp") {
+        eth->dst_addr = rte_ether_addr{{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}};
+        eth->src_addr = rte_ether_addr{{0x02, 0xf1, static_cast<uint8_t>(r >> 24),
+                                        static_cast<uint8_t>(r >> 16), static_cast<uint8_t>(r >> 8),
+                                        static_cast<uint8_t>(r)}};
+        eth->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_ARP);
+        auto *arp = reinterpret_cast<rte_arp_hdr *>(eth + 1);
+        arp->arp_hardware = rte_cpu_to_be_16(RTE_ARP_HRD_ETHER);
+        arp->arp_protocol = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4);
+        arp->arp_hlen = RTE_ETHER_ADDR_LEN;
+        arp->arp_plen = 4;
+        arp->arp_opcode = rte_cpu_to_be_16(RTE_ARP_OP_REQUEST);
+        arp->arp_data.arp_sha = eth->src_addr;
+        arp->arp_data.arp_sip = rte_cpu_to_be_32(src);
+        arp->arp_data.arp_tip = rte_cpu_to_be_32(o.flood_ip);
+        return 0;
+    }
+    auto *udp = reinterpret_cast<rte_udp_hdr *>(ip + 1);
+    udp->src_port = rte_cpu_to_be_16(sport);
+    udp->dgram_len = rte_cpu_to_be_16(sizeof(*udp) + 18);
+    const auto l3 = static_cast<uint16_t>(sizeof(*ip) + sizeof(*udp) + 18);
+    if (o.flood == "udp") {
+        udp->dst_port = rte_cpu_to_be_16(o.flood_port);
+        ipv4_header(ip, src, o.flood_ip, IPPROTO_UDP, l3, 64);
+        return 0;
+    }
+    if (o.flood == "ttl1") {
+        // Broadcast and multicast sources must get no ICMP error; the unicast ones one as long
+        // as the gateway's rate allows.
+        const uint32_t from = (r & 3) == 0   ? 0xffffffff
+                              : (r & 3) == 1 ? 0xe0000000 | (r >> 8)
+                                             : src;
+        udp->dst_port = rte_cpu_to_be_16(o.published_port);
+        ipv4_header(ip, from, o.published_ip, IPPROTO_UDP, l3, 1);
+        return 0;
+    }
+    // vxlan: from a VTEP that is no node to the gateway's underlay address (--flood-target,
+    // MAC --underlay-mac), a task's answer inside.
+    rte_pktmbuf_reset(m);
+    auto *outer = reinterpret_cast<uint8_t *>(rte_pktmbuf_append(m, outer_len + 60));
+    std::memset(outer, 0, outer_len + 60);
+    auto *oeth = reinterpret_cast<rte_ether_hdr *>(outer);
+    oeth->dst_addr = o.underlay_mac;
+    oeth->src_addr = o.node_mac;
+    oeth->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4);
+    auto *oip = reinterpret_cast<rte_ipv4_hdr *>(oeth + 1);
+    auto *oudp = reinterpret_cast<rte_udp_hdr *>(oip + 1);
+    oudp->src_port = rte_cpu_to_be_16(sport);
+    oudp->dst_port = RTE_BE16(4789);
+    oudp->dgram_len = rte_cpu_to_be_16(sizeof(*oudp) + sizeof(rte_vxlan_hdr) + 60);
+    auto *vx = reinterpret_cast<rte_vxlan_hdr *>(oudp + 1);
+    vx->vx_flags = RTE_BE32(0x08000000);
+    vx->vx_vni = rte_cpu_to_be_32(4096 << 8);
+    auto *ieth = reinterpret_cast<rte_ether_hdr *>(vx + 1);
+    ieth->dst_addr = rte_ether_addr{{0x02, 0x42, 0x0a, 0xff, 0x00, 0x02}};
+    ieth->src_addr = rte_ether_addr{{0x02, 0x42, 0x0a, 0xff, 0x00, 0x05}};
+    ieth->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4);
+    auto *iip = reinterpret_cast<rte_ipv4_hdr *>(ieth + 1);
+    auto *iudp = reinterpret_cast<rte_udp_hdr *>(iip + 1);
+    iudp->src_port = rte_cpu_to_be_16(o.published_port);
+    iudp->dst_port = rte_cpu_to_be_16(sport);
+    iudp->dgram_len = rte_cpu_to_be_16(sizeof(*iudp) + 18);
+    ipv4_header(iip, 0x0aff0005, 0x0aff0002, IPPROTO_UDP, l3, 64); // a task to the overlay address
+    ipv4_header(oip, src, o.flood_ip, IPPROTO_UDP,
+                static_cast<uint16_t>(outer_len - sizeof(rte_ether_hdr) + 60), 64);
+    return 1;
+}
+
 // Round trips in µs, by powers of two: enough for p50, p99 and the worst.
 struct latency {
     uint64_t buckets[40] = {};
@@ -264,9 +433,6 @@ struct latency {
         return 0;
     }
 };
-
-constexpr uint16_t outer_len =
-    sizeof(rte_ether_hdr) + sizeof(rte_ipv4_hdr) + sizeof(rte_udp_hdr) + sizeof(rte_vxlan_hdr);
 
 // A VXLAN packet to a task, turned into the task's answer in place. False if it is not one.
 bool turn_into_reply(rte_mbuf *m, const options &o)
@@ -312,6 +478,22 @@ bool turn_into_reply(rte_mbuf *m, const options &o)
     ip->hdr_checksum = rte_ipv4_cksum(ip);
     udp->dgram_cksum = 0;
     return true;
+}
+
+// Is M (from the gateway's underlay side) one of our requests: UDP to the published port inside?
+bool is_request(const rte_mbuf *m, const options &o)
+{
+    if (rte_pktmbuf_data_len(m) <
+        outer_len + sizeof(rte_ether_hdr) + sizeof(rte_ipv4_hdr) + sizeof(rte_udp_hdr))
+        return true; // not a tunnel packet: a plain forwarder's (testpmd io)
+    const auto *ip = rte_pktmbuf_mtod_offset(m, const rte_ipv4_hdr *, sizeof(rte_ether_hdr));
+    if (ip->next_proto_id != IPPROTO_UDP) return true;
+    const auto *inner =
+        rte_pktmbuf_mtod_offset(m, const rte_ipv4_hdr *, outer_len + sizeof(rte_ether_hdr));
+    if (inner->next_proto_id != IPPROTO_UDP) return false;
+    const auto *udp = reinterpret_cast<const rte_udp_hdr *>(
+        reinterpret_cast<const uint8_t *>(inner) + rte_ipv4_hdr_len(inner));
+    return udp->dst_port == rte_cpu_to_be_16(o.published_port);
 }
 
 void on_signal(int)
@@ -373,6 +555,7 @@ int main(int argc, char **argv)
         uint64_t tsc = 0, sent = 0, at_tasks = 0, back = 0; // back: replies and others
     } from, to;
     uint64_t sent = 0, refused = 0, at_tasks = 0, replies = 0, reply_refused = 0, other = 0;
+    uint64_t flood_sent = 0, flood_at_tasks = 0, flood_rng = 0x9e3779b97f4a7c15ull;
     uint64_t last_rx = start, done_at = 0;
     latency rtt;
     uint64_t turn = 0, polls = 0, next_of_queue[16] = {};
@@ -409,6 +592,23 @@ int main(int argc, char **argv)
                     from = {now, sent, at_tasks, replies + other};
             }
         }
+        // Hostile traffic in the gaps, while the requests last.
+        const uint64_t flood_due =
+            o.flood_rate == 0 ? UINT64_MAX : (now - start) * o.flood_rate / hz + 1;
+        if (!o.flood.empty() && done_at == 0 && flood_sent < flood_due) {
+            rte_mbuf *tx[burst];
+            const uint16_t n =
+                static_cast<uint16_t>(std::min<uint64_t>(burst, flood_due - flood_sent));
+            if (rte_pktmbuf_alloc_bulk(pool, tx, n) == 0) {
+                uint16_t port = 0;
+                for (uint16_t i = 0; i < n; ++i)
+                    port = build_flood(tx[i], o, flood_rng);
+                const uint16_t q = static_cast<uint16_t>(turn % o.queues);
+                const uint16_t ok = rte_eth_tx_burst(port, q, tx, n);
+                flood_sent += ok;
+                rte_pktmbuf_free_bulk(tx + ok, n - ok);
+            }
+        }
         // The nodes' side: packets to tasks, and their replies on the queue of their outer
         // UDP source port.
         const uint16_t rq = static_cast<uint16_t>(polls++ % o.queues);
@@ -416,6 +616,11 @@ int main(int argc, char **argv)
         if (n != 0) last_rx = now;
         uint16_t answers[16] = {};
         for (uint16_t i = 0; i < n; ++i) {
+            if (!o.flood.empty() && !is_request(rx[i], o)) {
+                ++flood_at_tasks; // never answered
+                rte_pktmbuf_free(rx[i]);
+                continue;
+            }
             ++at_tasks;
             if (!o.reply) {
                 rte_pktmbuf_free(rx[i]);
@@ -444,6 +649,7 @@ int main(int argc, char **argv)
             auto *eth = rte_pktmbuf_mtod(rx[i], rte_ether_hdr *);
             auto *ip = reinterpret_cast<rte_ipv4_hdr *>(eth + 1);
             if (eth->ether_type == rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4) &&
+                ip->next_proto_id == IPPROTO_UDP &&
                 ip->src_addr == rte_cpu_to_be_32(o.published_ip)) {
                 ++replies;
                 stamp st;
@@ -473,10 +679,12 @@ int main(int argc, char **argv)
                 ", \"replies\": %" PRIu64 ", \"reply_refused\": %" PRIu64 ", \"other\": %" PRIu64
                 ", \"seconds\": %.3f, \"rtt_us_p50\": %.0f, \"rtt_us_p99\": %.0f, "
                 "\"rtt_us_max\": %.1f, \"window_s\": %.3f, \"sent_mpps\": %.3f, "
-                "\"at_tasks_mpps\": %.3f, \"back_mpps\": %.3f}\n",
+                "\"at_tasks_mpps\": %.3f, \"back_mpps\": %.3f, \"flood_sent\": %" PRIu64
+                ", \"flood_at_tasks\": %" PRIu64 "}\n",
                 sent, refused, at_tasks, replies, reply_refused, other, seconds, rtt.quantile(0.5),
                 rtt.quantile(0.99), rtt.worst_us, window, mpps(to.sent - from.sent),
-                mpps(to.at_tasks - from.at_tasks), mpps(to.back - from.back));
+                mpps(to.at_tasks - from.at_tasks), mpps(to.back - from.back), flood_sent,
+                flood_at_tasks);
     std::fflush(stdout);
     // The gateway's memif PMD crashes if its peer unmaps the shared memory while its worker
     // polls: keep the ports until it has gone (both links down) or we are told to stop.

@@ -429,11 +429,11 @@ FLOWGEN_CLIENT_MAC, FLOWGEN_NODE_MAC = '02:00:00:00:aa:01', '02:00:00:00:aa:02'
 FLOWGEN_EXT_MAC, FLOWGEN_UNDERLAY_MAC = '02:00:00:00:00:10', '02:00:00:00:00:20'
 
 
-def flowgen_ports(sockets):
+def flowgen_ports(sockets, ext_prefixlen=24):
     """meshgate's two memif ports facing flowgen, and its router and node by static entries:
     clients are off-link (198.51.100.0/24, through 203.0.113.1), the node is 192.168.50.11."""
     ports = [port_toml('ext', f'net_memif0,role=client,socket={sockets[0]}', 'external',
-                       '203.0.113.10/24', FLOWGEN_EXT_MAC, 'gateway = "203.0.113.1"\n'),
+                       f'203.0.113.10/{ext_prefixlen}', FLOWGEN_EXT_MAC, 'gateway = "203.0.113.1"\n'),
              port_toml('underlay', f'net_memif1,role=client,socket={sockets[1]}', 'underlay',
                        '192.168.50.1/24', FLOWGEN_UNDERLAY_MAC)]
     peers = (f'[[neighbor]]\naddress = "203.0.113.1"\nmac = "{FLOWGEN_CLIENT_MAC}"\n'

@@ -1,0 +1,161 @@
+#!/usr/bin/python3
+"""Floods through the real binary. The generator (perf/flowgen.cpp, over net_memif) plays
+clients whose UDP flows to the "dns" service are answered by its task, and, in the gaps, sends
+hostile traffic at FLOOD_RATE (1 Mpps: below what one worker handles here, so that the ring
+between them, a NIC's RX ring, is not what drops; MESHGATE_FLOOD_RATE=0 floods as fast as the
+ring takes) for the whole run: SYNs or new UDP flows from random
+sources toward other services, ARP from random on-link senders, TTL 1 packets from broadcast
+and multicast sources, VXLAN from a source that is no node. What must hold for each: every
+request of the clients is answered (no packet of theirs lost, new connections keep being
+accepted), what is refused is counted under its reason, the connection table stays within its
+capacity, and meshgate's resident memory stays flat. MESHGATE_FLOOD_SECONDS sets how long each
+flood runs (default 8; docs/reliability.md has a 60-second run). A request the generator could
+not hand to the full ring is counted as refused (the ring's loss, not meshgate's: the 2 shared
+cores preempt the worker now and then); everything meshgate received must come back."""
+
+import os
+import time
+
+import harness
+
+SECONDS = float(os.environ.get('MESHGATE_FLOOD_SECONDS', '8'))
+RATE = 2000  # the clients' requests a second, beside the flood
+FLOOD_RATE = int(os.environ.get('MESHGATE_FLOOD_RATE', '1000000'))
+LIMIT = 5000  # max_new_connections_per_second of the flooded services
+
+SERVICES = f'''
+[[service]]
+name = "dns"
+  [[service.port]]
+  protocol = "udp"
+  published = 9000
+  [[service.task]]
+  address = "10.255.0.5"
+  node = "n1"
+
+[[service]]
+name = "web"
+max_new_connections_per_second = {LIMIT}
+  [[service.port]]
+  published = 8000
+  [[service.task]]
+  address = "10.255.0.6"
+  node = "n1"
+
+[[service]]
+name = "bulk"
+max_new_connections_per_second = {LIMIT}
+  [[service.port]]
+  protocol = "udp"
+  published = 9001
+  [[service.task]]
+  address = "10.255.0.7"
+  node = "n1"
+'''
+
+
+def rss_kib(pid):
+    with open(f'/proc/{pid}/status') as f:
+        for line in f:
+            if line.startswith('VmRSS:'):
+                return int(line.split()[1])
+    return 0
+
+
+class FloodTest(harness.WorkdirTestCase):
+
+    def flood(self, kind, target=None, sources=None, new_flows=False, ext_prefixlen=24):
+        """Runs one flood beside the clients; returns (flowgen's result, meshgate's metrics)."""
+        if not os.access(harness.FLOWGEN, os.X_OK):
+            self.fail(f'the generator is not built: {harness.FLOWGEN}')
+        extra = ['--flood', kind, '--flood-rate', str(FLOOD_RATE)]
+        if target:
+            extra += ['--flood-target', target]
+        if sources:
+            extra += ['--flood-sources', sources]
+        if new_flows:
+            extra += ['--new']
+        count = int(RATE * SECONDS)
+        gen = harness.Flowgen(self.workdir, RATE, count, flows=500, extra=extra)
+        self.addCleanup(gen.stop)  # after the gateway's
+        prefix, listen = harness.unique('mgf'), f'127.0.0.1:{harness.free_tcp_port()}'
+        ports, peers = harness.flowgen_ports(gen.sockets, ext_prefixlen)
+        mg = harness.Meshgate(self.workdir, harness.config_toml(prefix, ports, listen,
+                                                                extra=peers + SERVICES),
+                              prefix, listen, log_level='info')
+        self.addCleanup(mg.cleanup)
+        mg.start()
+        mg.wait_ready()
+        mg.wait_for(lambda m: m.get('meshgate_port_packets_total', 0, port='ext', direction='rx') > 0,
+                    'traffic', timeout=30)
+        time.sleep(min(1.0, SECONDS / 4))  # past start-up allocations
+        rss_start = rss_kib(mg.proc.pid)
+        samples = []
+        deadline = time.monotonic() + SECONDS + 60
+        while gen.proc.poll() is None and time.monotonic() < deadline:
+            samples.append(rss_kib(mg.proc.pid))
+            try:
+                result = gen.result(timeout=1)
+                break
+            except AssertionError:
+                continue
+        else:
+            result = gen.result(timeout=5)
+        rss_end = rss_kib(mg.proc.pid)
+        m = mg.wait_settled()
+        print(f'\n  {kind}: {result}\n  drops {m.nonzero_drops()}, RSS {rss_start} -> {rss_end} KiB '
+              f'(max {max(samples + [rss_end])})', flush=True)
+        self.assertGreater(result['flood_sent'], RATE * SECONDS, result)  # it was a flood
+        # every request of the clients reached its task and every answer came back
+        self.assertEqual(result['sent'] + result['refused'], count, result)
+        self.assertLess(result['refused'], count * 5 // 100, result)
+        self.assertEqual(result['at_tasks'], result['sent'], result)
+        self.assertEqual(result['replies'] + result['reply_refused'], result['at_tasks'], result)
+        self.assertLessEqual(m.get('meshgate_connection_table_entries', 0),
+                             m.get('meshgate_connection_table_capacity', 0), m.text)
+        self.assertLess(rss_end, rss_start * 1.05 + 2048, (rss_start, rss_end))
+        self.assertEqual(mg.stop(), 0, mg.log())
+        # (The generator's own exit is not checked: its memif server faults now and then while
+        # closing after a flood, "EAL: Error: Invalid memory", a DPDK 22.11 PMD teardown issue.)
+        gen.proc.wait(30)
+        return result, m
+
+    def test_syn_flood_from_random_sources(self):
+        # new connections to dns keep being accepted while web is flooded
+        result, m = self.flood('syn', target='203.0.113.10:8000', new_flows=True)
+        drops = m.nonzero_drops()
+        self.assertGreater(drops.get('service_rate', 0), 0, drops)
+        self.assertLessEqual(set(drops), {'service_rate', 'tx_full'}, drops)
+        opened = m.get('meshgate_connections_total', 0, service='web')
+        self.assertLessEqual(opened, LIMIT * (SECONDS + 2) + LIMIT, m.text)
+        self.assertEqual(m.get('meshgate_connections_total', 0, service='dns'), result['sent'], m.text)
+
+    def test_new_udp_flows_from_random_sources(self):
+        result, m = self.flood('udp', target='203.0.113.10:9001')
+        drops = m.nonzero_drops()
+        self.assertGreater(drops.get('service_rate', 0), 0, drops)
+        self.assertLessEqual(set(drops), {'service_rate', 'tx_full'}, drops)
+
+    def test_arp_from_random_senders(self):
+        # 203.0.0.0/16 on the client port: far more senders than the 4096 neighbor slots
+        result, m = self.flood('arp', target='203.0.113.10', sources='203.0.0.0/65536', ext_prefixlen=16)
+        self.assertGreater(m.get('meshgate_arp_replies_sent_total', 0), 0, m.text)
+        self.assertLessEqual(set(m.nonzero_drops()), {'tx_full'}, m.text)
+
+    def test_ttl1_from_broadcast_and_multicast_sources(self):
+        result, m = self.flood('ttl1')
+        self.assertGreater(m.get('meshgate_icmp_errors_suppressed_total', 0), 0, m.text)
+        self.assertGreater(m.get('meshgate_icmp_errors_rate_limited_total', 0), 0, m.text)
+        sent = m.get('meshgate_icmp_errors_sent_total', 0)
+        self.assertLessEqual(sent, 1000 * (SECONDS + 3) + 50 * harness.WORKERS, m.text)
+        self.assertLessEqual(set(m.nonzero_drops()), {'ttl_exceeded', 'tx_full'}, m.text)
+
+    def test_vxlan_from_unknown_sources(self):
+        result, m = self.flood('vxlan', target='192.168.50.1')
+        drops = m.nonzero_drops()
+        self.assertEqual(drops.get('unknown_vtep', 0), result['flood_sent'], drops)
+        self.assertLessEqual(set(drops), {'unknown_vtep'}, drops)
+
+
+if __name__ == '__main__':
+    harness.main()
