@@ -146,6 +146,7 @@ class gateway
     void commit_settings(const config::gateway_config *old, const config::gateway_config &next,
                          const dataplane::dataplane_tables &tables);
     void abort_settings();
+    void watch_links();
 
     config::gateway_config initial_;
     // Taken before EAL pins this thread to one core: what [dpdk] lcores may name on reload.
@@ -153,6 +154,7 @@ class gateway
     control_signals &signals_;
     packet_pools pools_;
     std::vector<opened_port> ports_;
+    std::vector<int> links_up_; // last link state seen per port: 1 up, 0 down, -1 not yet
     dataplane::gateway_shared shared_;
     std::unique_ptr<dataplane::neighbor_table> neighbors_; // ages in TSC ticks: after EAL init
     std::vector<worker_ptr> workers_;
@@ -338,6 +340,7 @@ void gateway::start()
     }
     stats_.counters.task_active = task_active_.get();
     stats_.counters.connections = connections_.get();
+    stats_.counters.neighbors = neighbors_.get();
     stats_.counters.start_tsc = shared_.start_tsc;
     stats_.counters.tsc_hz = hz;
 
@@ -431,6 +434,28 @@ void gateway::update_rates()
     rate_at_ = now;
 }
 
+// A link that went down or came back is logged once; the workers keep polling through it (a
+// down port sends nothing, tx_full counts what its queue could not take).
+void gateway::watch_links()
+{
+    links_up_.resize(ports_.size(), -1);
+    for (size_t i = 0; i < ports_.size(); ++i) {
+        rte_eth_link link{};
+        if (rte_eth_link_get_nowait(ports_[i].port_id, &link) != 0) continue;
+        const int up = link.link_status == RTE_ETH_LINK_UP;
+        if (up == links_up_[i]) continue;
+        if (links_up_[i] != -1) {
+            char text[RTE_ETH_LINK_MAX_STR_LEN];
+            rte_eth_link_to_str(text, sizeof text, &link);
+            if (up)
+                spdlog::info("port {}: {}", ports_[i].name, text);
+            else
+                spdlog::warn("port {}: {}", ports_[i].name, text);
+        }
+        links_up_[i] = up;
+    }
+}
+
 void gateway::control_loop()
 {
     while (!signals_.stop.load()) {
@@ -444,6 +469,7 @@ void gateway::control_loop()
             }
             if (api_->tick()) after_change();
             update_rates();
+            watch_links();
         } catch (const std::exception &e) {
             spdlog::error("control loop: {}", e.what());
         }

@@ -13,6 +13,7 @@
 
 #include <prometheus/exposer.h>
 #include <prometheus/text_serializer.h>
+#include <rte_ethdev.h>
 
 namespace meshgate
 {
@@ -63,6 +64,13 @@ void port_families(std::vector<MetricFamily> &out, const gateway_view &v,
                         MetricType::Gauge);
     for (const port_view &p : v.ports)
         info.add({{"port", p.name}, {"device", p.device}, {"mac", p.mac}, {"role", p.role}}, 1);
+    family_builder link(out, "meshgate_port_link_up", "1 while a port's link is up.",
+                        MetricType::Gauge);
+    for (const port_view &p : v.ports) {
+        rte_eth_link l{};
+        rte_eth_link_get_nowait(p.port_id, &l);
+        link.add({{"port", p.name}}, l.link_status == RTE_ETH_LINK_UP ? 1 : 0);
+    }
 
     // Packets and bytes share their labels: one loop writes both families.
     struct traffic {
@@ -180,6 +188,13 @@ void table_families(std::vector<MetricFamily> &out, const counter_sources &count
                             "Connections the table holds ([limits] connections).",
                             MetricType::Gauge);
     capacity.add({}, counters.connections->capacity());
+    if (counters.neighbors != nullptr) {
+        family_builder neighbors(out, "meshgate_neighbor_entries",
+                                 "Slots of the neighbor table in use (of 4096): static, learned "
+                                 "and unresolved next hops.",
+                                 MetricType::Gauge);
+        neighbors.add({}, counters.neighbors->size());
+    }
 }
 
 } // namespace

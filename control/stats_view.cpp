@@ -78,7 +78,8 @@ std::shared_ptr<const gateway_view> build_view(const control_api &api,
         std::copy(std::begin(ports[i].mac.addr_bytes), std::end(ports[i].mac.addr_bytes),
                   m.bytes.begin());
         v->ports.push_back({ports[i].name, ports[i].device,
-                            std::string(name_of(c.ports.at(i).role)), to_string(m)});
+                            std::string(name_of(c.ports.at(i).role)), to_string(m),
+                            ports[i].port_id});
     }
 
     // Baselines carry over while an id keeps its holder (the generation that took it).

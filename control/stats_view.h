@@ -23,6 +23,7 @@ namespace meshgate
 
 struct port_view {
     std::string name, device, role, mac;
+    uint16_t port_id = 0; // DPDK's: its link state is read when exported
 };
 
 struct task_view {
@@ -62,6 +63,7 @@ struct counter_sources {
     std::vector<const dataplane::worker_counters *> workers;
     const std::atomic<uint32_t> *task_active = nullptr; // by task id
     const dataplane::connection_table *connections = nullptr;
+    const dataplane::neighbor_table *neighbors = nullptr;
     uint64_t start_tsc = 0; // second 0 of the connections' clock
     uint64_t tsc_hz = 1;
 

@@ -197,6 +197,30 @@ class E2EMeshTest(harness.WorkdirTestCase):
         rc = self.mg.stop()
         self.assertEqual(rc, 0, f'exit status after SIGTERM\n{self.mg.log()}')
 
+    def test_link_down_and_up(self):
+        # The underlay link goes away for a while (a cable pulled, a switch rebooting): what is
+        # sent meanwhile is lost, nothing else; once it is back, requests are answered again
+        # without a restart.
+        self.assertRegex(self.curl('/').strip(), r'^task-10\.255\.0\.[567]$')
+        self.topo.exec(None, ['ip', 'link', 'set', 'dev', self.und_if, 'down'])
+        p = self.topo.exec(self.client, ['curl', '-s', '--max-time', '2',
+                                         f'http://{EXT.address}:8000/'], check=False, timeout=30)
+        self.assertNotEqual(p.returncode, 0, 'answered through a link that is down')
+        time.sleep(1)
+        self.topo.exec(None, ['ip', 'link', 'set', 'dev', self.und_if, 'up'])
+        deadline, answer = time.monotonic() + 20, None
+        while time.monotonic() < deadline:
+            p = self.topo.exec(self.client, ['curl', '-s', '--max-time', '2',
+                                             f'http://{EXT.address}:8000/'], check=False, timeout=30)
+            if p.returncode == 0:
+                answer = p.stdout.strip()
+                break
+            time.sleep(0.5)
+        self.assertIsNotNone(answer, f'no answer after the link came back\n{self.diag()}')
+        self.assertRegex(answer, r'^task-10\.255\.0\.[567]$')
+        self.assertIsNone(self.mg.proc.poll(), self.mg.log())
+        self.assertEqual(self.mg.stop(), 0, self.mg.log())
+
     def test_maglev_spreads_one_clients_connections(self):
         # Switch the tcp service to maglev by reload; it hashes the client's address AND port, so
         # one client's connections (new source ports) spread over every task.
