@@ -82,6 +82,9 @@ struct overlay_section {
     ipv4_prefix address;                      // the gateway's endpoint on the ingress network
     mac_address mac;                          // default 02:42 + the 4 address bytes
     std::vector<ipv4_address> snat_addresses; // more SNAT sources on the ingress network
+    uint16_t snat_port_min = 1024;            // snat_ports = "MIN-MAX", as ip_local_port_range
+    uint16_t snat_port_max = 65535;           //
+    source_position snat_ports_at;            // 0:0 when the default is in force
 };
 
 struct node {

@@ -170,6 +170,10 @@ std::vector<config::config_error> restart_needed(const config::gateway_config &o
         if (p.device != q.device) needs(q.at, which + " device");
         if (p.mac != q.mac) needs(q.at, which + " mac");
     }
+    if (old.overlay.snat_port_min != next.overlay.snat_port_min ||
+        old.overlay.snat_port_max != next.overlay.snat_port_max)
+        needs(next.overlay.snat_ports_at.known() ? next.overlay.snat_ports_at : next.overlay.at,
+              "[overlay] snat_ports");
     if (old.limits.connections != next.limits.connections)
         needs(next.limits.connections_at.known() ? next.limits.connections_at : b.at,
               "[limits] connections " + std::to_string(old.limits.connections) + " -> " +

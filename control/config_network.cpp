@@ -1,6 +1,7 @@
 #include "control/config_sections.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <map>
 
 #include "dataplane/capacity.h"
@@ -201,7 +202,8 @@ std::optional<overlay_section> read_overlay(const table_reader &root)
         return std::nullopt;
     }
     table_reader t(*table, "overlay", false,
-                   {"vni", "udp_port", "address", "mac", "snat_addresses"}, root.errors());
+                   {"vni", "udp_port", "address", "mac", "snat_addresses", "snat_ports"},
+                   root.errors());
     overlay_section o;
     if (auto v = t.get("vni").integer(1, 16777215)) o.vni = static_cast<uint32_t>(*v);
     if (auto v = t.get("udp_port").integer(1, 65535)) o.udp_port = static_cast<uint16_t>(*v);
@@ -209,6 +211,20 @@ std::optional<overlay_section> read_overlay(const table_reader &root)
     auto mac = t.get("mac").unicast_mac();
     field snat = t.get("snat_addresses");
     auto entries = snat.entries();
+    field ports = t.get("snat_ports");
+    if (auto text = ports.text()) {
+        unsigned lo = 0, hi = 0;
+        char end = 0;
+        if (std::sscanf(text->c_str(), "%u-%u%c", &lo, &hi, &end) != 2 || lo == 0 || lo > hi ||
+            hi > 65535)
+            ports.error("snat_ports " + in_quotes(*text) +
+                        " is not a range MIN-MAX of ports in 1..65535, like \"1024-65535\"");
+        else {
+            o.snat_port_min = static_cast<uint16_t>(lo);
+            o.snat_port_max = static_cast<uint16_t>(hi);
+            o.snat_ports_at = ports.at();
+        }
+    }
     if (!address) return std::nullopt;
     o.at = t.at();
     o.address = *address;

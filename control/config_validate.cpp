@@ -148,6 +148,11 @@ void check_memory(const gateway_config &c, error_list &errors)
                                         " is less than the " +
                                         std::to_string(packet_pool_minimum(c)) +
                                         " that the queues' descriptors and the workers hold");
+    const uint32_t snat_ports = c.overlay.snat_port_max - c.overlay.snat_port_min + 1u;
+    if (c.overlay.snat_ports_at.known() && snat_ports < worker_count(c))
+        errors.add(c.overlay.snat_ports_at,
+                   "snat_ports holds " + std::to_string(snat_ports) + " port(s), fewer than the " +
+                       std::to_string(worker_count(c)) + " workers that share them");
     if (!c.dpdk.memory_mb || c.dpdk.lcore_ids.size() < 2 || !ports_known(c)) return;
     const uint64_t needed = dpdk_memory_needed(c);
     const uint64_t have = uint64_t{*c.dpdk.memory_mb} << 20;

@@ -80,6 +80,8 @@ dataplane::conntrack_params connection_params(const config::gateway_config &c, u
     p.qsbr = qsbr;
     p.socket_id = static_cast<int>(rte_socket_id());
     p.timeouts = c.timeouts;
+    p.snat_port_min = c.overlay.snat_port_min;
+    p.snat_port_max = c.overlay.snat_port_max;
     return p;
 }
 

@@ -125,7 +125,7 @@ TEST_F(FullConfig, Nodes)
     EXPECT_EQ(c->nodes[0].name, "node-1.example");
     EXPECT_EQ(c->nodes[0].address, ip("192.168.50.2"));
     EXPECT_EQ(c->nodes[0].mac, mac("02:00:00:00:01:11"));
-    EXPECT_EQ(c->nodes[0].at.line, 42u);
+    EXPECT_EQ(c->nodes[0].at.line, 43u);
     EXPECT_EQ(c->nodes[1].name, "node-2");
     EXPECT_EQ(c->nodes[1].address, ip("192.168.50.7"));
     EXPECT_FALSE(c->nodes[1].mac.has_value());
@@ -140,12 +140,12 @@ TEST_F(FullConfig, Services)
     EXPECT_EQ(web.persistence_timeout, 3600u);
     EXPECT_EQ(web.max_new_connections_per_second, 500u);
     EXPECT_EQ(web.address, ip("203.0.113.10"));
-    EXPECT_EQ(web.at.line, 51u);
+    EXPECT_EQ(web.at.line, 52u);
     ASSERT_EQ(web.ports.size(), 2u);
     EXPECT_EQ(web.ports[0].proto, protocol::udp);
     EXPECT_EQ(web.ports[0].published, 53);
     EXPECT_EQ(web.ports[0].target, 5353);
-    EXPECT_EQ(web.ports[0].at.line, 57u);
+    EXPECT_EQ(web.ports[0].at.line, 58u);
     EXPECT_EQ(web.ports[0].at.column, 3u);
     EXPECT_EQ(web.ports[1].proto, protocol::tcp); // the default
     EXPECT_EQ(web.ports[1].published, 65535);
@@ -155,7 +155,7 @@ TEST_F(FullConfig, Services)
     EXPECT_EQ(web.tasks[0].node, "node-1.example");
     EXPECT_EQ(web.tasks[0].weight, 0u);
     EXPECT_EQ(web.tasks[0].mac, mac("02:00:00:00:05:05"));
-    EXPECT_EQ(web.tasks[0].at.line, 63u);
+    EXPECT_EQ(web.tasks[0].at.line, 64u);
     EXPECT_EQ(web.tasks[1].address, ip("10.0.0.6"));
     EXPECT_EQ(web.tasks[1].node, "node-2");
     EXPECT_EQ(web.tasks[1].weight, 65535u);
@@ -184,6 +184,8 @@ TEST_F(FullConfig, SwarmLimitsTimeoutsStatsLog)
     EXPECT_EQ(c->swarm->tls_ca, "/etc/meshgate/ca.pem");
     EXPECT_EQ(c->limits.connections, 134217728u);
     EXPECT_EQ(c->limits.icmp_errors_per_second, 0u);
+    EXPECT_EQ(c->overlay.snat_port_min, 30000);
+    EXPECT_EQ(c->overlay.snat_port_max, 39999);
     EXPECT_EQ(c->limits.new_connections_per_source, 20u);
     EXPECT_EQ(c->timeouts.tcp_established, 2147483648u);
     EXPECT_EQ(c->timeouts.tcp_fin, 1u);
@@ -290,6 +292,8 @@ const invalid_case invalid_cases[] = {
     {"swarm_endpoint",
      "35:12: endpoint 'http://manager:2375' is not unix:///PATH or tcp://HOST:PORT"},
     {"timeout_zero", "35:11: tcp_fin 0 out of range 1..2147483648"},
+    {"snat_ports_range", "20:14: snat_ports '2000-1000' is not a range MIN-MAX of ports in 1..65535, "
+                         "like \"1024-65535\""},
     {"rate_negative", "27:34: max_new_connections_per_second -5 out of range 0..2147483647"},
     {"too_many_ports", "70:1: too many [[port]] tables: at most 8"},
     {"port_as_table", "5:1: 'port' must be an array of tables, written [[port]]"},

@@ -198,15 +198,15 @@ def port_toml(name, device, role, address, mac, extra=''):
 
 
 def config_toml(file_prefix, ports, stats_listen, overlay_address='10.255.0.2/16', extra='',
-                connections=65536, limits=''):
-    """A complete config: [dpdk], the given [[port]] blocks, [overlay], [limits] (with the lines
-    in `limits`), [stats], then `extra`. 256 MiB of DPDK memory holds the pools and 64k
+                connections=65536, limits='', overlay=''):
+    """A complete config: [dpdk], the given [[port]] blocks, [overlay] and [limits] (with the
+    lines in `overlay` and `limits`), [stats], then `extra`. 256 MiB of DPDK memory holds the pools and 64k
     connections (--check says so)."""
     return '\n'.join([
         f'[dpdk]\nlcores = "{lcores()}"\nmemory_mb = 256\n'
         f'file_prefix = "{file_prefix}"\n',
         *ports,
-        f'[overlay]\nvni = 4096\naddress = "{overlay_address}"\n',
+        f'[overlay]\nvni = 4096\naddress = "{overlay_address}"\n{overlay}',
         f'[limits]\nconnections = {connections}\n{limits}',
         f'[stats]\nlisten = "{stats_listen}"\n',
         extra,
@@ -386,7 +386,7 @@ class PcapResult:
         self.returncode = returncode
 
 
-def run_pcap(workdir, inputs, timeout=30, extra_config='', limits='', ports=None):
+def run_pcap(workdir, inputs, timeout=30, extra_config='', limits='', ports=None, overlay=''):
     """Runs meshgate with `ports` (EXT and UNDERLAY unless given) on net_pcap ports.
 
     `inputs` maps a port name to the frames it receives. Waits until each port's rx counter equals
@@ -403,7 +403,7 @@ def run_pcap(workdir, inputs, timeout=30, extra_config='', limits='', ports=None
         paths[port.name] = tx
         blocks.append(port_toml(port.name, pcap_device(i, rx, tx), port.role, port.cidr, port.mac,
                                 port.extra))
-    config = config_toml(prefix, blocks, listen, extra=extra_config, limits=limits)
+    config = config_toml(prefix, blocks, listen, extra=extra_config, limits=limits, overlay=overlay)
     want = {name: len(inputs.get(name, [])) for name in paths}
 
     def all_received(m):

@@ -76,6 +76,30 @@ class LimitsPcapTest(harness.WorkdirTestCase):
         clients = sorted(f[VXLAN].payload[TCP].sport for f in r.out['underlay'])
         self.assertEqual(clients[-2:], [43000, 43002], r.log)
 
+    def test_one_task_out_of_snat_ports_leaves_the_others_alone(self):
+        # 64 SNAT ports toward each task (snat_ports): 100 SYNs from one client to whoami's one
+        # task use them up; a SYN to another service's task still goes through.
+        other = config() + ('\n[[service]]\nname = "other"\n  [[service.port]]\n  published = 8080\n'
+                            '  target = 80\n  [[service.task]]\n  address = "10.255.0.9"\n'
+                            '  node = "node-1"\n')
+        frames = [syn(30000 + 2 * i) for i in range(100)]
+        frames.append(client_packet(TCP(sport=30000, dport=8080, flags='S')))
+        r = harness.run_pcap(self.workdir, {'ext': frames}, extra_config=other,
+                             overlay='snat_ports = "20000-20063"\n')
+        m = r.metrics
+        opened = m.get('meshgate_connections_total', 0, service='whoami')
+        self.assertLessEqual(opened, 64 // harness.WORKERS, m.text)  # worker 0's share of them
+        drops = m.nonzero_drops()
+        # refused when the ports were gone, or once the burst's probe budget was spent on them
+        self.assertLessEqual(set(drops), {'snat_exhausted', 'snat_probe_budget'}, m.text)
+        self.assertGreater(drops.get('snat_exhausted', 0), 0, m.text)
+        self.assertEqual(sum(drops.values()), 100 - opened, m.text)
+        self.assertEqual(m.get('meshgate_connections_total', 0, service='other'), 1, m.text)
+        to_other = [f for f in r.out['underlay'] if f[VXLAN].payload[IP].dst == '10.255.0.9']
+        self.assertEqual(len(to_other), 1, r.log)
+        sport = to_other[0][VXLAN].payload[TCP].sport
+        self.assertTrue(20000 <= sport <= 20063, sport)  # its own SNAT ports toward its task
+
 
 if __name__ == '__main__':
     harness.main()
