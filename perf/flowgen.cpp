@@ -23,7 +23,7 @@
 //   vxlan  VXLAN on the nodes' port from random outer sources (no configured node), inner UDP to
 //          the --flood-target overlay address
 // and counts them apart: "flood_sent", and "flood_at_tasks" (what of it reached the nodes; never
-// answered).
+// answered). With --stall AT:FOR the nodes' side reads nothing from second AT for FOR seconds.
 // Prints one JSON line when done: {"sent":..,"at_tasks":..,"replies":..,"rtt_us_max":..,...},
 // then keeps its ports until the gateway has gone (its links are down) or SIGTERM. With net_memif
 // devices it measures a gateway over shared memory; counters of both sides must agree.
@@ -73,12 +73,13 @@ struct options {
     uint16_t queues = 1; // per port
     double linger = 2.0; // seconds to wait for the last answers
     uint64_t measure_after = 0;
-    std::string flood;                // "" = none, syn, udp, arp, ttl1, vxlan
-    uint64_t flood_rate = 0;          // 0 = as fast as the ring takes
-    uint32_t flood_ip = 0;            // --flood-target, host order
-    uint16_t flood_port = 8000;       //
-    uint32_t flood_base = 0x64400000; // 100.64.0.0
-    uint32_t flood_count = 1u << 22;  // /10
+    std::string flood;                   // "" = none, syn, udp, arp, ttl1, vxlan
+    uint64_t flood_rate = 0;             // 0 = as fast as the ring takes
+    uint32_t flood_ip = 0;               // --flood-target, host order
+    uint16_t flood_port = 8000;          //
+    uint32_t flood_base = 0x64400000;    // 100.64.0.0
+    uint32_t flood_count = 1u << 22;     // /10
+    double stall_at = -1, stall_for = 0; // --stall AT:FOR: the nodes' side stops reading
 };
 
 constexpr uint32_t first_client_port = 1024;
@@ -101,13 +102,14 @@ bool parse_ip(const char *s, uint32_t &ip)
 
 [[noreturn]] void usage(const char *why)
 {
-    std::fprintf(stderr,
-                 "flowgen: %s\nusage: dpdk-flowgen EAL-ARGS -- --client-mac M --gateway-mac M "
-                 "--node-mac M --published A:P --clients A/N [--flows N] [--rate PPS] "
-                 "[--count N] [--size BYTES] [--reply] [--linger S] [--queues N] [--new] "
-                 "[--measure-after N] [--flood syn|udp|arp|ttl1|vxlan] [--flood-rate PPS] "
-                 "[--flood-target A[:P]] [--flood-sources A/N] [--underlay-mac M]\n",
-                 why);
+    std::fprintf(
+        stderr,
+        "flowgen: %s\nusage: dpdk-flowgen EAL-ARGS -- --client-mac M --gateway-mac M "
+        "--node-mac M --published A:P --clients A/N [--flows N] [--rate PPS] "
+        "[--count N] [--size BYTES] [--reply] [--linger S] [--queues N] [--new] "
+        "[--measure-after N] [--flood syn|udp|arp|ttl1|vxlan] [--flood-rate PPS] "
+        "[--flood-target A[:P]] [--flood-sources A/N] [--underlay-mac M] [--stall AT:FOR]\n",
+        why);
     std::exit(2);
 }
 
@@ -130,6 +132,7 @@ options parse(int argc, char **argv)
                                           {"measure-after", required_argument, nullptr, 'M'},
                                           {"flood", required_argument, nullptr, 'F'},
                                           {"underlay-mac", required_argument, nullptr, 'U'},
+                                          {"stall", required_argument, nullptr, 'W'},
                                           {"flood-rate", required_argument, nullptr, 'G'},
                                           {"flood-target", required_argument, nullptr, 'T'},
                                           {"flood-sources", required_argument, nullptr, 'S'},
@@ -194,6 +197,11 @@ options parse(int argc, char **argv)
             if (o.flood != "syn" && o.flood != "udp" && o.flood != "arp" && o.flood != "ttl1" &&
                 o.flood != "vxlan")
                 usage("--flood is one of syn, udp, arp, ttl1, vxlan");
+            break;
+        case 'W':
+            if (std::sscanf(optarg, "%lf:%lf", &o.stall_at, &o.stall_for) != 2 || o.stall_at < 0 ||
+                o.stall_for <= 0)
+                usage("bad --stall AT:FOR (seconds)");
             break;
         case 'U':
             if (!parse_mac(optarg, o.underlay_mac)) usage("bad --underlay-mac");
@@ -610,9 +618,11 @@ int main(int argc, char **argv)
             }
         }
         // The nodes' side: packets to tasks, and their replies on the queue of their outer
-        // UDP source port.
+        // UDP source port. While it stalls, the gateway's TX ring toward it fills up.
         const uint16_t rq = static_cast<uint16_t>(polls++ % o.queues);
-        uint16_t n = rte_eth_rx_burst(1, rq, rx, burst);
+        const double at = double(now - start) / double(hz);
+        const bool stalled = o.stall_at >= 0 && at >= o.stall_at && at < o.stall_at + o.stall_for;
+        uint16_t n = stalled ? 0 : rte_eth_rx_burst(1, rq, rx, burst);
         if (n != 0) last_rx = now;
         uint16_t answers[16] = {};
         for (uint16_t i = 0; i < n; ++i) {

@@ -386,7 +386,8 @@ class PcapResult:
         self.returncode = returncode
 
 
-def run_pcap(workdir, inputs, timeout=30, extra_config='', limits='', ports=None, overlay=''):
+def run_pcap(workdir, inputs, timeout=30, extra_config='', limits='', ports=None, overlay='',
+             linger=0):
     """Runs meshgate with `ports` (EXT and UNDERLAY unless given) on net_pcap ports.
 
     `inputs` maps a port name to the frames it receives. Waits until each port's rx counter equals
@@ -413,6 +414,7 @@ def run_pcap(workdir, inputs, timeout=30, extra_config='', limits='', ports=None
     with Meshgate(workdir, config, prefix, listen) as mg:
         check_port_macs(mg.wait_ready(timeout), topology, mg.log)
         mg.wait_for(all_received, f'rx counters {want}', timeout)
+        time.sleep(linger)  # for what happens on timers (ARP retries, expiry)
         metrics = mg.wait_settled()
         rc = mg.stop()
         log = mg.log()

@@ -100,6 +100,20 @@ class LimitsPcapTest(harness.WorkdirTestCase):
         sport = to_other[0][VXLAN].payload[TCP].sport
         self.assertTrue(20000 <= sport <= 20063, sport)  # its own SNAT ports toward its task
 
+    def test_next_hop_that_never_answers_arp(self):
+        # The node has no static MAC and never answers: 16 packets wait for it (one dead host
+        # cannot take the whole wait queue), the rest are dropped at once; the waiting ones go
+        # after 3 s; ARP is asked once a second, not once a packet.
+        frames = [syn(44000 + 2 * i) for i in range(20)]
+        r = harness.run_pcap(self.workdir, {'ext': frames}, extra_config=config(node_mac=False), linger=4)
+        m = r.metrics
+        self.assertEqual(m.nonzero_drops(), {'no_neighbor': 20}, m.text)
+        arps = [p for p in r.out['underlay'] if p.haslayer('ARP')]
+        self.assertEqual(len(arps), len(r.out['underlay']), r.log)  # nothing else left
+        self.assertGreaterEqual(len(arps), 3, r.log)
+        self.assertLessEqual(len(arps), 6, r.log)
+        self.assertEqual(m.get('meshgate_arp_requests_sent_total', 0), len(arps), m.text)
+
 
 if __name__ == '__main__':
     harness.main()
