@@ -343,6 +343,8 @@ void gateway::start()
     stats_.counters.task_active = task_active_.get();
     stats_.counters.connections = connections_.get();
     stats_.counters.neighbors = neighbors_.get();
+    for (const auto &[socket, pool] : pools_.by_socket)
+        stats_.counters.packet_pools.emplace_back(socket, pool);
     stats_.counters.start_tsc = shared_.start_tsc;
     stats_.counters.tsc_hz = hz;
 

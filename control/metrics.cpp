@@ -14,6 +14,7 @@
 #include <prometheus/exposer.h>
 #include <prometheus/text_serializer.h>
 #include <rte_ethdev.h>
+#include <rte_mempool.h>
 
 namespace meshgate
 {
@@ -188,6 +189,17 @@ void table_families(std::vector<MetricFamily> &out, const counter_sources &count
                             "Connections the table holds ([limits] connections).",
                             MetricType::Gauge);
     capacity.add({}, counters.connections->capacity());
+    family_builder pool_use(out, "meshgate_packet_pool_in_use",
+                            "Packet buffers in use (queues, workers, waiting fragments and ARP), "
+                            "by NUMA socket.",
+                            MetricType::Gauge);
+    family_builder pool_size(out, "meshgate_packet_pool_size",
+                             "Packet buffers in the pool ([dpdk] mbufs), by NUMA socket.",
+                             MetricType::Gauge);
+    for (const auto &[socket, pool] : counters.packet_pools) {
+        pool_use.add({{"socket", std::to_string(socket)}}, rte_mempool_in_use_count(pool));
+        pool_size.add({{"socket", std::to_string(socket)}}, pool->size);
+    }
     if (counters.neighbors != nullptr) {
         family_builder neighbors(out, "meshgate_neighbor_entries",
                                  "Slots of the neighbor table in use (of 4096): static, learned "

@@ -64,6 +64,7 @@ struct counter_sources {
     const std::atomic<uint32_t> *task_active = nullptr; // by task id
     const dataplane::connection_table *connections = nullptr;
     const dataplane::neighbor_table *neighbors = nullptr;
+    std::vector<std::pair<int, const rte_mempool *>> packet_pools; // by NUMA socket
     uint64_t start_tsc = 0; // second 0 of the connections' clock
     uint64_t tsc_hz = 1;
 

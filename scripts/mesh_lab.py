@@ -78,6 +78,8 @@ SERVER = textwrap.dedent('''\
         s.bind((address, 9000))
         while True:
             data, peer = s.recvfrom(65535)
+            if data.startswith(b'big:'):  # an answer of N bytes: bigger than the overlay MTU
+                data = b'x' * min(int(data[4:] or 0), 60000)
             s.sendto(name + b' ' + data, peer)
 
     class Server(http.server.ThreadingHTTPServer):
