@@ -7,6 +7,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 
 from scapy.all import rdpcap
@@ -130,6 +131,38 @@ class ControlCliTest(harness.WorkdirTestCase):
         self.assertEqual(p.returncode, 1)
         self.assertIn("no gateway with file prefix 'no-such-gateway'", p.stderr)
         self.assertEqual(self.mg.stop(), 0, self.mg.log())
+
+    def test_hostile_telemetry_requests_are_answered_or_refused(self):
+        # Anything a local client sends on the telemetry socket, meshgatectl's or not: odd
+        # parameters, huge ones, binary, unknown commands. Each gets an answer (maybe null or an
+        # error) and the gateway keeps serving.
+        import random
+        path = f'/var/run/dpdk/{self.prefix}/dpdk_telemetry.v2'
+        commands = ['/meshgate/info', '/meshgate/ports', '/meshgate/drops', '/meshgate/events',
+                    '/meshgate/services', '/meshgate/listeners', '/meshgate/tasks',
+                    '/meshgate/conns', '/meshgate/reload', '/meshgate/nothing']
+        rng = random.Random(7)
+        params = ['', '-1', '0', '4294967296', '99999999999999999999', 'whoami', ',,,', '%s%n',
+                  'x' * 200, '\x00\xff', 'web,1,2,3', ' 1', '1e9', 'nan']
+        params += [''.join(chr(rng.randrange(1, 256)) for _ in range(rng.randrange(1, 60)))
+                   for _ in range(60)]
+        answered = 0
+        for cmd in commands:
+            for p in params:
+                s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+                s.settimeout(10)
+                s.connect(path)
+                s.recv(16384)  # the greeting
+                s.send((cmd + (',' + p if p else '')).encode('utf-8', 'surrogateescape')[:1023])
+                reply = s.recv(1 << 20)
+                s.close()
+                answered += bool(reply)
+                self.assertIsNone(self.mg.proc.poll(), f'{cmd},{p!r}:\n{self.mg.log()[-3000:]}')
+        self.assertEqual(answered, len(commands) * len(params))
+        self.assertEqual(self.ctl('services').returncode, 0)
+        stream = mesh_lab.Stream(self.lab, self.lab.client, EXT.address, 8000, self.workdir)
+        self.assertIsNotNone(stream.ask('still here'))
+        stream.close()
 
     def test_dumpcap_captures_a_running_port(self):
         pinger = subprocess.Popen(['ip', 'netns', 'exec', self.lab.client, 'ping', '-q', '-i',
