@@ -107,6 +107,23 @@ std::optional<verdict> task_icmp_error(worker &w, const dataplane_tables &t, rte
 
 // The inner frame of a tunnel packet, after decapsulation: a task's reply for the reverse
 // stage, or what the gateway answers itself.
+// A task's TCP or UDP packet (IP, valid, to the overlay address) for stage reverse, with its key.
+void to_reverse_stage(rte_ipv4_hdr *ip, rte_be32_t vtep, packet_state &s)
+{
+    l4_view l4 = parse_l4(ip);
+    if (l4.header == nullptr) {
+        s.v = drop_as(drop_reason::malformed);
+        return;
+    }
+    s.stage = mesh_stage::reverse;
+    s.ip = ip;
+    s.l4 = l4.header;
+    s.tcp_flags = l4.tcp_flags;
+    s.vtep = vtep;
+    s.key = make_flow_key(ip->src_addr, ip->dst_addr, l4.src_port, l4.dst_port, ip->next_proto_id);
+    s.hash = connection_table::hash(s.key);
+}
+
 // M holds a fragment of a task's datagram (IP, valid, to the overlay address): held until the
 // datagram is whole, which then goes on as one packet (a chain of the fragments' mbufs), as
 // Linux's conntrack reassembles before NAT. UDP only: EDNS answers are what tasks fragment;
@@ -136,17 +153,7 @@ void reassemble(worker &w, rte_mbuf *m, rte_ipv4_hdr *ip, rte_be32_t vtep, packe
         s.v = drop_as(drop_reason::malformed);
         return;
     }
-    l4_view l4 = parse_l4(wip);
-    if (l4.header == nullptr) {
-        s.v = drop_as(drop_reason::malformed);
-        return;
-    }
-    s.stage = mesh_stage::reverse;
-    s.ip = wip;
-    s.l4 = l4.header;
-    s.vtep = vtep;
-    s.key = make_flow_key(wip->src_addr, wip->dst_addr, l4.src_port, l4.dst_port, IPPROTO_UDP);
-    s.hash = connection_table::hash(s.key);
+    to_reverse_stage(wip, vtep, s);
 }
 
 void classify_inner(worker &w, const dataplane_tables &t, rte_mbuf *m, rte_be32_t vtep,
@@ -175,19 +182,7 @@ void classify_inner(worker &w, const dataplane_tables &t, rte_mbuf *m, rte_be32_
     } else if (rte_ipv4_frag_pkt_is_fragmented(ip)) {
         reassemble(w, m, ip, vtep, s);
     } else if (ip->next_proto_id == IPPROTO_TCP || ip->next_proto_id == IPPROTO_UDP) {
-        l4_view l4 = parse_l4(ip);
-        if (l4.header == nullptr) {
-            s.v = drop_as(drop_reason::malformed);
-            return;
-        }
-        s.stage = mesh_stage::reverse;
-        s.ip = ip;
-        s.l4 = l4.header;
-        s.tcp_flags = l4.tcp_flags;
-        s.vtep = vtep;
-        s.key =
-            make_flow_key(ip->src_addr, ip->dst_addr, l4.src_port, l4.dst_port, ip->next_proto_id);
-        s.hash = connection_table::hash(s.key);
+        to_reverse_stage(ip, vtep, s);
     } else if (ip->next_proto_id == IPPROTO_ICMP) {
         s.stage = mesh_stage::tunnel_icmp;
         s.ip = ip;

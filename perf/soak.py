@@ -122,14 +122,6 @@ def config_text(prefix, ports, listen, weights):
     return harness.config_toml(prefix, ports, listen, extra=extra)
 
 
-def rss_kib(pid):
-    with open(f'/proc/{pid}/status') as f:
-        for line in f:
-            if line.startswith('VmRSS:'):
-                return int(line.split()[1])
-    return 0
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--minutes', type=float, default=30)
@@ -175,7 +167,7 @@ def main():
             reloads += 1
             failed_reloads += p.returncode != 0
             m = mg.metrics()
-            s = {'t': round(time.monotonic() - start), 'rss_kib': rss_kib(mg.proc.pid),
+            s = {'t': round(time.monotonic() - start), 'rss_kib': harness.rss_kib(mg.proc.pid),
                  'pool_in_use': m.get('meshgate_packet_pool_in_use', 0, socket='0'),
                  'connections': m.get('meshgate_connection_table_entries', 0),
                  'neighbors': m.get('meshgate_neighbor_entries', 0), 'reloads': reloads,

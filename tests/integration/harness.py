@@ -498,6 +498,15 @@ class Flowgen:
         self._err.close()
 
 
+def rss_kib(pid):
+    """A process's resident memory (VmRSS), in KiB."""
+    with open(f'/proc/{pid}/status') as f:
+        for line in f:
+            if line.startswith('VmRSS:'):
+                return int(line.split()[1])
+    return 0
+
+
 def stop_dpdk(proc, prefix, sig=signal.SIGTERM, timeout=20):
     """Stops a DPDK process we started (SIG, then SIGKILL after TIMEOUT) and removes its EAL
     runtime directory."""

@@ -54,14 +54,6 @@ max_new_connections_per_second = {LIMIT}
 '''
 
 
-def rss_kib(pid):
-    with open(f'/proc/{pid}/status') as f:
-        for line in f:
-            if line.startswith('VmRSS:'):
-                return int(line.split()[1])
-    return 0
-
-
 class FloodTest(harness.WorkdirTestCase):
 
     def flood(self, kind, target=None, sources=None, new_flows=False, ext_prefixlen=24):
@@ -89,11 +81,11 @@ class FloodTest(harness.WorkdirTestCase):
         mg.wait_for(lambda m: m.get('meshgate_port_packets_total', 0, port='ext', direction='rx') > 0,
                     'traffic', timeout=30)
         time.sleep(min(1.0, SECONDS / 4))  # past start-up allocations
-        rss_start = rss_kib(mg.proc.pid)
+        rss_start = harness.rss_kib(mg.proc.pid)
         samples = []
         deadline = time.monotonic() + SECONDS + 60
         while gen.proc.poll() is None and time.monotonic() < deadline:
-            samples.append(rss_kib(mg.proc.pid))
+            samples.append(harness.rss_kib(mg.proc.pid))
             try:
                 result = gen.result(timeout=1)
                 break
@@ -101,7 +93,7 @@ class FloodTest(harness.WorkdirTestCase):
                 continue
         else:
             result = gen.result(timeout=5)
-        rss_end = rss_kib(mg.proc.pid)
+        rss_end = harness.rss_kib(mg.proc.pid)
         m = mg.wait_settled()
         print(f'\n  {kind}: {result}\n  drops {m.nonzero_drops()}, RSS {rss_start} -> {rss_end} KiB '
               f'(max {max(samples + [rss_end])})', flush=True)
