@@ -163,6 +163,8 @@ struct limits_section {
     source_position connections_at;          // 0:0 when the default is in force
     uint32_t icmp_errors_per_second = 1000;  // errors the gateway originates (Linux's default)
     uint32_t new_connections_per_source = 0; // new connections a second from one client address
+    bool reset_unpublished = true;           // RST for TCP to a port nothing publishes, as Linux
+    uint32_t tcp_resets_per_second = 1000;   // those RSTs
 };
 
 // Seconds. The idle timeouts (IPVS defaults) and how long a removed task's connections go on:

@@ -144,7 +144,7 @@ bool same_input(const dataplane::service_scheduler &s, config::scheduler_kind ki
     return true; // a key names one (service, address), so one Maglev identity
 }
 
-constexpr uint64_t icmp_error_burst = 50; // as Linux's net.ipv4.icmp_msgs_burst
+constexpr uint64_t icmp_error_burst = 50; // as Linux's net.ipv4.icmp_msgs_burst; RSTs too
 
 // Each worker's share of a gateway-wide rate of new connections, allowed a second's worth at
 // once.
@@ -162,6 +162,10 @@ void compile_limits(const config::gateway_config &c, dataplane::dataplane_tables
     t.icmp_errors = dataplane::rate_limit::per_second((icmp + workers - 1) / workers,
                                                       icmp_error_burst, rte_get_tsc_hz());
     t.new_connections_per_source = connection_rate(c.limits.new_connections_per_source, c);
+    const uint64_t resets = c.limits.tcp_resets_per_second;
+    t.tcp_resets = dataplane::rate_limit::per_second((resets + workers - 1) / workers,
+                                                     icmp_error_burst, rte_get_tsc_hz());
+    t.reset_unpublished = c.limits.reset_unpublished;
 }
 
 void compile_services(const config::gateway_config &c, const identities &ids,

@@ -92,6 +92,8 @@ struct port_counters {
       "ICMP errors not sent: about an ICMP error or a later fragment, or toward a source that "    \
       "cannot take one (0.0.0.0, broadcast, multicast, loopback, class E)")                        \
     X(icmp_errors_rate_limited, "ICMP errors not sent: over [limits] icmp_errors_per_second")      \
+    X(tcp_resets_sent, "RSTs sent for TCP segments to a port nothing publishes")                   \
+    X(tcp_resets_rate_limited, "RSTs not sent: over [limits] tcp_resets_per_second")               \
     X(connections_expired_under_pressure,                                                          \
       "half-open TCP or unreplied UDP connections expired early (half_open_under_pressure)")
 

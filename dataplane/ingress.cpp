@@ -2,6 +2,7 @@
 #include <rte_ether.h>
 #include <rte_ip_frag.h>
 
+#include "dataplane/local.h"
 #include "dataplane/mesh.h"
 #include "dataplane/nat_rewrite.h"
 #include "dataplane/output.h"
@@ -114,6 +115,23 @@ verdict time_exceeded(worker &w, const dataplane_tables &t, uint16_t port, const
     return drop_as(drop_reason::ttl_exceeded);
 }
 
+// Nothing publishes the port (yet): a TCP segment gets the RST a host would send, so that a
+// client retries at once when the port appears instead of after its SYN timeout.
+verdict unpublished(worker &w, const dataplane_tables &t, uint16_t port, rte_mbuf *m,
+                    const packet_state &s)
+{
+    if (s.key.proto != IPPROTO_TCP || !t.reset_unpublished || (s.tcp_flags & tcp_flag::rst))
+        return drop_as(drop_reason::no_service);
+    w.counters.drop(drop_reason::no_service); // it goes no further; what leaves is our answer
+    if (!rate_admit(w.tcp_reset_bucket, t.tcp_resets, w.tsc)) {
+        w.counters.count(event::tcp_resets_rate_limited);
+        return spent();
+    }
+    if (!segment_to_reset(m, s.ip, reinterpret_cast<const rte_tcp_hdr *>(s.l4))) return spent();
+    w.counters.count(event::tcp_resets_sent);
+    return route_to(port, s.ip->dst_addr);
+}
+
 } // namespace
 
 void classify_published(const dataplane_tables &t, uint16_t port, rte_ipv4_hdr *ip, packet_state &s)
@@ -160,7 +178,7 @@ verdict forward_stage(worker &w, const dataplane_tables &t, uint16_t port, rte_m
     }
     if (index == connection_table::no_index) {
         uint16_t li = match_listener(t, proto, s.key.dst_ip, s.key.dst_port);
-        if (li == no_listener) return drop_as(drop_reason::no_service);
+        if (li == no_listener) return unpublished(w, t, port, m, s);
         // Only a SYN opens a TCP connection, as IPVS: anything else is a stray or a late packet.
         bool opens =
             proto == IPPROTO_UDP ||

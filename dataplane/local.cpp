@@ -88,6 +88,47 @@ std::optional<drop_reason> echo_to_reply(rte_mbuf *m, rte_ipv4_hdr *ip,
     return std::nullopt;
 }
 
+bool segment_to_reset(rte_mbuf *m, rte_ipv4_hdr *ip, const rte_tcp_hdr *tcp)
+{
+    if ((tcp->tcp_flags & RTE_TCP_RST_FLAG) || m->nb_segs != 1) return false;
+    // Everything the reset needs, read before the headers are written over.
+    const rte_be32_t from = ip->src_addr, to = ip->dst_addr;
+    const rte_be16_t from_port = tcp->src_port, to_port = tcp->dst_port;
+    const uint8_t flags = tcp->tcp_flags;
+    const uint32_t seq = rte_be_to_cpu_32(tcp->sent_seq);
+    const rte_be32_t ack = tcp->recv_ack;
+    const uint32_t payload =
+        rte_be_to_cpu_16(ip->total_length) - rte_ipv4_hdr_len(ip) - (tcp->data_off >> 4) * 4u;
+    const uint32_t seg_len =
+        payload + ((flags & RTE_TCP_SYN_FLAG) ? 1 : 0) + ((flags & RTE_TCP_FIN_FLAG) ? 1 : 0);
+
+    auto *out_ip = ip;
+    auto *out_tcp = reinterpret_cast<rte_tcp_hdr *>(out_ip + 1);
+    *out_tcp = rte_tcp_hdr{};
+    out_tcp->src_port = to_port;
+    out_tcp->dst_port = from_port;
+    if (flags & RTE_TCP_ACK_FLAG) {
+        out_tcp->sent_seq = ack;
+        out_tcp->tcp_flags = RTE_TCP_RST_FLAG;
+    } else {
+        out_tcp->recv_ack = rte_cpu_to_be_32(seq + seg_len);
+        out_tcp->tcp_flags = RTE_TCP_RST_FLAG | RTE_TCP_ACK_FLAG;
+    }
+    out_tcp->data_off = 5 << 4;
+    *out_ip = rte_ipv4_hdr{};
+    out_ip->version_ihl = RTE_IPV4_VHL_DEF;
+    out_ip->total_length = RTE_BE16(sizeof(rte_ipv4_hdr) + sizeof(rte_tcp_hdr));
+    out_ip->time_to_live = 64;
+    out_ip->next_proto_id = IPPROTO_TCP;
+    out_ip->src_addr = to;
+    out_ip->dst_addr = from;
+    out_ip->hdr_checksum = rte_ipv4_cksum(out_ip);
+    out_tcp->cksum = rte_ipv4_udptcp_cksum(out_ip, out_tcp);
+    const uint32_t frame = sizeof(rte_ether_hdr) + sizeof(rte_ipv4_hdr) + sizeof(rte_tcp_hdr);
+    rte_pktmbuf_trim(m, static_cast<uint16_t>(rte_pktmbuf_pkt_len(m) - frame));
+    return true;
+}
+
 verdict icmp_input(worker &w, const dataplane_tables &t, uint16_t port, rte_mbuf *m,
                    rte_ipv4_hdr *ip)
 {

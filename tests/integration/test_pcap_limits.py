@@ -114,6 +114,42 @@ class LimitsPcapTest(harness.WorkdirTestCase):
         self.assertLessEqual(len(arps), 6, r.log)
         self.assertEqual(m.get('meshgate_arp_requests_sent_total', 0), len(arps), m.text)
 
+    def test_unpublished_tcp_port_answers_reset(self):
+        # As a Linux host would: a client retries at once when the port is published, instead of
+        # after a second of SYN timeout. Never a RST for a RST; at most tcp_resets_per_second.
+        opts = [('MSS', 1460), ('WScale', 7)]
+        frames = [client_packet(TCP(sport=40020, dport=9999, flags='S', seq=1000, options=opts)),
+                  client_packet(TCP(sport=40022, dport=9999, flags='A', seq=5, ack=777), payload=b'data'),
+                  client_packet(TCP(sport=40024, dport=9999, flags='R', seq=9))]
+        frames += [client_packet(TCP(sport=41000 + 2 * i, dport=9998, flags='S')) for i in range(60)]
+        r = harness.run_pcap(self.workdir, {'ext': frames}, extra_config=config(),
+                             limits='tcp_resets_per_second = 1\n')
+        resets = [f for f in r.out['ext'] if f.haslayer(TCP)]
+        self.assertIn(len(resets), (50, 51), r.log)  # a burst of 50, then one a second
+        syn_rst, ack_rst = resets[0], resets[1]
+        self.assertEqual((syn_rst[IP].src, syn_rst[IP].dst, syn_rst[IP].ttl), (EXT.address, CLIENT_IP, 64))
+        t = syn_rst[TCP]
+        self.assertEqual((t.sport, t.dport, t.flags, t.seq, t.ack), (9999, 40020, 'RA', 0, 1001))
+        t = ack_rst[TCP]
+        self.assertEqual((t.sport, t.dport, t.flags, t.seq), (9999, 40022, 'R', 777))
+        for f in (syn_rst, ack_rst):
+            self.assertEqual(len(f[TCP].payload), 0)
+            clone = IP(bytes(f[IP]))
+            del clone.chksum
+            del clone[TCP].chksum
+            rebuilt = IP(bytes(clone))
+            self.assertEqual((f[IP].chksum, f[TCP].chksum), (rebuilt.chksum, rebuilt[TCP].chksum))
+        m = r.metrics
+        self.assertEqual(m.get('meshgate_tcp_resets_sent_total', 0), len(resets), m.text)
+        self.assertEqual(m.get('meshgate_tcp_resets_rate_limited_total', 0), 62 - len(resets), m.text)
+        self.assertEqual(m.nonzero_drops(), {'no_service': 63}, m.text)
+
+    def test_unpublished_tcp_port_is_silent_when_told(self):
+        r = harness.run_pcap(self.workdir, {'ext': [client_packet(TCP(sport=40030, dport=9999, flags='S'))]},
+                             extra_config=config(), limits='reset_unpublished = false\n')
+        self.assertEqual(r.out['ext'], [], r.log)
+        self.assertEqual(r.metrics.nonzero_drops(), {'no_service': 1}, r.metrics.text)
+
 
 if __name__ == '__main__':
     harness.main()
