@@ -348,7 +348,8 @@ std::string config_path()
 extern "C" int LLVMFuzzerInitialize(int *, char ***)
 {
     auto *s = new fuzz_state;
-    config::load_result loaded = config::load(config_path());
+    // Fixed CPUs: under -jobs the parent has run EAL, which pinned it (and its children) to one.
+    config::load_result loaded = config::load(config_path(), config::load_options{.cpus = {0, 1}});
     for (const config::config_error &e : loaded.errors)
         std::fprintf(stderr, "%s\n", e.to_string().c_str());
     if (!loaded.config) fail("the configuration does not load");
