@@ -41,6 +41,7 @@ count_results "$BUILD_DIR" normal || status=1
 # skips this part.
 if [ "${MESHGATE_SANITIZE:-1}" != 0 ]; then
     SAN_BUILD_DIR=${SAN_BUILD_DIR:-$MESHGATE_ROOT/build-sanitize}
+    san_start=$SECONDS
     if [ ! -f "$SAN_BUILD_DIR/build.ninja" ]; then
         CC=clang-14 CXX=clang++-14 meson setup "$SAN_BUILD_DIR" "$MESHGATE_ROOT" \
             --buildtype=debugoptimized -Db_sanitize=address,undefined -Db_lundef=false \
@@ -56,5 +57,6 @@ if [ "${MESHGATE_SANITIZE:-1}" != 0 ]; then
     meson test -C "$SAN_BUILD_DIR" --print-errorlogs --num-processes 2 --no-suite integration-2w \
         "$@" || status=$?
     count_results "$SAN_BUILD_DIR" sanitizers || status=1
+    echo "sanitizer build and tests: $((SECONDS - san_start)) s"
 fi
 exit "$status"
