@@ -14,7 +14,8 @@
 // made again if an earlier input ended them. After each input: TX flushed, the ARP wait queue
 // dropped, and the packet pool must hold exactly as many mbufs as before (abort() otherwise).
 //
-// MESHGATE_FUZZ_CONFIG overrides the configuration; MESHGATE_FUZZ_SEED_DIR, when set, receives
+// MESHGATE_FUZZ_CONFIG overrides the configuration; MESHGATE_FUZZ_STATS prints the worker's
+// counters at exit; MESHGATE_FUZZ_SEED_DIR, when set, receives
 // seed inputs that need the warm connections' SNAT ports: the tasks' replies, data, FIN, RST and
 // ICMP errors on those connections (tests/fuzz/packet_corpus.py writes the others).
 #include <cstdio>
@@ -337,6 +338,22 @@ void settle(fuzz_state &s)
     rte_rcu_qsbr_quiescent(s.g->qsbr, 0);
 }
 
+// MESHGATE_FUZZ_STATS: at exit, what the worker counted (which verdicts the inputs reached).
+void print_counters()
+{
+    const dp::worker_counters &c = state->g->w->counters;
+    for (size_t p = 0; p < state->devices.ports.size(); ++p)
+        std::fprintf(stderr, "port %s: rx %lu tx %lu\n", state->devices.ports[p].name.c_str(),
+                     static_cast<unsigned long>(c.ports[p].rx_packets),
+                     static_cast<unsigned long>(c.ports[p].tx_packets));
+    for (size_t r = 0; r < dp::drop_reason_count; ++r)
+        std::fprintf(stderr, "drop %.*s: %lu\n", static_cast<int>(dp::drop_reason_names[r].size()),
+                     dp::drop_reason_names[r].data(), static_cast<unsigned long>(c.drops[r]));
+    for (size_t e = 0; e < dp::event_count; ++e)
+        std::fprintf(stderr, "event %.*s: %lu\n", static_cast<int>(dp::event_names[e].size()),
+                     dp::event_names[e].data(), static_cast<unsigned long>(c.events[e]));
+}
+
 std::string config_path()
 {
     const char *env = std::getenv("MESHGATE_FUZZ_CONFIG");
@@ -382,6 +399,7 @@ extern "C" int LLVMFuzzerInitialize(int *, char ***)
     settle(*s);
     s->baseline = rte_mempool_in_use_count(s->g->pool);
     state = s;
+    if (std::getenv("MESHGATE_FUZZ_STATS") != nullptr) std::atexit(print_counters);
     return 0;
 }
 
