@@ -124,6 +124,34 @@ std::optional<source_position> long_line(std::string_view text, size_t limit)
     return std::nullopt;
 }
 
+std::optional<source_position> invalid_utf8(std::string_view text)
+{
+    static constexpr uint32_t smallest[] = {0, 0, 0x80, 0x800, 0x10000}; // by sequence length
+    source_position at{1, 1};
+    for (size_t i = 0; i < text.size();) {
+        const auto c = static_cast<unsigned char>(text[i]);
+        const size_t n = c < 0x80             ? 1
+                         : (c & 0xe0) == 0xc0 ? 2
+                         : (c & 0xf0) == 0xe0 ? 3
+                         : (c & 0xf8) == 0xf0 ? 4
+                                              : 0;
+        if (n == 0 || n > text.size() - i) return at;
+        uint32_t code = n == 1 ? c : c & (0x7fu >> n);
+        for (size_t k = 1; k < n; ++k) {
+            const auto next = static_cast<unsigned char>(text[i + k]);
+            if ((next & 0xc0) != 0x80) return at;
+            code = code << 6 | (next & 0x3fu);
+        }
+        if (code < smallest[n] || code > 0x10ffff || (code >= 0xd800 && code <= 0xdfff)) return at;
+        if (c == '\n')
+            at = {at.line + 1, 1};
+        else
+            at.column += static_cast<uint32_t>(n);
+        i += n;
+    }
+    return std::nullopt;
+}
+
 namespace
 {
 
@@ -183,6 +211,10 @@ std::optional<toml::value> parse_toml_file(const std::string &file, error_list &
     }
     if (auto at = too_deep(f.text, max_nesting)) {
         errors.add(*at, "nested deeper than " + std::to_string(max_nesting) + " levels");
+        return std::nullopt;
+    }
+    if (auto at = invalid_utf8(f.text)) {
+        errors.add(*at, "not UTF-8");
         return std::nullopt;
     }
     if (auto at = long_line(f.text, max_line_bytes)) {

@@ -34,6 +34,11 @@ std::optional<syntax_marker> find_marker(std::string_view what, uint32_t line);
 // the square of a line's length.
 std::optional<source_position> long_line(std::string_view text, size_t limit);
 
+// Where TEXT first is not UTF-8 (a stray byte, an overlong form, a surrogate, past U+10FFFF),
+// if it is not: TOML files must be, and toml11 3.7 reads past the end of its buffer to report
+// invalid UTF-8 in a literal string ('...' or '''...''').
+std::optional<source_position> invalid_utf8(std::string_view text);
+
 // A toml::syntax_error's what() as one short line: its headline without the "[error]
 // toml::parse_xxx: " prefix, then the marker's note: "invalid line format: expected newline".
 std::string syntax_message(std::string_view what, std::string_view note);

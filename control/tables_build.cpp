@@ -270,11 +270,14 @@ void install_static_neighbors(const config::gateway_config &c,
     };
     const auto now = entries_of(c);
     if (previous != nullptr)
-        for (const auto &[old, what] : entries_of(*previous))
+        for (const auto &entry : entries_of(*previous)) {
+            // Not a structured binding: clang before 16 cannot capture one in a lambda.
+            const auto &old = entry.first;
             if (std::none_of(now.begin(), now.end(),
                              [&](const auto &e) { return e.first.first == old.first; }))
                 if (auto port = port_on_link(t, old.first))
                     neighbors.remove_static(*port, network_order(old.first), rte_rdtsc());
+        }
     for (const auto &[e, what] : now) {
         auto port = port_on_link(t, e.first);
         if (!port) {

@@ -172,6 +172,17 @@ void release_all(worker &w)
     for (uint16_t i = 0; i < w.pending.count; ++i)
         drop(w, w.pending.packets[i].packet, drop_reason::no_neighbor);
     w.pending.count = 0;
+    if (w.reassembly != nullptr) { // incomplete datagrams: every one is out of time now
+        rte_ip_frag_table_del_expired_entries(w.reassembly, &w.death_row, UINT64_MAX);
+        free_dropped_fragments(w);
+    }
+}
+
+void free_dropped_fragments(worker &w)
+{
+    if (w.death_row.cnt == 0) return;
+    w.counters.drop(drop_reason::fragment, w.death_row.cnt);
+    rte_ip_frag_free_death_row(&w.death_row, 0);
 }
 
 } // namespace meshgate::dataplane

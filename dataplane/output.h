@@ -19,7 +19,11 @@ void tx_flush(worker &w, uint16_t port);
 // Sends every buffered packet and retries or expires packets waiting on ARP.
 void flush_and_service(worker &w, const dataplane_tables &t, uint64_t now);
 
-// Drops everything still held (at shutdown).
+// Frees what the reassembly table let go (incomplete in time, table full, bad overlap),
+// counted as `fragment`.
+void free_dropped_fragments(worker &w);
+
+// Drops everything still held (at shutdown), incomplete datagrams included.
 void release_all(worker &w);
 
 } // namespace meshgate::dataplane

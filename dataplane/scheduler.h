@@ -68,7 +68,8 @@ struct service_scheduler {
 // zero-initialised is a fresh start. A cursor left over from an older snapshot of the service is
 // repaired on its next pick. A cache line each: services do not slow each other's picks.
 struct alignas(64) scheduler_cursor {
-    struct position {
+    // alignas(8): clang calls libatomic (not linked) for an atomic of a 4-aligned type.
+    struct alignas(8) position {
         uint32_t next = 0; // position in service_scheduler::live examined next
         int32_t cw = 0;    // wrr current weight (IPVS mark->cw)
     };

@@ -66,14 +66,6 @@ void classify(worker &w, const dataplane_tables &t, uint16_t port, rte_mbuf *m, 
         s.v = drop_as(drop_reason::ethertype);
 }
 
-// Fragments the reassembly table let go (incomplete in time, table full, bad overlap).
-void free_dropped_fragments(worker &w)
-{
-    if (w.death_row.cnt == 0) return;
-    w.counters.drop(drop_reason::fragment, w.death_row.cnt);
-    rte_ip_frag_free_death_row(&w.death_row, 0);
-}
-
 // Takes idle connections out, a bounded number per call, and gives back their task's slot.
 void expire_connections(worker &w)
 {

@@ -20,16 +20,15 @@
 #include <rte_eal.h>
 #include <rte_ethdev.h>
 #include <rte_ip.h>
-#include <rte_malloc.h>
 #include <rte_mbuf.h>
 #include <rte_tcp.h>
 #include <rte_udp.h>
 #include <rte_vxlan.h>
 
 #include "control/control_api.h"
-#include "control/ports.h"
 #include "dataplane/output.h"
 #include "dataplane/worker.h"
+#include "tests/support/gateway_fixture.h"
 
 namespace
 {
@@ -166,122 +165,18 @@ std::vector<uint8_t> reply_frame(uint32_t i, const dp::connection &c)
 }
 
 // The pool and the two net_null ports, opened once: a closed vdev is gone for good.
-struct devices {
-    rte_mempool *pool = nullptr;
-    std::vector<opened_port> ports;
-
-    static devices &get()
-    {
-        static devices d = [] {
-            devices n;
-            const config::gateway_config c = bench_config(1024);
-            const std::vector<int> sockets = port_sockets(c);
-            const std::vector<int> worker_socket = {sockets.front()};
-            const queue_plan plan = plan_queues(sockets, worker_socket);
-            const packet_pools pools = create_packet_pools(c, plan, sockets);
-            n.pool = pools.by_socket.front().second;
-            n.ports = open_ports(c, plan, sockets, 1, pools);
-            return n;
-        }();
-        return d;
-    }
-};
+const test_support::gateway_devices &devices()
+{
+    static const test_support::gateway_devices d =
+        test_support::gateway_devices::open(bench_config(1024));
+    return d;
+}
 
 // One gateway: tables, connection table, a worker, on the devices. Built per flow count.
-struct gateway_fixture {
-    rte_mempool *pool = devices::get().pool;
-    std::vector<opened_port> ports = devices::get().ports;
-    rte_rcu_qsbr *qsbr = nullptr;
-    dp::gateway_shared shared;
-    dp::neighbor_table neighbors{rte_get_tsc_hz()};
-    dp::affinity_table affinity;
-    std::unique_ptr<std::atomic<uint32_t>[]> task_active {
-        new std::atomic<uint32_t>[dp::task_id_capacity] {}
-    };
-    std::unique_ptr<dp::scheduler_cursor[]> cursors{
-        new dp::scheduler_cursor[dp::service_id_capacity]{}};
-    std::unique_ptr<dp::connection_table> connections;
-    std::unique_ptr<control_api> api;
-    std::unique_ptr<dp::worker> w = std::make_unique<dp::worker>();
-    uint64_t now_tsc = 0;
-
+struct gateway_fixture : test_support::gateway_fixture {
     explicit gateway_fixture(uint32_t capacity)
+        : test_support::gateway_fixture(bench_config(capacity), devices())
     {
-        const config::gateway_config c = bench_config(capacity);
-        qsbr = static_cast<rte_rcu_qsbr *>(
-            rte_zmalloc(nullptr, rte_rcu_qsbr_get_memsize(1), RTE_CACHE_LINE_SIZE));
-        rte_rcu_qsbr_init(qsbr, 1);
-        rte_rcu_qsbr_thread_register(qsbr, 0);
-        rte_rcu_qsbr_thread_online(qsbr, 0);
-        connections =
-            dp::connection_table::create({.capacity = capacity, .n_workers = 1, .qsbr = qsbr});
-        shared.qsbr = qsbr;
-        shared.neighbors = &neighbors;
-        shared.indirect_pool = pool;
-        shared.connections = connections.get();
-        shared.affinity = &affinity;
-        shared.task_active = task_active.get();
-        shared.cursors = cursors.get();
-        gateway_runtime r;
-        r.ports = ports;
-        r.publish = [this](const dp::dataplane_tables *t) { shared.tables.store(t); };
-        r.synchronize = [] {};
-        r.active = [this](uint16_t id) { return task_active[id].load(); };
-        r.prepare_settings = [](const config::gateway_config *, const config::gateway_config &) {
-            return std::vector<config::config_error>{};
-        };
-        r.commit_settings = [this](const config::gateway_config *old,
-                                   const config::gateway_config &next,
-                                   const dp::dataplane_tables &t) {
-            install_static_neighbors(next, old, t, neighbors);
-        };
-        r.abort_settings = [] {};
-        r.clock = [] { return 0.0; };
-        api = std::make_unique<control_api>(std::move(r));
-        if (!api->start(c).ok) throw std::runtime_error("bench config refused");
-        w->shared = &shared;
-        w->pool = pool;
-        w->tsc_hz = rte_get_tsc_hz();
-        w->arp_interval = w->tsc_hz;
-        w->arp_wait = 3 * w->tsc_hz;
-        w->port_count = 2;
-        w->port_ids = {ports[0].port_id, ports[1].port_id};
-        w->rx_count = 2;
-        w->rx = {dp::rx_queue{0, 0}, dp::rx_queue{1, 0}};
-        w->now = 1;
-    }
-    ~gateway_fixture()
-    {
-        dp::release_all(*w);
-        api.reset();
-        connections.reset();
-        rte_rcu_qsbr_thread_offline(qsbr, 0);
-        rte_free(qsbr);
-    }
-    const dp::dataplane_tables &tables() const { return *shared.tables.load(); }
-
-    // Fills PKTS with copies of FRAMES[first..first+n).
-    bool load(rte_mbuf **pkts, const std::vector<std::vector<uint8_t>> &frames, size_t first)
-    {
-        if (rte_pktmbuf_alloc_bulk(pool, pkts, burst) != 0) return false;
-        for (uint16_t i = 0; i < burst; ++i) {
-            const std::vector<uint8_t> &f = frames[(first + i) % frames.size()];
-            std::memcpy(rte_pktmbuf_append(pkts[i], static_cast<uint16_t>(f.size())), f.data(),
-                        f.size());
-        }
-        return true;
-    }
-
-    // Runs FRAMES through, from FIRST on, ROUNDS bursts (untimed), e.g. to open connections.
-    void run(const std::vector<std::vector<uint8_t>> &frames, uint16_t port, size_t rounds)
-    {
-        rte_mbuf *pkts[burst];
-        for (size_t r = 0; r < rounds; ++r)
-            if (load(pkts, frames, r * burst)) {
-                dp::process_burst(*w, tables(), port, pkts, burst);
-                dp::flush_and_service(*w, tables(), rte_rdtsc());
-                rte_rcu_qsbr_quiescent(qsbr, 0);
-            }
     }
 };
 
@@ -304,7 +199,7 @@ void timed_bursts(benchmark::State &state, gateway_fixture &g,
     uint64_t cycles = 0, packets = 0, sent_before = g.w->counters.ports[out_port].tx_packets;
     size_t next = 0;
     for (auto _ : state) {
-        if (!g.load(pkts, frames, next)) {
+        if (!g.load(pkts, burst, frames, next)) {
             state.SkipWithError("pool empty");
             break;
         }

@@ -9,6 +9,8 @@ BUILD_DIR=${BUILD_DIR:-$MESHGATE_ROOT/build}
 packages=(
     # build
     g++ pkg-config cmake meson ninja-build
+    # the sanitizer build and the fuzz targets (scripts/test.sh)
+    clang-14 libfuzzer-14-dev
     libdpdk-dev dpdk dpdk-dev libtbb-dev libtoml11-dev libspdlog-dev prometheus-cpp-dev
     libcli11-dev nlohmann-json3-dev libgtest-dev libgmock-dev libbenchmark-dev
     # tests: packet oracle, namespaces, kernel peers

@@ -302,6 +302,7 @@ const invalid_case invalid_cases[] = {
      "18:6: missing value after key-value separator '=': expected value, but got nothing"},
     {"duplicate_key", "19:7: value (\"vni\") already exists: value defined twice"},
     {"nesting_too_deep", "35:37: nested deeper than 32 levels"},
+    {"not_utf8", "26:14: not UTF-8"},
     {"node_unreachable", "28:11: node address 203.0.113.77 is reached by no underlay port: it is "
                          "on no underlay port's subnet and no underlay port has a gateway"},
     {"mbufs_too_few",
