@@ -106,7 +106,10 @@ class FloodTest(harness.WorkdirTestCase):
         self.assertEqual(result['replies'] + result['reply_refused'], result['at_tasks'], result)
         self.assertLessEqual(m.get('meshgate_connection_table_entries', 0),
                              m.get('meshgate_connection_table_capacity', 0), m.text)
-        self.assertLess(rss_end, rss_start * 1.05 + 2048, (rss_start, rss_end))
+        # (Not under sanitizers: ASan's quarantine keeps what is freed, so RSS grows with any
+        # allocation there; leaks are LeakSanitizer's to report in that run.)
+        if harness.TIME_SCALE == 1:
+            self.assertLess(rss_end, rss_start * 1.05 + 2048, (rss_start, rss_end))
         self.assertEqual(mg.stop(), 0, mg.log())
         # (The generator's own exit is not checked: its memif server faults now and then while
         # closing after a flood, "EAL: Error: Invalid memory", a DPDK 22.11 PMD teardown issue.)
