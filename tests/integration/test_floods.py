@@ -24,7 +24,12 @@ RATE = 2000  # the clients' requests a second, beside the flood
 FLOOD_RATE = int(os.environ.get('MESHGATE_FLOOD_RATE') or 1000000 / harness.TIME_SCALE)
 LIMIT = 5000  # max_new_connections_per_second of the flooded services
 
+# The clients' new UDP connections (2,000 a second, answered) live udp seconds: 10 s keeps
+# them to 20,000 of the 65,536 slots and of the task's SNAT ports however long the run.
 SERVICES = f'''
+[timeouts]
+udp = 10
+
 [[service]]
 name = "dns"
   [[service.port]]
