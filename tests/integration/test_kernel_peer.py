@@ -149,6 +149,17 @@ class KernelPeerTest(harness.WorkdirTestCase):
         m = self.mg.wait_for(lambda m: m.get('meshgate_drops_total', 0, reason='no_service') >= 3,
                              'no_service >= 3', timeout=10)
         self.assertEqual(m.get('meshgate_drops_total', 0, reason='no_service'), 3, m.text)
+        # TCP to it: the kernel's connect() is refused at once by our RST, no SYN timeout
+        connect = ('import socket, time; t = time.monotonic()\n'
+                   'try:\n'
+                   f'    socket.create_connection(("{EXT.address}", 9999), timeout=5); print("connected")\n'
+                   'except ConnectionRefusedError:\n'
+                   '    print("refused %.3f" % (time.monotonic() - t))\n')
+        p = self.client.exec(['/usr/bin/python3', '-c', connect], check=False)
+        self.assertTrue(p.stdout.startswith('refused'), p.stdout)
+        self.assertLess(float(p.stdout.split()[1]), 1.0, p.stdout)  # no SYN retransmission
+        m = self.mg.wait_settled()
+        self.assertEqual(m.get('meshgate_tcp_resets_sent_total', 0), 1, m.text)
         self.assertGreaterEqual(m.get('meshgate_drops_total', 0, reason='not_local'), 2, m.text)
         self.assertGreaterEqual(m.get('meshgate_arp_replies_sent_total', 0), 1, m.text)  # the UDP sender's ARP
         self.stop_cleanly()
