@@ -165,6 +165,7 @@ struct limits_section {
     uint32_t new_connections_per_source = 0; // new connections a second from one client address
     bool reset_unpublished = true;           // RST for TCP to a port nothing publishes, as Linux
     uint32_t tcp_resets_per_second = 1000;   // those RSTs
+    uint32_t arp_replies_per_second = 10000; // answers to ARP requests for our addresses
 };
 
 // Seconds. The idle timeouts (IPVS defaults) and how long a removed task's connections go on:

@@ -175,7 +175,7 @@ limits_section read_limits(const table_reader &root)
     if (!table) return l;
     table_reader t(*table, "limits", false,
                    {"connections", "icmp_errors_per_second", "new_connections_per_source",
-                    "reset_unpublished", "tcp_resets_per_second"},
+                    "reset_unpublished", "tcp_resets_per_second", "arp_replies_per_second"},
                    root.errors());
     field connections = t.get("connections");
     if (auto v = connections.integer(1, 134217728)) {
@@ -189,6 +189,8 @@ limits_section read_limits(const table_reader &root)
     if (auto v = t.get("reset_unpublished").boolean()) l.reset_unpublished = *v;
     if (auto v = t.get("tcp_resets_per_second").integer(0, INT32_MAX))
         l.tcp_resets_per_second = static_cast<uint32_t>(*v);
+    if (auto v = t.get("arp_replies_per_second").integer(0, INT32_MAX))
+        l.arp_replies_per_second = static_cast<uint32_t>(*v);
     return l;
 }
 

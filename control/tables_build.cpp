@@ -145,6 +145,7 @@ bool same_input(const dataplane::service_scheduler &s, config::scheduler_kind ki
 }
 
 constexpr uint64_t icmp_error_burst = 50; // as Linux's net.ipv4.icmp_msgs_burst; RSTs too
+constexpr uint64_t arp_reply_burst = 500; // a segment's hosts ARPing at once after a failover
 
 // Each worker's share of a gateway-wide rate of new connections, allowed a second's worth at
 // once.
@@ -166,6 +167,9 @@ void compile_limits(const config::gateway_config &c, dataplane::dataplane_tables
     t.tcp_resets = dataplane::rate_limit::per_second((resets + workers - 1) / workers,
                                                      icmp_error_burst, rte_get_tsc_hz());
     t.reset_unpublished = c.limits.reset_unpublished;
+    const uint64_t arp = c.limits.arp_replies_per_second;
+    t.arp_replies = dataplane::rate_limit::per_second((arp + workers - 1) / workers,
+                                                      arp_reply_burst, rte_get_tsc_hz());
 }
 
 void compile_services(const config::gateway_config &c, const identities &ids,

@@ -81,6 +81,7 @@ struct port_counters {
 // What the gateway itself answered or asked.
 #define MESHGATE_EVENTS(X)                                                                         \
     X(arp_replies_sent, "ARP requests for a gateway address answered")                             \
+    X(arp_replies_rate_limited, "ARP requests not answered: over [limits] arp_replies_per_second") \
     X(arp_requests_sent, "ARP requests sent to resolve a next hop")                                \
     X(arp_learned, "neighbor entries learned or refreshed from ARP")                               \
     X(icmp_echo_replies_sent, "ICMP echo requests to a gateway address answered")                  \

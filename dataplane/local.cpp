@@ -48,6 +48,12 @@ verdict arp_input(worker &w, const dataplane_tables &t, uint16_t port, rte_mbuf 
     if (op != RTE_ARP_OP_REQUEST || !is_unicast(sender_mac))
         return spent(); // a reply to us: learning it was the whole job
 
+    // One reply per request, but not at any rate: an ARP flood must not fill the TX queue
+    // that the port's real traffic needs.
+    if (!rate_admit(w.arp_reply_bucket, t.arp_replies, w.tsc)) {
+        w.counters.count(event::arp_replies_rate_limited);
+        return spent();
+    }
     // Turn the request into the reply in place.
     arp->arp_opcode = rte_cpu_to_be_16(RTE_ARP_OP_REPLY);
     arp->arp_data.arp_tha = sender_mac;

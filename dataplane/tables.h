@@ -132,6 +132,7 @@ struct dataplane_tables {
     rate_limit icmp_errors;                // errors the gateway originates
     rate_limit tcp_resets;                 // RSTs for segments to unpublished ports
     bool reset_unpublished = true;         // send them at all
+    rate_limit arp_replies;                // answers to ARP requests for our addresses
     rate_limit new_connections_per_source; // new connections of one client address
 
     // Moves when a snapshot ends tasks (absent now, not before): each worker then sweeps its

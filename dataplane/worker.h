@@ -114,6 +114,7 @@ struct alignas(RTE_CACHE_LINE_SIZE) worker {
     // client address hash (addresses that share a bucket share its limit).
     uint64_t icmp_error_bucket = 0;
     uint64_t tcp_reset_bucket = 0;
+    uint64_t arp_reply_bucket = 0;
     std::array<uint64_t, service_id_capacity> service_buckets{};
     static constexpr uint32_t source_bucket_count = 8192;
     std::array<uint64_t, source_bucket_count> source_buckets{};
