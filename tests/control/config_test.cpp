@@ -292,8 +292,9 @@ const invalid_case invalid_cases[] = {
     {"swarm_endpoint",
      "35:12: endpoint 'http://manager:2375' is not unix:///PATH or tcp://HOST:PORT"},
     {"timeout_zero", "35:11: tcp_fin 0 out of range 1..2147483648"},
-    {"snat_ports_range", "20:14: snat_ports '2000-1000' is not a range MIN-MAX of ports in 1..65535, "
-                         "like \"1024-65535\""},
+    {"snat_ports_range",
+     "20:14: snat_ports '2000-1000' is not a range MIN-MAX of ports in 1..65535, "
+     "like \"1024-65535\""},
     {"rate_negative", "27:34: max_new_connections_per_second -5 out of range 0..2147483647"},
     {"too_many_ports", "70:1: too many [[port]] tables: at most 8"},
     {"port_as_table", "5:1: 'port' must be an array of tables, written [[port]]"},
