@@ -115,13 +115,8 @@ void to_reverse_stage(rte_ipv4_hdr *ip, rte_be32_t vtep, packet_state &s)
         s.v = drop_as(drop_reason::malformed);
         return;
     }
-    s.stage = mesh_stage::reverse;
-    s.ip = ip;
-    s.l4 = l4.header;
-    s.tcp_flags = l4.tcp_flags;
+    to_lookup_stage(s, mesh_stage::reverse, ip, l4);
     s.vtep = vtep;
-    s.key = make_flow_key(ip->src_addr, ip->dst_addr, l4.src_port, l4.dst_port, ip->next_proto_id);
-    s.hash = connection_table::hash(s.key);
 }
 
 // M holds a fragment of a task's datagram (IP, valid, to the overlay address): held until the

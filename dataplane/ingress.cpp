@@ -145,12 +145,7 @@ void classify_published(const dataplane_tables &t, uint16_t port, rte_ipv4_hdr *
         s.v = drop_as(drop_reason::no_service);
         return;
     }
-    s.stage = mesh_stage::forward;
-    s.ip = ip;
-    s.l4 = l4.header;
-    s.tcp_flags = l4.tcp_flags;
-    s.key = make_flow_key(ip->src_addr, ip->dst_addr, l4.src_port, l4.dst_port, ip->next_proto_id);
-    s.hash = connection_table::hash(s.key);
+    to_lookup_stage(s, mesh_stage::forward, ip, l4);
 }
 
 verdict forward_stage(worker &w, const dataplane_tables &t, uint16_t port, rte_mbuf *m,

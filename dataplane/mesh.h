@@ -78,6 +78,18 @@ inline l4_view parse_l4(rte_ipv4_hdr *ip)
     return v;
 }
 
+// S goes to STAGE (forward or reverse) with IP's TCP/UDP header L4 and its 5-tuple key, hashed
+// once for the lookup, the creation and the VXLAN source port.
+inline void to_lookup_stage(packet_state &s, mesh_stage stage, rte_ipv4_hdr *ip, const l4_view &l4)
+{
+    s.stage = stage;
+    s.ip = ip;
+    s.l4 = l4.header;
+    s.tcp_flags = l4.tcp_flags;
+    s.key = make_flow_key(ip->src_addr, ip->dst_addr, l4.src_port, l4.dst_port, ip->next_proto_id);
+    s.hash = connection_table::hash(s.key);
+}
+
 // A new packet holding an ICMP error about OFFENDER, from SRC_ADDR to the offender's source,
 // with room for its Ethernet header in front; nullptr (counted) when no error may be sent about
 // it (icmp_error_allowed()) or now ([limits] icmp_errors_per_second), or the pool is empty.
