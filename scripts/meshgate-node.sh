@@ -64,15 +64,20 @@ add() {
     in_ns bridge fdb replace "$GATEWAY_MAC" dev "$DEV" dst "$GATEWAY_VTEP" self permanent
 }
 
-# One pass; prints a line when the state changes. $state: absent | present | failing
+# One pass; prints a line when the state changes. $state: absent | unusable | present | failing
 state=start
 pass() {
-    if ! in_ns ip link show "$DEV" >/dev/null 2>&1; then
-        # no namespace yet (no task of the network on this node), a stale file, or no vxlan0
-        if [ "$state" != absent ]; then
-            log "waiting for $NS ($DEV): not there"
-        fi
+    if [ ! -e "$NS" ]; then
+        # no namespace yet: Docker makes it with the node's first task
+        [ "$state" != absent ] && log "waiting for $NS: not there"
         state=absent
+        return 1
+    fi
+    if ! err=$(in_ns ip link show "$DEV" 2>&1 >/dev/null); then
+        # a stale file Docker left (Invalid argument), no $DEV yet, or no right to setns
+        # (Docker's seccomp profile wants CAP_SYS_ADMIN for it: Operation not permitted)
+        [ "$state" != unusable ] && log "waiting for $NS ($DEV): $err"
+        state=unusable
         return 1
     fi
     present && { state=present; return 0; }
