@@ -78,6 +78,7 @@ struct neighbor {
 struct overlay_section {
     source_position at;                       // the [overlay] header; 0:0 if it was not read
     uint32_t vni = 4096;                      // Docker's ingress network usually has 4096
+    source_position vni_at;                   // 0:0 when the default is in force
     uint16_t udp_port = 4789;                 // IANA VXLAN port, as Docker uses
     ipv4_prefix address;                      // the gateway's endpoint on the ingress network
     mac_address mac;                          // default 02:42 + the 4 address bytes
@@ -155,6 +156,10 @@ struct swarm_section {
     std::string endpoint; // unix:///var/run/docker.sock or tcp://HOST:PORT
     std::string network = "ingress";
     std::string tls_cert, tls_key, tls_ca;
+    uint32_t poll_interval_ms = 1000;    // tasks have no events: /tasks is read this often
+    uint32_t resync_interval_ms = 60000; // everything read again, whatever the events said
+
+    bool operator==(const swarm_section &) const = default;
 };
 
 // The rates are per second over all workers (each worker enforces its share); 0 = no limit.

@@ -205,7 +205,11 @@ std::optional<overlay_section> read_overlay(const table_reader &root)
                    {"vni", "udp_port", "address", "mac", "snat_addresses", "snat_ports"},
                    root.errors());
     overlay_section o;
-    if (auto v = t.get("vni").integer(1, 16777215)) o.vni = static_cast<uint32_t>(*v);
+    field vni = t.get("vni");
+    if (auto v = vni.integer(1, 16777215)) {
+        o.vni = static_cast<uint32_t>(*v);
+        o.vni_at = vni.at();
+    }
     if (auto v = t.get("udp_port").integer(1, 65535)) o.udp_port = static_cast<uint16_t>(*v);
     auto address = host_prefix(t.required("address"));
     auto mac = t.get("mac").unicast_mac();

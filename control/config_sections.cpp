@@ -142,7 +142,9 @@ std::optional<swarm_section> read_swarm(const table_reader &root)
 {
     const toml::value *table = root.table("swarm");
     if (!table) return std::nullopt;
-    table_reader t(*table, "swarm", false, {"endpoint", "network", "tls_cert", "tls_key", "tls_ca"},
+    table_reader t(*table, "swarm", false,
+                   {"endpoint", "network", "tls_cert", "tls_key", "tls_ca", "poll_interval_ms",
+                    "resync_interval_ms"},
                    root.errors());
     swarm_section s;
     field endpoint = t.required("endpoint");
@@ -163,6 +165,10 @@ std::optional<swarm_section> read_swarm(const table_reader &root)
                 f.error(std::string(key) + " is only used with a tcp:// endpoint");
         }
     }
+    if (auto v = t.get("poll_interval_ms").integer(100, 60000))
+        s.poll_interval_ms = static_cast<uint32_t>(*v);
+    if (auto v = t.get("resync_interval_ms").integer(1000, 3600000))
+        s.resync_interval_ms = static_cast<uint32_t>(*v);
     if (s.tls_cert.empty() != s.tls_key.empty())
         t.errors().add(t.at(), "tls_cert and tls_key must be given together in [swarm]");
     return s;
