@@ -29,6 +29,8 @@
 #include "control/metrics.h"
 #include "control/ports.h"
 #include "control/stats_view.h"
+#include "control/swarm_state.h"
+#include "control/swarm_sync.h"
 #include "control/telemetry.h"
 #include "dataplane/worker.h"
 
@@ -138,6 +140,9 @@ class gateway
     void start();
     void control_loop();
     reload_reply reload(const char *trigger);
+    // The file's configuration with the swarm's part when it is of the same [swarm].
+    config::gateway_config with_swarm(const config::gateway_config &file);
+    void apply_swarm(swarm::state s);
     void after_change();
     void update_rates();
     void stop();
@@ -176,7 +181,11 @@ class gateway
     std::unique_ptr<metrics_endpoint> next_endpoint_;   // prepared by a reload, not yet committed
     std::vector<std::pair<size_t, uint16_t>> mtu_undo_; // (port, MTU before) of a prepared reload
     std::unique_ptr<file_watch> watch_;
-    std::string last_attempt_; // the file's content at the last reload, ok or not
+    config::gateway_config file_config_;      // the file's part of what runs
+    std::unique_ptr<swarm_sync> swarm_;       // while [swarm] is set
+    std::optional<swarm::state> swarm_state_; // the swarm's part of what runs
+    std::vector<std::string> swarm_notes_;    // logged when they change
+    std::string last_attempt_;                // the file's content at the last reload, ok or not
     bool pdump_ = false;
 
     std::vector<dataplane::task_counters> rate_last_;
@@ -258,6 +267,16 @@ void gateway::commit_settings(const config::gateway_config *old, const config::g
         if (next.reload.watch)
             watch_ = std::make_unique<file_watch>(
                 next.file, std::chrono::milliseconds(next.reload.debounce_ms));
+    }
+    if (old == nullptr || old->swarm != next.swarm) {
+        swarm_.reset(); // a new endpoint or network: what the old one said goes with it
+        swarm_state_.reset();
+        stats_.set_swarm(std::nullopt);
+        if (next.swarm) {
+            spdlog::info("following the swarm at {}, network '{}'", next.swarm->endpoint,
+                         next.swarm->network);
+            swarm_ = std::make_unique<swarm_sync>(*next.swarm);
+        }
     }
 }
 
@@ -351,6 +370,7 @@ void gateway::start()
     // The first tables go in before any worker runs.
     api_ = std::make_unique<control_api>(runtime());
     last_attempt_ = file_content(initial_.file);
+    file_config_ = initial_;
     apply_result r = api_->start(initial_);
     if (!r.ok) {
         for (const config::config_error &e : r.errors)
@@ -385,10 +405,12 @@ reload_reply gateway::reload(const char *trigger)
     config::load_result loaded = config::load(file, config::load_options{cpus_});
     const double parse_ms = ms_since(t0);
     apply_result r;
-    if (loaded.config)
-        r = api_->apply(std::move(*loaded.config));
-    else
+    if (loaded.config) {
+        r = api_->apply(with_swarm(*loaded.config));
+        if (r.ok) file_config_ = std::move(*loaded.config);
+    } else {
         r.errors = std::move(loaded.errors);
+    }
 
     reload_status status = stats_.reload();
     status.last_at =
@@ -416,6 +438,42 @@ reload_reply gateway::reload(const char *trigger)
     }
     stats_.set_reload(std::move(status));
     return reply;
+}
+
+config::gateway_config gateway::with_swarm(const config::gateway_config &file)
+{
+    if (!swarm_state_ || !swarm_ || !file.swarm || swarm_->settings() != *file.swarm) return file;
+    swarm::merged m = swarm::with_swarm(file, *swarm_state_);
+    if (m.notes != swarm_notes_)
+        for (const std::string &note : m.notes)
+            spdlog::warn("swarm: {}", note);
+    swarm_notes_ = m.notes;
+    return std::move(m.config);
+}
+
+void gateway::apply_swarm(swarm::state s)
+{
+    for (const std::string &left : s.left_out)
+        if (!swarm_state_ || std::find(swarm_state_->left_out.begin(), swarm_state_->left_out.end(),
+                                       left) == swarm_state_->left_out.end())
+            spdlog::info("swarm: {}", left);
+    std::optional<swarm::state> before = std::exchange(swarm_state_, std::move(s));
+    apply_result r = api_->apply(with_swarm(file_config_));
+    if (r.ok) {
+        after_change();
+        if (!r.changes.empty())
+            spdlog::info("swarm change applied, generation {}: {}; compile {:.1f} ms, swap {:.1f} "
+                         "ms",
+                         r.generation, r.changes.summary(), r.compile_ms, r.swap_ms);
+        swarm_->applied(true, "");
+        return;
+    }
+    swarm_state_ = std::move(before); // what runs is still the previous state
+    for (const config::config_error &e : r.errors)
+        spdlog::error("swarm: {}", e.to_string());
+    spdlog::error("swarm change refused, the running configuration stays (generation {})",
+                  api_->generation());
+    swarm_->applied(false, r.errors.empty() ? "refused" : r.errors.front().to_string());
 }
 
 void gateway::update_rates()
@@ -471,6 +529,10 @@ void gateway::control_loop()
             if (watch_ && watch_->poll(steady::now())) {
                 if (file_content(api_->config().file) != last_attempt_) reload("file changed");
             }
+            if (swarm_) {
+                if (std::optional<swarm::state> s = swarm_->take()) apply_swarm(std::move(*s));
+                if (swarm_) stats_.set_swarm(swarm_->status());
+            }
             if (api_->tick()) after_change();
             update_rates();
             watch_links();
@@ -484,6 +546,7 @@ void gateway::stop()
 {
     requests_.close(reload_reply{false, 0, "", {"the gateway is stopping"}});
     unregister_telemetry();
+    swarm_.reset();
     shared_.stop.store(true);
     rte_eal_mp_wait_lcore();
     endpoint_.reset();

@@ -1,9 +1,10 @@
 // meshgatectl: the running gateway seen and reloaded through its DPDK telemetry socket.
-//   meshgatectl [--file-prefix PREFIX] services|conns|stats|reload [--json]
+//   meshgatectl [--file-prefix PREFIX] services|conns|stats|reload|swarm [--json]
 // Tables for people by default (services like `ipvsadm -Ln --rate`, conns like `ipvsadm -Lnc`),
 // one JSON document with --json. Exit status 0, or 1 when the gateway is not there or a reload
 // was rejected.
 #include <cstdio>
+#include <ctime>
 #include <iostream>
 #include <string>
 
@@ -79,8 +80,8 @@ int services(telemetry_client &gw, bool as_json)
                              "connections\n",
                              text(info["version"]), text(info["generation"]), text(info["config"]),
                              text(info["connections"]), text(info["capacity"]));
-    std::cout << fmt::format("{:<20} {:<9} {:>7}  {}\n", "Service", "Scheduler", "Persist",
-                             "Published -> target port");
+    std::cout << fmt::format("{:<20} {:<9} {:>7} {:<6}  {}\n", "Service", "Scheduler", "Persist",
+                             "Origin", "Published -> target port");
     std::cout << fmt::format("  -> {:<15} {:<12} {:>6} {:<9} {:>10} {:>9} {:>9} {:>6} {:>8} "
                              "{:>8} {:>10} {:>10}\n",
                              "Task", "Node", "Weight", "State", "ActiveConn", "InActConn", "Conns",
@@ -89,8 +90,9 @@ int services(telemetry_client &gw, bool as_json)
         std::string ports;
         for (const json &p : s["ports"])
             ports += (ports.empty() ? "" : ", ") + text(p);
-        std::cout << fmt::format("{:<20} {:<9} {:>7}  {}\n", text(s["name"]), text(s["scheduler"]),
-                                 text(s["persistence_timeout"]), ports);
+        std::cout << fmt::format("{:<20} {:<9} {:>7} {:<6}  {}\n", text(s["name"]),
+                                 text(s["scheduler"]), text(s["persistence_timeout"]),
+                                 text(s["origin"]), ports);
         for (const json &t : s["tasks"])
             print_task(t);
     }
@@ -161,6 +163,41 @@ int stats(telemetry_client &gw, bool as_json)
     return 0;
 }
 
+// "12 s ago" for a time in seconds since the epoch; "never" for 0.
+std::string ago(const json &at)
+{
+    const uint64_t t = at.is_number() ? at.get<uint64_t>() : 0;
+    if (t == 0) return "never";
+    const auto now = static_cast<uint64_t>(std::time(nullptr));
+    return fmt::format("{} s ago", now > t ? now - t : 0);
+}
+
+int swarm(telemetry_client &gw, bool as_json)
+{
+    const json s = gw.call("/meshgate/swarm");
+    if (as_json) {
+        std::cout << s.dump(2) << "\n";
+        return 0;
+    }
+    std::cout << fmt::format("swarm sync: {}\n", text(s["state"]));
+    if (s["state"] == "off") return 0;
+    std::cout << fmt::format("  events        {} ({} received, last {})\n",
+                             s["following_events"] == 1 ? "followed" : "not followed",
+                             text(s["events"]), ago(s["last_event_at"]));
+    std::cout << fmt::format("  reads         {} ok, {} failed, last {}\n", text(s["reads"]),
+                             text(s["read_errors"]), ago(s["last_read_at"]));
+    std::cout << fmt::format("  full resyncs  {}, last {}\n", text(s["resyncs"]),
+                             ago(s["last_resync_at"]));
+    std::cout << fmt::format("  changes       {} applied, {} refused, last {}\n",
+                             text(s["changes_applied"]), text(s["changes_refused"]),
+                             ago(s["last_change_at"]));
+    std::cout << fmt::format("  serving       {} services, {} tasks on {} nodes\n",
+                             text(s["services"]), text(s["tasks"]), text(s["nodes"]));
+    if (!text(s["last_error"]).empty())
+        std::cout << fmt::format("  last error    {}\n", text(s["last_error"]));
+    return 0;
+}
+
 int reload(telemetry_client &gw, bool as_json)
 {
     const json r = gw.call("/meshgate/reload");
@@ -199,7 +236,8 @@ int main(int argc, char **argv)
     conns_cmd->add_option("--limit", limit, "at most this many (default 1000)");
     auto *stats_cmd = app.add_subcommand("stats", "counters of ports, drops and events");
     auto *reload_cmd = app.add_subcommand("reload", "reload the configuration file");
-    for (CLI::App *c : {services_cmd, conns_cmd, stats_cmd, reload_cmd})
+    auto *swarm_cmd = app.add_subcommand("swarm", "the swarm sync: connected, events, errors");
+    for (CLI::App *c : {services_cmd, conns_cmd, stats_cmd, reload_cmd, swarm_cmd})
         c->add_flag("--json", as_json, "one JSON document instead of tables");
     CLI11_PARSE(app, argc, argv);
 
@@ -208,6 +246,7 @@ int main(int argc, char **argv)
         if (*services_cmd) return services(gw, as_json);
         if (*conns_cmd) return conns(gw, only, limit, as_json);
         if (*stats_cmd) return stats(gw, as_json);
+        if (*swarm_cmd) return swarm(gw, as_json);
         return reload(gw, as_json);
     } catch (const std::exception &e) {
         std::cerr << "meshgatectl: " << e.what() << "\n";

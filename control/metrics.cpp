@@ -147,6 +147,20 @@ void service_families(std::vector<MetricFamily> &out, const gateway_view &v,
         return std::vector<ClientMetric::Label>{{"service", t.service},
                                                 {"task", to_string(t.address)}};
     };
+    family_builder service_info(out, "meshgate_service_info",
+                                "A service and where it came from: file, api or swarm.",
+                                MetricType::Gauge);
+    for (const service_view &s : v.services)
+        service_info.add({{"service", s.name}, {"origin", std::string(name_of(s.from))}}, 1);
+    family_builder task_info(out, "meshgate_task_info",
+                             "A task: its node, state and where it came from.", MetricType::Gauge);
+    for (const task_view &t : v.tasks) {
+        auto l = labels(t);
+        l.push_back({"node", t.node});
+        l.push_back({"state", t.state});
+        l.push_back({"origin", std::string(name_of(t.from))});
+        task_info.add(std::move(l), 1);
+    }
     family_builder active(out, "meshgate_active_connections", "Connections in the table, by task.",
                           MetricType::Gauge);
     family_builder weight(out, "meshgate_task_weight",
@@ -178,6 +192,39 @@ void service_families(std::vector<MetricFamily> &out, const gateway_view &v,
             b.add(outl, static_cast<double>(traffic[i].*f.out));
         }
     }
+}
+
+void swarm_families(std::vector<MetricFamily> &out, const swarm_status &s)
+{
+    auto gauge = [&](const char *name, const char *help, double value) {
+        family_builder(out, name, help, MetricType::Gauge).add({}, value);
+    };
+    auto counter = [&](const char *name, const char *help, double value) {
+        family_builder(out, name, help, MetricType::Counter).add({}, value);
+    };
+    gauge("meshgate_swarm_connected", "1 while the last read of the Engine API answered.",
+          s.connected);
+    gauge("meshgate_swarm_following_events", "1 while the Engine API's /events stream is open.",
+          s.following_events);
+    counter("meshgate_swarm_reads_total", "Reads of the swarm's tasks (and more) that answered.",
+            double(s.reads));
+    counter("meshgate_swarm_read_errors_total", "Reads of the Engine API that failed.",
+            double(s.read_errors));
+    counter("meshgate_swarm_events_total", "Events received from the Engine API.",
+            double(s.events));
+    counter("meshgate_swarm_resyncs_total", "Full reads of networks, services, nodes and tasks.",
+            double(s.resyncs));
+    family_builder applied(out, "meshgate_swarm_changes_total",
+                           "Changes of the swarm applied to the gateway, by result.",
+                           MetricType::Counter);
+    applied.add({{"result", "ok"}}, double(s.applied));
+    applied.add({{"result", "error"}}, double(s.apply_errors));
+    gauge("meshgate_swarm_last_event_timestamp_seconds", "When the last event came; 0 = never.",
+          s.last_event_at);
+    gauge("meshgate_swarm_last_resync_timestamp_seconds", "When the last full read answered.",
+          s.last_resync_at);
+    gauge("meshgate_swarm_last_change_timestamp_seconds",
+          "When a change of the swarm was last applied.", s.last_change_at);
 }
 
 void table_families(std::vector<MetricFamily> &out, const counter_sources &counters)
@@ -222,6 +269,7 @@ std::vector<MetricFamily> gateway_collector::Collect() const
     drop_and_event_families(out, totals);
     config_families(out, *v, state_.reload());
     service_families(out, *v, counters);
+    if (std::optional<swarm_status> s = state_.swarm()) swarm_families(out, *s);
     table_families(out, counters);
     return out;
 }

@@ -183,4 +183,16 @@ uint32_t counter_sources::now() const
     return static_cast<uint32_t>((rte_rdtsc() - start_tsc) / tsc_hz);
 }
 
+void stats_state::set_swarm(std::optional<swarm_status> s)
+{
+    std::lock_guard lock(mutex_);
+    swarm_ = std::move(s);
+}
+
+std::optional<swarm_status> stats_state::swarm() const
+{
+    std::lock_guard lock(mutex_);
+    return swarm_;
+}
+
 } // namespace meshgate

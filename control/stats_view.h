@@ -15,6 +15,7 @@
 
 #include "control/control_api.h"
 #include "control/ports.h"
+#include "control/swarm_sync.h"
 #include "dataplane/conntrack.h"
 #include "dataplane/counters.h"
 
@@ -113,6 +114,9 @@ class stats_state
     // By task id; the control thread updates them every second.
     void set_rates(std::vector<task_rate> r);
     std::vector<task_rate> rates() const;
+    // While [swarm] is set.
+    void set_swarm(std::optional<swarm_status> s);
+    std::optional<swarm_status> swarm() const;
 
     counter_sources counters; // set once before any reader starts
 
@@ -121,6 +125,7 @@ class stats_state
     std::shared_ptr<const gateway_view> view_;
     reload_status reload_;
     std::vector<task_rate> rates_;
+    std::optional<swarm_status> swarm_;
 };
 
 } // namespace meshgate

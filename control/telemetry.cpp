@@ -352,6 +352,33 @@ int cmd_conns(const char *, const char *params, rte_tel_data *d)
     return 0;
 }
 
+int cmd_swarm(const char *, const char *, rte_tel_data *d)
+{
+    const std::optional<swarm_status> s = state->swarm();
+    rte_tel_data_start_dict(d);
+    rte_tel_data_add_dict_string(d, "state",
+                                 !s             ? "off"
+                                 : s->connected ? "connected"
+                                                : "disconnected");
+    if (!s) return 0;
+    rte_tel_data_add_dict_u64(d, "following_events", s->following_events);
+    for (auto [name, value] :
+         {std::pair{"reads", s->reads}, std::pair{"read_errors", s->read_errors},
+          std::pair{"events", s->events}, std::pair{"resyncs", s->resyncs},
+          std::pair{"changes_applied", s->applied}, std::pair{"changes_refused", s->apply_errors},
+          std::pair<const char *, uint64_t>{"services", s->services},
+          std::pair<const char *, uint64_t>{"tasks", s->tasks},
+          std::pair<const char *, uint64_t>{"nodes", s->nodes}})
+        rte_tel_data_add_dict_u64(d, name, value);
+    for (auto [name, at] :
+         {std::pair{"last_event_at", s->last_event_at}, std::pair{"last_read_at", s->last_read_at},
+          std::pair{"last_resync_at", s->last_resync_at},
+          std::pair{"last_change_at", s->last_change_at}})
+        rte_tel_data_add_dict_u64(d, name, static_cast<uint64_t>(at));
+    rte_tel_data_add_dict_string(d, "last_error", s->last_error.c_str());
+    return 0;
+}
+
 int cmd_reload(const char *, const char *, rte_tel_data *d)
 {
     rte_tel_data_start_dict(d);
@@ -402,6 +429,9 @@ void register_telemetry(const stats_state &s, control_requests &r)
                      "Tasks with weights, connections and rates. Parameter: offset"},
              command{"/meshgate/conns", guarded<cmd_conns>,
                      "Connections, a page at a time. Parameters: slot offset[,service]"},
+             command{"/meshgate/swarm", guarded<cmd_swarm>,
+                     "The swarm sync: connected, last event, last full read, errors. No "
+                     "parameters"},
              command{"/meshgate/reload", guarded<cmd_reload>,
                      "Reloads the configuration file; answers what changed or the errors"},
          })

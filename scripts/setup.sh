@@ -12,10 +12,13 @@ packages=(
     # the sanitizer build and the fuzz targets (scripts/test.sh)
     clang-14 libfuzzer-14-dev
     libdpdk-dev dpdk dpdk-dev libtbb-dev libtoml11-dev libspdlog-dev prometheus-cpp-dev
-    libcli11-dev nlohmann-json3-dev libgtest-dev libgmock-dev libbenchmark-dev
+    libcli11-dev nlohmann-json3-dev libcurl4-openssl-dev libgtest-dev libgmock-dev
+    libbenchmark-dev
     # tests: packet oracle, namespaces, kernel peers
     python3 python3-scapy iproute2 ethtool iputils-ping iputils-arping tshark
     curl netcat-openbsd procps kmod prometheus
+    # a real one-node swarm (tests/integration/test_swarm.py): its engine, and an image's binary
+    docker.io busybox-static
 )
 
 install_missing() {
