@@ -228,12 +228,20 @@ class SwarmLab:
         log.close()
         self.dockerd_pid = self.dockerd.pid  # nsenter execs dockerd: the same pid
         deadline = time.monotonic() + timeout
-        while self.docker('info', check=False, timeout=10).returncode != 0:
+        while not self._answers():
             if self.dockerd.poll() is not None:
                 raise RuntimeError(f'dockerd exited {self.dockerd.returncode}:\n{self.log()}')
             if time.monotonic() > deadline:
                 raise RuntimeError(f'dockerd not answering after {timeout} s:\n{self.log()}')
             time.sleep(0.2)
+
+    def _answers(self):
+        """Does dockerd answer `docker info`? (A dockerd restoring after a crash holds the
+        request until it is done.)"""
+        try:
+            return self.docker('info', check=False, timeout=10).returncode == 0
+        except subprocess.TimeoutExpired:
+            return False
 
     def log(self, tail=40):
         try:
@@ -285,6 +293,19 @@ class SwarmLab:
             if os.path.basename(argv[0]).startswith(b'containerd') and needle in b' '.join(argv):
                 mine.append(int(entry))
         return mine
+
+    def crash_dockerd(self):
+        """SIGKILL dockerd alone, as a crash would: its containerd and the tasks' shims go on,
+        and so do the tasks, until a new dockerd restores (and, without live-restore, which
+        swarm mode refuses, replaces) them."""
+        if self.dockerd_pid:
+            try:
+                os.kill(self.dockerd_pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if self.dockerd:
+            self.dockerd.wait()
+        self.dockerd, self.dockerd_pid = None, None
 
     def restart(self, timeout=60):
         """Stops dockerd and starts it again on the same directories; returns when the swarm
