@@ -79,7 +79,7 @@ class SwarmLab:
 
     def __init__(self, name, workdir=None, subnet='192.168.77.0/24', ingress_subnet='10.0.0.0/24',
                  ingress_ip_range='10.0.0.0/25', ingress_gateway='10.0.0.1',
-                 gateway_overlay='10.0.0.200', vni=None, own_netns=True):
+                 gateway_overlay='10.0.0.200', vni=None, own_netns=True, tls_api=None):
         assert len(name) <= 10, 'NAME-ul must fit in an interface name'
         self.params = dict(subnet=subnet, ingress_subnet=ingress_subnet,
                            ingress_ip_range=ingress_ip_range, ingress_gateway=ingress_gateway,
@@ -105,6 +105,10 @@ class SwarmLab:
         self.dockerd = None        # Popen of our dockerd (None after a from_state())
         self.dockerd_pid = None
         self.services = []
+        # TLS_API = 'A.B.C.D/30': a second veth (NAME-mg in root, mg0 in the node with the
+        # first address) on which dockerd also answers tcp://FIRST:2376 with --tlsverify
+        self.tls_api = tls_api
+        assert not tls_api or own_netns, 'the TCP API is on a veth into the node namespace'
 
     # --- paths -----------------------------------------------------------------------------
 
@@ -200,6 +204,8 @@ class SwarmLab:
             self._veth(self.underlay_if, self.node_if, self.node_ns)
             self.node_exec(['ip', 'addr', 'add', f'{self.advertise}/{self.prefixlen}',
                             'dev', self.node_if])
+            if self.tls_api:
+                self._tls_setup()
             self.start_dockerd()
             self.docker('swarm', 'init', '--advertise-addr', self.advertise)
             self.recreate_ingress()
@@ -210,10 +216,56 @@ class SwarmLab:
             raise
         return self
 
+    # --- the TCP API with TLS (tls_api) ----------------------------------------------------
+
+    @property
+    def tls_dir(self):
+        return os.path.join(self.workdir, 'tls')
+
+    @property
+    def tls_endpoint(self):
+        """tcp://ADDRESS:2376, where dockerd checks client certificates against ca.pem."""
+        return f'tcp://{ipaddress.ip_interface(self.tls_api).ip}:2376'
+
+    def tls_file(self, name):
+        """ca.pem, cert.pem, key.pem (the client's), other-ca.pem (a CA that signed nothing)."""
+        return os.path.join(self.tls_dir, name)
+
+    def _tls_setup(self):
+        """The management veth, and a CA that signs the daemon's certificate (for its address)
+        and a client's, as Docker's "Protect the Docker daemon socket" page makes them."""
+        server = ipaddress.ip_interface(self.tls_api)
+        client = ipaddress.ip_interface(f'{server.ip + 1}/{server.network.prefixlen}')
+        self._veth(f'{self.name}-mg', 'mg0', self.node_ns)
+        self.node_exec(['ip', 'addr', 'add', str(server), 'dev', 'mg0'])
+        run(['ip', 'addr', 'add', str(client), 'dev', f'{self.name}-mg'])
+        os.makedirs(self.tls_dir, exist_ok=True)
+        d = self.tls_dir
+        ssl = ['openssl']
+        for ca in ('ca', 'other-ca'):
+            run(ssl + ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2',
+                       '-subj', f'/CN=meshgate test {ca}', '-keyout', f'{d}/{ca}-key.pem',
+                       '-out', f'{d}/{ca}.pem'])
+        for who, ext in (('server', f'subjectAltName=IP:{server.ip}\nextendedKeyUsage=serverAuth'),
+                         ('client', 'extendedKeyUsage=clientAuth')):
+            run(ssl + ['req', '-newkey', 'rsa:2048', '-nodes', '-subj', f'/CN={who}',
+                       '-keyout', f'{d}/{who}-key.pem', '-out', f'{d}/{who}.csr'])
+            with open(f'{d}/{who}.ext', 'w') as f:
+                f.write(ext + '\n')
+            run(ssl + ['x509', '-req', '-days', '2', '-in', f'{d}/{who}.csr', '-CA', f'{d}/ca.pem',
+                       '-CAkey', f'{d}/ca-key.pem', '-CAcreateserial', '-extfile', f'{d}/{who}.ext',
+                       '-out', f'{d}/{who}-cert.pem'])
+        shutil.copy(f'{d}/client-cert.pem', f'{d}/cert.pem')
+        shutil.copy(f'{d}/client-key.pem', f'{d}/key.pem')
+
     def dockerd_command(self):
         cmd = [DOCKERD, '--iptables=false', '--ip-masq=false', '--bridge=none',
                '--storage-driver=vfs', '--data-root', self.data_root, '--exec-root', self.exec_root,
                '-H', self.host, '--pidfile', os.path.join(self.workdir, 'docker.pid')]
+        if self.tls_api:
+            d = self.tls_dir
+            cmd += ['-H', self.tls_endpoint, '--tlsverify', '--tlscacert', f'{d}/ca.pem',
+                    '--tlscert', f'{d}/server-cert.pem', '--tlskey', f'{d}/server-key.pem']
         if self.node_ns:
             # nsenter, not `ip netns exec`: the latter gives dockerd a mount namespace of its own
             # and its netns bind mounts under exec-root would be invisible from here
