@@ -246,4 +246,10 @@ load_result load(const std::string &file, const load_options &options);
 // load() runs them too, so a file that loads is one that start and reload accept. Never throws.
 std::vector<config_error> validate(const gateway_config &c);
 
+// Two of validate()'s checks on single objects, for inputs that leave out what fails them
+// (the swarm sync): whether an underlay port reaches VTEP (its subnet, or a gateway), and what
+// keeps ADDRESS from being a task on the overlay ("" if nothing).
+bool underlay_reaches(const gateway_config &c, ipv4_address vtep);
+std::string task_address_problem(ipv4_address address, const overlay_section &overlay);
+
 } // namespace meshgate::config

@@ -25,13 +25,31 @@ bool ports_known(const gateway_config &c)
                        [](const port &p) { return p.address.length != 0; });
 }
 
-// The underlay port a VXLAN packet to VTEP leaves by (as the tables compile it), if any.
+} // namespace
+
 bool underlay_reaches(const gateway_config &c, ipv4_address vtep)
 {
     return std::any_of(c.ports.begin(), c.ports.end(), [&](const port &p) {
         return p.role != port_role::external && (p.address.contains(vtep) || p.gateway);
     });
 }
+
+std::string task_address_problem(ipv4_address a, const overlay_section &o)
+{
+    if (a == o.address.address) return "is the gateway's overlay address";
+    if (std::find(o.snat_addresses.begin(), o.snat_addresses.end(), a) != o.snat_addresses.end())
+        return "is one of the gateway's snat_addresses";
+    const ipv4_prefix &subnet = o.address;
+    if (!subnet.contains(a)) return "is not inside the overlay subnet " + subnet_text(subnet);
+    const uint32_t host = a.value & ~subnet.mask();
+    if (subnet.length < 31 && (host == 0 || host == ~subnet.mask()))
+        return std::string("is the ") + (host == 0 ? "network" : "broadcast") +
+               " address of the overlay subnet " + subnet_text(subnet);
+    return "";
+}
+
+namespace
+{
 
 void check_nodes(const gateway_config &c, error_list &errors)
 {
@@ -60,21 +78,6 @@ void check_nodes(const gateway_config &c, error_list &errors)
                            " is reached by no underlay port: it is on no underlay port's "
                            "subnet and no underlay port has a gateway");
     }
-}
-
-// What keeps ADDRESS from being a task on the overlay ("" if nothing).
-std::string task_address_problem(ipv4_address a, const overlay_section &o)
-{
-    if (a == o.address.address) return "is the gateway's overlay address";
-    if (std::find(o.snat_addresses.begin(), o.snat_addresses.end(), a) != o.snat_addresses.end())
-        return "is one of the gateway's snat_addresses";
-    const ipv4_prefix &subnet = o.address;
-    if (!subnet.contains(a)) return "is not inside the overlay subnet " + subnet_text(subnet);
-    const uint32_t host = a.value & ~subnet.mask();
-    if (subnet.length < 31 && (host == 0 || host == ~subnet.mask()))
-        return std::string("is the ") + (host == 0 ? "network" : "broadcast") +
-               " address of the overlay subnet " + subnet_text(subnet);
-    return "";
 }
 
 std::string protocol_name(protocol p)

@@ -1,6 +1,5 @@
 #include "control/engine_client.h"
 
-#include <cctype>
 #include <mutex>
 
 #include <curl/curl.h>
@@ -145,17 +144,11 @@ engine_response engine_client::stream(std::string_view path,
 
 std::string url_encoded(std::string_view text)
 {
-    static constexpr char hex[] = "0123456789ABCDEF";
-    std::string out;
-    for (unsigned char ch : text) {
-        if (std::isalnum(ch) || ch == '-' || ch == '_' || ch == '.' || ch == '~') {
-            out += static_cast<char>(ch);
-        } else {
-            out += '%';
-            out += hex[ch >> 4];
-            out += hex[ch & 15];
-        }
-    }
+    // libcurl's escape needs no handle and no global init (curl 7.82+).
+    char *escaped = curl_easy_escape(nullptr, text.data(), static_cast<int>(text.size()));
+    if (escaped == nullptr) return {};
+    std::string out(escaped);
+    curl_free(escaped);
     return out;
 }
 

@@ -49,7 +49,7 @@ class engine_client
     std::unique_ptr<handle> curl_;
 };
 
-// Percent-encodes TEXT for a query string (the filters' JSON).
+// Percent-encodes TEXT for a query string (the filters' JSON), with libcurl.
 std::string url_encoded(std::string_view text);
 
 } // namespace meshgate

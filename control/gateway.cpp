@@ -181,11 +181,12 @@ class gateway
     std::unique_ptr<metrics_endpoint> next_endpoint_;   // prepared by a reload, not yet committed
     std::vector<std::pair<size_t, uint16_t>> mtu_undo_; // (port, MTU before) of a prepared reload
     std::unique_ptr<file_watch> watch_;
-    config::gateway_config file_config_;      // the file's part of what runs
-    std::unique_ptr<swarm_sync> swarm_;       // while [swarm] is set
-    std::optional<swarm::state> swarm_state_; // the swarm's part of what runs
-    std::vector<std::string> swarm_notes_;    // logged when they change
-    std::string last_attempt_;                // the file's content at the last reload, ok or not
+    config::gateway_config file_config_;        // the file's part of what runs
+    std::unique_ptr<swarm_sync> swarm_;         // while [swarm] is set
+    std::optional<swarm::state> swarm_state_;   // the swarm's part of what runs
+    std::optional<swarm::state> refused_swarm_; // tried again after the next good reload
+    std::vector<std::string> swarm_notes_;      // logged when they change
+    std::string last_attempt_;                  // the file's content at the last reload, ok or not
     bool pdump_ = false;
 
     std::vector<dataplane::task_counters> rate_last_;
@@ -271,6 +272,7 @@ void gateway::commit_settings(const config::gateway_config *old, const config::g
     if (old == nullptr || old->swarm != next.swarm) {
         swarm_.reset(); // a new endpoint or network: what the old one said goes with it
         swarm_state_.reset();
+        refused_swarm_.reset();
         stats_.set_swarm(std::nullopt);
         if (next.swarm) {
             spdlog::info("following the swarm at {}, network '{}'", next.swarm->endpoint,
@@ -425,6 +427,8 @@ reload_reply gateway::reload(const char *trigger)
         spdlog::info("configuration reloaded, generation {}: {}; parse {:.1f} ms, compile {:.1f} "
                      "ms, swap {:.1f} ms",
                      r.generation, reply.changes, parse_ms, r.compile_ms, r.swap_ms);
+        // The file may have made room for what the swarm asked last.
+        if (refused_swarm_ && swarm_) apply_swarm(*std::exchange(refused_swarm_, std::nullopt));
     } else {
         ++status.error;
         status.last_result = "error";
@@ -460,6 +464,7 @@ void gateway::apply_swarm(swarm::state s)
     std::optional<swarm::state> before = std::exchange(swarm_state_, std::move(s));
     apply_result r = api_->apply(with_swarm(file_config_));
     if (r.ok) {
+        refused_swarm_.reset();
         after_change();
         if (!r.changes.empty())
             spdlog::info("swarm change applied, generation {}: {}; compile {:.1f} ms, swap {:.1f} "
@@ -468,7 +473,7 @@ void gateway::apply_swarm(swarm::state s)
         swarm_->applied(true, "");
         return;
     }
-    swarm_state_ = std::move(before); // what runs is still the previous state
+    refused_swarm_ = std::exchange(swarm_state_, std::move(before)); // the previous one runs
     for (const config::config_error &e : r.errors)
         spdlog::error("swarm: {}", e.to_string());
     spdlog::error("swarm change refused, the running configuration stays (generation {})",

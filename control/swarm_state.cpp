@@ -85,7 +85,11 @@ state assemble(const network &net, const std::vector<service> &services,
                                  " has no known address");
             continue;
         }
-        const std::string &name = names.at(t.node_id);
+        // Two node entries with one data-path address (a node that left and joined again) are
+        // one tunnel: the first name stands for both.
+        auto same = std::find_if(used_nodes.begin(), used_nodes.end(),
+                                 [&](const auto &u) { return u.second.address == *vtep; });
+        const std::string &name = same != used_nodes.end() ? same->first : names.at(t.node_id);
         config::node &used = used_nodes[name];
         used.name = name;
         used.address = *vtep;
@@ -129,9 +133,19 @@ merged with_swarm(config::gateway_config file, const state &swarm)
                           swarm.network + "' with an --ip-range that leaves it out");
 
     // A swarm node at the address of a file node is that node; a name the file uses is
-    // taken by the file's node.
+    // taken by the file's node. One the underlay cannot reach is left out with its tasks.
     std::map<std::string, std::string> renamed; // swarm node name -> the name it goes by
     for (const config::node &n : swarm.nodes) {
+        const bool own = std::any_of(c.ports.begin(), c.ports.end(), [&](const config::port &p) {
+            return p.address.address == n.address;
+        });
+        if (own || !config::underlay_reaches(c, n.address)) {
+            m.notes.push_back("swarm node '" + n.name + "' at " + to_string(n.address) +
+                              " left out with its tasks: " +
+                              (own ? "it is a gateway port's address"
+                                   : "no underlay port reaches it (its subnet or a gateway)"));
+            continue;
+        }
         auto same_address =
             std::find_if(c.nodes.begin(), c.nodes.end(),
                          [&](const config::node &f) { return f.address == n.address; });
@@ -164,8 +178,19 @@ merged with_swarm(config::gateway_config file, const state &swarm)
             continue;
         }
         config::service added = s;
-        for (config::task &t : added.tasks)
-            t.node = renamed.at(t.node);
+        added.tasks.clear();
+        for (config::task t : s.tasks) {
+            auto node = renamed.find(t.node);
+            if (node == renamed.end()) continue; // its node was left out, and said so
+            if (std::string problem = config::task_address_problem(t.address, c.overlay);
+                !problem.empty()) {
+                m.notes.push_back("swarm task " + to_string(t.address) + " of '" + s.name +
+                                  "' left out: it " + problem);
+                continue;
+            }
+            t.node = node->second;
+            added.tasks.push_back(std::move(t));
+        }
         c.services.push_back(std::move(added));
     }
     return m;

@@ -284,7 +284,20 @@ config::gateway_config file_config()
     config::gateway_config c;
     c.file = "gw.toml";
     c.overlay.address = *parse_ipv4_prefix("10.0.0.200/24");
+    config::port underlay;
+    underlay.name = "underlay";
+    underlay.role = config::port_role::underlay;
+    underlay.address = *parse_ipv4_prefix("192.168.77.2/24");
+    c.ports.push_back(underlay);
     return c;
+}
+
+std::string all_notes(const merged &m)
+{
+    std::string notes;
+    for (const std::string &note : m.notes)
+        notes += note + "\n";
+    return notes;
 }
 
 TEST(WithSwarm, SwarmServicesNodesAndVniJoinTheFiles)
@@ -349,9 +362,7 @@ TEST(WithSwarm, TheFileWinsNamesPortsAndNodeAddresses)
     EXPECT_NE(find(m.config.services, "failing"), nullptr);
     ASSERT_EQ(m.config.nodes.size(), 1u); // the swarm's node is the file's node-a
     EXPECT_EQ(find(m.config.services, "failing")->name, "failing");
-    std::string notes;
-    for (const std::string &note : m.notes)
-        notes += note + "\n";
+    const std::string notes = all_notes(m);
     EXPECT_NE(notes.find("VNI 4097: used instead of [overlay] vni 4096"), std::string::npos)
         << notes;
     EXPECT_NE(notes.find("swarm service 'web' left out: the file has a service of that name"),
@@ -389,6 +400,52 @@ TEST(WithSwarm, SwarmTasksGoByTheFilesNodeAtTheirAddress)
     ASSERT_EQ(m2.config.nodes.size(), 2u);
     EXPECT_EQ(m2.config.nodes[1].name, "swarm-vm");
     EXPECT_EQ(find(m2.config.services, "web")->tasks[0].node, "swarm-vm");
+}
+
+TEST(WithSwarm, WhatTheGatewayCannotServeIsLeftOutNotTheWholeSwarm)
+{
+    // A node off every underlay subnet (no gateway on the port), and a task at the gateway's
+    // own overlay address (a network without --ip-range): validate() would refuse the whole
+    // configuration; they are left out, the rest is served.
+    const network n = value_of(read_network(recorded("network.json")));
+    std::vector<node> nodes = {{"n1", "near", ip("192.168.77.1"), "ready"},
+                               {"n2", "far", ip("172.16.0.9"), "ready"}};
+    std::vector<service> services = {
+        {"s1", "web", {{config::protocol::tcp, 80, 80, publish_mode::ingress}}, {}}};
+    std::vector<task> tasks = {{"t1", "s1", "n1", "running", "running", ip("10.0.0.50")},
+                               {"t2", "s1", "n2", "running", "running", ip("10.0.0.51")},
+                               {"t3", "s1", "n1", "running", "running", ip("10.0.0.200")}};
+    const state s = assemble(n, services, tasks, nodes);
+    ASSERT_EQ(s.services[0].tasks.size(), 3u);
+    const merged m = with_swarm(file_config(), s);
+    const config::service &web = *find(m.config.services, "web");
+    ASSERT_EQ(web.tasks.size(), 1u);
+    EXPECT_EQ(web.tasks[0].address, ip("10.0.0.50"));
+    ASSERT_EQ(m.config.nodes.size(), 1u);
+    EXPECT_EQ(m.config.nodes[0].name, "near");
+    const std::string notes = all_notes(m);
+    EXPECT_NE(notes.find("swarm node 'far' at 172.16.0.9 left out with its tasks: no underlay "
+                         "port reaches it"),
+              std::string::npos)
+        << notes;
+    EXPECT_NE(notes.find("swarm task 10.0.0.200 of 'web' left out: it is the gateway's overlay "
+                         "address"),
+              std::string::npos)
+        << notes;
+}
+
+TEST(SwarmState, TwoNodesOfOneAddressAreOneTunnel)
+{
+    const network n = value_of(read_network(recorded("network.json")));
+    std::vector<node> nodes = {{"n1", "old", ip("192.168.77.1"), "down"},
+                               {"n2", "new", ip("192.168.77.1"), "ready"}};
+    std::vector<service> services = {
+        {"s1", "web", {{config::protocol::tcp, 80, 80, publish_mode::ingress}}, {}}};
+    std::vector<task> tasks = {{"t1", "s1", "n1", "running", "running", ip("10.0.0.50")},
+                               {"t2", "s1", "n2", "running", "running", ip("10.0.0.51")}};
+    const state s = assemble(n, services, tasks, nodes);
+    ASSERT_EQ(s.nodes.size(), 1u);
+    EXPECT_EQ(s.services[0].tasks[0].node, s.services[0].tasks[1].node);
 }
 
 } // namespace
