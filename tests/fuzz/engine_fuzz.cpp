@@ -59,8 +59,7 @@ extern "C" int LLVMFuzzerInitialize(int *, char ***)
 {
     network_seen = must(swarm::read_network(recorded("network-many.json")), "network");
     services_seen = must(swarm::read_services(recorded("services-many.json")), "services");
-    tasks_seen =
-        must(swarm::read_tasks(recorded("tasks-draining.json"), network_seen.id), "tasks");
+    tasks_seen = must(swarm::read_tasks(recorded("tasks-draining.json"), network_seen.id), "tasks");
     nodes_seen = must(swarm::read_nodes(recorded("nodes.json")), "nodes");
     config::load_result r = config::load(MESHGATE_SWARM_CONFIG, {.cpus = {0, 1, 2, 3}});
     if (!r.config) fail("the swarm config does not load");
