@@ -338,6 +338,39 @@ class SwarmTest(unittest.TestCase):
                     self.assertRegex(gw.log(), r'swarm tcp://.*(certificate|SSL)')
                 self.assertEqual(gw.stop(), 0)
 
+    def test_6_file_services_beside_the_swarms(self):
+        """A [[service]] and a [[node]] in the file next to [swarm]: a reload adds them, keeps
+        the swarm's services, and the swarm's node at the file node's address goes by its name."""
+        self.lab.create_service('web6', published=8006, replicas=1)
+        self.addCleanup(self.remove, 'web6')
+        (task,), _ = self.wait_following('web6', 1)
+        with open(self.gw.config_path) as f:
+            original = f.read()
+        pinned = (f'[[node]]\nname = "pinned-node"\naddress = "{self.lab.advertise}"\n\n'
+                  '[[service]]\nname = "pinned"\n  [[service.port]]\n  protocol = "tcp"\n'
+                  '  published = 8606\n  target = 80\n'
+                  f'  [[service.task]]\n  address = "{task["address"]}"\n  node = "pinned-node"\n')
+
+        def reload(text):
+            with open(self.gw.config_path, 'w') as f:
+                f.write(text)
+            self.assertIn('reloaded', self.ctl('reload').stdout)
+
+        self.addCleanup(reload, original)
+        reload(original + '\n' + pinned)
+        m = self.gw.metrics()
+        self.assertEqual(m.get('meshgate_service_info', service='pinned', origin='file'), 1)
+        self.assertEqual(m.get('meshgate_service_info', service='web6', origin='swarm'), 1)
+        self.assertEqual(m.get('meshgate_task_info', service='web6', task=task['address'],
+                               node='pinned-node', origin='swarm'), 1)
+        self.assertEqual(self.curl(8606), (0, task['hostname']))
+        self.assertEqual(self.curl(8006), (0, task['hostname']))
+        reload(original)
+        m = self.gw.metrics()
+        self.assertIsNone(m.get('meshgate_service_info', service='pinned'))
+        self.assertEqual(m.get('meshgate_service_info', service='web6', origin='swarm'), 1)
+        self.assertEqual(self.curl(8006), (0, task['hostname']))
+
     def test_9_dockerd_gone_and_back(self):
         """The manager crashes (SIGKILL: the tasks' containers go on): established connections
         and new ones are served from the last tables while the sync retries; when dockerd is
