@@ -126,9 +126,11 @@ engine_response engine_client::stream(std::string_view path,
     curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
     curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, keep_streaming);
     curl_easy_setopt(c, CURLOPT_XFERINFODATA, &lines);
-    // A manager that stops answering without closing: nothing for 60 s ends the stream.
-    curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
-    curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, 60L);
+    // An idle stream sends nothing for minutes: TCP keepalives, not a silence limit, tell a
+    // manager that went away without closing (a unix socket needs neither).
+    curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(c, CURLOPT_TCP_KEEPIDLE, 10L);
+    curl_easy_setopt(c, CURLOPT_TCP_KEEPINTVL, 5L);
     const CURLcode rc = curl_easy_perform(c);
     engine_response r;
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
