@@ -144,7 +144,11 @@ read<std::vector<service>> read_services(std::string_view body)
         return each<service>(d, "services", [](const json &s) {
             service out;
             out.id = text(s, "ID");
-            out.name = text(member(s, "Spec"), "Name");
+            const json &spec = member(s, "Spec");
+            out.name = text(spec, "Name");
+            if (const json *labels = optional_member(spec, "Labels"))
+                for (const auto &[key, value] : labels->items())
+                    if (value.is_string()) out.labels[key] = value.get<std::string>();
             const json *endpoint = optional_member(s, "Endpoint");
             const json *ports = endpoint ? optional_member(*endpoint, "Ports") : nullptr;
             if (ports == nullptr) return out; // publishes nothing

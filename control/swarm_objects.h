@@ -47,6 +47,7 @@ struct service {
     std::string id, name;
     std::vector<published_port> ports;          // Endpoint.Ports: what the swarm did publish
     std::vector<std::string> unsupported_ports; // protocols the mesh does not carry (sctp)
+    std::map<std::string, std::string> labels;  // Spec.Labels
 };
 
 struct task {

@@ -1,7 +1,11 @@
 #include "control/swarm_state.h"
 
 #include <algorithm>
+#include <charconv>
+#include <climits>
 #include <map>
+
+#include "control/config_errors.h"
 
 namespace meshgate::swarm
 {
@@ -25,6 +29,39 @@ std::map<std::string, std::string> node_names(const std::vector<node> &nodes)
     for (const node &n : nodes)
         names[n.id] = uses[n.hostname] == 1 ? n.hostname : n.hostname + "-" + n.id.substr(0, 12);
     return names;
+}
+
+// The service's labels into C; what is not understood is said in LEFT_OUT and has its default.
+void apply_labels(const service &sv, config::service &c, std::vector<std::string> &left_out)
+{
+    auto label = [&](std::string_view key) -> const std::string * {
+        auto it = sv.labels.find(std::string(key));
+        return it == sv.labels.end() ? nullptr : &it->second;
+    };
+    auto ignored = [&](std::string_view key, const std::string &value, const std::string &why) {
+        left_out.push_back("service '" + sv.name + "': label " + std::string(key) + "=" +
+                           config::printable(value) + " ignored: " + why);
+    };
+    if (const std::string *v = label(scheduler_label)) {
+        auto it = std::find(dataplane::scheduler_kind_names.begin(),
+                            dataplane::scheduler_kind_names.end(), *v);
+        if (it == dataplane::scheduler_kind_names.end())
+            ignored(scheduler_label, *v, "not maglev, rr, wrr, lc, wlc or sh");
+        else
+            c.scheduler =
+                static_cast<config::scheduler_kind>(it - dataplane::scheduler_kind_names.begin());
+    }
+    for (auto [key, field] : {std::pair{persistence_label, &c.persistence_timeout},
+                              std::pair{rate_label, &c.max_new_connections_per_second}}) {
+        const std::string *v = label(key);
+        if (v == nullptr) continue;
+        uint32_t n = 0;
+        auto [end, ec] = std::from_chars(v->data(), v->data() + v->size(), n);
+        if (ec != std::errc{} || end != v->data() + v->size() || n > INT32_MAX)
+            ignored(key, *v, "not a number from 0 to 2147483647");
+        else
+            *field = n;
+    }
 }
 
 } // namespace
@@ -57,6 +94,7 @@ state assemble(const network &net, const std::vector<service> &services,
         config::service c;
         c.name = sv.name;
         c.from = config::origin::swarm;
+        apply_labels(sv, c, s.left_out);
         for (const published_port &p : sv.ports)
             if (p.mode == publish_mode::ingress)
                 c.ports.push_back(config::service_port{p.proto, p.published, p.target, {}, {}});

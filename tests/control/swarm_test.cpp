@@ -94,6 +94,30 @@ TEST(EngineObjects, ServicesWithSeveralPortsProtocolsAndModes)
     EXPECT_TRUE(named(list, "done").ports.empty()); // publishes nothing: no Endpoint.Ports
 }
 
+TEST(SwarmState, ServiceLabelsSetSchedulerAffinityAndRate)
+{
+    const std::vector<service> list = value_of(read_services(recorded("services-labels.json")));
+    EXPECT_EQ(named(list, "labelled").labels.at("team"), "web");
+    const network n = value_of(read_network(recorded("network.json")));
+    const state s = assemble(n, list, {}, {});
+    const config::service &labelled = *find(s.services, "labelled");
+    EXPECT_EQ(labelled.scheduler, config::scheduler_kind::rr);
+    EXPECT_EQ(labelled.persistence_timeout, 300u);
+    EXPECT_EQ(labelled.max_new_connections_per_second, 0u); // "many": the default stays
+    EXPECT_EQ(find(s.services, "badscheduler")->scheduler, config::scheduler_kind::maglev);
+    std::string said;
+    for (const std::string &l : s.left_out)
+        said += l + "\n";
+    EXPECT_NE(said.find("service 'labelled': label com.meshgate.max_new_connections_per_second="
+                        "many ignored: not a number"),
+              std::string::npos)
+        << said;
+    EXPECT_NE(said.find("service 'badscheduler': label com.meshgate.scheduler=fastest ignored: "
+                        "not maglev, rr, wrr, lc, wlc or sh"),
+              std::string::npos)
+        << said;
+}
+
 TEST(EngineObjects, SctpPortsAreNamedNotCarried)
 {
     const std::vector<service> list = value_of(read_services(recorded("services-sctp.json")));
@@ -265,7 +289,7 @@ TEST(SwarmState, TwoNodesOfOneHostnameKeepApart)
     std::vector<node> nodes = {{"aaaaaaaaaaaa1", "host", ip("192.168.77.1"), "ready"},
                                {"bbbbbbbbbbbb2", "host", ip("192.168.77.9"), "ready"}};
     std::vector<service> services = {
-        {"s1", "web", {{config::protocol::tcp, 80, 80, publish_mode::ingress}}, {}}};
+        {"s1", "web", {{config::protocol::tcp, 80, 80, publish_mode::ingress}}, {}, {}}};
     std::vector<task> tasks = {{"t1", "s1", "aaaaaaaaaaaa1", "running", "running", ip("10.0.0.50")},
                                {"t2", "s1", "bbbbbbbbbbbb2", "running", "running", ip("10.0.0.51")},
                                {"t3", "s1", "nobody", "running", "running", ip("10.0.0.52")}};
@@ -411,7 +435,7 @@ TEST(WithSwarm, WhatTheGatewayCannotServeIsLeftOutNotTheWholeSwarm)
     std::vector<node> nodes = {{"n1", "near", ip("192.168.77.1"), "ready"},
                                {"n2", "far", ip("172.16.0.9"), "ready"}};
     std::vector<service> services = {
-        {"s1", "web", {{config::protocol::tcp, 80, 80, publish_mode::ingress}}, {}}};
+        {"s1", "web", {{config::protocol::tcp, 80, 80, publish_mode::ingress}}, {}, {}}};
     std::vector<task> tasks = {{"t1", "s1", "n1", "running", "running", ip("10.0.0.50")},
                                {"t2", "s1", "n2", "running", "running", ip("10.0.0.51")},
                                {"t3", "s1", "n1", "running", "running", ip("10.0.0.200")}};
@@ -440,7 +464,7 @@ TEST(SwarmState, TwoNodesOfOneAddressAreOneTunnel)
     std::vector<node> nodes = {{"n1", "old", ip("192.168.77.1"), "down"},
                                {"n2", "new", ip("192.168.77.1"), "ready"}};
     std::vector<service> services = {
-        {"s1", "web", {{config::protocol::tcp, 80, 80, publish_mode::ingress}}, {}}};
+        {"s1", "web", {{config::protocol::tcp, 80, 80, publish_mode::ingress}}, {}, {}}};
     std::vector<task> tasks = {{"t1", "s1", "n1", "running", "running", ip("10.0.0.50")},
                                {"t2", "s1", "n2", "running", "running", ip("10.0.0.51")}};
     const state s = assemble(n, services, tasks, nodes);

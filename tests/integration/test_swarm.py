@@ -227,7 +227,22 @@ class SwarmTest(unittest.TestCase):
         web = [s for s in services['services'] if s['name'] == 'web1'][0]
         self.assertEqual(web['origin'], 'swarm')
         self.assertEqual({t['address'] for t in web['tasks']}, {t['address'] for t in tasks})
-        print(f'\n  web1: 45/45 answered by {len(tasks)} tasks, followed {lag:.2f} s after Docker')
+        # A label picks the scheduler, as [[service]] scheduler would: rr takes the tasks in turn.
+        self.lab.docker('service', 'update', '-d', '--label-add', 'com.meshgate.scheduler=rr', 'web1')
+
+        def scheduler():
+            doc = json.loads(self.ctl('services', '--json').stdout)
+            return [s['scheduler'] for s in doc['services'] if s['name'] == 'web1']
+
+        deadline = time.monotonic() + 10
+        while scheduler() != ['rr']:
+            self.assertLess(time.monotonic(), deadline, f'web1 scheduler {scheduler()}')
+            time.sleep(0.2)
+        tasks, _ = self.wait_following('web1', 3)
+        turns = [who for _, who in self.answers(8000, 30)]
+        self.assertEqual(sorted(turns.count(t['hostname']) for t in tasks), [10, 10, 10], turns)
+        print(f'\n  web1: 45/45 answered by {len(tasks)} tasks, followed {lag:.2f} s after Docker; '
+              'with com.meshgate.scheduler=rr 10 each of 30')
 
     def test_2_scale_up_and_down_is_followed_without_a_failed_request(self):
         self.lab.create_service('web2', published=8001, replicas=3)
