@@ -21,12 +21,7 @@ PREFIX=meshgate-swarm-demo
 CTL="$BUILD_DIR/control/meshgatectl --file-prefix $PREFIX"
 
 stop() {
-    if [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; then
-        echo "demo-swarm: stopping the gateway (pid $(cat "$PIDFILE"))"
-        kill "$(cat "$PIDFILE")"
-        for _ in $(seq 100); do kill -0 "$(cat "$PIDFILE")" 2>/dev/null || break; sleep 0.1; done
-    fi
-    rm -f "$PIDFILE"
+    stop_gateway "$PIDFILE"
     $LAB down --state "$STATE"
 }
 

@@ -19,12 +19,7 @@ LAB="/usr/bin/python3 $MESHGATE_ROOT/scripts/mesh_lab.py"
 CTL="$BUILD_DIR/control/meshgatectl --file-prefix meshgate-demo"
 
 stop() {
-    if [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; then
-        echo "demo: stopping the demo gateway (pid $(cat "$PIDFILE"))"
-        kill "$(cat "$PIDFILE")"
-        for _ in $(seq 100); do kill -0 "$(cat "$PIDFILE")" 2>/dev/null || break; sleep 0.1; done
-    fi
-    rm -f "$PIDFILE"
+    stop_gateway "$PIDFILE"
     $LAB down
 }
 

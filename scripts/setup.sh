@@ -53,6 +53,17 @@ build() {
     ninja -C "$BUILD_DIR"
 }
 
+# For the demos: stops the gateway whose pid PIDFILE holds (SIGTERM, up to 10 s), removes PIDFILE.
+stop_gateway() {
+    local pidfile=$1
+    if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+        echo "$(basename "$0" .sh): stopping the gateway (pid $(cat "$pidfile"))"
+        kill "$(cat "$pidfile")"
+        for _ in $(seq 100); do kill -0 "$(cat "$pidfile")" 2>/dev/null || break; sleep 0.1; done
+    fi
+    rm -f "$pidfile"
+}
+
 if [ "$(id -u)" -ne 0 ]; then
     echo "setup: run as root (DPDK, hugepages and network namespaces need it)" >&2
     exit 1
