@@ -18,7 +18,9 @@ namespace
 
 size_t append_body(char *data, size_t size, size_t count, void *out)
 {
-    static_cast<std::string *>(out)->append(data, size * count);
+    auto *body = static_cast<std::string *>(out);
+    if (body->size() + size * count > engine_max_answer) return 0; // ends the transfer
+    body->append(data, size * count);
     return size * count;
 }
 
@@ -38,7 +40,7 @@ size_t split_lines(char *data, size_t size, size_t count, void *out)
     for (size_t end; (end = s->pending.find('\n', start)) != std::string::npos; start = end + 1)
         if (end > start) (*s->on_line)(std::string_view(s->pending).substr(start, end - start));
     s->pending.erase(0, start);
-    if (s->pending.size() > (1u << 20)) return 0; // a line of a megabyte is not an event
+    if (s->pending.size() > engine_max_event) return 0; // a line that long is not an event
     return size * count;
 }
 
@@ -105,6 +107,10 @@ engine_response engine_client::get(std::string_view path, std::chrono::milliseco
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, append_body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &r.body);
     const CURLcode rc = curl_easy_perform(c);
+    if (rc == CURLE_WRITE_ERROR) {
+        r.body = "the answer is larger than " + std::to_string(engine_max_answer >> 20) + " MiB";
+        return r;
+    }
     if (rc != CURLE_OK) {
         r.body = curl_->error[0] ? curl_->error : curl_easy_strerror(rc);
         return r;

@@ -15,6 +15,10 @@ namespace meshgate
 
 // The API version asked for: the one whose documents swarm_objects reads (Docker 20.10).
 inline constexpr std::string_view engine_api_version = "v1.41";
+// What a manager may send: an answer (Docker's ~2 KiB per task: a /tasks of 100,000 tasks is
+// ~200 MiB) and one event line. More ends the read as an error, not the gateway's memory.
+inline constexpr size_t engine_max_answer = size_t{256} << 20;
+inline constexpr size_t engine_max_event = size_t{1} << 20;
 
 struct engine_response {
     long status = 0;  // HTTP status; 0 when there was no answer
