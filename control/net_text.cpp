@@ -6,10 +6,6 @@
 namespace meshgate
 {
 
-namespace
-{
-
-// Parses a decimal number in [0, max] that uses all of TEXT.
 std::optional<uint32_t> parse_decimal(std::string_view text, uint32_t max)
 {
     if (text.empty() || text.size() > 10) return std::nullopt;
@@ -18,6 +14,9 @@ std::optional<uint32_t> parse_decimal(std::string_view text, uint32_t max)
     if (ec != std::errc{} || end != text.data() + text.size() || v > max) return std::nullopt;
     return v;
 }
+
+namespace
+{
 
 std::optional<uint8_t> parse_hex_byte(std::string_view text)
 {

@@ -32,6 +32,9 @@ struct mac_address {
     friend bool operator==(const mac_address &, const mac_address &) = default;
 };
 
+// A decimal number in [0, max] that uses all of TEXT (at most 10 digits).
+std::optional<uint32_t> parse_decimal(std::string_view text, uint32_t max);
+
 std::optional<ipv4_address> parse_ipv4(std::string_view text);
 std::optional<ipv4_prefix> parse_ipv4_prefix(std::string_view text); // "a.b.c.d/len"
 std::optional<mac_address> parse_mac(std::string_view text);         // "02:42:0a:ff:00:02"

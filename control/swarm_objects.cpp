@@ -1,7 +1,5 @@
 #include "control/swarm_objects.h"
 
-#include <charconv>
-
 #include <nlohmann/json.hpp>
 
 namespace meshgate::swarm
@@ -111,10 +109,10 @@ read<network> read_network(std::string_view body)
         const json &options = member(d, "Options");
         const std::string vnis = text(options, "com.docker.network.driver.overlay.vxlanid_list");
         const std::string first = vnis.substr(0, vnis.find(','));
-        auto [end, ec] = std::from_chars(first.data(), first.data() + first.size(), n.vni);
-        if (ec != std::errc{} || end != first.data() + first.size() || n.vni == 0 ||
-            n.vni > 0xffffff)
+        const std::optional<uint32_t> vni = parse_decimal(first, 0xffffff);
+        if (!vni || *vni == 0)
             throw bad_document{"VNI '" + vnis + "' is not a number from 1 to 16777215"};
+        n.vni = *vni;
         const json &configs = array(member(member(d, "IPAM"), "Config"), "IPAM.Config");
         if (configs.empty()) throw bad_document{"no IPAM config"};
         auto subnet = parse_ipv4_prefix(text(configs[0], "Subnet"));

@@ -1,7 +1,6 @@
 #include "control/swarm_state.h"
 
 #include <algorithm>
-#include <charconv>
 #include <climits>
 #include <map>
 
@@ -55,12 +54,10 @@ void apply_labels(const service &sv, config::service &c, std::vector<std::string
                               std::pair{rate_label, &c.max_new_connections_per_second}}) {
         const std::string *v = label(key);
         if (v == nullptr) continue;
-        uint32_t n = 0;
-        auto [end, ec] = std::from_chars(v->data(), v->data() + v->size(), n);
-        if (ec != std::errc{} || end != v->data() + v->size() || n > INT32_MAX)
-            ignored(key, *v, "not a number from 0 to 2147483647");
+        if (std::optional<uint32_t> n = parse_decimal(*v, INT32_MAX))
+            *field = *n;
         else
-            *field = n;
+            ignored(key, *v, "not a number from 0 to 2147483647");
     }
 }
 
