@@ -47,6 +47,14 @@ std::string printable(std::string_view text, size_t max_length)
     return out + (text.size() > max_length ? "..." : "");
 }
 
+std::string join(std::span<const std::string_view> words)
+{
+    std::string out;
+    for (std::string_view w : words)
+        out += (out.empty() ? "" : ", ") + std::string(w);
+    return out;
+}
+
 std::string in_quotes(std::string_view text)
 {
     return "'" + printable(text) + "'";

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <map>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -36,6 +37,8 @@ class error_list
 // User text shown in a message: printable characters only, cut short if long; and quoted.
 std::string printable(std::string_view text, size_t max_length = 40);
 std::string in_quotes(std::string_view text);
+// "a, b, c": the values a key may take, in a message.
+std::string join(std::span<const std::string_view> words);
 
 // "line 12", for "already used on line 12".
 std::string line_of(source_position at);

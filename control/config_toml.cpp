@@ -28,14 +28,6 @@ bool is_name_char(char c, bool dots)
            (dots && c == '.');
 }
 
-std::string join(std::span<const std::string_view> words)
-{
-    std::string out;
-    for (std::string_view w : words)
-        out += (out.empty() ? "" : ", ") + std::string(w);
-    return out;
-}
-
 } // namespace
 
 // toml11's location() counts the newlines from the start of the file on every call, which

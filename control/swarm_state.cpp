@@ -45,7 +45,8 @@ void apply_labels(const service &sv, config::service &c, std::vector<std::string
         auto it = std::find(dataplane::scheduler_kind_names.begin(),
                             dataplane::scheduler_kind_names.end(), *v);
         if (it == dataplane::scheduler_kind_names.end())
-            ignored(scheduler_label, *v, "not maglev, rr, wrr, lc, wlc or sh");
+            ignored(scheduler_label, *v,
+                    "not one of: " + config::join(dataplane::scheduler_kind_names));
         else
             c.scheduler =
                 static_cast<config::scheduler_kind>(it - dataplane::scheduler_kind_names.begin());

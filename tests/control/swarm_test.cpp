@@ -113,7 +113,7 @@ TEST(SwarmState, ServiceLabelsSetSchedulerAffinityAndRate)
               std::string::npos)
         << said;
     EXPECT_NE(said.find("service 'badscheduler': label com.meshgate.scheduler=fastest ignored: "
-                        "not maglev, rr, wrr, lc, wlc or sh"),
+                        "not one of: maglev, rr, wrr, lc, wlc, sh"),
               std::string::npos)
         << said;
 }
