@@ -20,18 +20,18 @@
 #include <rte_pdump.h>
 #include <spdlog/spdlog.h>
 
-#include "control/config_lcores.h"
-#include "control/control_api.h"
-#include "control/control_requests.h"
-#include "control/eal.h"
-#include "control/file_watch.h"
-#include "control/memory.h"
-#include "control/metrics.h"
-#include "control/ports.h"
-#include "control/stats_view.h"
-#include "control/swarm_state.h"
-#include "control/swarm_sync.h"
-#include "control/telemetry.h"
+#include "control/api/control_api.h"
+#include "control/api/control_requests.h"
+#include "control/config/lcores.h"
+#include "control/config/memory.h"
+#include "control/observe/metrics.h"
+#include "control/observe/stats_view.h"
+#include "control/observe/telemetry.h"
+#include "control/runtime/eal.h"
+#include "control/runtime/file_watch.h"
+#include "control/runtime/ports.h"
+#include "control/swarm/state.h"
+#include "control/swarm/sync.h"
 #include "dataplane/worker.h"
 
 namespace meshgate

@@ -4,7 +4,7 @@
 
 #include <atomic>
 
-#include "control/config.h"
+#include "control/config/config.h"
 
 namespace meshgate
 {

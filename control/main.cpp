@@ -9,7 +9,7 @@
 
 #include <spdlog/spdlog.h>
 
-#include "control/config.h"
+#include "control/config/config.h"
 #include "control/gateway.h"
 #include "dataplane/version.h"
 

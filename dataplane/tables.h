@@ -1,5 +1,5 @@
 // The configuration as the workers see it: one immutable, flat snapshot compiled by the control
-// thread (control/tables_build.cpp) and swapped with RCU on reload. Addresses in network order.
+// thread (control/api/tables_build.cpp) and swapped with RCU on reload. Addresses in network order.
 #pragma once
 
 #include <array>

@@ -25,7 +25,7 @@
 #include <rte_udp.h>
 #include <rte_vxlan.h>
 
-#include "control/control_api.h"
+#include "control/api/control_api.h"
 #include "dataplane/output.h"
 #include "dataplane/worker.h"
 #include "tests/support/gateway_fixture.h"

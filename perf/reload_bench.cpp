@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "control/control_api.h"
+#include "control/api/control_api.h"
 
 namespace
 {

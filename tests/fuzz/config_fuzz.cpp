@@ -12,7 +12,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "control/config.h"
+#include "control/config/config.h"
 
 namespace
 {

@@ -1,7 +1,7 @@
 // libFuzzer target: arbitrary bytes as an Engine API answer, read as each of the documents the
 // swarm sync reads (a network, services, tasks, nodes, an event line). A reader gives a value or
 // an error, never both or neither, never a crash. What reads becomes part of a swarm state with
-// the recorded answers for the rest (tests/control/engine_api), merged with a file's
+// the recorded answers for the rest (tests/control/swarm/engine_api), merged with a file's
 // configuration and validated, as the control thread does with a manager's answers.
 #include <cstdint>
 #include <cstdio>
@@ -10,9 +10,9 @@
 #include <sstream>
 #include <string>
 
-#include "control/config.h"
-#include "control/swarm_objects.h"
-#include "control/swarm_state.h"
+#include "control/config/config.h"
+#include "control/swarm/objects.h"
+#include "control/swarm/state.h"
 
 namespace
 {

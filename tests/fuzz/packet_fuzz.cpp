@@ -37,8 +37,8 @@
 #include <rte_udp.h>
 #include <spdlog/spdlog.h>
 
-#include "control/config.h"
-#include "control/eal.h"
+#include "control/config/config.h"
+#include "control/runtime/eal.h"
 #include "dataplane/flow_hash.h"
 #include "dataplane/mesh.h"
 #include "dataplane/output.h"

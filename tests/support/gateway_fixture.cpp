@@ -7,8 +7,8 @@
 #include <rte_malloc.h>
 #include <rte_mbuf.h>
 
-#include "control/queue_plan.h"
-#include "control/tables_build.h"
+#include "control/api/tables_build.h"
+#include "control/runtime/queue_plan.h"
 #include "dataplane/output.h"
 
 namespace meshgate::test_support

@@ -14,9 +14,9 @@
 #include <rte_mempool.h>
 #include <rte_rcu_qsbr.h>
 
-#include "control/config.h"
-#include "control/control_api.h"
-#include "control/ports.h"
+#include "control/api/control_api.h"
+#include "control/config/config.h"
+#include "control/runtime/ports.h"
 #include "dataplane/affinity.h"
 #include "dataplane/conntrack.h"
 #include "dataplane/neighbor.h"

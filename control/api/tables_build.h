@@ -1,0 +1,35 @@
+// Compiles a validated configuration into the flat tables the workers read, every service and
+// task at the index of its stable id.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "control/api/identities.h"
+#include "control/config/config.h"
+#include "control/runtime/ports.h"
+#include "dataplane/neighbor.h"
+#include "dataplane/tables.h"
+
+namespace meshgate
+{
+
+struct compile_options {
+    bool parallel = true; // build the schedulers that changed on all cores (TBB)
+};
+
+// PREVIOUS (may be null) lends the schedulers of services whose tasks and weights did not change.
+// SWEEP_EPOCH goes into the tables as it is. Throws only on what validation rules out.
+std::unique_ptr<dataplane::dataplane_tables>
+build_tables(const config::gateway_config &c, const identities &ids,
+             const std::vector<opened_port> &ports, const dataplane::dataplane_tables *previous,
+             uint64_t sweep_epoch, const compile_options &options = {});
+
+// [[neighbor]] and [[node]].mac entries, on the port whose subnet holds each address; static
+// entries that PREVIOUS had and C has not become ordinary ones (ARP refreshes or replaces them).
+void install_static_neighbors(const config::gateway_config &c,
+                              const config::gateway_config *previous,
+                              const dataplane::dataplane_tables &t,
+                              dataplane::neighbor_table &neighbors);
+
+} // namespace meshgate

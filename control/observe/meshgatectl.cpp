@@ -1,0 +1,255 @@
+// meshgatectl: the running gateway seen and reloaded through its DPDK telemetry socket.
+//   meshgatectl [--file-prefix PREFIX] services|conns|stats|reload|swarm [--json]
+// Tables for people by default (services like `ipvsadm -Ln --rate`, conns like `ipvsadm -Lnc`),
+// one JSON document with --json. Exit status 0, or 1 when the gateway is not there or a reload
+// was rejected.
+#include <cstdio>
+#include <ctime>
+#include <iostream>
+#include <string>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "control/observe/telemetry_client.h"
+#include "dataplane/version.h"
+
+namespace
+{
+
+using json = nlohmann::ordered_json;
+using meshgate::rows_of;
+using meshgate::telemetry_client;
+
+std::string text(const json &v)
+{
+    return v.is_string() ? v.get<std::string>() : v.dump();
+}
+
+// expires as ipvsadm shows it: MM:SS.
+std::string mm_ss(uint64_t seconds)
+{
+    return fmt::format("{:02}:{:02}", seconds / 60, seconds % 60);
+}
+
+// Services with their published ports and their tasks, as one document.
+json services_document(telemetry_client &gw)
+{
+    json services = rows_of(gw.call_all("/meshgate/services"));
+    const json listeners = rows_of(gw.call_all("/meshgate/listeners"));
+    const json tasks = rows_of(gw.call_all("/meshgate/tasks"));
+    json removed = json::array();
+    for (json &s : services) {
+        s["ports"] = json::array();
+        s["tasks"] = json::array();
+        for (const json &l : listeners)
+            if (l["service"] == s["name"]) s["ports"].push_back(l["port"]);
+    }
+    for (const json &t : tasks) {
+        bool placed = false;
+        for (json &s : services)
+            if (s["name"] == t["service"]) {
+                s["tasks"].push_back(t);
+                placed = true;
+            }
+        if (!placed) removed.push_back(t); // its service left the config; it ends with its grace
+    }
+    return json{{"services", services}, {"removed_tasks", removed}};
+}
+
+void print_task(const json &t)
+{
+    std::cout << fmt::format("  -> {:<15} {:<12} {:>6} {:<9} {:>10} {:>9} {:>9} {:>6} {:>8} "
+                             "{:>8} {:>10} {:>10}\n",
+                             text(t["address"]), text(t["node"]), text(t["weight"]),
+                             text(t["state"]), text(t["active"]), text(t["inactive"]),
+                             text(t["connections"]), text(t["cps"]), text(t["pps_in"]),
+                             text(t["pps_out"]), text(t["bps_in"]), text(t["bps_out"]));
+}
+
+int services(telemetry_client &gw, bool as_json)
+{
+    const json doc = services_document(gw);
+    if (as_json) {
+        std::cout << doc.dump(2) << "\n";
+        return 0;
+    }
+    const json info = gw.call("/meshgate/info");
+    std::cout << fmt::format("meshgate {}, configuration generation {} ({}), {} of {} "
+                             "connections\n",
+                             text(info["version"]), text(info["generation"]), text(info["config"]),
+                             text(info["connections"]), text(info["capacity"]));
+    std::cout << fmt::format("{:<20} {:<9} {:>7} {:<6}  {}\n", "Service", "Scheduler", "Persist",
+                             "Origin", "Published -> target port");
+    std::cout << fmt::format("  -> {:<15} {:<12} {:>6} {:<9} {:>10} {:>9} {:>9} {:>6} {:>8} "
+                             "{:>8} {:>10} {:>10}\n",
+                             "Task", "Node", "Weight", "State", "ActiveConn", "InActConn", "Conns",
+                             "CPS", "InPPS", "OutPPS", "InBPS", "OutBPS");
+    for (const json &s : doc["services"]) {
+        std::string ports;
+        for (const json &p : s["ports"])
+            ports += (ports.empty() ? "" : ", ") + text(p);
+        std::cout << fmt::format("{:<20} {:<9} {:>7} {:<6}  {}\n", text(s["name"]),
+                                 text(s["scheduler"]), text(s["persistence_timeout"]),
+                                 text(s["origin"]), ports);
+        for (const json &t : s["tasks"])
+            print_task(t);
+    }
+    if (!doc["removed_tasks"].empty()) {
+        std::cout << "tasks of removed services, until removed_task_grace ends:\n";
+        for (const json &t : doc["removed_tasks"]) {
+            std::cout << "  " << text(t["service"]) << "\n";
+            print_task(t);
+        }
+    }
+    return 0;
+}
+
+int conns(telemetry_client &gw, const std::string &service, size_t limit, bool as_json)
+{
+    json all = gw.call_all("/meshgate/conns", service, limit);
+    json rows = rows_of(all);
+    if (rows.size() > limit) rows.erase(rows.begin() + static_cast<ptrdiff_t>(limit), rows.end());
+    if (as_json) {
+        std::cout << json{{"connections", rows}, {"total", all.value("connections", 0)}}.dump(2)
+                  << "\n";
+        return 0;
+    }
+    std::cout << fmt::format("{} connection entries\n", text(all.value("connections", json(0))));
+    std::cout << fmt::format("{:<4} {:<6} {:<12} {:<21} {:<21} {:<21} {:<21} {}\n", "pro", "expire",
+                             "state", "source", "virtual", "destination", "snat", "service");
+    for (const json &c : rows)
+        std::cout << fmt::format("{:<4} {:<6} {:<12} {:<21} {:<21} {:<21} {:<21} {}\n",
+                                 c["protocol"] == "tcp" ? "TCP" : "UDP",
+                                 mm_ss(c["expires"].get<uint64_t>()), text(c["state"]),
+                                 text(c["client"]), text(c["published"]), text(c["task"]),
+                                 text(c["snat"]), text(c["service"]));
+    return 0;
+}
+
+int stats(telemetry_client &gw, bool as_json)
+{
+    const json doc{{"info", gw.call("/meshgate/info")},
+                   {"ports", rows_of(gw.call_all("/meshgate/ports"))},
+                   {"drops", gw.call("/meshgate/drops")},
+                   {"events", gw.call("/meshgate/events")}};
+    if (as_json) {
+        std::cout << doc.dump(2) << "\n";
+        return 0;
+    }
+    const json &info = doc["info"];
+    std::cout << fmt::format("meshgate {} (pid {}), configuration generation {} ({})\n",
+                             text(info["version"]), text(info["pid"]), text(info["generation"]),
+                             text(info["config"]));
+    std::cout << fmt::format("workers {}, services {}, tasks {}, connections {} of {}\n",
+                             text(info["workers"]), text(info["services"]), text(info["tasks"]),
+                             text(info["connections"]), text(info["capacity"]));
+    std::cout << fmt::format("reloads ok {}, error {}; last: {} {}\n", text(info["reloads_ok"]),
+                             text(info["reloads_error"]), text(info["last_reload"]),
+                             text(info["last_reload_changes"]));
+    std::cout << fmt::format("\n{:<10} {:<9} {:>14} {:>14} {:>16} {:>16}\n", "port", "role",
+                             "rx packets", "tx packets", "rx bytes", "tx bytes");
+    for (const json &p : doc["ports"])
+        std::cout << fmt::format("{:<10} {:<9} {:>14} {:>14} {:>16} {:>16}\n", text(p["name"]),
+                                 text(p["role"]), text(p["rx_packets"]), text(p["tx_packets"]),
+                                 text(p["rx_bytes"]), text(p["tx_bytes"]));
+    std::cout << "\ndrops\n";
+    for (auto &[reason, n] : doc["drops"].items())
+        std::cout << fmt::format("  {:<22} {:>14}\n", reason, text(n));
+    std::cout << "\nevents\n";
+    for (auto &[name, n] : doc["events"].items())
+        std::cout << fmt::format("  {:<22} {:>14}\n", name, text(n));
+    return 0;
+}
+
+// "12 s ago" for a time in seconds since the epoch; "never" for 0.
+std::string ago(const json &at)
+{
+    const uint64_t t = at.is_number() ? at.get<uint64_t>() : 0;
+    if (t == 0) return "never";
+    const auto now = static_cast<uint64_t>(std::time(nullptr));
+    return fmt::format("{} s ago", now > t ? now - t : 0);
+}
+
+int swarm(telemetry_client &gw, bool as_json)
+{
+    const json s = gw.call("/meshgate/swarm");
+    if (as_json) {
+        std::cout << s.dump(2) << "\n";
+        return 0;
+    }
+    std::cout << fmt::format("swarm sync: {}\n", text(s["state"]));
+    if (s["state"] == "off") return 0;
+    std::cout << fmt::format("  events        {} ({} received, last {})\n",
+                             s["following_events"] == 1 ? "followed" : "not followed",
+                             text(s["events"]), ago(s["last_event_at"]));
+    std::cout << fmt::format("  reads         {} ok, {} failed, last {}\n", text(s["reads"]),
+                             text(s["read_errors"]), ago(s["last_read_at"]));
+    std::cout << fmt::format("  full resyncs  {}, last {}\n", text(s["resyncs"]),
+                             ago(s["last_resync_at"]));
+    std::cout << fmt::format("  changes       {} applied, {} refused, last {}\n",
+                             text(s["changes_applied"]), text(s["changes_refused"]),
+                             ago(s["last_change_at"]));
+    std::cout << fmt::format("  serving       {} services, {} tasks on {} nodes\n",
+                             text(s["services"]), text(s["tasks"]), text(s["nodes"]));
+    if (!text(s["last_error"]).empty())
+        std::cout << fmt::format("  last error    {}\n", text(s["last_error"]));
+    return 0;
+}
+
+int reload(telemetry_client &gw, bool as_json)
+{
+    const json r = gw.call("/meshgate/reload");
+    const bool ok = r["result"] == "ok";
+    if (as_json) {
+        std::cout << r.dump(2) << "\n";
+    } else if (ok) {
+        std::cout << fmt::format("reloaded: generation {}: {}\n", text(r["generation"]),
+                                 text(r["changes"]));
+    } else {
+        for (const json &e : r.value("errors", json::array()))
+            std::cerr << text(e) << "\n";
+        std::cerr << "reload " << text(r["result"]) << ": the running configuration stays\n";
+    }
+    return ok ? 0 : 1;
+}
+
+} // namespace
+
+int main(int argc, char **argv)
+{
+    CLI::App app{"meshgatectl: look at and reload a running meshgate through its DPDK "
+                 "telemetry socket"};
+    std::string prefix = "meshgate";
+    bool as_json = false;
+    app.add_option("--file-prefix", prefix, "the gateway's [dpdk] file_prefix (default meshgate)");
+    app.add_flag("--json", as_json, "one JSON document instead of tables");
+    app.set_version_flag("--version", std::string("meshgatectl ") + meshgate::version());
+    app.require_subcommand(1);
+
+    auto *services_cmd = app.add_subcommand("services", "services and their tasks (ipvsadm -Ln)");
+    auto *conns_cmd = app.add_subcommand("conns", "connections (ipvsadm -Lnc)");
+    std::string only;
+    size_t limit = 1000;
+    conns_cmd->add_option("--service", only, "only this service's connections");
+    conns_cmd->add_option("--limit", limit, "at most this many (default 1000)");
+    auto *stats_cmd = app.add_subcommand("stats", "counters of ports, drops and events");
+    auto *reload_cmd = app.add_subcommand("reload", "reload the configuration file");
+    auto *swarm_cmd = app.add_subcommand("swarm", "the swarm sync: connected, events, errors");
+    for (CLI::App *c : {services_cmd, conns_cmd, stats_cmd, reload_cmd, swarm_cmd})
+        c->add_flag("--json", as_json, "one JSON document instead of tables");
+    CLI11_PARSE(app, argc, argv);
+
+    try {
+        telemetry_client gw(prefix);
+        if (*services_cmd) return services(gw, as_json);
+        if (*conns_cmd) return conns(gw, only, limit, as_json);
+        if (*stats_cmd) return stats(gw, as_json);
+        if (*swarm_cmd) return swarm(gw, as_json);
+        return reload(gw, as_json);
+    } catch (const std::exception &e) {
+        std::cerr << "meshgatectl: " << e.what() << "\n";
+        return 1;
+    }
+}

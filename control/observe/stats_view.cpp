@@ -1,0 +1,198 @@
+#include "control/observe/stats_view.h"
+
+#include <algorithm>
+#include <map>
+
+#include <rte_cycles.h>
+
+#include "control/config/net_text.h"
+
+namespace meshgate
+{
+
+namespace
+{
+
+std::string port_text(const config::service &s, const config::service_port &p)
+{
+    return std::string(p.proto == config::protocol::tcp ? "tcp " : "udp ") +
+           std::to_string(p.published) + " -> " + std::to_string(p.target) +
+           (s.address ? " on " + to_string(*s.address) : "");
+}
+
+} // namespace
+
+gateway_totals sum_totals(const counter_sources &c, size_t port_count)
+{
+    gateway_totals t;
+    t.ports.resize(port_count);
+    for (const dataplane::worker_counters *w : c.workers) {
+        for (size_t p = 0; p < port_count; ++p) {
+            t.ports[p].rx_packets += w->ports[p].rx_packets;
+            t.ports[p].rx_bytes += w->ports[p].rx_bytes;
+            t.ports[p].tx_packets += w->ports[p].tx_packets;
+            t.ports[p].tx_bytes += w->ports[p].tx_bytes;
+        }
+        for (size_t r = 0; r < dataplane::drop_reason_count; ++r)
+            t.drops[r] += w->drops[r];
+        for (size_t e = 0; e < dataplane::event_count; ++e)
+            t.events[e] += w->events[e];
+    }
+    return t;
+}
+
+dataplane::task_counters sum_task(const counter_sources &c, uint16_t id)
+{
+    dataplane::task_counters t;
+    for (const dataplane::worker_counters *w : c.workers) {
+        const dataplane::task_counters &k = w->tasks[id];
+        t.connections += k.connections;
+        t.packets_in += k.packets_in;
+        t.bytes_in += k.bytes_in;
+        t.packets_out += k.packets_out;
+        t.bytes_out += k.bytes_out;
+    }
+    return t;
+}
+
+uint64_t sum_service_connections(const counter_sources &c, uint16_t id)
+{
+    uint64_t n = 0;
+    for (const dataplane::worker_counters *w : c.workers)
+        n += w->connections_created[id];
+    return n;
+}
+
+std::shared_ptr<const gateway_view> build_view(const control_api &api,
+                                               const std::vector<opened_port> &ports,
+                                               const gateway_view *previous,
+                                               const counter_sources &counters)
+{
+    auto v = std::make_shared<gateway_view>();
+    const config::gateway_config &c = api.config();
+    const identities &ids = api.ids();
+    v->generation = api.generation();
+    v->file = c.file;
+    for (size_t i = 0; i < ports.size(); ++i) {
+        mac_address m;
+        std::copy(std::begin(ports[i].mac.addr_bytes), std::end(ports[i].mac.addr_bytes),
+                  m.bytes.begin());
+        v->ports.push_back({ports[i].name, ports[i].device,
+                            std::string(name_of(c.ports.at(i).role)), to_string(m),
+                            ports[i].port_id});
+    }
+
+    // Baselines carry over while an id keeps its holder (the generation that took it).
+    std::map<uint16_t, const task_view *> task_before;
+    std::map<uint16_t, const service_view *> service_before;
+    if (previous != nullptr) {
+        for (const task_view &t : previous->tasks)
+            task_before[t.id] = &t;
+        for (const service_view &s : previous->services)
+            service_before[s.id] = &s;
+    }
+
+    std::map<std::string, size_t> service_index;
+    for (const config::service &s : c.services) {
+        const service_record &r = *ids.service(s.name);
+        service_view sv;
+        sv.id = r.id;
+        sv.name = s.name;
+        sv.scheduler = dataplane::scheduler_kind_names[static_cast<size_t>(s.scheduler)];
+        sv.persistence_timeout = s.persistence_timeout;
+        for (const config::service_port &p : s.ports)
+            sv.ports.push_back(port_text(s, p));
+        sv.from = s.from;
+        sv.taken = r.taken;
+        auto before = service_before.find(r.id);
+        sv.connections_baseline = before != service_before.end() && before->second->taken == r.taken
+                                      ? before->second->connections_baseline
+                                      : sum_service_connections(counters, r.id);
+        service_index[s.name] = v->services.size();
+        v->services.push_back(std::move(sv));
+    }
+
+    auto add_task = [&](const task_key &key, const task_record &r) {
+        task_view t;
+        t.id = r.id;
+        t.service = key.service;
+        t.address = key.address;
+        t.node = r.spec.node;
+        t.weight = r.spec.weight;
+        t.state = r.phase == task_phase::removed ? "removed"
+                  : r.spec.weight == 0           ? "draining"
+                                                 : "serving";
+        auto s = service_index.find(key.service);
+        t.from = s != service_index.end() ? v->services[s->second].from : config::origin::file;
+        t.taken = r.taken;
+        auto before = task_before.find(r.id);
+        t.baseline = before != task_before.end() && before->second->taken == r.taken
+                         ? before->second->baseline
+                         : sum_task(counters, r.id);
+        if (s != service_index.end()) v->services[s->second].tasks.push_back(v->tasks.size());
+        v->tasks.push_back(std::move(t));
+    };
+    // Serving tasks in config order, then the removed ones.
+    for (const config::service &s : c.services)
+        for (const config::task &k : s.tasks)
+            if (const task_record *r = ids.task({s.name, k.address}))
+                add_task({s.name, k.address}, *r);
+    for (const auto &[key, r] : ids.tasks())
+        if (r.phase == task_phase::removed) add_task(key, r);
+    return v;
+}
+
+void stats_state::set_view(std::shared_ptr<const gateway_view> v)
+{
+    std::lock_guard lock(mutex_);
+    view_ = std::move(v);
+}
+
+std::shared_ptr<const gateway_view> stats_state::view() const
+{
+    std::lock_guard lock(mutex_);
+    return view_;
+}
+
+void stats_state::set_reload(reload_status r)
+{
+    std::lock_guard lock(mutex_);
+    reload_ = std::move(r);
+}
+
+reload_status stats_state::reload() const
+{
+    std::lock_guard lock(mutex_);
+    return reload_;
+}
+
+void stats_state::set_rates(std::vector<task_rate> r)
+{
+    std::lock_guard lock(mutex_);
+    rates_ = std::move(r);
+}
+
+std::vector<task_rate> stats_state::rates() const
+{
+    std::lock_guard lock(mutex_);
+    return rates_;
+}
+
+uint32_t counter_sources::now() const
+{
+    return static_cast<uint32_t>((rte_rdtsc() - start_tsc) / tsc_hz);
+}
+
+void stats_state::set_swarm(std::optional<swarm_status> s)
+{
+    std::lock_guard lock(mutex_);
+    swarm_ = std::move(s);
+}
+
+std::optional<swarm_status> stats_state::swarm() const
+{
+    std::lock_guard lock(mutex_);
+    return swarm_;
+}
+
+} // namespace meshgate

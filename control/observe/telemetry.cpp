@@ -1,0 +1,448 @@
+#include "control/observe/telemetry.h"
+
+#include <unistd.h>
+
+#include <charconv>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <rte_telemetry.h>
+
+#include "control/config/net_text.h"
+#include "dataplane/tcp_state.h"
+#include "dataplane/version.h"
+
+namespace meshgate
+{
+
+namespace
+{
+
+// The callbacks are plain functions: what they read, set at registration; the lock keeps it
+// from going while a command is answered.
+const stats_state *state = nullptr;
+control_requests *requests = nullptr;
+std::shared_mutex registration;
+
+// Runs FN(d) while the gateway is there, else answers an error.
+template <int (*Fn)(const char *, const char *, rte_tel_data *)>
+int guarded(const char *cmd, const char *params, rte_tel_data *d)
+{
+    std::shared_lock lock(registration);
+    if (state == nullptr) return -1;
+    return Fn(cmd, params, d);
+}
+
+// Under telemetry's 16 KiB reply, with room for the names of the columns.
+constexpr size_t page_budget = 12 * 1024;
+constexpr auto reload_wait = std::chrono::seconds(30);
+
+std::string_view tcp_state_name(uint8_t s)
+{
+    static constexpr std::string_view names[] = {"NONE",        "SYN_SENT",  "SYN_RECV",
+                                                 "ESTABLISHED", "FIN_WAIT",  "CLOSE_WAIT",
+                                                 "LAST_ACK",    "TIME_WAIT", "CLOSE"};
+    return s < std::size(names) ? names[s] : "?";
+}
+
+size_t parse_offset(const char *params)
+{
+    size_t v = 0;
+    if (params == nullptr) return 0;
+    std::string_view p(params);
+    std::from_chars(p.data(), p.data() + p.size(), v);
+    return v;
+}
+
+// The parameter after the first comma ("OFFSET,SERVICE"), or "".
+std::string second_param(const char *params)
+{
+    if (params == nullptr) return "";
+    std::string_view p(params);
+    const size_t comma = p.find(',');
+    return comma == std::string_view::npos ? "" : std::string(p.substr(comma + 1));
+}
+
+// Columns of one reply: each a string or a u64 array, all of one length.
+class columns
+{
+  public:
+    void text(const char *name, std::string value) { column(name, true).texts.push_back(value); }
+    void number(const char *name, uint64_t value) { column(name, false).numbers.push_back(value); }
+    size_t estimate() const { return bytes_; }
+
+    void write(rte_tel_data *d) const
+    {
+        for (const col &c : cols_) {
+            rte_tel_data *a = rte_tel_data_alloc();
+            rte_tel_data_start_array(a, c.is_text ? RTE_TEL_STRING_VAL : RTE_TEL_U64_VAL);
+            if (c.is_text)
+                for (const std::string &s : c.texts)
+                    rte_tel_data_add_array_string(a, s.c_str());
+            else
+                for (uint64_t v : c.numbers)
+                    rte_tel_data_add_array_u64(a, v);
+            rte_tel_data_add_dict_container(d, c.name, a, 0);
+        }
+    }
+
+  private:
+    struct col {
+        const char *name;
+        bool is_text;
+        std::vector<std::string> texts;
+        std::vector<uint64_t> numbers;
+    };
+    col &column(const char *name, bool is_text)
+    {
+        bytes_ += is_text ? 40 : 21;
+        for (col &c : cols_)
+            if (std::string_view(c.name) == name) return c;
+        return cols_.emplace_back(col{name, is_text, {}, {}});
+    }
+    std::vector<col> cols_;
+    size_t bytes_ = 0;
+};
+
+// Rows FROM.. of a listing while they fit a page; `next` when rows remain.
+template <typename Row>
+int page(rte_tel_data *d, size_t from, size_t count, Row row)
+{
+    rte_tel_data_start_dict(d);
+    columns cols;
+    size_t i = from;
+    for (; i < count && cols.estimate() < page_budget && i - from < RTE_TEL_MAX_ARRAY_ENTRIES; ++i)
+        row(cols, i);
+    cols.write(d);
+    rte_tel_data_add_dict_u64(d, "total", count);
+    if (i < count) rte_tel_data_add_dict_u64(d, "next", i);
+    return 0;
+}
+
+std::string endpoint(uint32_t ip_be, uint16_t port_be)
+{
+    return to_string(ipv4_address{__builtin_bswap32(ip_be)}) + ":" +
+           std::to_string(__builtin_bswap16(port_be));
+}
+
+// Connections per task id by class (ipvsadm: active = ESTABLISHED, inactive = the others).
+struct task_states {
+    std::vector<uint32_t> active, inactive;
+};
+
+task_states scan_states(const dataplane::connection_table &t)
+{
+    task_states s{std::vector<uint32_t>(dataplane::task_id_capacity),
+                  std::vector<uint32_t>(dataplane::task_id_capacity)};
+    for (uint32_t i = 0; i < t.capacity(); ++i) {
+        const dataplane::connection &c = t.at(i);
+        if (c.live.load(std::memory_order_relaxed) == 0 || c.task >= dataplane::task_id_capacity)
+            continue;
+        const bool established = c.tclass == dataplane::timeout_class::tcp &&
+                                 c.tcp() == dataplane::tcp_state::established;
+        ++(established ? s.active : s.inactive)[c.task];
+    }
+    return s;
+}
+
+// A listing of many tasks asks page by page: one scan of the table serves them for a second.
+task_states count_states(const dataplane::connection_table &t)
+{
+    static std::mutex mutex; // telemetry serves each client on a thread of its own
+    static task_states cached;
+    static std::chrono::steady_clock::time_point at;
+    std::lock_guard lock(mutex);
+    const auto now = std::chrono::steady_clock::now();
+    if (cached.active.empty() || now - at > std::chrono::seconds(1)) {
+        cached = scan_states(t);
+        at = now;
+    }
+    return cached;
+}
+
+int cmd_info(const char *, const char *, rte_tel_data *d)
+{
+    auto v = state->view();
+    const reload_status r = state->reload();
+    rte_tel_data_start_dict(d);
+    rte_tel_data_add_dict_string(d, "version", version());
+    rte_tel_data_add_dict_u64(d, "pid", static_cast<uint64_t>(getpid()));
+    rte_tel_data_add_dict_string(d, "config", v ? v->file.c_str() : "");
+    rte_tel_data_add_dict_u64(d, "generation", v ? v->generation : 0);
+    rte_tel_data_add_dict_u64(d, "workers", state->counters.workers.size());
+    rte_tel_data_add_dict_u64(d, "services", v ? v->services.size() : 0);
+    rte_tel_data_add_dict_u64(d, "tasks", v ? v->tasks.size() : 0);
+    rte_tel_data_add_dict_u64(d, "connections", state->counters.connections->size());
+    rte_tel_data_add_dict_u64(d, "capacity", state->counters.connections->capacity());
+    rte_tel_data_add_dict_u64(d, "reloads_ok", r.ok);
+    rte_tel_data_add_dict_u64(d, "reloads_error", r.error);
+    rte_tel_data_add_dict_string(d, "last_reload", r.last_result.c_str());
+    rte_tel_data_add_dict_string(d, "last_reload_changes", r.last_changes.c_str());
+    rte_tel_data_add_dict_u64(d, "last_reload_at", static_cast<uint64_t>(r.last_at));
+    rte_tel_data *errors = rte_tel_data_alloc();
+    rte_tel_data_start_array(errors, RTE_TEL_STRING_VAL);
+    for (const std::string &e : r.last_errors)
+        rte_tel_data_add_array_string(errors, e.c_str());
+    rte_tel_data_add_dict_container(d, "last_reload_errors", errors, 0);
+    return 0;
+}
+
+int cmd_ports(const char *, const char *, rte_tel_data *d)
+{
+    auto v = state->view();
+    if (!v) return -1;
+    const gateway_totals totals = sum_totals(state->counters, v->ports.size());
+    return page(d, 0, v->ports.size(), [&](columns &c, size_t i) {
+        const port_view &p = v->ports[i];
+        c.text("name", p.name);
+        c.text("device", p.device);
+        c.text("role", p.role);
+        c.text("mac", p.mac);
+        c.number("rx_packets", totals.ports[i].rx_packets);
+        c.number("tx_packets", totals.ports[i].tx_packets);
+        c.number("rx_bytes", totals.ports[i].rx_bytes);
+        c.number("tx_bytes", totals.ports[i].tx_bytes);
+    });
+}
+
+int cmd_drops(const char *, const char *, rte_tel_data *d)
+{
+    const gateway_totals totals = sum_totals(state->counters, 0);
+    rte_tel_data_start_dict(d);
+    for (size_t r = 0; r < dataplane::drop_reason_count; ++r)
+        rte_tel_data_add_dict_u64(d, std::string(dataplane::drop_reason_names[r]).c_str(),
+                                  totals.drops[r]);
+    return 0;
+}
+
+int cmd_events(const char *, const char *, rte_tel_data *d)
+{
+    const gateway_totals totals = sum_totals(state->counters, 0);
+    rte_tel_data_start_dict(d);
+    for (size_t e = 0; e < dataplane::event_count; ++e)
+        rte_tel_data_add_dict_u64(d, std::string(dataplane::event_names[e]).c_str(),
+                                  totals.events[e]);
+    return 0;
+}
+
+int cmd_services(const char *, const char *params, rte_tel_data *d)
+{
+    auto v = state->view();
+    if (!v) return -1;
+    return page(d, parse_offset(params), v->services.size(), [&](columns &c, size_t i) {
+        const service_view &s = v->services[i];
+        uint64_t active = 0;
+        for (size_t t : s.tasks)
+            active += state->counters.task_active[v->tasks[t].id].load(std::memory_order_relaxed);
+        c.text("name", s.name);
+        c.number("id", s.id);
+        c.text("scheduler", s.scheduler);
+        c.number("persistence_timeout", s.persistence_timeout);
+        c.text("origin", std::string(name_of(s.from)));
+        c.number("tasks", s.tasks.size());
+        c.number("connections",
+                 sum_service_connections(state->counters, s.id) - s.connections_baseline);
+        c.number("active_connections", active);
+    });
+}
+
+int cmd_listeners(const char *, const char *params, rte_tel_data *d)
+{
+    auto v = state->view();
+    if (!v) return -1;
+    std::vector<std::pair<const service_view *, const std::string *>> rows;
+    for (const service_view &s : v->services)
+        for (const std::string &p : s.ports)
+            rows.emplace_back(&s, &p);
+    return page(d, parse_offset(params), rows.size(), [&](columns &c, size_t i) {
+        c.text("service", rows[i].first->name);
+        c.text("port", *rows[i].second);
+    });
+}
+
+int cmd_tasks(const char *, const char *params, rte_tel_data *d)
+{
+    auto v = state->view();
+    if (!v) return -1;
+    const task_states states = count_states(*state->counters.connections);
+    const std::vector<task_rate> rates = state->rates();
+    return page(d, parse_offset(params), v->tasks.size(), [&](columns &c, size_t i) {
+        const task_view &t = v->tasks[i];
+        const dataplane::task_counters now = sum_task(state->counters, t.id);
+        const task_rate r = t.id < rates.size() ? rates[t.id] : task_rate{};
+        c.text("service", t.service);
+        c.text("address", to_string(t.address));
+        c.number("id", t.id);
+        c.text("node", t.node);
+        c.number("weight", t.weight);
+        c.text("state", t.state);
+        c.text("origin", std::string(name_of(t.from)));
+        c.number("active", states.active[t.id]);
+        c.number("inactive", states.inactive[t.id]);
+        c.number("connections", now.connections - t.baseline.connections);
+        c.number("packets_in", now.packets_in - t.baseline.packets_in);
+        c.number("packets_out", now.packets_out - t.baseline.packets_out);
+        c.number("bytes_in", now.bytes_in - t.baseline.bytes_in);
+        c.number("bytes_out", now.bytes_out - t.baseline.bytes_out);
+        c.number("cps", static_cast<uint64_t>(r.connections + 0.5));
+        c.number("pps_in", static_cast<uint64_t>(r.packets_in + 0.5));
+        c.number("pps_out", static_cast<uint64_t>(r.packets_out + 0.5));
+        c.number("bps_in", static_cast<uint64_t>(r.bytes_in * 8 + 0.5));
+        c.number("bps_out", static_cast<uint64_t>(r.bytes_out * 8 + 0.5));
+    });
+}
+
+int cmd_conns(const char *, const char *params, rte_tel_data *d)
+{
+    auto v = state->view();
+    if (!v) return -1;
+    const dataplane::connection_table &table = *state->counters.connections;
+    const std::string only = second_param(params);
+    std::vector<const task_view *> task_by_id(dataplane::task_id_capacity, nullptr);
+    for (const task_view &t : v->tasks)
+        task_by_id[t.id] = &t;
+    const uint32_t now = state->counters.now();
+
+    rte_tel_data_start_dict(d);
+    columns cols;
+    uint32_t slot = static_cast<uint32_t>(std::min<size_t>(parse_offset(params), table.capacity()));
+    size_t rows = 0;
+    for (; slot < table.capacity() && cols.estimate() < page_budget &&
+           rows < RTE_TEL_MAX_ARRAY_ENTRIES;
+         ++slot) {
+        const dataplane::connection &c = table.at(slot);
+        if (c.live.load(std::memory_order_acquire) == 0) continue;
+        const struct {
+            dataplane::flow_key forward, reverse;
+            uint16_t task;
+        } copy_of_keys{c.forward, c.reverse, c.task};
+        const uint8_t s = c.state.load(std::memory_order_relaxed);
+        const uint32_t seen = c.last_seen.load(std::memory_order_relaxed);
+        const uint32_t timeout = table.timeout(c);
+        if (c.live.load(std::memory_order_acquire) == 0) continue; // went while we read it
+        const task_view *t =
+            copy_of_keys.task < task_by_id.size() ? task_by_id[copy_of_keys.task] : nullptr;
+        const std::string service = t ? t->service : "";
+        if (!only.empty() && service != only) continue;
+        const bool tcp = copy_of_keys.forward.proto == IPPROTO_TCP;
+        const int64_t left = int64_t{seen} + timeout - now;
+        cols.text("protocol", tcp ? "tcp" : "udp");
+        cols.text("state",
+                  std::string(tcp                                           ? tcp_state_name(s)
+                              : s == uint8_t(dataplane::udp_state::replied) ? "UDP"
+                                                                            : "UDP_UNREPLIED"));
+        cols.number("expires", static_cast<uint64_t>(std::max<int64_t>(left, 0)));
+        cols.text("client", endpoint(copy_of_keys.forward.src_ip, copy_of_keys.forward.src_port));
+        cols.text("published",
+                  endpoint(copy_of_keys.forward.dst_ip, copy_of_keys.forward.dst_port));
+        cols.text("task", endpoint(copy_of_keys.reverse.src_ip, copy_of_keys.reverse.src_port));
+        cols.text("snat", endpoint(copy_of_keys.reverse.dst_ip, copy_of_keys.reverse.dst_port));
+        cols.text("service", service);
+        ++rows;
+    }
+    cols.write(d);
+    rte_tel_data_add_dict_u64(d, "connections", table.size());
+    if (slot < table.capacity()) rte_tel_data_add_dict_u64(d, "next", slot);
+    return 0;
+}
+
+int cmd_swarm(const char *, const char *, rte_tel_data *d)
+{
+    const std::optional<swarm_status> s = state->swarm();
+    rte_tel_data_start_dict(d);
+    rte_tel_data_add_dict_string(d, "state",
+                                 !s             ? "off"
+                                 : s->connected ? "connected"
+                                                : "disconnected");
+    if (!s) return 0;
+    rte_tel_data_add_dict_u64(d, "following_events", s->following_events);
+    for (auto [name, value] :
+         {std::pair{"reads", s->reads}, std::pair{"read_errors", s->read_errors},
+          std::pair{"events", s->events}, std::pair{"resyncs", s->resyncs},
+          std::pair{"changes_applied", s->applied}, std::pair{"changes_refused", s->apply_errors},
+          std::pair<const char *, uint64_t>{"services", s->services},
+          std::pair<const char *, uint64_t>{"tasks", s->tasks},
+          std::pair<const char *, uint64_t>{"nodes", s->nodes}})
+        rte_tel_data_add_dict_u64(d, name, value);
+    for (auto [name, at] :
+         {std::pair{"last_event_at", s->last_event_at}, std::pair{"last_read_at", s->last_read_at},
+          std::pair{"last_resync_at", s->last_resync_at},
+          std::pair{"last_change_at", s->last_change_at}})
+        rte_tel_data_add_dict_u64(d, name, static_cast<uint64_t>(at));
+    rte_tel_data_add_dict_string(d, "last_error", s->last_error.c_str());
+    return 0;
+}
+
+int cmd_reload(const char *, const char *, rte_tel_data *d)
+{
+    rte_tel_data_start_dict(d);
+    std::optional<reload_reply> r = requests->reload(reload_wait);
+    if (!r) {
+        rte_tel_data_add_dict_string(d, "result", "timeout");
+        return 0;
+    }
+    rte_tel_data_add_dict_string(d, "result", r->ok ? "ok" : "error");
+    rte_tel_data_add_dict_u64(d, "generation", r->generation);
+    rte_tel_data_add_dict_string(d, "changes", r->changes.c_str());
+    rte_tel_data *errors = rte_tel_data_alloc();
+    rte_tel_data_start_array(errors, RTE_TEL_STRING_VAL);
+    for (const std::string &e : r->errors)
+        rte_tel_data_add_array_string(errors, e.c_str());
+    rte_tel_data_add_dict_container(d, "errors", errors, 0);
+    return 0;
+}
+
+} // namespace
+
+void register_telemetry(const stats_state &s, control_requests &r)
+{
+    {
+        std::unique_lock lock(registration);
+        state = &s;
+        requests = &r;
+    }
+    struct command {
+        const char *name;
+        telemetry_cb fn;
+        const char *help;
+    };
+    for (const command &c : {
+             command{"/meshgate/info", guarded<cmd_info>,
+                     "Version, configuration generation, sizes, last reload. No parameters"},
+             command{"/meshgate/ports", guarded<cmd_ports>,
+                     "Ports with their counters. No parameters"},
+             command{"/meshgate/drops", guarded<cmd_drops>,
+                     "Dropped packets by reason. No parameters"},
+             command{"/meshgate/events", guarded<cmd_events>,
+                     "ARP and ICMP the gateway answered or sent. No parameters"},
+             command{"/meshgate/services", guarded<cmd_services>,
+                     "Services, a page at a time. Parameter: offset"},
+             command{"/meshgate/listeners", guarded<cmd_listeners>,
+                     "Published ports of each service. Parameter: offset"},
+             command{"/meshgate/tasks", guarded<cmd_tasks>,
+                     "Tasks with weights, connections and rates. Parameter: offset"},
+             command{"/meshgate/conns", guarded<cmd_conns>,
+                     "Connections, a page at a time. Parameters: slot offset[,service]"},
+             command{"/meshgate/swarm", guarded<cmd_swarm>,
+                     "The swarm sync: connected, last event, last full read, errors. No "
+                     "parameters"},
+             command{"/meshgate/reload", guarded<cmd_reload>,
+                     "Reloads the configuration file; answers what changed or the errors"},
+         })
+        rte_telemetry_register_cmd(c.name, c.fn, c.help);
+}
+
+void unregister_telemetry()
+{
+    std::unique_lock lock(registration);
+    state = nullptr;
+    requests = nullptr;
+}
+
+} // namespace meshgate

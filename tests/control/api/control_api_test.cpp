@@ -1,0 +1,340 @@
+// control_api on a fake runtime (no DPDK): ids stay with names across reorders, removals and
+// re-adds; removed tasks go through their grace and end; ids come back only when no connection
+// names them; a change with errors changes nothing; restart-only keys are refused by name.
+#include "control/api/control_api.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+namespace meshgate
+{
+namespace
+{
+
+ipv4_address ip(const char *text)
+{
+    return *parse_ipv4(text);
+}
+
+config::gateway_config base_config()
+{
+    config::gateway_config c;
+    c.file = "test.toml";
+    c.dpdk.lcore_ids = {0, 1};
+    config::port ext, und;
+    ext.name = "ext";
+    ext.device = "net_null0";
+    ext.address = *parse_ipv4_prefix("203.0.113.10/24");
+    und.name = "und";
+    und.device = "net_null1";
+    und.role = config::port_role::underlay;
+    und.address = *parse_ipv4_prefix("192.168.50.1/24");
+    c.ports = {ext, und};
+    c.overlay.at = {1, 1}; // read from a file
+    c.overlay.address = *parse_ipv4_prefix("10.255.0.2/16");
+    c.overlay.mac = docker_mac_for(c.overlay.address.address);
+    c.nodes.push_back(config::node{.name = "n1", .address = ip("192.168.50.11"), .mac = {}});
+    c.nodes.push_back(config::node{.name = "n2", .address = ip("192.168.50.12"), .mac = {}});
+    c.limits.connections = 1024;
+    return c;
+}
+
+config::service service(const std::string &name, uint16_t port, std::vector<const char *> tasks,
+                        config::scheduler_kind kind = config::scheduler_kind::rr)
+{
+    config::service s;
+    s.name = name;
+    s.scheduler = kind;
+    s.ports.push_back(
+        config::service_port{.proto = config::protocol::tcp, .published = port, .target = port});
+    for (const char *t : tasks) {
+        config::task k;
+        k.address = ip(t);
+        k.node = "n1";
+        k.mac = docker_mac_for(k.address);
+        s.tasks.push_back(k);
+    }
+    return s;
+}
+
+class ControlApi : public ::testing::Test
+{
+  protected:
+    void SetUp() override
+    {
+        gateway_runtime r;
+        r.ports = {opened_port{"ext", "net_null0", 0, {}}, opened_port{"und", "net_null1", 1, {}}};
+        r.publish = [this](const dataplane::dataplane_tables *t) {
+            published = t;
+            ++publishes;
+        };
+        r.synchronize = [this] { ++synchronizes; };
+        r.active = [this](uint16_t id) { return active[id]; };
+        r.prepare_settings = [this](const config::gateway_config *,
+                                    const config::gateway_config &) { return settings_errors; };
+        r.commit_settings = [this](const config::gateway_config *, const config::gateway_config &,
+                                   const dataplane::dataplane_tables &) { ++commits; };
+        r.abort_settings = [] {};
+        r.clock = [this] { return now; };
+        api = std::make_unique<control_api>(std::move(r));
+    }
+
+    config::gateway_config three_services()
+    {
+        config::gateway_config c = base_config();
+        c.services = {service("web", 80, {"10.255.0.5", "10.255.0.6"}),
+                      service("dns", 53, {"10.255.0.7"}),
+                      service("api", 8000, {"10.255.0.8", "10.255.0.9"})};
+        return c;
+    }
+
+    uint16_t task_id(const std::string &s, const char *a)
+    {
+        const task_record *r = api->ids().task({s, ip(a)});
+        EXPECT_NE(r, nullptr) << s << "/" << a;
+        return r ? r->id : UINT16_MAX;
+    }
+    uint16_t service_id(const std::string &s) { return api->ids().service(s)->id; }
+    dataplane::task_state state_of(uint16_t id) { return published->tasks.at(id).state; }
+
+    std::unique_ptr<control_api> api;
+    const dataplane::dataplane_tables *published = nullptr;
+    int publishes = 0, synchronizes = 0, commits = 0;
+    std::map<uint16_t, uint32_t> active;
+    std::vector<config::config_error> settings_errors;
+    double now = 1000;
+};
+
+TEST_F(ControlApi, StartGivesIdsLowestFirstInConfigOrder)
+{
+    const apply_result r = api->start(three_services());
+    ASSERT_TRUE(r.ok) << (r.errors.empty() ? "" : r.errors[0].to_string());
+    EXPECT_EQ(r.generation, 1u);
+    EXPECT_EQ(service_id("web"), 0);
+    EXPECT_EQ(service_id("dns"), 1);
+    EXPECT_EQ(service_id("api"), 2);
+    EXPECT_EQ(task_id("web", "10.255.0.5"), 0);
+    EXPECT_EQ(task_id("api", "10.255.0.9"), 4);
+    ASSERT_EQ(published, api->tables());
+    EXPECT_EQ(published->listeners[published->first_listener(IPPROTO_TCP, RTE_BE16(53))].service,
+              1);
+    EXPECT_EQ(state_of(2), dataplane::task_state::serving);
+    EXPECT_EQ(published->tasks[2].address, rte_cpu_to_be_32(ip("10.255.0.7").value));
+    EXPECT_EQ(state_of(5), dataplane::task_state::absent);
+}
+
+TEST_F(ControlApi, ReorderingKeepsEveryId)
+{
+    ASSERT_TRUE(api->start(three_services()).ok);
+    config::gateway_config c = three_services();
+    std::swap(c.services[0], c.services[2]);
+    std::swap(c.services[0].tasks[0], c.services[0].tasks[1]);
+    const apply_result r = api->apply(c);
+    ASSERT_TRUE(r.ok);
+    EXPECT_EQ(service_id("web"), 0);
+    EXPECT_EQ(service_id("api"), 2);
+    EXPECT_EQ(task_id("api", "10.255.0.9"), 4);
+    EXPECT_EQ(task_id("web", "10.255.0.6"), 1);
+    EXPECT_EQ(r.changes.summary(), "no change"); // order is not what names things
+}
+
+TEST_F(ControlApi, RemovingTheFirstServiceKeepsTheOthersIdsAndEndsItsTasksAfterTheGrace)
+{
+    ASSERT_TRUE(api->start(three_services()).ok);
+    config::gateway_config c = three_services();
+    c.services.erase(c.services.begin());
+    const uint64_t epoch = published->sweep_epoch;
+    const apply_result r = api->apply(c);
+    ASSERT_TRUE(r.ok);
+    EXPECT_EQ(r.changes.services_removed, std::vector<std::string>{"web"});
+    EXPECT_EQ(r.changes.tasks_removed.size(), 2u);
+    EXPECT_EQ(service_id("dns"), 1);
+    EXPECT_EQ(task_id("dns", "10.255.0.7"), 2);
+    // web/10.255.0.5 (id 0) keeps serving its connections for removed_task_grace (10 s).
+    EXPECT_EQ(state_of(0), dataplane::task_state::removed);
+    EXPECT_EQ(published->sweep_epoch, epoch);
+    EXPECT_EQ(published->first_listener(IPPROTO_TCP, RTE_BE16(80)), dataplane::no_listener);
+
+    now += 9;
+    EXPECT_FALSE(api->tick());
+    EXPECT_EQ(state_of(0), dataplane::task_state::removed);
+    now += 2;
+    active[0] = 3; // three connections still name it
+    EXPECT_TRUE(api->tick());
+    EXPECT_EQ(state_of(0), dataplane::task_state::absent);
+    EXPECT_EQ(state_of(1), dataplane::task_state::absent);
+    EXPECT_EQ(published->sweep_epoch, epoch + 1); // the workers sweep them out
+    EXPECT_EQ(api->ids().ending(), (std::vector<uint16_t>{0}));
+    EXPECT_NE(api->ids().service("web"), nullptr); // held by its ending task
+
+    // A new task does not get id 0 while a connection names it ...
+    config::gateway_config more = c;
+    more.services[0].tasks.push_back(service("x", 1, {"10.255.0.20"}).tasks[0]);
+    ASSERT_TRUE(api->apply(more).ok);
+    EXPECT_EQ(task_id("dns", "10.255.0.20"), 1);
+    // ... and gets it once they are gone and a grace period of the workers has passed.
+    active[0] = 0;
+    const int syncs = synchronizes;
+    api->tick();
+    EXPECT_GT(synchronizes, syncs);
+    EXPECT_TRUE(api->ids().ending().empty());
+    EXPECT_EQ(api->ids().service("web"), nullptr);
+    more.services[0].tasks.push_back(service("x", 1, {"10.255.0.21"}).tasks[0]);
+    ASSERT_TRUE(api->apply(more).ok);
+    EXPECT_EQ(task_id("dns", "10.255.0.21"), 0);
+}
+
+TEST_F(ControlApi, ATaskBackWithinItsGraceKeepsItsId)
+{
+    ASSERT_TRUE(api->start(three_services()).ok);
+    config::gateway_config c = three_services();
+    const config::task gone = c.services[2].tasks[0];
+    c.services[2].tasks.erase(c.services[2].tasks.begin());
+    ASSERT_TRUE(api->apply(c).ok);
+    EXPECT_EQ(state_of(3), dataplane::task_state::removed);
+    now += 5;
+    c.services[2].tasks.push_back(gone);
+    ASSERT_TRUE(api->apply(c).ok);
+    EXPECT_EQ(task_id("api", "10.255.0.8"), 3);
+    EXPECT_EQ(state_of(3), dataplane::task_state::serving);
+    now += 60;
+    EXPECT_FALSE(api->tick());
+    EXPECT_EQ(state_of(3), dataplane::task_state::serving);
+}
+
+TEST_F(ControlApi, GraceZeroEndsAtOnceAndComesBackAsANewTask)
+{
+    config::gateway_config c = three_services();
+    c.timeouts.removed_task_grace = 0;
+    ASSERT_TRUE(api->start(c).ok);
+    const config::task gone = c.services[1].tasks[0];
+    c.services[1].tasks.clear();
+    const uint64_t epoch = published->sweep_epoch;
+    active[2] = 1;
+    ASSERT_TRUE(api->apply(c).ok);
+    EXPECT_EQ(state_of(2), dataplane::task_state::absent);
+    EXPECT_EQ(published->sweep_epoch, epoch + 1);
+    c.services[1].tasks.push_back(gone);
+    ASSERT_TRUE(api->apply(c).ok);
+    EXPECT_EQ(task_id("dns", "10.255.0.7"), 5); // id 2 still ends
+    EXPECT_EQ(state_of(2), dataplane::task_state::absent);
+}
+
+TEST_F(ControlApi, ErrorsChangeNothing)
+{
+    ASSERT_TRUE(api->start(three_services()).ok);
+    const auto *before = published;
+    config::gateway_config c = three_services();
+    c.services[1].tasks[0].address = ip("192.0.2.1"); // off the overlay
+    c.services.push_back(service("new", 9000, {"10.255.0.30"}));
+    const apply_result r = api->apply(c);
+    EXPECT_FALSE(r.ok);
+    ASSERT_EQ(r.errors.size(), 1u);
+    EXPECT_EQ(r.errors[0].message,
+              "task address 192.0.2.1 is not inside the overlay subnet 10.255.0.0/16");
+    EXPECT_EQ(published, before);
+    EXPECT_EQ(api->generation(), 1u);
+    EXPECT_EQ(api->ids().service("new"), nullptr);
+    EXPECT_EQ(api->config().services.size(), 3u);
+
+    // A live setting that fails (the stats listener cannot bind) also changes nothing.
+    settings_errors = {config::config_error{"test.toml", 9, 10, "cannot listen"}};
+    c = three_services();
+    c.services.push_back(service("new", 9000, {"10.255.0.30"}));
+    EXPECT_FALSE(api->apply(c).ok);
+    EXPECT_EQ(published, before);
+    EXPECT_EQ(api->ids().service("new"), nullptr);
+}
+
+TEST_F(ControlApi, KeysThatNeedARestartAreRefusedByName)
+{
+    ASSERT_TRUE(api->start(three_services()).ok);
+    config::gateway_config c = three_services();
+    c.dpdk.lcores = "0-2";
+    c.dpdk.at = {2, 1};
+    c.limits.connections = 2048;
+    c.limits.connections_at = {30, 15};
+    c.ports[1].device = "net_null7";
+    c.ports[1].at = {12, 1};
+    const apply_result r = api->apply(c);
+    EXPECT_FALSE(r.ok);
+    std::vector<std::string> texts;
+    for (const config::config_error &e : r.errors)
+        texts.push_back(e.to_string());
+    EXPECT_EQ(texts,
+              (std::vector<std::string>{
+                  "test.toml:2:1: [dpdk] lcores '0-1' -> '0-2': a restart is needed to change it",
+                  "test.toml:12:1: [[port]] 'und' device: a restart is needed to change it",
+                  "test.toml:30:15: [limits] connections 1024 -> 2048: a restart is needed to "
+                  "change it"}));
+    EXPECT_EQ(api->generation(), 1u);
+}
+
+TEST_F(ControlApi, UnchangedServicesKeepTheirSchedulerObject)
+{
+    config::gateway_config c = three_services();
+    c.services[2].scheduler = config::scheduler_kind::maglev;
+    ASSERT_TRUE(api->start(c).ok);
+    const auto maglev = published->services[2].scheduler;
+    const auto dns = published->services[1].scheduler;
+    c.services[1].tasks[0].weight = 5;
+    ASSERT_TRUE(api->apply(c).ok);
+    EXPECT_EQ(published->services[2].scheduler, maglev); // the same object, not rebuilt
+    EXPECT_NE(published->services[1].scheduler, dns);
+    EXPECT_EQ(published->services[1].scheduler->weights, std::vector<uint32_t>{5});
+    // Picks name task ids.
+    EXPECT_EQ(published->services[2].scheduler->keys, (std::vector<uint32_t>{3, 4}));
+}
+
+TEST_F(ControlApi, SingleObjectCallsGoThroughTheSameChecks)
+{
+    ASSERT_TRUE(api->start(three_services()).ok);
+    apply_result r = api->set_task_weight("web", ip("10.255.0.6"), 0);
+    ASSERT_TRUE(r.ok);
+    EXPECT_EQ(r.changes.tasks_changed.size(), 1u);
+    EXPECT_EQ(published->services[0].scheduler->weights, (std::vector<uint32_t>{1, 0}));
+
+    config::task t = service("x", 1, {"10.255.0.40"}).tasks[0];
+    t.node = "n9";
+    r = api->upsert_task("dns", t);
+    EXPECT_FALSE(r.ok);
+    ASSERT_EQ(r.errors.size(), 1u);
+    EXPECT_EQ(r.errors[0].message, "task node 'n9' is not a [[node]]");
+
+    t.node = "n2";
+    ASSERT_TRUE(api->upsert_task("dns", t).ok);
+    EXPECT_EQ(published->tasks[task_id("dns", "10.255.0.40")].node, 1);
+
+    EXPECT_FALSE(api->remove_node("n2").ok); // a task still runs there
+    EXPECT_FALSE(api->remove_service("nope").ok);
+    ASSERT_TRUE(api->remove_task("dns", ip("10.255.0.40")).ok);
+    ASSERT_TRUE(api->remove_node("n2").ok);
+
+    config::service s = service("late", 9000, {"10.255.0.50"});
+    s.from = config::origin::api;
+    ASSERT_TRUE(api->upsert_service(s).ok);
+    EXPECT_EQ(service_id("late"), 3);
+    EXPECT_EQ(api->generation(), 6u);
+}
+
+TEST(ChangeSet, SummaryCountsAndSettings)
+{
+    config::gateway_config a = base_config(), b = base_config();
+    a.services = {service("web", 80, {"10.255.0.5"}), service("dns", 53, {"10.255.0.7"})};
+    b.services = {service("web", 80, {"10.255.0.5", "10.255.0.6"}), service("new", 81, {})};
+    b.services[0].scheduler = config::scheduler_kind::maglev;
+    b.timeouts.udp = 30;
+    b.ports[0].mtu = 9000;
+    const change_set c = diff(a, b);
+    EXPECT_EQ(c.summary(), "services +1 -1 ~1, tasks +1 -1 ~0, nodes +0 -0 ~0; timeouts, port ext "
+                           "mtu 1500 -> 9000");
+    EXPECT_TRUE(timeouts_shortened(a.timeouts, b.timeouts));
+    EXPECT_FALSE(timeouts_shortened(b.timeouts, a.timeouts));
+    EXPECT_EQ(diff(a, a).summary(), "no change");
+}
+
+} // namespace
+} // namespace meshgate
