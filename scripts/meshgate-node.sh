@@ -74,8 +74,19 @@ pass() {
         return 1
     fi
     if ! err=$(in_ns ip link show "$DEV" 2>&1 >/dev/null); then
-        # a stale file Docker left (Invalid argument), no $DEV yet, or no right to setns
-        # (Docker's seccomp profile wants CAP_SYS_ADMIN for it: Operation not permitted)
+        case $err in
+        *"Invalid argument"*)
+            # The file is there but no namespace is mounted on it in our view: Docker mounted it
+            # after this container took its copy of the host's mounts (the bind of / is private
+            # where the host's / is), or it is a stale file. A new container sees what is
+            # mounted now: exit, the swarm starts us again (--restart-condition any).
+            if [ -z "${ONCE:-}" ]; then
+                log "$NS is no namespace in this container's view: restarting to see the host's mounts"
+                exit 3
+            fi ;;
+        esac
+        # no $DEV yet, or no right to setns (Docker's seccomp profile wants CAP_SYS_ADMIN for
+        # it: Operation not permitted)
         [ "$state" != unusable ] && log "waiting for $NS ($DEV): $err"
         state=unusable
         return 1
