@@ -27,6 +27,7 @@
 #include "control/observe/metrics.h"
 #include "control/observe/stats_view.h"
 #include "control/observe/telemetry.h"
+#include "control/runtime/data_path.h"
 #include "control/runtime/eal.h"
 #include "control/runtime/file_watch.h"
 #include "control/runtime/ports.h"
@@ -73,46 +74,12 @@ bool eal_init(const config::gateway_config &c)
     return true;
 }
 
-dataplane::conntrack_params connection_params(const config::gateway_config &c, uint16_t workers,
-                                              rte_rcu_qsbr *qsbr)
-{
-    dataplane::conntrack_params p;
-    p.capacity = c.limits.connections;
-    p.n_workers = workers;
-    p.qsbr = qsbr;
-    p.socket_id = static_cast<int>(rte_socket_id());
-    p.timeouts = c.timeouts;
-    p.snat_port_min = c.overlay.snat_port_min;
-    p.snat_port_max = c.overlay.snat_port_max;
-    return p;
-}
-
 std::string file_content(const std::string &path)
 {
     std::ifstream in(path, std::ios::binary);
     std::ostringstream s;
     s << in.rdbuf();
     return s.str();
-}
-
-// A worker lives in hugepage memory of its lcore's NUMA socket.
-struct worker_free {
-    void operator()(dataplane::worker *w) const
-    {
-        if (w->reassembly != nullptr) rte_ip_frag_table_destroy(w->reassembly); // frees its mbufs
-        w->~worker();
-        rte_free(w);
-    }
-};
-using worker_ptr = std::unique_ptr<dataplane::worker, worker_free>;
-
-worker_ptr new_worker(int socket)
-{
-    void *memory = rte_zmalloc_socket("meshgate_worker", sizeof(dataplane::worker),
-                                      alignof(dataplane::worker), socket);
-    if (memory == nullptr)
-        throw std::runtime_error("worker state on socket " + std::to_string(socket));
-    return worker_ptr(new (memory) dataplane::worker());
 }
 
 std::string rx_list(const dataplane::worker &w, const std::vector<opened_port> &ports)
@@ -123,6 +90,39 @@ std::string rx_list(const dataplane::worker &w, const std::vector<opened_port> &
                 std::to_string(w.rx[i].queue);
     return text.empty() ? "nothing" : text;
 }
+
+// The packet pools, freed when the gateway goes (after the ports and workers that use them).
+struct owned_pools {
+    packet_pools pools;
+    ~owned_pools()
+    {
+        for (const auto &[socket, pool] : pools.by_socket)
+            rte_mempool_free(pool);
+    }
+};
+
+// The opened ports, stopped and closed once: by stop() (drivers flush what they hold: net_pcap
+// completes its file), else when the gateway goes.
+struct owned_ports {
+    std::vector<opened_port> ports;
+    void close()
+    {
+        close_ports(ports);
+        ports.clear();
+    }
+    ~owned_ports() { close(); }
+};
+
+// Live capture (dpdk-dumpcap) while the ports run.
+struct capture_server {
+    bool on = false;
+    void stop()
+    {
+        if (on) rte_pdump_uninit();
+        on = false;
+    }
+    ~capture_server() { stop(); }
+};
 
 // Everything the control thread owns while the gateway runs.
 class gateway
@@ -150,8 +150,7 @@ class gateway
     gateway_runtime runtime();
     std::vector<config::config_error> prepare_settings(const config::gateway_config *old,
                                                        const config::gateway_config &next);
-    void commit_settings(const config::gateway_config *old, const config::gateway_config &next,
-                         const dataplane::dataplane_tables &tables);
+    void commit_settings(const config::gateway_config *old, const config::gateway_config &next);
     void abort_settings();
     void watch_links();
 
@@ -159,21 +158,14 @@ class gateway
     // Taken before EAL pins this thread to one core: what [dpdk] lcores may name on reload.
     std::vector<unsigned> cpus_;
     control_signals &signals_;
-    packet_pools pools_;
-    std::vector<opened_port> ports_;
-    std::vector<int> links_up_; // last link state seen per port: 1 up, 0 down, -1 not yet
-    dataplane::gateway_shared shared_;
-    std::unique_ptr<dataplane::neighbor_table> neighbors_; // ages in TSC ticks: after EAL init
-    std::vector<worker_ptr> workers_;
-    std::unique_ptr<dataplane::connection_table> connections_;
-    dataplane::affinity_table affinity_;
-    std::unique_ptr<std::atomic<uint32_t>[]> task_active_ {
-        new std::atomic<uint32_t>[dataplane::task_id_capacity] {}
-    };
-    std::unique_ptr<dataplane::scheduler_cursor[]> cursors_{
-        new dataplane::scheduler_cursor[dataplane::service_id_capacity]{}};
-    std::unique_ptr<control_api> api_;
 
+    // What runs, in the order start() makes it. stop() stops what runs (the destructor calls it
+    // first); then the members go in reverse order: nothing goes before what uses it.
+    owned_pools pools_;
+    owned_ports ports_;
+    capture_server capture_;
+    std::unique_ptr<data_path> data_path_;
+    std::unique_ptr<control_api> api_;
     stats_state stats_;
     control_requests requests_;
     std::shared_ptr<gateway_collector> collector_ = std::make_shared<gateway_collector>(stats_);
@@ -181,13 +173,14 @@ class gateway
     std::unique_ptr<metrics_endpoint> next_endpoint_;   // prepared by a reload, not yet committed
     std::vector<std::pair<size_t, uint16_t>> mtu_undo_; // (port, MTU before) of a prepared reload
     std::unique_ptr<file_watch> watch_;
-    config::gateway_config file_config_;        // the file's part of what runs
-    std::unique_ptr<swarm_sync> swarm_;         // while [swarm] is set
+    std::unique_ptr<swarm_sync> swarm_; // while [swarm] is set
+
+    std::vector<int> links_up_;          // last link state seen per port: 1 up, 0 down, -1 not yet
+    config::gateway_config file_config_; // the file's part of what runs
     std::optional<swarm::state> swarm_state_;   // the swarm's part of what runs
     std::optional<swarm::state> refused_swarm_; // tried again after the next good reload
     std::vector<std::string> swarm_notes_;      // logged when they change
     std::string last_attempt_;                  // the file's content at the last reload, ok or not
-    bool pdump_ = false;
 
     std::vector<dataplane::task_counters> rate_last_;
     steady::time_point rate_at_ = steady::now();
@@ -195,22 +188,17 @@ class gateway
 
 gateway_runtime gateway::runtime()
 {
-    gateway_runtime r;
-    r.ports = ports_;
-    r.publish = [this](const dataplane::dataplane_tables *t) {
-        shared_.tables.store(t, std::memory_order_release);
-        // Every worker passes a quiescent point before the caller frees the old tables.
-        rte_rcu_qsbr_synchronize(shared_.qsbr, RTE_QSBR_THRID_INVALID);
-    };
-    r.synchronize = [this] { rte_rcu_qsbr_synchronize(shared_.qsbr, RTE_QSBR_THRID_INVALID); };
-    r.active = [this](uint16_t id) { return task_active_[id].load(std::memory_order_relaxed); };
+    gateway_runtime r = data_path_runtime(*data_path_, ports_.ports);
     r.prepare_settings = [this](const config::gateway_config *old,
                                 const config::gateway_config &next) {
         return prepare_settings(old, next);
     };
-    r.commit_settings =
-        [this](const config::gateway_config *old, const config::gateway_config &next,
-               const dataplane::dataplane_tables &tables) { commit_settings(old, next, tables); };
+    r.commit_settings = [this, data_path_settings = r.commit_settings](
+                            const config::gateway_config *old, const config::gateway_config &next,
+                            const dataplane::dataplane_tables &tables) {
+        data_path_settings(old, next, tables);
+        commit_settings(old, next);
+    };
     r.abort_settings = [this] { abort_settings(); };
     r.clock = seconds_now;
     return r;
@@ -232,7 +220,7 @@ std::vector<config::config_error> gateway::prepare_settings(const config::gatewa
     if (old == nullptr) return errors; // open_ports() set the MTUs
     for (size_t i = 0; i < next.ports.size(); ++i) {
         if (old->ports[i].mtu == next.ports[i].mtu) continue;
-        mtu_result r = set_port_mtu(ports_[i], next.ports[i].mtu);
+        mtu_result r = set_port_mtu(ports_.ports[i], next.ports[i].mtu);
         if (!r.ok) {
             errors.push_back(
                 config::config_error{next.file, next.ports[i].at.line, next.ports[i].at.column,
@@ -250,18 +238,15 @@ std::vector<config::config_error> gateway::prepare_settings(const config::gatewa
     return errors;
 }
 
-void gateway::commit_settings(const config::gateway_config *old, const config::gateway_config &next,
-                              const dataplane::dataplane_tables &tables)
+void gateway::commit_settings(const config::gateway_config *old, const config::gateway_config &next)
 {
     mtu_undo_.clear();
     if (old == nullptr || old->stats.listen != next.stats.listen) {
         endpoint_ = std::move(next_endpoint_); // the old one stops listening here
         if (endpoint_) spdlog::info("serving metrics on http://{}/metrics", endpoint_->listen());
     }
-    connections_->set_timeouts(next.timeouts);
     if (old != nullptr && old->log.level != next.log.level)
         spdlog::set_level(spdlog::level::from_str(next.log.level));
-    install_static_neighbors(next, old, tables, *neighbors_);
     if (old == nullptr || old->reload.watch != next.reload.watch ||
         old->reload.debounce_ms != next.reload.debounce_ms) {
         watch_.reset();
@@ -286,88 +271,46 @@ void gateway::abort_settings()
 {
     next_endpoint_.reset();
     for (auto [port, mtu] : mtu_undo_)
-        set_port_mtu(ports_[port], mtu);
+        set_port_mtu(ports_.ports[port], mtu);
     mtu_undo_.clear();
 }
 
 void gateway::start()
 {
-    const uint16_t worker_count = meshgate::worker_count(initial_);
     spdlog::info("DPDK memory for this configuration: {} MiB (memory_mb {})",
                  (dpdk_memory_needed(initial_) + (1u << 20) - 1) >> 20,
                  initial_.dpdk.memory_mb ? std::to_string(*initial_.dpdk.memory_mb) : "unset");
+    const std::vector<worker_place> places = worker_places(initial_);
     std::vector<int> worker_sockets;
-    for (uint16_t i = 0; i < worker_count; ++i)
-        worker_sockets.push_back(
-            static_cast<int>(rte_lcore_to_socket_id(initial_.dpdk.lcore_ids[i + 1])));
+    for (const worker_place &p : places)
+        worker_sockets.push_back(p.socket);
     const std::vector<int> sockets_of_ports = port_sockets(initial_);
     const queue_plan plan = plan_queues(sockets_of_ports, worker_sockets);
-    pools_ = create_packet_pools(initial_, plan, sockets_of_ports);
-    ports_ = open_ports(initial_, plan, sockets_of_ports, worker_count, pools_);
+    pools_.pools = create_packet_pools(initial_, plan, sockets_of_ports);
+    ports_.ports = open_ports(initial_, plan, sockets_of_ports,
+                              static_cast<uint16_t>(places.size()), pools_.pools);
     if (initial_.dpdk.no_huge) {
         spdlog::info("live capture (dpdk-dumpcap) needs hugepages: off with no_huge");
     } else if (rte_pdump_init() == 0) {
-        pdump_ = true;
+        capture_.on = true;
     } else {
         spdlog::warn("live capture unavailable: rte_pdump_init: {}", rte_strerror(rte_errno));
     }
-
-    size_t qsbr_size = rte_rcu_qsbr_get_memsize(worker_count);
-    shared_.qsbr =
-        static_cast<rte_rcu_qsbr *>(rte_zmalloc("meshgate_qsbr", qsbr_size, RTE_CACHE_LINE_SIZE));
-    if (shared_.qsbr == nullptr || rte_rcu_qsbr_init(shared_.qsbr, worker_count) != 0)
-        throw std::runtime_error("RCU state for " + std::to_string(worker_count) + " workers");
-    neighbors_ = std::make_unique<dataplane::neighbor_table>(rte_get_tsc_hz());
-    shared_.neighbors = neighbors_.get();
-    shared_.indirect_pool = rte_pktmbuf_pool_create("meshgate_indirect", indirect_pool_size, 256, 0,
-                                                    0, static_cast<int>(rte_socket_id()));
-    if (shared_.indirect_pool == nullptr) throw std::runtime_error("indirect packet pool");
-    connections_ = dataplane::connection_table::create(
-        connection_params(initial_, worker_count, shared_.qsbr));
-    shared_.connections = connections_.get();
-    shared_.affinity = &affinity_;
-    shared_.task_active = task_active_.get();
-    shared_.cursors = cursors_.get();
-    shared_.start_tsc = rte_rdtsc();
-
-    const uint64_t hz = rte_get_tsc_hz();
-    for (uint16_t i = 0; i < worker_count; ++i) {
-        worker_ptr w = new_worker(worker_sockets[i]);
-        w->id = i;
-        w->lcore = initial_.dpdk.lcore_ids[i + 1];
-        w->shared = &shared_;
-        w->pool = pools_.on(worker_sockets[i]);
-        w->tsc_hz = hz;
-        w->arp_interval = hz;                   // one request per second per next hop, as Linux
-        w->arp_wait = 3 * hz;                   // Linux gives up after 3 unanswered probes
-        constexpr uint32_t bucket_entries = 16; // as DPDK's ip_reassembly example
-        w->reassembly = rte_ip_frag_table_create(
-            dataplane::reassembly_datagrams, bucket_entries, dataplane::reassembly_datagrams,
-            hz * dataplane::reassembly_timeout_ms / 1000, worker_sockets[i]);
-        if (w->reassembly == nullptr)
-            throw std::runtime_error("reassembly table for worker " + std::to_string(i));
-        w->port_count = static_cast<uint16_t>(ports_.size());
-        for (uint16_t p = 0; p < ports_.size(); ++p) {
-            w->port_ids[p] = ports_[p].port_id;
-            if (!ports_[p].multi_segs) w->single_segment_ports |= 1u << p;
-            const std::vector<uint16_t> &rx = plan.rx_workers[p];
-            if (auto q = std::find(rx.begin(), rx.end(), i); q != rx.end())
-                w->rx[w->rx_count++] = {p, static_cast<uint16_t>(q - rx.begin())};
-        }
-        if (plan.crosses_sockets[i])
+    data_path_ = std::make_unique<data_path>(initial_, ports_.ports, plan, pools_.pools, places);
+    for (dataplane::worker *w : data_path_->workers()) {
+        if (plan.crosses_sockets[w->id])
             spdlog::warn("worker {} on socket {} polls ports of another socket: no better lcore "
                          "for them (see [dpdk] lcores)",
-                         i, worker_sockets[i]);
+                         w->id, worker_sockets[w->id]);
         stats_.counters.workers.push_back(&w->counters);
-        workers_.push_back(std::move(w));
     }
-    stats_.counters.task_active = task_active_.get();
-    stats_.counters.connections = connections_.get();
-    stats_.counters.neighbors = neighbors_.get();
-    for (const auto &[socket, pool] : pools_.by_socket)
+    stats_.counters.task_active = data_path_->task_active();
+    stats_.counters.connections = &data_path_->connections();
+    stats_.counters.neighbors = &data_path_->neighbors();
+    for (const auto &[socket, pool] : pools_.pools.by_socket)
         stats_.counters.packet_pools.emplace_back(socket, pool);
-    stats_.counters.start_tsc = shared_.start_tsc;
-    stats_.counters.tsc_hz = hz;
+    stats_.counters.start_tsc = data_path_->shared().start_tsc;
+    stats_.counters.tsc_hz = data_path_->tsc_hz();
 
     // The first tables go in before any worker runs.
     api_ = std::make_unique<control_api>(runtime());
@@ -382,20 +325,18 @@ void gateway::start()
     after_change();
     register_telemetry(stats_, requests_);
 
-    for (auto &w : workers_) {
-        if (int rc = rte_eal_remote_launch(dataplane::worker_main, w.get(), w->lcore); rc != 0)
-            throw std::runtime_error("cannot launch worker on lcore " + std::to_string(w->lcore));
+    data_path_->launch();
+    for (const dataplane::worker *w : data_path_->workers())
         spdlog::info("worker {} polling on lcore {} (cpu {}, socket {}): {}", w->id, w->lcore,
                      initial_.dpdk.lcore_cpus[w->id + 1u], rte_lcore_to_socket_id(w->lcore),
-                     rx_list(*w, ports_));
-    }
+                     rx_list(*w, ports_.ports));
 }
 
 // The readers' view follows the API's state.
 void gateway::after_change()
 {
     std::shared_ptr<const gateway_view> before = stats_.view();
-    stats_.set_view(build_view(*api_, ports_, before.get(), stats_.counters));
+    stats_.set_view(build_view(*api_, ports_.ports, before.get(), stats_.counters));
 }
 
 reload_reply gateway::reload(const char *trigger)
@@ -505,19 +446,19 @@ void gateway::update_rates()
 // down port sends nothing, tx_full counts what its queue could not take).
 void gateway::watch_links()
 {
-    links_up_.resize(ports_.size(), -1);
-    for (size_t i = 0; i < ports_.size(); ++i) {
+    links_up_.resize(ports_.ports.size(), -1);
+    for (size_t i = 0; i < ports_.ports.size(); ++i) {
         rte_eth_link link{};
-        if (rte_eth_link_get_nowait(ports_[i].port_id, &link) != 0) continue;
+        if (rte_eth_link_get_nowait(ports_.ports[i].port_id, &link) != 0) continue;
         const int up = link.link_status == RTE_ETH_LINK_UP;
         if (up == links_up_[i]) continue;
         if (links_up_[i] != -1) {
             char text[RTE_ETH_LINK_MAX_STR_LEN];
             rte_eth_link_to_str(text, sizeof text, &link);
             if (up)
-                spdlog::info("port {}: {}", ports_[i].name, text);
+                spdlog::info("port {}: {}", ports_.ports[i].name, text);
             else
-                spdlog::warn("port {}: {}", ports_[i].name, text);
+                spdlog::warn("port {}: {}", ports_.ports[i].name, text);
         }
         links_up_[i] = up;
     }
@@ -547,27 +488,23 @@ void gateway::control_loop()
     }
 }
 
+// Stops what runs, readers first: telemetry and waiting reload requests, the swarm sync, the
+// workers (they drop what they hold), the metrics endpoint, live capture, then the ports
+// (drivers flush what they hold: net_pcap completes its file). Idempotent.
 void gateway::stop()
 {
     requests_.close(reload_reply{false, 0, "", {"the gateway is stopping"}});
     unregister_telemetry();
     swarm_.reset();
-    shared_.stop.store(true);
-    rte_eal_mp_wait_lcore();
+    if (data_path_) data_path_->stop();
     endpoint_.reset();
-    if (pdump_) rte_pdump_uninit();
-    close_ports(ports_);
+    capture_.stop();
+    ports_.close();
 }
 
 gateway::~gateway()
 {
-    api_.reset(); // the tables
-    connections_.reset();
-    rte_free(shared_.qsbr);
-    workers_.clear();
-    for (const auto &[socket, pool] : pools_.by_socket)
-        rte_mempool_free(pool);
-    if (shared_.indirect_pool != nullptr) rte_mempool_free(shared_.indirect_pool);
+    stop();
 }
 
 int gateway::run()
@@ -575,7 +512,8 @@ int gateway::run()
     int status = 0;
     try {
         start();
-        spdlog::info("meshgate running: {} port(s), {} worker(s)", ports_.size(), workers_.size());
+        spdlog::info("meshgate running: {} port(s), {} worker(s)", ports_.ports.size(),
+                     data_path_->workers().size());
         control_loop();
         spdlog::info("stopping");
     } catch (const std::exception &e) {

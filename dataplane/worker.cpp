@@ -168,6 +168,18 @@ void process_burst(worker &w, const dataplane_tables &t, uint16_t port, rte_mbuf
     free_dropped_fragments(w);
 }
 
+void housekeeping(worker &w, const dataplane_tables &t, uint64_t tsc)
+{
+    flush_and_service(w, t, tsc);
+    w.now = static_cast<uint32_t>((tsc - w.shared->start_tsc) / w.tsc_hz);
+    expire_connections(w);
+    sweep_connections(w, t);
+    if (w.reassembly != nullptr) { // incomplete datagrams give their mbufs back in time
+        rte_ip_frag_table_del_expired_entries(w.reassembly, &w.death_row, tsc);
+        free_dropped_fragments(w);
+    }
+}
+
 int worker_main(void *arg)
 {
     worker &w = *static_cast<worker *>(arg);
@@ -190,15 +202,8 @@ int worker_main(void *arg)
         uint64_t now = rte_rdtsc();
         w.tsc = now;
         if (now - last_drain > drain_interval) {
-            flush_and_service(w, t, now);
+            housekeeping(w, t, now);
             last_drain = now;
-            w.now = static_cast<uint32_t>((now - shared.start_tsc) / w.tsc_hz);
-            expire_connections(w);
-            sweep_connections(w, t);
-            if (w.reassembly != nullptr) { // incomplete datagrams give their mbufs back in time
-                rte_ip_frag_table_del_expired_entries(w.reassembly, &w.death_row, now);
-                free_dropped_fragments(w);
-            }
         }
         // Past this point the worker holds no pointer into the tables.
         rte_rcu_qsbr_quiescent(shared.qsbr, w.id);

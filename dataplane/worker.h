@@ -99,7 +99,7 @@ struct alignas(RTE_CACHE_LINE_SIZE) worker {
     uint32_t single_segment_ports = 0;
     static_assert(max_ports <= 32);
     std::array<tx_buffer, max_ports> tx{};
-    uint32_t now = 0; // seconds since start_tsc, refreshed every loop iteration
+    uint32_t now = 0; // seconds since start_tsc, refreshed by housekeeping() (every 100 us)
     uint64_t tsc = 0; // the TSC, refreshed every loop iteration: what rate limits count in
     pending_queue pending;
     std::array<removed_connection, 64> expired{}; // scratch for connection expiry
@@ -130,6 +130,11 @@ void process_burst(worker &w, const dataplane_tables &t, uint16_t port, rte_mbuf
 
 // Sends every buffered packet and retries or expires packets waiting on ARP.
 void flush_and_service(worker &w, const dataplane_tables &t, uint64_t now);
+
+// What the worker does every TX drain interval (100 us) besides polling, at TSC: sends what
+// waits (flush_and_service()), moves the connection clock (`now`) to TSC's second, expires idle
+// connections, takes the next step of a sweep, frees incomplete datagrams past their time.
+void housekeeping(worker &w, const dataplane_tables &t, uint64_t tsc);
 
 // Drops everything still held (at shutdown).
 void release_all(worker &w);

@@ -28,6 +28,7 @@
 #include "control/api/control_api.h"
 #include "dataplane/output.h"
 #include "dataplane/worker.h"
+#include "tests/support/frames.h"
 #include "tests/support/gateway_fixture.h"
 
 namespace
@@ -98,70 +99,26 @@ uint16_t client_port(uint32_t i)
 
 std::vector<uint8_t> client_frame(uint32_t i, uint8_t flags)
 {
-    std::vector<uint8_t> f(60, 0);
-    auto *eth = reinterpret_cast<rte_ether_hdr *>(f.data());
-    std::copy(ext_mac.bytes.begin(), ext_mac.bytes.end(), eth->dst_addr.addr_bytes);
-    std::copy(client_mac.bytes.begin(), client_mac.bytes.end(), eth->src_addr.addr_bytes);
-    eth->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4);
-    auto *ip = reinterpret_cast<rte_ipv4_hdr *>(eth + 1);
-    ip->version_ihl = RTE_IPV4_VHL_DEF;
-    ip->total_length = rte_cpu_to_be_16(40);
-    ip->time_to_live = 64;
-    ip->next_proto_id = IPPROTO_TCP;
-    ip->src_addr = rte_cpu_to_be_32(client_ip(i));
-    ip->dst_addr = rte_cpu_to_be_32(0xcb00710a); // 203.0.113.10
-    ip->hdr_checksum = rte_ipv4_cksum(ip);
-    auto *tcp = reinterpret_cast<rte_tcp_hdr *>(ip + 1);
-    tcp->src_port = rte_cpu_to_be_16(client_port(i));
-    tcp->dst_port = rte_cpu_to_be_16(8000);
-    tcp->data_off = 5 << 4;
-    tcp->tcp_flags = flags;
-    tcp->rx_win = rte_cpu_to_be_16(65535);
-    tcp->cksum = rte_ipv4_udptcp_cksum(ip, tcp);
-    return f;
+    return test_support::tcp_frame({.to = ext_mac,
+                                    .from = client_mac,
+                                    .client = ipv4_address{client_ip(i)},
+                                    .published = ipv4_address{0xcb00710a}, // 203.0.113.10
+                                    .client_port = client_port(i),
+                                    .published_port = 8000,
+                                    .flags = flags});
 }
 
 // The task's reply on connection C: VXLAN from the node, inner task:80 -> SNAT address:port.
 std::vector<uint8_t> reply_frame(uint32_t i, const dp::connection &c)
 {
-    std::vector<uint8_t> inner = client_frame(i, RTE_TCP_ACK_FLAG);
-    auto *ieth = reinterpret_cast<rte_ether_hdr *>(inner.data());
-    auto *iip = reinterpret_cast<rte_ipv4_hdr *>(ieth + 1);
-    const mac_address overlay = docker_mac_for(*parse_ipv4("10.255.0.2")); // the gateway's
-    std::copy(overlay.bytes.begin(), overlay.bytes.end(), ieth->dst_addr.addr_bytes);
-    iip->src_addr = c.task_ip();
-    iip->dst_addr = c.snat_ip();
-    iip->hdr_checksum = 0;
-    iip->hdr_checksum = rte_ipv4_cksum(iip);
-    auto *tcp = reinterpret_cast<rte_tcp_hdr *>(iip + 1);
-    tcp->src_port = c.target_port();
-    tcp->dst_port = c.snat_port();
-    tcp->cksum = 0;
-    tcp->cksum = rte_ipv4_udptcp_cksum(iip, tcp);
-    inner.resize(54);
-
-    std::vector<uint8_t> f(50 + inner.size(), 0);
-    auto *eth = reinterpret_cast<rte_ether_hdr *>(f.data());
-    std::copy(und_mac.bytes.begin(), und_mac.bytes.end(), eth->dst_addr.addr_bytes);
-    std::copy(node_mac.bytes.begin(), node_mac.bytes.end(), eth->src_addr.addr_bytes);
-    eth->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4);
-    auto *ip = reinterpret_cast<rte_ipv4_hdr *>(eth + 1);
-    ip->version_ihl = RTE_IPV4_VHL_DEF;
-    ip->total_length = rte_cpu_to_be_16(static_cast<uint16_t>(f.size() - 14));
-    ip->time_to_live = 64;
-    ip->next_proto_id = IPPROTO_UDP;
-    ip->src_addr = rte_cpu_to_be_32(0xc0a8320b); // 192.168.50.11
-    ip->dst_addr = rte_cpu_to_be_32(0xc0a83201); // 192.168.50.1
-    ip->hdr_checksum = rte_ipv4_cksum(ip);
-    auto *udp = reinterpret_cast<rte_udp_hdr *>(ip + 1);
-    udp->src_port = rte_cpu_to_be_16(static_cast<uint16_t>(50000 + i % 1000));
-    udp->dst_port = rte_cpu_to_be_16(4789);
-    udp->dgram_len = rte_cpu_to_be_16(static_cast<uint16_t>(f.size() - 34));
-    auto *vx = reinterpret_cast<rte_vxlan_hdr *>(udp + 1);
-    vx->vx_flags = rte_cpu_to_be_32(0x08000000);
-    vx->vx_vni = rte_cpu_to_be_32(4096 << 8);
-    std::memcpy(vx + 1, inner.data(), inner.size());
-    return f;
+    return test_support::reply_frame(
+        {.port_mac = und_mac,
+         .node_mac = node_mac,
+         .overlay_mac = docker_mac_for(*parse_ipv4("10.255.0.2")), // the gateway's
+         .port_address = *parse_ipv4("192.168.50.1"),
+         .node_address = *parse_ipv4("192.168.50.11"),
+         .outer_sport = static_cast<uint16_t>(50000 + i % 1000)},
+        c);
 }
 
 // The pool and the two net_null ports, opened once: a closed vdev is gone for good.
@@ -209,7 +166,6 @@ void timed_bursts(benchmark::State &state, gateway_fixture &g,
         dp::tx_flush(*g.w, out_port);
         cycles += rte_rdtsc() - t0;
         packets += burst;
-        rte_rcu_qsbr_quiescent(g.qsbr, 0);
     }
     const uint64_t sent = g.w->counters.ports[out_port].tx_packets - sent_before;
     if (all_sent && sent != packets) {
@@ -271,7 +227,6 @@ void BM_new_connections(benchmark::State &state)
             static_cast<uint32_t>(gone.size()));
     } while (cursor != 0);
     for (uint32_t second = 0; g.connections->size() != 0 || second < 4; ++second) {
-        rte_rcu_qsbr_quiescent(g.qsbr, 0);
         g.connections->expire(0, g.w->now + 200 + second, 1u << 22, gone.data());
     }
     timed_bursts(state, g, frames_of(flows, RTE_TCP_SYN_FLAG), 0, 1);

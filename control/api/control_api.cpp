@@ -35,6 +35,25 @@ config::task *find_task(config::service &s, ipv4_address a)
 
 } // namespace
 
+gateway_runtime data_path_runtime(data_path &dp, std::vector<opened_port> ports)
+{
+    gateway_runtime r;
+    r.ports = std::move(ports);
+    r.publish = [&dp](const dataplane::dataplane_tables *t) { dp.publish(t); };
+    r.synchronize = [&dp] { dp.synchronize(); };
+    r.active = [&dp](uint16_t task) { return dp.active(task); };
+    r.prepare_settings = [](const config::gateway_config *, const config::gateway_config &) {
+        return std::vector<config::config_error>{};
+    };
+    r.commit_settings = [&dp](const config::gateway_config *old, const config::gateway_config &next,
+                              const dataplane::dataplane_tables &tables) {
+        dp.connections().set_timeouts(next.timeouts);
+        install_static_neighbors(next, old, tables, dp.neighbors());
+    };
+    r.abort_settings = [] {};
+    return r;
+}
+
 control_api::control_api(gateway_runtime runtime, compile_options options)
     : runtime_(std::move(runtime)), options_(options)
 {

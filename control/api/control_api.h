@@ -18,6 +18,7 @@
 #include "control/api/tables_build.h"
 #include "control/config/config.h"
 #include "control/config/diff.h"
+#include "control/runtime/data_path.h"
 #include "control/runtime/ports.h"
 #include "dataplane/tables.h"
 
@@ -55,6 +56,11 @@ struct gateway_runtime {
     // Seconds of a steady clock.
     std::function<double()> clock;
 };
+
+// What DATA_PATH answers of gateway_runtime, the same for meshgate and the tests' fixture:
+// PORTS, publish, synchronize, active, and the live settings of the data path (timeouts, static
+// neighbors) that the gateway's own settings are added to. The clock is the caller's.
+gateway_runtime data_path_runtime(data_path &dp, std::vector<opened_port> ports);
 
 class control_api
 {

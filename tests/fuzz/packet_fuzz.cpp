@@ -335,7 +335,6 @@ void settle(fuzz_state &s)
 {
     dp::flush_and_service(*s.g->w, s.g->tables(), rte_rdtsc());
     dp::release_all(*s.g->w);
-    rte_rcu_qsbr_quiescent(s.g->qsbr, 0);
 }
 
 // MESHGATE_FUZZ_STATS: at exit, what the worker counted (which verdicts the inputs reached).

@@ -4,10 +4,9 @@
 #include <stdexcept>
 
 #include <rte_cycles.h>
-#include <rte_malloc.h>
 #include <rte_mbuf.h>
+#include <rte_rcu_qsbr.h>
 
-#include "control/api/tables_build.h"
 #include "control/runtime/queue_plan.h"
 #include "dataplane/output.h"
 
@@ -16,84 +15,64 @@ namespace meshgate::test_support
 
 namespace dp = meshgate::dataplane;
 
-gateway_devices gateway_devices::open(const config::gateway_config &c)
+namespace
+{
+
+// Every worker polls queue 0 of every port (the caller hands it its bursts anyway).
+queue_plan plan_for(const std::vector<opened_port> &ports, uint16_t workers)
+{
+    std::vector<int> port_sockets, worker_sockets(workers, ports.front().socket);
+    for (const opened_port &p : ports)
+        port_sockets.push_back(p.socket);
+    return plan_queues(port_sockets, worker_sockets);
+}
+
+} // namespace
+
+gateway_devices gateway_devices::open(const config::gateway_config &c, uint16_t workers)
 {
     gateway_devices d;
     const std::vector<int> sockets = port_sockets(c);
-    const std::vector<int> worker_socket = {sockets.front()};
-    const queue_plan plan = plan_queues(sockets, worker_socket);
+    const queue_plan plan = plan_queues(sockets, std::vector<int>{sockets.front()});
     const packet_pools pools = create_packet_pools(c, plan, sockets);
     d.pool = pools.by_socket.front().second;
-    d.ports = open_ports(c, plan, sockets, 1, pools);
+    d.ports = open_ports(c, plan, sockets, workers, pools);
+    d.workers = workers;
     return d;
 }
 
 gateway_fixture::gateway_fixture(const config::gateway_config &c, const gateway_devices &devices)
-    : pool(devices.pool), ports(devices.ports),
-      task_active(new std::atomic<uint32_t>[dp::task_id_capacity] {}),
-      cursors(new dp::scheduler_cursor[dp::service_id_capacity]{}),
-      w(std::make_unique<dp::worker>())
+    : pool(devices.pool), ports(devices.ports)
 {
-    qsbr = static_cast<rte_rcu_qsbr *>(
-        rte_zmalloc(nullptr, rte_rcu_qsbr_get_memsize(1), RTE_CACHE_LINE_SIZE));
-    if (qsbr == nullptr) throw std::runtime_error("no memory for the RCU state");
-    rte_rcu_qsbr_init(qsbr, 1);
-    rte_rcu_qsbr_thread_register(qsbr, 0);
-    rte_rcu_qsbr_thread_online(qsbr, 0);
-    connections = dp::connection_table::create(
-        {.capacity = c.limits.connections, .n_workers = 1, .qsbr = qsbr});
-    shared.qsbr = qsbr;
-    shared.neighbors = &neighbors;
-    shared.indirect_pool = pool;
-    shared.connections = connections.get();
-    shared.affinity = &affinity;
-    shared.task_active = task_active.get();
-    shared.cursors = cursors.get();
-    gateway_runtime r;
-    r.ports = ports;
-    r.publish = [this](const dp::dataplane_tables *t) { shared.tables.store(t); };
-    r.synchronize = [] {};
-    r.active = [this](uint16_t id) { return task_active[id].load(); };
-    r.prepare_settings = [](const config::gateway_config *, const config::gateway_config &) {
-        return std::vector<config::config_error>{};
-    };
-    r.commit_settings = [this](const config::gateway_config *old,
-                               const config::gateway_config &next, const dp::dataplane_tables &t) {
-        install_static_neighbors(next, old, t, neighbors);
-    };
-    r.abort_settings = [] {};
+    const std::vector<worker_place> places(devices.workers,
+                                           worker_place{0, devices.ports.front().socket});
+    path =
+        std::make_unique<data_path>(c, ports, plan_for(ports, devices.workers),
+                                    packet_pools{{{devices.ports.front().socket, pool}}}, places);
+    // The workers are this thread: online only while it runs one of them (burst()), so that a
+    // publish never waits for them.
+    for (dp::worker *x : path->workers()) {
+        rte_rcu_qsbr_thread_register(path->shared().qsbr, x->id);
+        x->rx_count = 0;
+        for (uint16_t p = 0; p < x->port_count; ++p)
+            x->rx[x->rx_count++] = dp::rx_queue{p, 0};
+        x->now = 1;
+        x->tsc = rte_rdtsc();
+    }
+    w = path->workers().front();
+    connections = &path->connections();
+    gateway_runtime r = data_path_runtime(*path, ports);
     r.clock = [] { return 0.0; };
     api = std::make_unique<control_api>(std::move(r));
     if (!api->start(c).ok) throw std::runtime_error("the control API refused the configuration");
-    w->shared = &shared;
-    w->pool = pool;
-    w->tsc_hz = rte_get_tsc_hz();
-    w->arp_interval = w->tsc_hz;
-    w->arp_wait = 3 * w->tsc_hz;
-    w->port_count = static_cast<uint16_t>(ports.size());
-    w->rx_count = w->port_count;
-    for (uint16_t i = 0; i < w->port_count; ++i) {
-        w->port_ids[i] = ports[i].port_id;
-        w->rx[i] = dp::rx_queue{i, 0};
-        if (!ports[i].multi_segs) w->single_segment_ports |= 1u << i;
-    }
-    w->now = 1;
-    w->tsc = rte_rdtsc();
-    constexpr uint32_t bucket_entries = 16;
-    w->reassembly =
-        rte_ip_frag_table_create(dp::reassembly_datagrams, bucket_entries, dp::reassembly_datagrams,
-                                 w->tsc_hz * dp::reassembly_timeout_ms / 1000, SOCKET_ID_ANY);
-    if (w->reassembly == nullptr) throw std::runtime_error("no memory for the reassembly table");
 }
 
 gateway_fixture::~gateway_fixture()
 {
-    dp::release_all(*w);
-    rte_ip_frag_table_destroy(w->reassembly); // frees what it holds
+    for (dp::worker *x : path->workers())
+        dp::release_all(*x);
     api.reset();
-    connections.reset();
-    rte_rcu_qsbr_thread_offline(qsbr, 0);
-    rte_free(qsbr);
+    path.reset();
 }
 
 bool gateway_fixture::load(rte_mbuf **pkts, uint16_t n,
@@ -108,12 +87,28 @@ bool gateway_fixture::load(rte_mbuf **pkts, uint16_t n,
     return true;
 }
 
-void gateway_fixture::burst(uint16_t port, rte_mbuf **pkts, uint16_t n)
+void gateway_fixture::burst(uint16_t port, rte_mbuf **pkts, uint16_t n, size_t worker)
 {
-    w->tsc = rte_rdtsc();
-    dp::process_burst(*w, tables(), port, pkts, n);
-    dp::flush_and_service(*w, tables(), rte_rdtsc());
-    rte_rcu_qsbr_quiescent(qsbr, 0);
+    dp::worker &x = *path->workers()[worker];
+    rte_rcu_qsbr *qsbr = path->shared().qsbr;
+    rte_rcu_qsbr_thread_online(qsbr, x.id);
+    x.tsc = rte_rdtsc();
+    dp::process_burst(x, tables(), port, pkts, n);
+    dp::flush_and_service(x, tables(), rte_rdtsc());
+    rte_rcu_qsbr_quiescent(qsbr, x.id);
+    rte_rcu_qsbr_thread_offline(qsbr, x.id);
+}
+
+void gateway_fixture::housekeeping(size_t worker, uint32_t now)
+{
+    dp::worker &x = *path->workers()[worker];
+    rte_rcu_qsbr *qsbr = path->shared().qsbr;
+    rte_rcu_qsbr_thread_online(qsbr, x.id);
+    const uint64_t tsc = rte_rdtsc();
+    path->shared().start_tsc = tsc - uint64_t{now} * x.tsc_hz;
+    dp::housekeeping(x, tables(), tsc);
+    rte_rcu_qsbr_quiescent(qsbr, x.id);
+    rte_rcu_qsbr_thread_offline(qsbr, x.id);
 }
 
 void gateway_fixture::run(std::span<const std::vector<uint8_t>> frames, uint16_t port,

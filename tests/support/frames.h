@@ -1,0 +1,38 @@
+// Frames as a client and a task send them, built in place for tests and benchmarks that drive
+// the data path without a packet oracle: a client's TCP segment to a published port, and a
+// task's reply to a connection through the VXLAN tunnel.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "control/config/net_text.h"
+#include "dataplane/conntrack.h"
+
+namespace meshgate::test_support
+{
+
+// A 60-byte frame: IPv4 TCP (no options, no payload) from CLIENT:CLIENT_PORT to
+// PUBLISHED:PUBLISHED_PORT with FLAGS, SEQ and ACK; host byte order throughout.
+struct client_segment {
+    mac_address to, from;
+    ipv4_address client, published;
+    uint16_t client_port = 0, published_port = 0;
+    uint8_t flags = 0;
+    uint32_t seq = 0, ack = 0;
+};
+std::vector<uint8_t> tcp_frame(const client_segment &s);
+
+// A task's TCP reply to connection C (task:target -> SNAT address:port, flags FLAGS) in VXLAN
+// (VNI, port 4789) from NODE (MAC and underlay address) to the gateway's underlay port (MAC
+// and address), the inner frame to OVERLAY_MAC; OUTER_SPORT the node's flow hash.
+struct task_reply {
+    mac_address port_mac, node_mac, overlay_mac;
+    ipv4_address port_address, node_address;
+    uint32_t vni = 4096;
+    uint16_t outer_sport = 50000;
+    uint8_t flags = 0x10; // ACK
+};
+std::vector<uint8_t> reply_frame(const task_reply &r, const dataplane::connection &c);
+
+} // namespace meshgate::test_support
