@@ -325,7 +325,7 @@ void connection_table::file(owner_state &o, uint32_t index, uint32_t now) noexce
 {
     connection &c = conns_[index];
     const uint32_t to = timeout(c);
-    const int32_t idle = static_cast<int32_t>(now - c.last_seen.load(std::memory_order_relaxed));
+    const int32_t idle = idle_at(c, now);
     const uint32_t idle_s = idle > 0 ? static_cast<uint32_t>(idle) : 0; // another worker's now
     const uint32_t left = to > idle_s ? to - idle_s : 1;
     uint32_t tick = now + std::min(left, recheck(c));
@@ -558,15 +558,13 @@ uint32_t connection_table::expire(uint8_t worker, uint32_t now, uint32_t budget,
             defer_free(o, index); // zombie left by remove()
             continue;
         }
-        const int32_t idle =
-            static_cast<int32_t>(now - c.last_seen.load(std::memory_order_relaxed));
-        if (idle < 0 || static_cast<uint32_t>(idle) < timeout(c)) {
+        if (!past_timeout(c, now)) {
             file(o, index, now); // lazy refresh: seen since it was filed
             continue;
         }
         const bool early =
             pressure && half_open(c) &&
-            static_cast<uint32_t>(idle) <
+            static_cast<uint32_t>(idle_at(c, now)) <
                 (c.tclass == timeout_class::tcp
                      ? tcp_timeout_[uint8_t(tcp_state::syn_recv)].load(std::memory_order_relaxed)
                      : udp_unreplied_timeout_.load(std::memory_order_relaxed));

@@ -295,6 +295,18 @@ class connection_table
     uint32_t capacity(uint8_t worker) const noexcept; // slots of one owner
     uint16_t n_workers() const noexcept { return n_workers_; }
     uint32_t timeout(const connection &c) const noexcept; // idle timeout of its current state
+    // Seconds C has been idle at NOW: negative when a worker whose clock was ahead of NOW's
+    // (workers read the TSC apart, up to a second) saw it last.
+    int32_t idle_at(const connection &c, uint32_t now) const noexcept
+    {
+        return static_cast<int32_t>(now - c.last_seen.load(std::memory_order_relaxed));
+    }
+    // Idle past its timeout at NOW: what expiry and sweeps end.
+    bool past_timeout(const connection &c, uint32_t now) const noexcept
+    {
+        const int32_t idle = idle_at(c, now);
+        return idle >= 0 && static_cast<uint32_t>(idle) >= timeout(c);
+    }
     bool under_pressure(uint8_t worker) const noexcept
     {
         return owners_[worker].pressure.load(std::memory_order_relaxed);

@@ -90,8 +90,7 @@ void sweep_connections(worker &w, const dataplane_tables &t)
     connection_table &connections = *w.shared->connections;
     const uint32_t now = w.now;
     auto ended = [&](const connection &c) {
-        return t.tasks[c.task].state == task_state::absent ||
-               now - c.last_seen.load(std::memory_order_relaxed) >= connections.timeout(c);
+        return t.tasks[c.task].state == task_state::absent || connections.past_timeout(c, now);
     };
     const uint32_t n =
         connections.sweep(static_cast<uint8_t>(w.id), w.sweep.cursor, sweep_budget, ended,

@@ -194,4 +194,25 @@ TEST_F(DataPathTest, ConnectionTableFollowsTheConfiguration)
     EXPECT_EQ(connection_of(1234), nullptr) << "7 s idle, tcp_syn 7";
 }
 
+// Worker 1's clock is a second ahead of worker 0's when it refreshes worker 0's established
+// connection; a reload then ends another task and worker 0 sweeps its connections with its own
+// clock: the connection of the task that stays lives on.
+TEST_F(DataPathTest, SweepKeepsAConnectionAWorkerAheadRefreshed)
+{
+    config::gateway_config c = gateway();
+    c.timeouts.removed_task_grace = 0; // a task that leaves ends at once: its connections go
+    start(c);
+    establish(1000);
+    ASSERT_EQ(connection_of(1000)->task, task_id("10.255.0.5"));
+    g->housekeeping(1, 101);
+    client_sends(1000, RTE_TCP_ACK_FLAG, 1);
+    ASSERT_EQ(connection_of(1000)->last_seen.load(), 101u);
+    c.services[0].tasks.pop_back(); // 10.255.0.6
+    ASSERT_TRUE(g->api->apply(c).ok);
+    g->housekeeping(0, 100);
+    const dp::connection *conn = connection_of(1000);
+    ASSERT_NE(conn, nullptr) << "the sweep ended a connection of a task that stays";
+    EXPECT_EQ(conn->tcp(), dp::tcp_state::established);
+}
+
 } // namespace
