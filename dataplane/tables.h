@@ -14,6 +14,7 @@
 #include "dataplane/counters.h"
 #include "dataplane/rate_limit.h"
 #include "dataplane/scheduler.h"
+#include "dataplane/timeouts.h"
 #include "dataplane/vxlan.h"
 
 namespace meshgate::dataplane
@@ -135,9 +136,12 @@ struct dataplane_tables {
     rate_limit arp_replies;                // answers to ARP requests for our addresses
     rate_limit new_connections_per_source; // new connections of one client address
 
-    // Moves when a snapshot ends tasks (absent now, not before): each worker then sweeps its
-    // connections for ones whose task has ended.
+    // Moves when a snapshot ends tasks (absent now, not before) or shortens a timeout: each
+    // worker then sweeps its connections for ones whose task has ended or that are past it.
     uint64_t sweep_epoch = 0;
+    // [timeouts] with this snapshot: in the connection table before the snapshot is published,
+    // so that the sweep it may start judges by them.
+    conntrack_timeouts timeouts;
 
     // First listener for PROTO (IPPROTO_TCP or IPPROTO_UDP) and PORT (network order).
     uint16_t first_listener(uint8_t proto, rte_be16_t port) const

@@ -47,7 +47,6 @@ gateway_runtime data_path_runtime(data_path &dp, std::vector<opened_port> ports)
     };
     r.commit_settings = [&dp](const config::gateway_config *old, const config::gateway_config &next,
                               const dataplane::dataplane_tables &tables) {
-        dp.connections().set_timeouts(next.timeouts);
         install_static_neighbors(next, old, tables, dp.neighbors());
     };
     r.abort_settings = [] {};

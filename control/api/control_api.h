@@ -43,7 +43,7 @@ struct gateway_runtime {
     std::function<void()> synchronize;
     // Live connections of a task id.
     std::function<uint32_t(uint16_t task)> active;
-    // Live settings (MTU, the stats listener, timeouts, log level, static neighbors): `prepare`
+    // Live settings (MTU, the stats listener, log level, static neighbors): `prepare`
     // does what can fail and undoes it itself on failure; then either `commit` or `abort`.
     // OLD is null for the first configuration.
     std::function<std::vector<config::config_error>(const config::gateway_config *old,
@@ -58,8 +58,9 @@ struct gateway_runtime {
 };
 
 // What DATA_PATH answers of gateway_runtime, the same for meshgate and the tests' fixture:
-// PORTS, publish, synchronize, active, and the live settings of the data path (timeouts, static
-// neighbors) that the gateway's own settings are added to. The clock is the caller's.
+// PORTS, publish (with the snapshot's timeouts), synchronize, active, and the live setting of the
+// data path (static neighbors) that the gateway's own settings are added to. The clock is the
+// caller's.
 gateway_runtime data_path_runtime(data_path &dp, std::vector<opened_port> ports);
 
 class control_api

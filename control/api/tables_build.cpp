@@ -255,6 +255,7 @@ build_tables(const config::gateway_config &c, const identities &ids,
     compile_listeners(c, ids, *t);
     compile_limits(c, *t);
     t->sweep_epoch = sweep_epoch;
+    t->timeouts = c.timeouts;
     return t;
 }
 

@@ -151,6 +151,7 @@ void data_path::stop()
 
 void data_path::publish(const dataplane::dataplane_tables *tables)
 {
+    connections_->set_timeouts(tables->timeouts);
     shared_.tables.store(tables, std::memory_order_release);
     synchronize(); // every worker passes a quiescent point before the caller frees the old one
 }

@@ -62,7 +62,8 @@ class data_path
     void stop();
 
     // What the control API asks of the data path (gateway_runtime, control/api/control_api.h):
-    // TABLES becomes the workers' snapshot; returns once no worker uses the snapshot before.
+    // TABLES becomes the workers' snapshot, its timeouts in force before any worker can sweep
+    // by them; returns once no worker uses the snapshot before.
     void publish(const dataplane::dataplane_tables *tables);
     // Returns once every online worker has passed a quiescent point.
     void synchronize();

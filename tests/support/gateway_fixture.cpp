@@ -62,6 +62,10 @@ gateway_fixture::gateway_fixture(const config::gateway_config &c, const gateway_
     w = path->workers().front();
     connections = &path->connections();
     gateway_runtime r = data_path_runtime(*path, ports);
+    r.publish = [this, publish = r.publish](const dp::dataplane_tables *t) {
+        publish(t);
+        if (after_publish) after_publish();
+    };
     r.clock = [] { return 0.0; };
     api = std::make_unique<control_api>(std::move(r));
     if (!api->start(c).ok) throw std::runtime_error("the control API refused the configuration");

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <vector>
@@ -43,6 +44,9 @@ struct gateway_fixture {
     std::unique_ptr<control_api> api;
     dataplane::worker *w = nullptr; // the first worker
     dataplane::connection_table *connections = nullptr;
+    // Run at each publish, once the new snapshot is in and before the control API goes on: what
+    // a running worker may do in that moment (e.g. housekeeping()).
+    std::function<void()> after_publish;
 
     // Throws if the control API refuses C.
     gateway_fixture(const config::gateway_config &c, const gateway_devices &devices);

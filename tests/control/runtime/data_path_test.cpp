@@ -215,4 +215,17 @@ TEST_F(DataPathTest, SweepKeepsAConnectionAWorkerAheadRefreshed)
     EXPECT_EQ(conn->tcp(), dp::tcp_state::established);
 }
 
+// A reload shortens tcp_established below what a connection has been idle: the sweep the
+// reload starts ends it, even when a worker runs it the moment the snapshot is published.
+TEST_F(DataPathTest, SweepAfterShorterTimeoutsJudgesByThem)
+{
+    config::gateway_config c = gateway();
+    start(c);
+    establish(1000);
+    g->after_publish = [&] { g->housekeeping(0, 400); };
+    c.timeouts.tcp_established = 300;
+    ASSERT_TRUE(g->api->apply(c).ok);
+    EXPECT_EQ(connection_of(1000), nullptr) << "399 s idle, tcp_established now 300";
+}
+
 } // namespace
