@@ -320,7 +320,8 @@ void connection_table::note_failure(owner_state &o, uint32_t now) noexcept
 }
 
 // File a connection `now + wait` ahead, where wait is what is left of its timeout capped by the
-// re-check period, and the tick is kept within one lap ahead of the cursor.
+// re-check period and by one lap (timeouts go up to 2^31 s: a tick that far ahead would read as
+// behind the cursor), and the tick is kept within one lap ahead of the cursor.
 void connection_table::file(owner_state &o, uint32_t index, uint32_t now) noexcept
 {
     connection &c = conns_[index];
@@ -328,7 +329,7 @@ void connection_table::file(owner_state &o, uint32_t index, uint32_t now) noexce
     const int32_t idle = idle_at(c, now);
     const uint32_t idle_s = idle > 0 ? static_cast<uint32_t>(idle) : 0; // another worker's now
     const uint32_t left = to > idle_s ? to - idle_s : 1;
-    uint32_t tick = now + std::min(left, recheck(c));
+    uint32_t tick = now + std::min({left, recheck(c), wheel_mask});
     const int32_t ahead = static_cast<int32_t>(tick - o.cursor);
     if (ahead < 1)
         tick = o.cursor + 1;

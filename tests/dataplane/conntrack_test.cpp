@@ -467,6 +467,37 @@ TEST_F(Conntrack, ExpireAfterLongPauseDoesNotWalkEveryTick)
     EXPECT_EQ(table->size(), 0u);
 }
 
+// Busy flows with the longest timeout the configuration takes (2^31 s) are filed a lap of the
+// wheel ahead, not a second: a wheel full of them, visited at a worker's budget of 64 a
+// second, leaves the others' expiry on time.
+TEST_F(Conntrack, BusyFlowsWithTheLongestTimeoutLeaveOtherExpiryOnTime)
+{
+    make({.capacity = 4096, .timeouts = {.tcp_syn = 5, .udp = 2147483648u}});
+    std::vector<uint32_t> busy;
+    for (uint32_t i = 0; i < 2000; i++) {
+        const auto r = add(client(i, 53, IPPROTO_UDP));
+        ASSERT_EQ(r.status, create_status::ok);
+        table->update(r.index, direction::reverse, 0, now); // answered: udp applies
+        busy.push_back(r.index);
+    }
+    // Each second every busy flow sends, then the owner expires what is due.
+    auto second = [&](uint32_t budget) {
+        now++;
+        for (uint32_t index : busy)
+            table->update(index, direction::forward, 0, now);
+        table->expire(0, now, budget, removed_buf.data());
+        rcu.quiescent();
+    };
+    for (int s = 0; s < 5; s++) // each visited once since: filed by its 2^31 s timeout
+        second(100000);
+    const flow_key syn = client(1, 40001);
+    ASSERT_EQ(add(syn).status, create_status::ok); // SYN_RECV: tcp_syn, 5 s
+    for (int s = 0; s < 10; s++)
+        second(64);
+    EXPECT_FALSE(table->lookup(syn).hit()) << "idle 10 s, tcp_syn 5";
+    EXPECT_EQ(table->size(), 2000u);
+}
+
 TEST_F(Conntrack, SynOnTimeWaitIsReuse)
 {
     const flow_key k = client(1);
