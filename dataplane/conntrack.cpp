@@ -17,6 +17,8 @@
 #include <rte_hash_crc.h>
 #include <rte_malloc.h>
 #include <rte_rcu_qsbr.h>
+#include <rte_ring.h>
+#include <rte_ring_elem.h>
 
 namespace meshgate::dataplane
 {
@@ -145,6 +147,15 @@ std::unique_ptr<connection_table> connection_table::create(const conntrack_param
         o.port_first = static_cast<uint16_t>(first);
         o.port_count = first <= hi ? (hi - first) / n + 1 : 0;
         o.hash = create_hash(2 * o.count, p.socket_id, p.qsbr);
+        if (n > 1) {
+            char name[RTE_RING_NAMESIZE];
+            std::snprintf(name, sizeof(name), "ct%u_end", table_seq.fetch_add(1));
+            o.end_requests = rte_ring_create_elem(name, sizeof(end_request), end_request_slots,
+                                                  p.socket_id, RING_F_SC_DEQ);
+            if (o.end_requests == nullptr)
+                throw std::runtime_error(std::string("conntrack: rte_ring_create_elem: ") +
+                                         rte_strerror(rte_errno));
+        }
     }
     return t;
 }
@@ -177,6 +188,7 @@ connection_table::~connection_table()
     if (owners_ != nullptr) {
         for (uint32_t w = 0; w < n_workers_; w++) {
             if (owners_[w].hash != nullptr) rte_hash_free(owners_[w].hash);
+            rte_ring_free(owners_[w].end_requests);
             rte_free(owners_[w].free_stack);
             rte_free(owners_[w].deferred);
             rte_free(owners_[w].wheel);
@@ -527,10 +539,41 @@ bool connection_table::remove(uint8_t worker, uint32_t index, removed_connection
     return true;
 }
 
+bool connection_table::request_end(uint32_t index, const flow_key &forward) noexcept
+{
+    if (index >= capacity_) return false;
+    rte_ring *queue = owners_[conns_[index].owner].end_requests;
+    end_request r{index, forward}; // (DPDK 22.11 takes it as void *)
+    return queue != nullptr && rte_ring_mp_enqueue_elem(queue, &r, sizeof r) == 0;
+}
+
+// What other workers asked the owner to end (request_end()), at most BUDGET of them.
+uint32_t connection_table::serve_end_requests(uint8_t worker, uint32_t budget,
+                                              removed_connection removed[]) noexcept
+{
+    rte_ring *queue = owners_[worker].end_requests;
+    if (queue == nullptr) return 0;
+    constexpr uint32_t batch = 32;
+    end_request requests[batch];
+    const uint32_t n = rte_ring_sc_dequeue_burst_elem(queue, requests, sizeof(end_request),
+                                                      std::min(budget, batch), nullptr);
+    uint32_t ended = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        const connection &c = conns_[requests[i].index];
+        // Still the connection it was (the slot may have been freed and taken since).
+        if (c.forward == requests[i].forward)
+            ended += remove(worker, requests[i].index, &removed[ended]);
+    }
+    return ended;
+}
+
 uint32_t connection_table::expire(uint8_t worker, uint32_t now, uint32_t budget,
                                   removed_connection removed[]) noexcept
 {
     owner_state &o = owners_[worker];
+    const uint32_t asked = serve_end_requests(worker, budget, removed);
+    budget -= asked;
+    removed += asked;
     reclaim(o, budget);
     if (!o.cursor_set) {
         o.cursor = now;
@@ -576,7 +619,7 @@ uint32_t connection_table::expire(uint8_t worker, uint32_t now, uint32_t budget,
     }
     o.live.store(live, std::memory_order_relaxed);
     stamp_deferred(o, stamp_from);
-    return n_removed;
+    return asked + n_removed;
 }
 
 uint64_t connection_table::memory_needed(const conntrack_params &p) noexcept
@@ -598,10 +641,14 @@ uint64_t connection_table::memory_needed(const conntrack_params &p) noexcept
     const uint64_t per = p.capacity / n;
     const uint64_t hash = (n - 1) * hash_bytes(per) + hash_bytes(p.capacity - (n - 1) * per);
 
-    // Ours: the slots, one free stack, and per owner a deferred ring and a wheel.
+    // Ours: the slots, one free stack, and per owner a deferred ring, a wheel and (with more
+    // than one owner) the queue of end requests.
+    const uint64_t end_queue = n > 1 ? static_cast<uint64_t>(rte_ring_get_memsize_elem(
+                                           sizeof(end_request), end_request_slots))
+                                     : 0;
     const uint64_t ours = uint64_t{p.capacity} * (sizeof(connection) + sizeof(uint32_t)) +
                           n * (pow2(p.capacity / n + p.capacity % n) * sizeof(deferred_slot) +
-                               wheel_slots * sizeof(uint32_t) + sizeof(owner_state));
+                               wheel_slots * sizeof(uint32_t) + sizeof(owner_state) + end_queue);
     constexpr uint64_t allocator_overhead = 64 * 1024; // malloc headers, ring and hash structs
     constexpr uint64_t shard_overhead = 8 * 1024;      // each further owner's hash structs
     return hash + ours + allocator_overhead + (n - 1) * shard_overhead;

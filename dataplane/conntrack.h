@@ -47,9 +47,18 @@
 // - remove() (port reuse, flushes) cannot unlink from a singly linked wheel list: it deletes the
 //   keys at once and leaves the slot as a zombie that the wheel frees when it next visits it.
 //
+// Ending another owner's connection. A client SYN that reuses the ports of a closing connection
+// (port reuse, moby#35082) may reach another worker than its owner (RSS moved the flow, the
+// client came in on another port); that worker cannot delete the owner's keys, so it asks: each
+// owner has a queue of end requests (an rte_ring, many producers, the owner consumes), served at
+// the start of its next expire(), within a drain interval; meanwhile the asker makes the new
+// connection in its own hash, so no SYN is lost, and only the owner's own lookups can still find
+// the old one until then. A request names the connection's forward key: a slot that has moved
+// on to another connection by then is left alone.
+//
 // Threading contract: create/remove/expire/sweep for owner w run on one thread at a time (worker
-// w); lookups and update() on any thread. Per-packet methods are noexcept, never allocate, throw
-// or log, and take no lock.
+// w); lookups, update() and request_end() on any thread. Per-packet methods are noexcept, never
+// allocate, throw or log, and take no lock.
 #pragma once
 
 #include <array>
@@ -70,6 +79,7 @@
 #include "dataplane/timeouts.h"
 
 struct rte_rcu_qsbr;
+struct rte_ring;
 
 namespace meshgate::dataplane
 {
@@ -255,9 +265,14 @@ class connection_table
     // at once; the slot is freed when the wheel next visits it. False if not live or not ours.
     bool remove(uint8_t worker, uint32_t index, removed_connection *out) noexcept;
 
-    // Owner only, once per loop iteration: visit at most `budget` due wheel entries, delete the
-    // idle ones into removed[0..ret) (room for `budget`), re-file the others; recycle slots whose
-    // grace period ended.
+    // Any worker: asks the owner of connection INDEX (whose forward key is FORWARD) to end it at
+    // its next expire(). False when the owner's queue is full (or there is no other owner).
+    bool request_end(uint32_t index, const flow_key &forward) noexcept;
+
+    // Owner only, once per loop iteration: end what other workers asked to (request_end()), visit
+    // at most `budget` due wheel entries, delete the idle ones into removed[0..ret) (room for
+    // `budget`, the ended ones included), re-file the others; recycle slots whose grace period
+    // ended.
     uint32_t expire(uint8_t worker, uint32_t now, uint32_t budget,
                     removed_connection removed[]) noexcept;
 
@@ -313,6 +328,13 @@ class connection_table
     }
 
   private:
+    // What request_end() asks of an owner.
+    struct end_request {
+        uint32_t index;
+        flow_key forward;
+    };
+    static constexpr uint32_t end_request_slots = 1024; // per owner, a power of two
+
     struct deferred_slot {
         uint64_t token; // rte_rcu_qsbr token taken after the keys were deleted
         uint32_t index;
@@ -336,6 +358,7 @@ class connection_table
         uint32_t port_count = 0;           // number of ports in the partition
         rte_hash *hash = nullptr;          // both keys of this owner's connections
         uint32_t pressure_until = 0;       // a create failed: under pressure until then
+        rte_ring *end_requests = nullptr;  // from other workers (request_end()); n_workers > 1
         alignas(RTE_CACHE_LINE_SIZE) std::atomic<uint32_t> live{0}; // read by the control thread
         std::atomic<bool> pressure{false}; // half-open entries get half_open_under_pressure
     };
@@ -344,6 +367,8 @@ class connection_table
 
     uint32_t alloc_slot(owner_state &o) noexcept;
     uint32_t reclaim(owner_state &o, uint32_t max) noexcept;
+    uint32_t serve_end_requests(uint8_t worker, uint32_t budget,
+                                removed_connection removed[]) noexcept;
     void defer_free(owner_state &o, uint32_t index) noexcept;
     void stamp_deferred(owner_state &o, uint32_t from) noexcept;
     void file(owner_state &o, uint32_t index, uint32_t now) noexcept;

@@ -28,6 +28,8 @@ namespace meshgate::dataplane
     X(table_full, "connection table full")                                                         \
     X(snat_exhausted, "no free SNAT port toward the task")                                         \
     X(snat_probe_budget, "new connection refused: this burst's SNAT port probes were spent")       \
+    X(reuse_queue_full, "SYN reusing the ports of another worker's closing connection while that " \
+                        "worker's queue of connections to end was full")                           \
     X(service_rate, "new connection over its service's max_new_connections_per_second")            \
     X(source_rate, "new connection over [limits] new_connections_per_source (per second)")         \
     X(ttl_exceeded, "TTL expired in transit")                                                      \

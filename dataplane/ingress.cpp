@@ -99,6 +99,17 @@ uint32_t open_connection(worker &w, const dataplane_tables &t, uint16_t port, co
     return connection_table::no_index;
 }
 
+// The client reuses the ports of connection INDEX, which is closing: it ends, by its owner's
+// hand (at once, or at the owner's next expire() when that is another worker). False when the
+// owner's queue of such requests is full.
+bool end_reused(worker &w, uint32_t index, const flow_key &key)
+{
+    connection_table &connections = *w.shared->connections;
+    if (connections.at(index).owner != w.id) return connections.request_end(index, key);
+    end_connection(w, index);
+    return true;
+}
+
 template <uint8_t Proto>
 void nat_to_task(rte_ipv4_hdr *ip, void *l4, const connection &c)
 {
@@ -168,8 +179,8 @@ verdict forward_stage(worker &w, const dataplane_tables &t, uint16_t port, rte_m
         update_result u = connections.update(s.ref.index(), direction::forward, s.tcp_flags, w.now);
         if (!u.reuse)
             index = s.ref.index();
-        else
-            end_connection(w, s.ref.index());
+        else if (!end_reused(w, s.ref.index(), s.key))
+            return drop_as(drop_reason::reuse_queue_full);
     }
     if (index == connection_table::no_index) {
         uint16_t li = match_listener(t, proto, s.key.dst_ip, s.key.dst_port);

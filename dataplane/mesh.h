@@ -129,7 +129,8 @@ inline void release_task(worker &w, const removed_connection &gone)
     w.shared->task_active[gone.task].fetch_sub(1, std::memory_order_relaxed);
 }
 
-// Owner only: ends connection INDEX now (its ports are reused, or its task has ended).
+// Owner only: ends connection INDEX now (its ports are reused, or its task has ended); does
+// nothing for another owner's.
 inline void end_connection(worker &w, uint32_t index)
 {
     removed_connection gone;

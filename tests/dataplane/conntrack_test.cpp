@@ -553,6 +553,31 @@ TEST_F(Conntrack, RemoveChecksOwner)
     EXPECT_TRUE(table->remove(1, r.index, nullptr));
 }
 
+// Another worker asks owner 1 to end its connection: it ends at the owner's next expire(),
+// and counts among what expire() returns; a request whose key is not the slot's any more (the
+// slot moved on to another connection) ends nothing. The queue holds what it holds.
+TEST_F(Conntrack, EndRequestsAreServedByTheOwner)
+{
+    make({.capacity = 64, .n_workers = 2});
+    const auto r = add(client(1), 1, task_ip_a, {snat_1}, 1);
+    ASSERT_EQ(r.status, create_status::ok);
+    EXPECT_TRUE(table->request_end(r.index, client(2)));
+    EXPECT_TRUE(expire(100000, 1).empty());
+    EXPECT_TRUE(table->lookup(client(1)).hit());
+    EXPECT_TRUE(table->request_end(r.index, client(1)));
+    EXPECT_TRUE(table->lookup(client(1)).hit()) << "until the owner's next expire()";
+    const auto gone = expire(100000, 1);
+    ASSERT_EQ(gone.size(), 1u);
+    EXPECT_EQ(gone[0].index, r.index);
+    EXPECT_FALSE(table->lookup(client(1)).hit());
+    EXPECT_EQ(table->size(), 0u);
+    uint32_t queued = 0;
+    while (table->request_end(r.index, client(1)))
+        ++queued;
+    EXPECT_GE(queued, 1000u);
+    EXPECT_LT(queued, 1024u);
+}
+
 TEST_F(Conntrack, LookupBulkMatchesSingleLookups)
 {
     std::vector<flow_key> keys;

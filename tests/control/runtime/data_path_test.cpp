@@ -228,4 +228,26 @@ TEST_F(DataPathTest, SweepAfterShorterTimeoutsJudgesByThem)
     EXPECT_EQ(connection_of(1000), nullptr) << "399 s idle, tcp_established now 300";
 }
 
+// The client reuses its port while its connection closes, and the new SYN reaches worker 1,
+// not worker 0 that owns the closing connection: one connection remains, the new one, and
+// every worker finds it.
+TEST_F(DataPathTest, PortReuseOnAnotherWorkerLeavesOneConnection)
+{
+    start(gateway());
+    client_sends(1000, RTE_TCP_SYN_FLAG);
+    client_sends(1000, RTE_TCP_FIN_FLAG | RTE_TCP_ACK_FLAG);
+    ASSERT_EQ(connection_of(1000)->tcp(), dp::tcp_state::time_wait);
+    client_sends(1000, RTE_TCP_SYN_FLAG, 1);
+    g->housekeeping(0, 1);
+    g->housekeeping(1, 1);
+    EXPECT_EQ(g->connections->size(), 1u);
+    for (size_t w : {0, 1}) {
+        const dp::connection *c = connection_of(1000, w);
+        ASSERT_NE(c, nullptr);
+        EXPECT_EQ(c->owner, 1) << "worker " << w << " finds the connection that closed";
+        EXPECT_EQ(c->tcp(), dp::tcp_state::syn_recv);
+    }
+    EXPECT_EQ(g->path->active(task_id("10.255.0.5")) + g->path->active(task_id("10.255.0.6")), 1u);
+}
+
 } // namespace
