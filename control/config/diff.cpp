@@ -2,6 +2,7 @@
 
 #include <map>
 #include <set>
+#include <tuple>
 
 #include "control/config/errors.h"
 
@@ -159,6 +160,13 @@ std::vector<config::config_error> restart_needed(const config::gateway_config &o
     if (a.no_huge != b.no_huge) needs(b.at, "[dpdk] no_huge");
     if (a.file_prefix != b.file_prefix) needs(b.at, "[dpdk] file_prefix");
     if (a.extra_args != b.extra_args) needs(b.at, "[dpdk] extra_args");
+    if (a.mbufs != b.mbufs) needs(b.mbufs_at.known() ? b.mbufs_at : b.at, "[dpdk] mbufs");
+    for (const auto &[key, was, is] :
+         {std::tuple{"rx_descriptors", a.rx_descriptors, b.rx_descriptors},
+          std::tuple{"tx_descriptors", a.tx_descriptors, b.tx_descriptors}})
+        if (was != is)
+            needs(b.at, std::string("[dpdk] ") + key + " " + std::to_string(was) + " -> " +
+                            std::to_string(is));
     if (old.ports.size() != next.ports.size())
         needs(next.ports.empty() ? b.at : next.ports.back().at,
               "[[port]] tables " + std::to_string(old.ports.size()) + " -> " +

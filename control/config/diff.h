@@ -24,8 +24,9 @@ struct change_set {
 
 change_set diff(const config::gateway_config &old, const config::gateway_config &next);
 
-// Keys whose change needs a restart ([dpdk], the ports' devices, names and MACs, how many
-// ports, [limits] connections): one error each, at the new value, naming the key.
+// Keys whose change needs a restart (every [dpdk] key, the ports' devices, names and MACs, how
+// many ports, [overlay] snat_ports, [limits] connections): one error each, at the new value,
+// naming the key.
 std::vector<config::config_error> restart_needed(const config::gateway_config &old,
                                                  const config::gateway_config &next);
 

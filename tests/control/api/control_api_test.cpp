@@ -273,6 +273,31 @@ TEST_F(ControlApi, KeysThatNeedARestartAreRefusedByName)
     EXPECT_EQ(api->generation(), 1u);
 }
 
+// The packet pool and the rings are made once at start: a reload that changes them is refused
+// by name, not answered ok with nothing applied.
+TEST_F(ControlApi, PoolAndRingSizesNeedARestart)
+{
+    ASSERT_TRUE(api->start(three_services()).ok);
+    config::gateway_config c = three_services();
+    c.dpdk.at = {2, 1};
+    c.dpdk.mbufs = 65535;
+    c.dpdk.mbufs_at = {5, 9};
+    c.dpdk.rx_descriptors = 2048;
+    c.dpdk.tx_descriptors = 512;
+    const apply_result r = api->apply(c);
+    EXPECT_FALSE(r.ok);
+    std::vector<std::string> texts;
+    for (const config::config_error &e : r.errors)
+        texts.push_back(e.to_string());
+    EXPECT_EQ(texts, (std::vector<std::string>{
+                         "test.toml:2:1: [dpdk] rx_descriptors 1024 -> 2048: a restart is needed "
+                         "to change it",
+                         "test.toml:2:1: [dpdk] tx_descriptors 1024 -> 512: a restart is needed "
+                         "to change it",
+                         "test.toml:5:9: [dpdk] mbufs: a restart is needed to change it"}));
+    EXPECT_EQ(api->generation(), 1u);
+}
+
 TEST_F(ControlApi, UnchangedServicesKeepTheirSchedulerObject)
 {
     config::gateway_config c = three_services();
