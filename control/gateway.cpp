@@ -194,9 +194,8 @@ gateway_runtime gateway::runtime()
         return prepare_settings(old, next);
     };
     r.commit_settings = [this, data_path_settings = r.commit_settings](
-                            const config::gateway_config *old, const config::gateway_config &next,
-                            const dataplane::dataplane_tables &tables) {
-        data_path_settings(old, next, tables);
+                            const config::gateway_config *old, const config::gateway_config &next) {
+        data_path_settings(old, next);
         commit_settings(old, next);
     };
     r.abort_settings = [this] { abort_settings(); };

@@ -73,8 +73,7 @@ gateway_runtime fake_runtime()
     r.prepare_settings = [](const config::gateway_config *, const config::gateway_config &) {
         return std::vector<config::config_error>{};
     };
-    r.commit_settings = [](const config::gateway_config *, const config::gateway_config &,
-                           const dataplane::dataplane_tables &) {};
+    r.commit_settings = [](const config::gateway_config *, const config::gateway_config &) {};
     r.abort_settings = [] {};
     r.clock = [] { return 0.0; };
     return r;

@@ -45,9 +45,9 @@ gateway_runtime data_path_runtime(data_path &dp, std::vector<opened_port> ports)
     r.prepare_settings = [](const config::gateway_config *, const config::gateway_config &) {
         return std::vector<config::config_error>{};
     };
-    r.commit_settings = [&dp](const config::gateway_config *old, const config::gateway_config &next,
-                              const dataplane::dataplane_tables &tables) {
-        install_static_neighbors(next, old, tables, dp.neighbors());
+    r.commit_settings = [&dp](const config::gateway_config *old,
+                              const config::gateway_config &next) {
+        install_static_neighbors(next, old, dp.neighbors());
     };
     r.abort_settings = [] {};
     return r;
@@ -115,7 +115,7 @@ apply_result control_api::commit(config::gateway_config next, bool first)
         r.generation = ++generation_;
         r.ok = true;
         const config::gateway_config old = std::exchange(config_, std::move(next));
-        runtime_.commit_settings(first ? nullptr : &old, config_, *tables_);
+        runtime_.commit_settings(first ? nullptr : &old, config_);
         r.swap_ms = ms_since(t1);
     } catch (const std::exception &e) {
         if (r.ok) { // after the publish: the new configuration runs, a setting may lag

@@ -49,8 +49,7 @@ struct gateway_runtime {
     std::function<std::vector<config::config_error>(const config::gateway_config *old,
                                                     const config::gateway_config &next)>
         prepare_settings;
-    std::function<void(const config::gateway_config *old, const config::gateway_config &next,
-                       const dataplane::dataplane_tables &tables)>
+    std::function<void(const config::gateway_config *old, const config::gateway_config &next)>
         commit_settings;
     std::function<void()> abort_settings;
     // Seconds of a steady clock.

@@ -29,11 +29,11 @@ rte_ether_addr ether(const mac_address &m)
     return e;
 }
 
-// The gateway port whose subnet contains A, if any.
-std::optional<uint16_t> port_on_link(const dataplane::dataplane_tables &t, ipv4_address a)
+// The port of C whose subnet contains A, if any: its index is the gateway port's.
+std::optional<uint16_t> port_on_link(const config::gateway_config &c, ipv4_address a)
 {
-    for (uint16_t i = 0; i < t.port_count; ++i)
-        if (((network_order(a) ^ t.ports[i].address) & t.ports[i].netmask) == 0) return i;
+    for (uint16_t i = 0; i < c.ports.size(); ++i)
+        if (c.ports[i].address.contains(a)) return i;
     return std::nullopt;
 }
 
@@ -261,38 +261,47 @@ build_tables(const config::gateway_config &c, const identities &ids,
 
 void install_static_neighbors(const config::gateway_config &c,
                               const config::gateway_config *previous,
-                              const dataplane::dataplane_tables &t,
                               dataplane::neighbor_table &neighbors)
 {
-    using entry = std::pair<ipv4_address, mac_address>;
-    auto entries_of = [](const config::gateway_config &g) {
-        std::vector<std::pair<entry, std::string>> out;
-        for (const config::neighbor &n : g.neighbors)
-            out.push_back({{n.address, n.mac}, "neighbor"});
+    struct entry {
+        uint16_t port;
+        ipv4_address address;
+        mac_address mac;
+    };
+    // The entries G asks for, each on the port whose subnet holds it (in G's ports).
+    auto entries_of = [](const config::gateway_config &g, bool warn) {
+        std::vector<std::pair<ipv4_address, mac_address>> wanted;
+        std::vector<std::string> what;
+        for (const config::neighbor &n : g.neighbors) {
+            wanted.emplace_back(n.address, n.mac);
+            what.push_back("neighbor");
+        }
         for (const config::node &n : g.nodes)
-            if (n.mac) out.push_back({{n.address, *n.mac}, "node " + n.name});
+            if (n.mac) {
+                wanted.emplace_back(n.address, *n.mac);
+                what.push_back("node " + n.name);
+            }
+        std::vector<entry> out;
+        for (size_t i = 0; i < wanted.size(); ++i) {
+            if (auto port = port_on_link(g, wanted[i].first))
+                out.push_back({*port, wanted[i].first, wanted[i].second});
+            else if (warn)
+                spdlog::warn("{} {} is on no port's subnet: its MAC is not used", what[i],
+                             to_string(wanted[i].first));
+        }
         return out;
     };
-    const auto now = entries_of(c);
+    const std::vector<entry> now = entries_of(c, true);
+    // What PREVIOUS installed and C does not keep on the same port: ARP's from now on.
     if (previous != nullptr)
-        for (const auto &entry : entries_of(*previous)) {
-            // Not a structured binding: clang before 16 cannot capture one in a lambda.
-            const auto &old = entry.first;
-            if (std::none_of(now.begin(), now.end(),
-                             [&](const auto &e) { return e.first.first == old.first; }))
-                if (auto port = port_on_link(t, old.first))
-                    neighbors.remove_static(*port, network_order(old.first), rte_rdtsc());
-        }
-    for (const auto &[e, what] : now) {
-        auto port = port_on_link(t, e.first);
-        if (!port) {
-            spdlog::warn("{} {} is on no port's subnet: its MAC is not used", what,
-                         to_string(e.first));
-            continue;
-        }
-        if (!neighbors.add_static(*port, network_order(e.first), ether(e.second)))
-            spdlog::warn("neighbor table full: {} {} not installed", what, to_string(e.first));
-    }
+        for (const entry &old : entries_of(*previous, false))
+            if (std::none_of(now.begin(), now.end(), [&](const entry &e) {
+                    return e.port == old.port && e.address == old.address;
+                }))
+                neighbors.remove_static(old.port, network_order(old.address), rte_rdtsc());
+    for (const entry &e : now)
+        if (!neighbors.add_static(e.port, network_order(e.address), ether(e.mac)))
+            spdlog::warn("neighbor table full: {} not installed", to_string(e.address));
 }
 
 } // namespace meshgate

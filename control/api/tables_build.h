@@ -26,10 +26,10 @@ build_tables(const config::gateway_config &c, const identities &ids,
              uint64_t sweep_epoch, const compile_options &options = {});
 
 // [[neighbor]] and [[node]].mac entries, on the port whose subnet holds each address; static
-// entries that PREVIOUS had and C has not become ordinary ones (ARP refreshes or replaces them).
+// entries that PREVIOUS had on a port where C has them not (gone from the file, or their port
+// moved to another subnet) become ordinary ones (ARP refreshes or replaces them).
 void install_static_neighbors(const config::gateway_config &c,
                               const config::gateway_config *previous,
-                              const dataplane::dataplane_tables &t,
                               dataplane::neighbor_table &neighbors);
 
 } // namespace meshgate

@@ -75,8 +75,9 @@ class ControlApi : public ::testing::Test
         r.active = [this](uint16_t id) { return active[id]; };
         r.prepare_settings = [this](const config::gateway_config *,
                                     const config::gateway_config &) { return settings_errors; };
-        r.commit_settings = [this](const config::gateway_config *, const config::gateway_config &,
-                                   const dataplane::dataplane_tables &) { ++commits; };
+        r.commit_settings = [this](const config::gateway_config *, const config::gateway_config &) {
+            ++commits;
+        };
         r.abort_settings = [] {};
         r.clock = [this] { return now; };
         api = std::make_unique<control_api>(std::move(r));

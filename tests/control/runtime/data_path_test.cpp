@@ -4,7 +4,9 @@
 // connection clock the test chooses. No wall clock decides a verdict.
 #include <gtest/gtest.h>
 
+#include <rte_cycles.h>
 #include <rte_eal.h>
+#include <rte_ether.h>
 #include <rte_tcp.h>
 
 #include "control/api/control_api.h"
@@ -248,6 +250,27 @@ TEST_F(DataPathTest, PortReuseOnAnotherWorkerLeavesOneConnection)
         EXPECT_EQ(c->tcp(), dp::tcp_state::syn_recv);
     }
     EXPECT_EQ(g->path->active(task_id("10.255.0.5")) + g->path->active(task_id("10.255.0.6")), 1u);
+}
+
+// A reload moves the external port to another subnet and drops its [[neighbor]]: the static
+// entry stops being static on the port it was on (ARP may replace it), as when only the
+// neighbor leaves the file.
+TEST_F(DataPathTest, StaticNeighborOfAPortMovedElsewhereIsNoLongerStatic)
+{
+    config::gateway_config c = gateway();
+    start(c);
+    c.ports[0].address = *parse_ipv4_prefix("198.51.100.10/24");
+    c.neighbors.clear();
+    const apply_result r = g->api->apply(c);
+    ASSERT_TRUE(r.ok) << r.errors.front().to_string();
+    dp::neighbor_table &neighbors = g->path->neighbors();
+    const rte_be32_t address = rte_cpu_to_be_32(client.value);
+    const rte_ether_addr other{{0x02, 0, 0, 0, 0, 0xbb}};
+    const uint64_t now = rte_rdtsc();
+    neighbors.learn(0, address, other, now);
+    rte_ether_addr mac{};
+    neighbors.lookup(0, address, &mac, now);
+    EXPECT_TRUE(rte_is_same_ether_addr(&mac, &other)) << "the old static entry is still there";
 }
 
 } // namespace
