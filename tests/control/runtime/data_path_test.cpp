@@ -5,179 +5,28 @@
 #include <gtest/gtest.h>
 
 #include <rte_cycles.h>
-#include <rte_eal.h>
 #include <rte_ether.h>
 #include <rte_tcp.h>
 
-#include "control/api/control_api.h"
-#include "dataplane/conntrack.h"
-#include "tests/support/frames.h"
-#include "tests/support/gateway_fixture.h"
+#include "tests/support/null_gateway.h"
 
 namespace
 {
 
 using namespace meshgate;
+using namespace meshgate::test_support;
 namespace dp = meshgate::dataplane;
 
-const mac_address ext_mac = *parse_mac("02:00:00:00:00:10");
-const mac_address und_mac = *parse_mac("02:00:00:00:00:20");
-const mac_address client_mac = *parse_mac("02:00:00:00:00:aa");
-const mac_address node_mac = *parse_mac("02:00:00:00:01:11");
-const ipv4_address published = *parse_ipv4("203.0.113.10");
-const ipv4_address client = *parse_ipv4("203.0.113.50");
-constexpr uint16_t workers = 2;
+[[maybe_unused]] auto *const eal =
+    ::testing::AddGlobalTestEnvironment(new null_gateway_eal("data_path_test"));
 
-// Two net_null ports, a node, one service "web" with tasks .5 and .6 (rr: the first
-// connection goes to .5).
-config::gateway_config gateway(uint32_t connections = 1024)
-{
-    config::gateway_config c;
-    c.file = "data_path_test";
-    c.dpdk.lcore_ids = {0, 0, 0};
-    config::port ext, und;
-    ext.name = "ext";
-    ext.device = "net_null0";
-    ext.address = *parse_ipv4_prefix("203.0.113.10/24");
-    ext.mac = ext_mac;
-    und.name = "und";
-    und.device = "net_null1";
-    und.role = config::port_role::underlay;
-    und.address = *parse_ipv4_prefix("192.168.50.1/24");
-    und.mac = und_mac;
-    c.ports = {ext, und};
-    c.neighbors.push_back(config::neighbor{client, client_mac});
-    c.overlay.at = {1, 1};
-    c.overlay.address = *parse_ipv4_prefix("10.255.0.2/16");
-    c.overlay.mac = docker_mac_for(c.overlay.address.address);
-    c.nodes.push_back(
-        config::node{.name = "n1", .address = *parse_ipv4("192.168.50.11"), .mac = node_mac});
-    config::service s;
-    s.name = "web";
-    s.scheduler = config::scheduler_kind::rr;
-    s.ports.push_back(
-        config::service_port{.proto = config::protocol::tcp, .published = 8000, .target = 80});
-    for (const char *t : {"10.255.0.5", "10.255.0.6"})
-        s.tasks.push_back(config::task{
-            .address = *parse_ipv4(t), .node = "n1", .mac = docker_mac_for(*parse_ipv4(t))});
-    c.services.push_back(s);
-    c.limits.connections = connections;
-    return c;
-}
-
-// EAL without hugepages, the two ports opened once (a closed vdev is gone for good).
-class eal_environment : public ::testing::Environment
-{
-  public:
-    void SetUp() override
-    {
-        const char *argv[] = {"data_path_test",
-                              "--no-huge",
-                              "-m",
-                              "256",
-                              "--no-pci",
-                              "--file-prefix=data_path_test",
-                              "--no-telemetry",
-                              "-l",
-                              "0",
-                              "--vdev=net_null0,no-rx=1",
-                              "--vdev=net_null1,no-rx=1",
-                              "--log-level=error"};
-        const int argc = sizeof(argv) / sizeof(argv[0]);
-        ASSERT_GE(rte_eal_init(argc, const_cast<char **>(argv)), 0) << "rte_eal_init failed";
-        devices = test_support::gateway_devices::open(gateway(), workers);
-    }
-    void TearDown() override { rte_eal_cleanup(); }
-    static inline test_support::gateway_devices devices;
-};
-[[maybe_unused]] auto *const eal_env = ::testing::AddGlobalTestEnvironment(new eal_environment);
-
-class DataPathTest : public ::testing::Test
-{
-  protected:
-    void start(const config::gateway_config &c)
-    {
-        g = std::make_unique<test_support::gateway_fixture>(c, eal_environment::devices);
-    }
-
-    // The client's segment with FLAGS from CLIENT_PORT, through worker WORKER.
-    void client_sends(uint16_t client_port, uint8_t flags, size_t worker = 0)
-    {
-        const std::vector<uint8_t> f = test_support::tcp_frame({.to = ext_mac,
-                                                                .from = client_mac,
-                                                                .client = client,
-                                                                .published = published,
-                                                                .client_port = client_port,
-                                                                .published_port = 8000,
-                                                                .flags = flags});
-        send(0, f, worker);
-    }
-
-    // The task's reply with FLAGS on the connection of CLIENT_PORT, through worker WORKER.
-    void task_replies(uint16_t client_port, uint8_t flags, size_t worker = 0)
-    {
-        const dp::connection *c = connection_of(client_port);
-        ASSERT_NE(c, nullptr);
-        send(1,
-             test_support::reply_frame({.port_mac = und_mac,
-                                        .node_mac = node_mac,
-                                        .overlay_mac = docker_mac_for(*parse_ipv4("10.255.0.2")),
-                                        .port_address = *parse_ipv4("192.168.50.1"),
-                                        .node_address = *parse_ipv4("192.168.50.11"),
-                                        .flags = flags},
-                                       *c),
-             worker);
-    }
-
-    void send(uint16_t port, const std::vector<uint8_t> &frame, size_t worker)
-    {
-        rte_mbuf *m = nullptr;
-        ASSERT_TRUE(g->load(&m, 1, std::span(&frame, 1), 0));
-        g->burst(port, &m, 1, worker);
-    }
-
-    static dp::flow_key forward_key(uint16_t client_port)
-    {
-        return dp::make_flow_key(rte_cpu_to_be_32(client.value), rte_cpu_to_be_32(published.value),
-                                 rte_cpu_to_be_16(client_port), rte_cpu_to_be_16(8000),
-                                 IPPROTO_TCP);
-    }
-
-    // The live connection of CLIENT_PORT as WORKER finds it, or nullptr.
-    const dp::connection *connection_of(uint16_t client_port, size_t worker = 0) const
-    {
-        const dp::flow_key key = forward_key(client_port);
-        const dp::conn_ref r =
-            g->connections->lookup(static_cast<uint8_t>(worker), dp::direction::forward, key,
-                                   dp::connection_table::hash(key));
-        return r.hit() ? &g->connections->at(r.index()) : nullptr;
-    }
-
-    // The handshake of CLIENT_PORT's connection through worker 0: it is established.
-    void establish(uint16_t client_port)
-    {
-        client_sends(client_port, RTE_TCP_SYN_FLAG);
-        task_replies(client_port, RTE_TCP_SYN_FLAG | RTE_TCP_ACK_FLAG);
-        client_sends(client_port, RTE_TCP_ACK_FLAG);
-        const dp::connection *c = connection_of(client_port);
-        ASSERT_NE(c, nullptr);
-        ASSERT_EQ(c->tcp(), dp::tcp_state::established);
-    }
-
-    // The task id of ADDRESS in service web.
-    uint16_t task_id(const char *address) const
-    {
-        return g->api->ids().task({"web", *parse_ipv4(address)})->id;
-    }
-
-    std::unique_ptr<test_support::gateway_fixture> g;
-};
+using DataPathTest = NullGatewayTest;
 
 // The fixture's connection table is the one [limits], [timeouts] and [overlay] snat_ports ask
 // for, as meshgate's is: SNAT ports from the range, half-open connections gone after tcp_syn.
 TEST_F(DataPathTest, ConnectionTableFollowsTheConfiguration)
 {
-    config::gateway_config c = gateway();
+    config::gateway_config c = null_gateway();
     c.overlay.snat_port_min = 40000;
     c.overlay.snat_port_max = 40099;
     c.timeouts.tcp_syn = 7;
@@ -201,7 +50,7 @@ TEST_F(DataPathTest, ConnectionTableFollowsTheConfiguration)
 // clock: the connection of the task that stays lives on.
 TEST_F(DataPathTest, SweepKeepsAConnectionAWorkerAheadRefreshed)
 {
-    config::gateway_config c = gateway();
+    config::gateway_config c = null_gateway();
     c.timeouts.removed_task_grace = 0; // a task that leaves ends at once: its connections go
     start(c);
     establish(1000);
@@ -221,7 +70,7 @@ TEST_F(DataPathTest, SweepKeepsAConnectionAWorkerAheadRefreshed)
 // reload starts ends it, even when a worker runs it the moment the snapshot is published.
 TEST_F(DataPathTest, SweepAfterShorterTimeoutsJudgesByThem)
 {
-    config::gateway_config c = gateway();
+    config::gateway_config c = null_gateway();
     start(c);
     establish(1000);
     g->after_publish = [&] { g->housekeeping(0, 400); };
@@ -235,7 +84,7 @@ TEST_F(DataPathTest, SweepAfterShorterTimeoutsJudgesByThem)
 // every worker finds it.
 TEST_F(DataPathTest, PortReuseOnAnotherWorkerLeavesOneConnection)
 {
-    start(gateway());
+    start(null_gateway());
     client_sends(1000, RTE_TCP_SYN_FLAG);
     client_sends(1000, RTE_TCP_FIN_FLAG | RTE_TCP_ACK_FLAG);
     ASSERT_EQ(connection_of(1000)->tcp(), dp::tcp_state::time_wait);
@@ -257,7 +106,7 @@ TEST_F(DataPathTest, PortReuseOnAnotherWorkerLeavesOneConnection)
 // neighbor leaves the file.
 TEST_F(DataPathTest, StaticNeighborOfAPortMovedElsewhereIsNoLongerStatic)
 {
-    config::gateway_config c = gateway();
+    config::gateway_config c = null_gateway();
     start(c);
     c.ports[0].address = *parse_ipv4_prefix("198.51.100.10/24");
     c.neighbors.clear();
