@@ -182,7 +182,7 @@ class gateway
     std::vector<std::string> swarm_notes_;      // logged when they change
     std::string last_attempt_;                  // the file's content at the last reload, ok or not
 
-    std::vector<dataplane::task_counters> rate_last_;
+    rate_samples rate_samples_; // what update_rates() saw last
     steady::time_point rate_at_ = steady::now();
 };
 
@@ -334,8 +334,7 @@ void gateway::start()
 // The readers' view follows the API's state.
 void gateway::after_change()
 {
-    std::shared_ptr<const gateway_view> before = stats_.view();
-    stats_.set_view(build_view(*api_, ports_.ports, before.get(), stats_.counters));
+    stats_.set_view(build_view(*api_, ports_.ports));
 }
 
 reload_reply gateway::reload(const char *trigger)
@@ -426,18 +425,7 @@ void gateway::update_rates()
     const auto now = steady::now();
     const double dt = std::chrono::duration<double>(now - rate_at_).count();
     if (dt < 1.0) return;
-    std::vector<task_rate> rates(dataplane::task_id_capacity);
-    rate_last_.resize(dataplane::task_id_capacity);
-    for (const auto &[key, rec] : api_->ids().tasks()) {
-        const dataplane::task_counters c = sum_task(stats_.counters, rec.id);
-        const dataplane::task_counters &p = rate_last_[rec.id];
-        rates[rec.id] = task_rate{
-            double(c.connections - p.connections) / dt, double(c.packets_in - p.packets_in) / dt,
-            double(c.packets_out - p.packets_out) / dt, double(c.bytes_in - p.bytes_in) / dt,
-            double(c.bytes_out - p.bytes_out) / dt};
-        rate_last_[rec.id] = c;
-    }
-    stats_.set_rates(std::move(rates));
+    stats_.set_rates(task_rates(api_->ids(), stats_.counters, dt, rate_samples_));
     rate_at_ = now;
 }
 

@@ -121,7 +121,9 @@ inline constexpr std::array<std::string_view, event_count> event_help = {
 #undef MESHGATE_X
 };
 
-// Written only by its worker, read (racily, a word at a time) by the control thread.
+// Written by its worker, read (racily, a word at a time) by the control thread; a task's or a
+// service's slots are set back to 0 by the control thread only while no snapshot names its id,
+// before the id goes to a new holder (control/runtime/data_path.h reset_counters()).
 struct alignas(RTE_CACHE_LINE_SIZE) worker_counters {
     std::array<port_counters, max_ports> ports{};
     std::array<uint64_t, drop_reason_count> drops{};

@@ -42,6 +42,9 @@ gateway_runtime data_path_runtime(data_path &dp, std::vector<opened_port> ports)
     r.publish = [&dp](const dataplane::dataplane_tables *t) { dp.publish(t); };
     r.synchronize = [&dp] { dp.synchronize(); };
     r.active = [&dp](uint16_t task) { return dp.active(task); };
+    r.reset_counters = [&dp](std::span<const uint16_t> tasks, std::span<const uint16_t> services) {
+        dp.reset_counters(tasks, services);
+    };
     r.prepare_settings = [](const config::gateway_config *, const config::gateway_config &) {
         return std::vector<config::config_error>{};
     };
@@ -106,6 +109,7 @@ apply_result control_api::commit(config::gateway_config next, bool first)
         const auto t1 = std::chrono::steady_clock::now();
         r.errors = runtime_.prepare_settings(first ? nullptr : &config_, next);
         if (!r.errors.empty()) return r;
+        if (runtime_.reset_counters) reset_new_holders(ids, generation_ + 1);
         runtime_.publish(tables.get());
         // From here the change is made: the state follows the published tables at once.
         tables_ = std::move(tables); // the old snapshot goes: no worker uses it any more
@@ -128,6 +132,16 @@ apply_result control_api::commit(config::gateway_config next, bool first)
     }
     if (r.ok) release_ids();
     return r;
+}
+
+void control_api::reset_new_holders(const identities &ids, uint64_t generation)
+{
+    std::vector<uint16_t> tasks, services;
+    for (const auto &[key, r] : ids.tasks())
+        if (r.taken == generation) tasks.push_back(r.id);
+    for (const auto &[name, r] : ids.services())
+        if (r.taken == generation) services.push_back(r.id);
+    if (!tasks.empty() || !services.empty()) runtime_.reset_counters(tasks, services);
 }
 
 void control_api::release_ids()

@@ -11,6 +11,7 @@
 
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -52,6 +53,10 @@ struct gateway_runtime {
     std::function<void(const config::gateway_config *old, const config::gateway_config &next)>
         commit_settings;
     std::function<void()> abort_settings;
+    // Ids given to new holders (tasks, services) by the next snapshot, before it is published:
+    // what their previous holders counted is not theirs.
+    std::function<void(std::span<const uint16_t> tasks, std::span<const uint16_t> services)>
+        reset_counters;
     // Seconds of a steady clock.
     std::function<double()> clock;
 };
@@ -96,6 +101,8 @@ class control_api
     apply_result commit(config::gateway_config next, bool first);
     apply_result refuse(std::string message) const; // an error of an API call, nothing changed
     void release_ids();
+    // The ids IDS gave out in GENERATION start their counts again (runtime_.reset_counters).
+    void reset_new_holders(const identities &ids, uint64_t generation);
 
     gateway_runtime runtime_;
     compile_options options_;

@@ -129,20 +129,12 @@ void service_families(std::vector<MetricFamily> &out, const gateway_view &v,
     family_builder created(out, "meshgate_connections_total", "Connections opened, by service.",
                            MetricType::Counter);
     for (const service_view &s : v.services)
-        created.add(
-            {{"service", s.name}},
-            static_cast<double>(sum_service_connections(counters, s.id) - s.connections_baseline));
+        created.add({{"service", s.name}},
+                    static_cast<double>(sum_service_connections(counters, s.id)));
 
     std::vector<dataplane::task_counters> traffic;
-    for (const task_view &t : v.tasks) {
-        dataplane::task_counters c = sum_task(counters, t.id);
-        c.connections -= t.baseline.connections;
-        c.packets_in -= t.baseline.packets_in;
-        c.bytes_in -= t.baseline.bytes_in;
-        c.packets_out -= t.baseline.packets_out;
-        c.bytes_out -= t.baseline.bytes_out;
-        traffic.push_back(c);
-    }
+    for (const task_view &t : v.tasks)
+        traffic.push_back(sum_task(counters, t.id));
     auto labels = [](const task_view &t) {
         return std::vector<ClientMetric::Label>{{"service", t.service},
                                                 {"task", to_string(t.address)}};

@@ -64,9 +64,7 @@ uint64_t sum_service_connections(const counter_sources &c, uint16_t id)
 }
 
 std::shared_ptr<const gateway_view> build_view(const control_api &api,
-                                               const std::vector<opened_port> &ports,
-                                               const gateway_view *previous,
-                                               const counter_sources &counters)
+                                               const std::vector<opened_port> &ports)
 {
     auto v = std::make_shared<gateway_view>();
     const config::gateway_config &c = api.config();
@@ -82,32 +80,16 @@ std::shared_ptr<const gateway_view> build_view(const control_api &api,
                             ports[i].port_id});
     }
 
-    // Baselines carry over while an id keeps its holder (the generation that took it).
-    std::map<uint16_t, const task_view *> task_before;
-    std::map<uint16_t, const service_view *> service_before;
-    if (previous != nullptr) {
-        for (const task_view &t : previous->tasks)
-            task_before[t.id] = &t;
-        for (const service_view &s : previous->services)
-            service_before[s.id] = &s;
-    }
-
     std::map<std::string, size_t> service_index;
     for (const config::service &s : c.services) {
-        const service_record &r = *ids.service(s.name);
         service_view sv;
-        sv.id = r.id;
+        sv.id = ids.service(s.name)->id;
         sv.name = s.name;
         sv.scheduler = dataplane::scheduler_kind_names[static_cast<size_t>(s.scheduler)];
         sv.persistence_timeout = s.persistence_timeout;
         for (const config::service_port &p : s.ports)
             sv.ports.push_back(port_text(s, p));
         sv.from = s.from;
-        sv.taken = r.taken;
-        auto before = service_before.find(r.id);
-        sv.connections_baseline = before != service_before.end() && before->second->taken == r.taken
-                                      ? before->second->connections_baseline
-                                      : sum_service_connections(counters, r.id);
         service_index[s.name] = v->services.size();
         v->services.push_back(std::move(sv));
     }
@@ -124,11 +106,6 @@ std::shared_ptr<const gateway_view> build_view(const control_api &api,
                                                  : "serving";
         auto s = service_index.find(key.service);
         t.from = s != service_index.end() ? v->services[s->second].from : config::origin::file;
-        t.taken = r.taken;
-        auto before = task_before.find(r.id);
-        t.baseline = before != task_before.end() && before->second->taken == r.taken
-                         ? before->second->baseline
-                         : sum_task(counters, r.id);
         if (s != service_index.end()) v->services[s->second].tasks.push_back(v->tasks.size());
         v->tasks.push_back(std::move(t));
     };
@@ -140,6 +117,27 @@ std::shared_ptr<const gateway_view> build_view(const control_api &api,
     for (const auto &[key, r] : ids.tasks())
         if (r.phase == task_phase::removed) add_task(key, r);
     return v;
+}
+
+std::vector<task_rate> task_rates(const identities &ids, const counter_sources &counters, double dt,
+                                  rate_samples &samples)
+{
+    std::vector<task_rate> rates(dataplane::task_id_capacity);
+    rate_samples next;
+    for (const auto &[key, rec] : ids.tasks()) {
+        const dataplane::task_counters c = sum_task(counters, rec.id);
+        auto last = samples.find(key);
+        const dataplane::task_counters p = last != samples.end() && last->second.taken == rec.taken
+                                               ? last->second.counters
+                                               : dataplane::task_counters{};
+        rates[rec.id] = task_rate{
+            double(c.connections - p.connections) / dt, double(c.packets_in - p.packets_in) / dt,
+            double(c.packets_out - p.packets_out) / dt, double(c.bytes_in - p.bytes_in) / dt,
+            double(c.bytes_out - p.bytes_out) / dt};
+        next.emplace(key, rate_sample{rec.taken, c});
+    }
+    samples = std::move(next);
+    return rates;
 }
 
 void stats_state::set_view(std::shared_ptr<const gateway_view> v)

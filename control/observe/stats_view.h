@@ -7,6 +7,7 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <span>
@@ -35,8 +36,6 @@ struct task_view {
     uint32_t weight = 0;
     std::string state; // serving, draining (weight 0), removed (in its grace)
     config::origin from = config::origin::file;
-    uint64_t taken = 0;                // generation that gave this task its id
-    dataplane::task_counters baseline; // what the id counted before this task had it
 };
 
 struct service_view {
@@ -46,8 +45,6 @@ struct service_view {
     uint32_t persistence_timeout = 0;
     std::vector<std::string> ports; // "tcp 8000 -> 8000", with " on ADDRESS" when bound
     config::origin from = config::origin::file;
-    uint64_t taken = 0;
-    uint64_t connections_baseline = 0;
     std::vector<size_t> tasks; // indices into gateway_view::tasks, serving ones in config order
 };
 
@@ -87,12 +84,21 @@ gateway_totals sum_totals(const counter_sources &c, size_t port_count);
 dataplane::task_counters sum_task(const counter_sources &c, uint16_t id);
 uint64_t sum_service_connections(const counter_sources &c, uint16_t id);
 
-// The view of what API runs now; baselines come from PREVIOUS for ids whose holder did not
-// change, and are read from the counters for ids taken since.
+// The view of what API runs now. The counters of an id are its holder's alone: the data path
+// sets them back to 0 when the id changes hands (gateway_runtime::reset_counters).
 std::shared_ptr<const gateway_view> build_view(const control_api &api,
-                                               const std::vector<opened_port> &ports,
-                                               const gateway_view *previous,
-                                               const counter_sources &counters);
+                                               const std::vector<opened_port> &ports);
+
+// What each task did over the last DT seconds (by task id), from the samples SAMPLES took DT
+// seconds ago, which it replaces with today's. A task not sampled then, or whose id was taken
+// since (a task that ended and came back), counts from 0.
+struct rate_sample {
+    uint64_t taken = 0; // the generation that gave the task its id
+    dataplane::task_counters counters;
+};
+using rate_samples = std::map<task_key, rate_sample>;
+std::vector<task_rate> task_rates(const identities &ids, const counter_sources &counters, double dt,
+                                  rate_samples &samples);
 
 // Reload outcomes, for metrics and the CLI.
 struct reload_status {

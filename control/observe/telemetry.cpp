@@ -246,8 +246,7 @@ int cmd_services(const char *, const char *params, rte_tel_data *d)
         c.number("persistence_timeout", s.persistence_timeout);
         c.text("origin", std::string(name_of(s.from)));
         c.number("tasks", s.tasks.size());
-        c.number("connections",
-                 sum_service_connections(state->counters, s.id) - s.connections_baseline);
+        c.number("connections", sum_service_connections(state->counters, s.id));
         c.number("active_connections", active);
     });
 }
@@ -285,11 +284,11 @@ int cmd_tasks(const char *, const char *params, rte_tel_data *d)
         c.text("origin", std::string(name_of(t.from)));
         c.number("active", states.active[t.id]);
         c.number("inactive", states.inactive[t.id]);
-        c.number("connections", now.connections - t.baseline.connections);
-        c.number("packets_in", now.packets_in - t.baseline.packets_in);
-        c.number("packets_out", now.packets_out - t.baseline.packets_out);
-        c.number("bytes_in", now.bytes_in - t.baseline.bytes_in);
-        c.number("bytes_out", now.bytes_out - t.baseline.bytes_out);
+        c.number("connections", now.connections);
+        c.number("packets_in", now.packets_in);
+        c.number("packets_out", now.packets_out);
+        c.number("bytes_in", now.bytes_in);
+        c.number("bytes_out", now.bytes_out);
         c.number("cps", static_cast<uint64_t>(r.connections + 0.5));
         c.number("pps_in", static_cast<uint64_t>(r.packets_in + 0.5));
         c.number("pps_out", static_cast<uint64_t>(r.packets_out + 0.5));

@@ -166,4 +166,14 @@ uint32_t data_path::active(uint16_t task) const
     return task_active_[task].load(std::memory_order_relaxed);
 }
 
+void data_path::reset_counters(std::span<const uint16_t> tasks, std::span<const uint16_t> services)
+{
+    for (dataplane::worker *w : worker_view_) {
+        for (uint16_t id : tasks)
+            w->counters.tasks[id] = {};
+        for (uint16_t id : services)
+            w->counters.connections_created[id] = 0;
+    }
+}
+
 } // namespace meshgate

@@ -69,6 +69,10 @@ class data_path
     void synchronize();
     // Live connections of a task id.
     uint32_t active(uint16_t task) const;
+    // TASKS and SERVICES (ids) go to new holders in a snapshot not yet published: no worker
+    // counts for them now (their last holders' connections are gone, a grace period passed),
+    // so this thread may set their counters back to 0 for the new holders.
+    void reset_counters(std::span<const uint16_t> tasks, std::span<const uint16_t> services);
 
     dataplane::gateway_shared &shared() { return shared_; }
     std::span<dataplane::worker *const> workers() const { return worker_view_; }

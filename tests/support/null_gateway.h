@@ -108,14 +108,15 @@ class NullGatewayTest : public ::testing::Test
     }
 
     // The client's segment with FLAGS from CLIENT_PORT, through worker WORKER.
-    void client_sends(uint16_t client_port, uint8_t flags, size_t worker = 0)
+    void client_sends(uint16_t client_port, uint8_t flags, size_t worker = 0,
+                      uint16_t published_port = 8000)
     {
         const std::vector<uint8_t> f = tcp_frame({.to = ext_mac,
                                                   .from = client_mac,
                                                   .client = client,
                                                   .published = published,
                                                   .client_port = client_port,
-                                                  .published_port = 8000,
+                                                  .published_port = published_port,
                                                   .flags = flags});
         send(0, f, worker);
     }
