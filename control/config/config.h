@@ -9,7 +9,7 @@
 #include <string_view>
 #include <vector>
 
-#include "control/config/net_text.h"
+#include "control/base/net_text.h"
 #include "dataplane/scheduler.h"
 #include "dataplane/timeouts.h"
 

@@ -4,7 +4,7 @@
 #include <compare>
 #include <string>
 
-#include "control/config/net_text.h"
+#include "control/base/net_text.h"
 
 namespace meshgate
 {

@@ -5,7 +5,7 @@
 
 #include <rte_cycles.h>
 
-#include "control/config/net_text.h"
+#include "control/base/net_text.h"
 
 namespace meshgate
 {

@@ -14,7 +14,7 @@
 
 #include <rte_telemetry.h>
 
-#include "control/config/net_text.h"
+#include "control/base/net_text.h"
 #include "dataplane/tcp_state.h"
 #include "dataplane/version.h"
 

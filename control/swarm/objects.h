@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "control/config/config.h"
-#include "control/config/net_text.h"
+#include "control/base/net_text.h"
 
 namespace meshgate::swarm
 {

@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "control/config/net_text.h"
+#include "control/base/net_text.h"
 #include "dataplane/conntrack.h"
 
 namespace meshgate::test_support

@@ -1,4 +1,4 @@
-#include "control/config/net_text.h"
+#include "control/base/net_text.h"
 
 #include <charconv>
 #include <cstdio>
