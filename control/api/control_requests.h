@@ -32,10 +32,15 @@ class control_requests
             answer = reloads_.emplace_back().get_future();
         }
         if (answer.wait_for(timeout) != std::future_status::ready) return std::nullopt;
-        return answer.get();
+        try {
+            return answer.get();
+        } catch (const std::future_error &) { // never set: no answer
+            return std::nullopt;
+        }
     }
 
-    // Control thread: carries out what is pending with DO_RELOAD() -> reload_reply.
+    // Control thread: carries out what is pending with DO_RELOAD() -> reload_reply; a reload
+    // that throws is answered as an error.
     template <typename Reload>
     void serve(Reload do_reload)
     {
@@ -45,7 +50,14 @@ class control_requests
             pending.swap(reloads_);
         }
         if (pending.empty()) return;
-        const reload_reply reply = do_reload(); // one reload answers every asker
+        reload_reply reply; // one reload answers every asker
+        try {
+            reply = do_reload();
+        } catch (const std::exception &e) {
+            reply = reload_reply{false, 0, "", {std::string("internal error: ") + e.what()}};
+        } catch (...) {
+            reply = reload_reply{false, 0, "", {"internal error"}};
+        }
         for (std::promise<reload_reply> &p : pending)
             p.set_value(reply);
     }

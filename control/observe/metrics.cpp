@@ -1,4 +1,5 @@
 #include "control/observe/metrics.h"
+#include "control/base/edge.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -250,20 +251,23 @@ void table_families(std::vector<MetricFamily> &out, const counter_sources &count
 
 } // namespace
 
+// Called on civetweb's threads, from C: a scrape that fails answers nothing, it ends nothing.
 std::vector<MetricFamily> gateway_collector::Collect() const
 {
-    std::vector<MetricFamily> out;
-    std::shared_ptr<const gateway_view> v = state_.view();
-    if (!v) return out;
-    const counter_sources &counters = state_.counters;
-    const gateway_totals totals = sum_totals(counters, v->ports.size());
-    port_families(out, *v, totals);
-    drop_and_event_families(out, totals);
-    config_families(out, *v, state_.reload());
-    service_families(out, *v, counters);
-    if (std::optional<swarm_status> s = state_.swarm()) swarm_families(out, *s);
-    table_families(out, counters);
-    return out;
+    return at_edge("metrics scrape", std::vector<MetricFamily>{}, [this] {
+        std::vector<MetricFamily> out;
+        std::shared_ptr<const gateway_view> v = state_.view();
+        if (!v) return out;
+        const counter_sources &counters = state_.counters;
+        const gateway_totals totals = sum_totals(counters, v->ports.size());
+        port_families(out, *v, totals);
+        drop_and_event_families(out, totals);
+        config_families(out, *v, state_.reload());
+        service_families(out, *v, counters);
+        if (std::optional<swarm_status> s = state_.swarm()) swarm_families(out, *s);
+        table_families(out, counters);
+        return out;
+    });
 }
 
 metrics_endpoint::metrics_endpoint(const std::string &listen,

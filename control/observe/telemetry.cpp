@@ -14,6 +14,7 @@
 
 #include <rte_telemetry.h>
 
+#include "control/base/edge.h"
 #include "control/base/net_text.h"
 #include "dataplane/tcp_state.h"
 #include "dataplane/version.h"
@@ -30,13 +31,15 @@ const stats_state *state = nullptr;
 control_requests *requests = nullptr;
 std::shared_mutex registration;
 
-// Runs FN(d) while the gateway is there, else answers an error.
+// Runs FN(d) while the gateway is there, else answers an error; so does a command that throws
+// (a C callback: nothing may come out of it).
 template <int (*Fn)(const char *, const char *, rte_tel_data *)>
 int guarded(const char *cmd, const char *params, rte_tel_data *d)
 {
-    std::shared_lock lock(registration);
-    if (state == nullptr) return -1;
-    return Fn(cmd, params, d);
+    return at_edge(cmd != nullptr ? cmd : "telemetry", -1, [&] {
+        std::shared_lock lock(registration);
+        return state == nullptr ? -1 : Fn(cmd, params, d);
+    });
 }
 
 // Under telemetry's 16 KiB reply, with room for the names of the columns.

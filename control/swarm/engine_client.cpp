@@ -4,6 +4,8 @@
 
 #include <curl/curl.h>
 
+#include "control/base/edge.h"
+
 namespace meshgate
 {
 
@@ -16,12 +18,16 @@ struct engine_client::handle {
 namespace
 {
 
+// libcurl's callbacks are called from C: what fails in them ends the transfer (return 0), never
+// the process.
 size_t append_body(char *data, size_t size, size_t count, void *out)
 {
-    auto *body = static_cast<std::string *>(out);
-    if (body->size() + size * count > engine_max_answer) return 0; // ends the transfer
-    body->append(data, size * count);
-    return size * count;
+    return at_edge("Engine API answer", size_t{0}, [&] {
+        auto *body = static_cast<std::string *>(out);
+        if (body->size() + size * count > engine_max_answer) return size_t{0}; // ends it
+        body->append(data, size * count);
+        return size * count;
+    });
 }
 
 // A streamed answer: whole lines go to the callback, the rest waits for the next piece.
@@ -34,19 +40,22 @@ struct line_splitter {
 
 size_t split_lines(char *data, size_t size, size_t count, void *out)
 {
-    auto *s = static_cast<line_splitter *>(out);
-    s->pending.append(data, size * count);
-    size_t start = 0;
-    for (size_t end; (end = s->pending.find('\n', start)) != std::string::npos; start = end + 1)
-        if (end > start) (*s->on_line)(std::string_view(s->pending).substr(start, end - start));
-    s->pending.erase(0, start);
-    if (s->pending.size() > engine_max_event) return 0; // a line that long is not an event
-    return size * count;
+    return at_edge("Engine API events", size_t{0}, [&] {
+        auto *s = static_cast<line_splitter *>(out);
+        s->pending.append(data, size * count);
+        size_t start = 0;
+        for (size_t end; (end = s->pending.find('\n', start)) != std::string::npos; start = end + 1)
+            if (end > start) (*s->on_line)(std::string_view(s->pending).substr(start, end - start));
+        s->pending.erase(0, start);
+        if (s->pending.size() > engine_max_event) return size_t{0}; // no event is that long
+        return size * count;
+    });
 }
 
 int keep_streaming(void *out, curl_off_t, curl_off_t, curl_off_t, curl_off_t)
 {
-    return (*static_cast<line_splitter *>(out)->keep_going)() ? 0 : 1;
+    return at_edge("Engine API events", 1,
+                   [&] { return (*static_cast<line_splitter *>(out)->keep_going)() ? 0 : 1; });
 }
 
 } // namespace

@@ -9,8 +9,8 @@
 #include <string_view>
 #include <vector>
 
-#include "control/config/config.h"
 #include "control/base/net_text.h"
+#include "control/config/config.h"
 
 namespace meshgate::swarm
 {

@@ -5,6 +5,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "control/base/edge.h"
 #include "control/swarm/engine_client.h"
 
 namespace meshgate
@@ -37,19 +38,29 @@ const std::string events_path =
 
 swarm_sync::swarm_sync(config::swarm_section settings) : settings_(std::move(settings))
 {
-    reader_ = std::thread([this] { read_loop(); });
-    events_ = std::thread([this] { event_loop(); });
+    reader_ = std::thread([this] { at_edge("swarm reader", [this] { read_loop(); }); });
+    try {
+        events_ = std::thread([this] { at_edge("swarm events", [this] { event_loop(); }); });
+    } catch (...) {
+        stop(); // no thread left running behind a constructor that failed
+        throw;
+    }
 }
 
 swarm_sync::~swarm_sync()
+{
+    stop();
+}
+
+void swarm_sync::stop() noexcept
 {
     {
         std::lock_guard lock(mutex_);
         stopping_ = true;
     }
     wake_.notify_all();
-    reader_.join();
-    events_.join();
+    for (std::thread *t : {&reader_, &events_})
+        if (t->joinable()) t->join();
 }
 
 std::optional<swarm::state> swarm_sync::take()
@@ -133,7 +144,12 @@ void swarm_sync::read_loop()
                       std::chrono::milliseconds(settings_.resync_interval_ms);
             read_all_due_ = tasks_due_ = false;
         }
-        ok = all ? read_all(client) : read_tasks(client, false);
+        try {
+            ok = all ? read_all(client) : read_tasks(client, false);
+        } catch (const std::exception &e) { // as a read that failed: the last state stays
+            failed(std::string("internal error: ") + e.what());
+            ok = false;
+        }
         if (ok && all) last_full = steady::now();
         backoff = ok ? std::chrono::milliseconds(first_backoff)
                      : std::min<std::chrono::milliseconds>(backoff * 2, max_backoff);

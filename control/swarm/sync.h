@@ -49,6 +49,7 @@ class swarm_sync
     const config::swarm_section &settings() const { return settings_; }
 
   private:
+    void stop() noexcept; // both threads end (within a second)
     void read_loop();
     void event_loop();
     bool read_all(engine_client &client);
