@@ -14,6 +14,7 @@
 --   PG_DST, PG_DPORT published address and port (default 203.0.113.10, 9000)
 --   PG_GW_MAC      meshgate external MAC (default 02:00:00:00:00:10)
 --   PG_METRICS     meshgate metrics URL, "" = don't fetch (default http://127.0.0.1:9191/metrics, needs curl)
+--   PG_DONE        set by run-memif.sh (see the end)
 --
 -- Pktgen increments every range field by its "inc" for each packet it builds, and it
 -- builds the range packets once per start into its TX pool (24576 mbufs a port in
@@ -121,4 +122,17 @@ if metrics ~= "" then
     end
 end
 
+-- PG_DONE (set by run-memif.sh): meshgate, a memif client, must stop before Pktgen's
+-- memif servers go; say "done" by creating the file, quit once it is gone (10 s at most)
+local done = env("PG_DONE", "")
+if done ~= "" then
+    local f = io.open(done, "w")
+    if f then f:close() end
+    for _ = 1, 100 do
+        f = io.open(done)
+        if not f then break end
+        f:close()
+        pktgen.delay(100)
+    end
+end
 pktgen.quit()

@@ -11,6 +11,7 @@
 --                      PG_METRICS meshgate metrics URL, "" = don't fetch
 --                                 (default http://127.0.0.1:9191/metrics, needs curl)
 --                      PG_GW_MAC  meshgate external MAC (default 02:00:00:00:00:10)
+--                      PG_DONE    set by run-memif.sh (see the end)
 -- Everything here is Pktgen 23.03's Lua API: pktgen.set/set_ipaddr/set_mac/set_proto,
 -- start/stop/delay, portStats, quit.
 
@@ -105,4 +106,17 @@ if metrics ~= "" then
     end
 end
 
+-- PG_DONE (set by run-memif.sh): meshgate, a memif client, must stop before Pktgen's
+-- memif servers go; say "done" by creating the file, quit once it is gone (10 s at most)
+local done = env("PG_DONE", "")
+if done ~= "" then
+    local f = io.open(done, "w")
+    if f then f:close() end
+    for _ = 1, 100 do
+        f = io.open(done)
+        if not f then break end
+        f:close()
+        pktgen.delay(100)
+    end
+end
 pktgen.quit()
