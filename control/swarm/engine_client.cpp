@@ -33,9 +33,7 @@ size_t append_body(char *data, size_t size, size_t count, void *out)
 // A streamed answer: whole lines go to the callback, the rest waits for the next piece.
 struct line_splitter {
     const std::function<void(std::string_view)> *on_line;
-    const std::function<bool()> *keep_going;
     std::string pending;
-    long status = 0;
 };
 
 size_t split_lines(char *data, size_t size, size_t count, void *out)
@@ -52,10 +50,11 @@ size_t split_lines(char *data, size_t size, size_t count, void *out)
     });
 }
 
-int keep_streaming(void *out, curl_off_t, curl_off_t, curl_off_t, curl_off_t)
+// libcurl's progress callback, at least once a second: non-zero aborts the transfer.
+int keep_going(void *out, curl_off_t, curl_off_t, curl_off_t, curl_off_t)
 {
-    return at_edge("Engine API events", 1,
-                   [&] { return (*static_cast<line_splitter *>(out)->keep_going)() ? 0 : 1; });
+    return at_edge("Engine API request", 1,
+                   [&] { return (*static_cast<const std::function<bool()> *>(out))() ? 0 : 1; });
 }
 
 } // namespace
@@ -69,8 +68,10 @@ std::string engine_response::error() const
     return "HTTP " + std::to_string(status) + (text.empty() ? "" : ": " + text);
 }
 
-engine_client::engine_client(const config::swarm_section &settings)
-    : settings_(settings), curl_(std::make_unique<handle>())
+engine_client::engine_client(const config::swarm_section &settings,
+                             std::function<bool()> keep_going)
+    : settings_(settings), keep_going_(keep_going ? std::move(keep_going) : [] { return true; }),
+      curl_(std::make_unique<handle>())
 {
     static std::once_flag global;
     std::call_once(global, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
@@ -96,6 +97,9 @@ void engine_client::prepare(std::string_view path)
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 3000L);
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, keep_going);
+    curl_easy_setopt(c, CURLOPT_XFERINFODATA, &keep_going_);
     if (settings_.endpoint.starts_with("unix://"))
         curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, settings_.endpoint.c_str() + 7);
     if (!settings_.tls_ca.empty()) curl_easy_setopt(c, CURLOPT_CAINFO, settings_.tls_ca.c_str());
@@ -116,6 +120,10 @@ engine_response engine_client::get(std::string_view path, std::chrono::milliseco
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, append_body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &r.body);
     const CURLcode rc = curl_easy_perform(c);
+    if (rc == CURLE_ABORTED_BY_CALLBACK) {
+        r.body = "stopped";
+        return r;
+    }
     if (rc == CURLE_WRITE_ERROR) {
         r.body = "the answer is larger than " + std::to_string(engine_max_answer >> 20) + " MiB";
         return r;
@@ -129,18 +137,14 @@ engine_response engine_client::get(std::string_view path, std::chrono::milliseco
 }
 
 engine_response engine_client::stream(std::string_view path,
-                                      const std::function<void(std::string_view)> &on_line,
-                                      const std::function<bool()> &keep_going)
+                                      const std::function<void(std::string_view)> &on_line)
 {
     if (curl_->curl == nullptr) return {0, "libcurl could not start"};
     prepare(path);
     CURL *c = curl_->curl;
-    line_splitter lines{&on_line, &keep_going, {}, 0};
+    line_splitter lines{&on_line, {}};
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, split_lines);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &lines);
-    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
-    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, keep_streaming);
-    curl_easy_setopt(c, CURLOPT_XFERINFODATA, &lines);
     // An idle stream sends nothing for minutes: TCP keepalives, not a silence limit, tell a
     // manager that went away without closing (a unix socket needs neither).
     curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);

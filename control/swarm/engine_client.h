@@ -30,7 +30,10 @@ struct engine_response {
 class engine_client
 {
   public:
-    explicit engine_client(const config::swarm_section &settings);
+    // KEEP_GOING, asked at least once a second during every request (default: always true),
+    // ends a request at once when it says stop: its answer is then "stopped".
+    explicit engine_client(const config::swarm_section &settings,
+                           std::function<bool()> keep_going = {});
     ~engine_client();
     engine_client(const engine_client &) = delete;
     engine_client &operator=(const engine_client &) = delete;
@@ -39,16 +42,16 @@ class engine_client
     engine_response get(std::string_view path, std::chrono::milliseconds timeout);
 
     // GET PATH and hand each line of the answer to ON_LINE as it comes, until the server ends
-    // it or KEEP_GOING (asked at least once a second) says stop. Returns how it ended.
+    // it or keep_going says stop. Returns how it ended.
     engine_response stream(std::string_view path,
-                           const std::function<void(std::string_view line)> &on_line,
-                           const std::function<bool()> &keep_going);
+                           const std::function<void(std::string_view line)> &on_line);
 
   private:
     struct handle;
     void prepare(std::string_view path);
 
     config::swarm_section settings_;
+    std::function<bool()> keep_going_;
     std::string base_url_;
     std::unique_ptr<handle> curl_;
 };

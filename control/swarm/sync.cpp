@@ -128,9 +128,15 @@ void swarm_sync::publish(swarm::state s)
     fresh_ = std::move(s);
 }
 
+bool swarm_sync::running() const
+{
+    std::lock_guard lock(mutex_);
+    return !stopping_;
+}
+
 void swarm_sync::read_loop()
 {
-    engine_client client(settings_);
+    engine_client client(settings_, [this] { return running(); });
     auto backoff = std::chrono::milliseconds(first_backoff);
     auto last_full = steady::now();
     bool ok = true;
@@ -224,12 +230,8 @@ bool swarm_sync::read_tasks(engine_client &client, bool after_read_all)
 
 void swarm_sync::event_loop()
 {
-    engine_client client(settings_);
+    engine_client client(settings_, [this] { return running(); });
     auto backoff = std::chrono::milliseconds(first_backoff);
-    auto keep_going = [this] {
-        std::lock_guard lock(mutex_);
-        return !stopping_;
-    };
     auto on_line = [&](std::string_view line) {
         const std::string type = swarm::event_type(line);
         {
@@ -242,12 +244,12 @@ void swarm_sync::event_loop()
         wake_.notify_all();
         backoff = first_backoff;
     };
-    while (keep_going()) {
+    while (running()) {
         {
             std::lock_guard lock(mutex_);
             status_.following_events = true; // until the stream says otherwise
         }
-        const engine_response end = client.stream(events_path, on_line, keep_going);
+        const engine_response end = client.stream(events_path, on_line);
         {
             std::lock_guard lock(mutex_);
             status_.following_events = false;

@@ -37,7 +37,7 @@ class swarm_sync
 {
   public:
     explicit swarm_sync(config::swarm_section settings);
-    ~swarm_sync(); // stops both threads (within a second)
+    ~swarm_sync(); // stops both threads (within a second: a request under way is given up)
     swarm_sync(const swarm_sync &) = delete;
     swarm_sync &operator=(const swarm_sync &) = delete;
 
@@ -49,7 +49,8 @@ class swarm_sync
     const config::swarm_section &settings() const { return settings_; }
 
   private:
-    void stop() noexcept; // both threads end (within a second)
+    void stop() noexcept; // both threads end (within a second: requests stop when asked)
+    bool running() const; // not stopping: what the requests ask
     void read_loop();
     void event_loop();
     bool read_all(engine_client &client);

@@ -145,12 +145,10 @@ TEST(EngineClient, AnHttpErrorIsItsStatusAndMessage)
 TEST(EngineClient, NoServerIsAnErrorNotAWait)
 {
     engine_client client(at("unix:///tmp/engine_client_test.nobody.sock"));
-    const auto t0 = std::chrono::steady_clock::now();
-    const engine_response r = client.get("/version", 2s);
+    const engine_response r = client.get("/version", 3600s);
     EXPECT_FALSE(r.ok());
     EXPECT_EQ(r.status, 0);
-    EXPECT_NE(r.error().find("connect"), std::string::npos) << r.error();
-    EXPECT_LT(std::chrono::steady_clock::now() - t0, 1s);
+    EXPECT_NE(r.error().find("connect"), std::string::npos) << r.error(); // not a time-out
 }
 
 TEST(EngineClient, AnAnswerWithoutEndIsCutAtTheLimit)
@@ -182,13 +180,15 @@ TEST(EngineClient, AStreamGivesWholeLinesHoweverTheyAreCut)
     });
     engine_client client(at(peer.endpoint()));
     std::vector<std::string> lines;
-    const engine_response end = client.stream(
-        "/events", [&](std::string_view l) { lines.emplace_back(l); }, [] { return true; });
+    const engine_response end =
+        client.stream("/events", [&](std::string_view l) { lines.emplace_back(l); });
     EXPECT_EQ(lines, (std::vector<std::string>{R"({"Type":"service"})", R"({"Type":"node"})",
                                                R"({"Type":"container"})"}));
     EXPECT_EQ(end.error(), "the server ended the stream");
 }
 
+// A stream the server keeps open and quiet, and a request the server never answers, each
+// with an hour to go: only the client's stop ends them, and it does.
 TEST(EngineClient, AStreamStopsWhenAskedWhileTheServerIsQuiet)
 {
     std::atomic<bool> done{false};
@@ -197,14 +197,36 @@ TEST(EngineClient, AStreamStopsWhenAskedWhileTheServerIsQuiet)
         while (!done)
             std::this_thread::sleep_for(10ms);
     });
-    engine_client client(at(peer.endpoint()));
-    const auto t0 = std::chrono::steady_clock::now();
-    const engine_response end = client.stream(
-        "/events", [](std::string_view) {},
-        [&] { return std::chrono::steady_clock::now() - t0 < 300ms; });
+    std::atomic<bool> keep{true};
+    engine_client client(at(peer.endpoint()), [&] { return keep.load(); });
+    std::thread stop([&] {
+        std::this_thread::sleep_for(300ms);
+        keep = false;
+    });
+    const engine_response end = client.stream("/events", [](std::string_view) {});
+    stop.join();
     done = true;
     EXPECT_EQ(end.error(), "stopped");
-    EXPECT_LT(std::chrono::steady_clock::now() - t0, 2s); // libcurl asks at least once a second
+}
+
+TEST(EngineClient, ARequestStopsWhenAskedWhileTheServerSaysNothing)
+{
+    std::atomic<bool> done{false};
+    http_peer peer(true, [&](const std::string &, const auto &) {
+        while (!done)
+            std::this_thread::sleep_for(10ms);
+    });
+    std::atomic<bool> keep{true};
+    engine_client client(at(peer.endpoint()), [&] { return keep.load(); });
+    std::thread stop([&] {
+        std::this_thread::sleep_for(300ms);
+        keep = false;
+    });
+    const engine_response r = client.get("/tasks", 3600s);
+    stop.join();
+    done = true;
+    EXPECT_FALSE(r.ok());
+    EXPECT_EQ(r.error(), "stopped");
 }
 
 } // namespace
