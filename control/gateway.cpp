@@ -177,10 +177,10 @@ class gateway
 
     std::vector<int> links_up_;          // last link state seen per port: 1 up, 0 down, -1 not yet
     config::gateway_config file_config_; // the file's part of what runs
-    std::optional<swarm::state> swarm_state_;   // the swarm's part of what runs
-    std::optional<swarm::state> refused_swarm_; // tried again after the next good reload
-    std::vector<std::string> swarm_notes_;      // logged when they change
-    std::string last_attempt_;                  // the file's content at the last reload, ok or not
+    std::optional<swarm::state> swarm_state_; // the swarm's part of what runs
+    std::vector<std::string> swarm_refusal_;  // the last refusal's errors: logged once
+    std::vector<std::string> swarm_notes_;    // logged when they change
+    std::string last_attempt_;                // the file's content at the last reload, ok or not
 
     rate_samples rate_samples_; // what update_rates() saw last
     steady::time_point rate_at_ = steady::now();
@@ -256,7 +256,7 @@ void gateway::commit_settings(const config::gateway_config *old, const config::g
     if (old == nullptr || old->swarm != next.swarm) {
         swarm_.reset(); // a new endpoint or network: what the old one said goes with it
         swarm_state_.reset();
-        refused_swarm_.reset();
+        swarm_refusal_.clear();
         stats_.set_swarm(std::nullopt);
         if (next.swarm) {
             spdlog::info("following the swarm at {}, network '{}'", next.swarm->endpoint,
@@ -366,8 +366,6 @@ reload_reply gateway::reload(const char *trigger)
         spdlog::info("configuration reloaded, generation {}: {}; parse {:.1f} ms, compile {:.1f} "
                      "ms, swap {:.1f} ms",
                      r.generation, reply.changes, parse_ms, r.compile_ms, r.swap_ms);
-        // The file may have made room for what the swarm asked last.
-        if (refused_swarm_ && swarm_) apply_swarm(*std::exchange(refused_swarm_, std::nullopt));
     } else {
         ++status.error;
         status.last_result = "error";
@@ -403,7 +401,7 @@ void gateway::apply_swarm(swarm::state s)
     std::optional<swarm::state> before = std::exchange(swarm_state_, std::move(s));
     apply_result r = api_->apply(with_swarm(file_config_));
     if (r.ok) {
-        refused_swarm_.reset();
+        swarm_refusal_.clear();
         after_change();
         if (!r.changes.empty())
             spdlog::info("swarm change applied, generation {}: {}; compile {:.1f} ms, swap {:.1f} "
@@ -412,11 +410,19 @@ void gateway::apply_swarm(swarm::state s)
         swarm_->applied(true, "");
         return;
     }
-    refused_swarm_ = std::exchange(swarm_state_, std::move(before)); // the previous one runs
+    swarm_state_ = std::move(before); // the previous one runs
+    // The sync offers a refused state again at every poll: say why once, until it changes.
+    std::vector<std::string> refusal;
     for (const config::config_error &e : r.errors)
-        spdlog::error("swarm: {}", e.to_string());
-    spdlog::error("swarm change refused, the running configuration stays (generation {})",
-                  api_->generation());
+        refusal.push_back(e.to_string());
+    const auto level = refusal == swarm_refusal_ ? spdlog::level::debug : spdlog::level::err;
+    for (const std::string &e : refusal)
+        spdlog::log(level, "swarm: {}", e);
+    spdlog::log(level,
+                "swarm change refused, the running configuration stays (generation {}); "
+                "offered again at the sync's next read",
+                api_->generation());
+    swarm_refusal_ = std::move(refusal);
     swarm_->applied(false, r.errors.empty() ? "refused" : r.errors.front().to_string());
 }
 

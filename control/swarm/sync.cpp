@@ -81,6 +81,7 @@ void swarm_sync::applied(bool ok, const std::string &error)
     } else {
         ++status_.apply_errors;
         status_.last_error = error;
+        last_.reset();
     }
 }
 

@@ -43,7 +43,8 @@ class swarm_sync
 
     // The newest state, if one came since the last call.
     std::optional<swarm::state> take();
-    // The gateway's answer to a state it took.
+    // The gateway's answer to a state it took. A refused state is offered again after the
+    // next read (every poll interval), equal or not: what refused it may have changed.
     void applied(bool ok, const std::string &error);
     swarm_status status() const;
     const config::swarm_section &settings() const { return settings_; }
@@ -69,12 +70,13 @@ class swarm_sync
     bool tasks_due_ = false;   // after a container event
     std::optional<swarm::state> fresh_;
     swarm_status status_;
+    // The last state offered and not refused: an equal one is not offered again.
+    std::optional<swarm::state> last_;
 
     // The read thread's own: what the last full read saw.
     std::optional<swarm::network> network_;
     std::vector<swarm::service> services_;
     std::vector<swarm::node> nodes_;
-    std::optional<swarm::state> last_;
 
     std::thread reader_, events_;
 };

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "control/swarm/engine_client.h"
+#include "tests/support/http_peer.h"
 
 namespace meshgate
 {
@@ -25,85 +26,8 @@ namespace
 {
 
 using namespace std::chrono_literals;
-
-// One connection at a time: reads the request, hands it to ANSWER with a send function.
-class http_peer
-{
-  public:
-    using answer_fn = std::function<void(const std::string &request,
-                                         const std::function<bool(const std::string &)> &send)>;
-
-    http_peer(bool unix_socket, answer_fn answer) : answer_(std::move(answer))
-    {
-        if (unix_socket) {
-            path_ = "/tmp/engine_client_test." + std::to_string(getpid()) + ".sock";
-            unlink(path_.c_str());
-            fd_ = socket(AF_UNIX, SOCK_STREAM, 0);
-            sockaddr_un a{};
-            a.sun_family = AF_UNIX;
-            std::strncpy(a.sun_path, path_.c_str(), sizeof a.sun_path - 1);
-            EXPECT_EQ(bind(fd_, reinterpret_cast<sockaddr *>(&a), sizeof a), 0);
-            endpoint_ = "unix://" + path_;
-        } else {
-            fd_ = socket(AF_INET, SOCK_STREAM, 0);
-            sockaddr_in a{};
-            a.sin_family = AF_INET;
-            a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-            EXPECT_EQ(bind(fd_, reinterpret_cast<sockaddr *>(&a), sizeof a), 0);
-            socklen_t len = sizeof a;
-            getsockname(fd_, reinterpret_cast<sockaddr *>(&a), &len);
-            endpoint_ = "tcp://127.0.0.1:" + std::to_string(ntohs(a.sin_port));
-        }
-        EXPECT_EQ(listen(fd_, 4), 0);
-        thread_ = std::thread([this] { serve(); });
-    }
-
-    ~http_peer()
-    {
-        stopping_ = true;
-        shutdown(fd_, SHUT_RDWR);
-        close(fd_);
-        thread_.join();
-        if (!path_.empty()) unlink(path_.c_str());
-    }
-
-    const std::string &endpoint() const { return endpoint_; }
-    std::vector<std::string> requests; // their first lines
-
-  private:
-    void serve()
-    {
-        while (!stopping_) {
-            const int c = accept(fd_, nullptr, nullptr);
-            if (c < 0) return;
-            std::string request;
-            char buf[4096];
-            while (request.find("\r\n\r\n") == std::string::npos) {
-                const ssize_t n = read(c, buf, sizeof buf);
-                if (n <= 0) break;
-                request.append(buf, size_t(n));
-            }
-            requests.push_back(request.substr(0, request.find("\r\n")));
-            answer_(request, [c](const std::string &bytes) {
-                return send(c, bytes.data(), bytes.size(), MSG_NOSIGNAL) == ssize_t(bytes.size());
-            });
-            close(c);
-        }
-    }
-
-    answer_fn answer_;
-    int fd_ = -1;
-    std::string path_, endpoint_;
-    std::atomic<bool> stopping_{false};
-    std::thread thread_;
-};
-
-std::string response(int status, const std::string &body)
-{
-    return "HTTP/1.1 " + std::to_string(status) + " X\r\nContent-Type: application/json\r\n" +
-           "Content-Length: " + std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" +
-           body;
-}
+using test_support::http_peer;
+using test_support::response;
 
 config::swarm_section at(const std::string &endpoint)
 {
@@ -124,8 +48,8 @@ TEST(EngineClient, GetsADocumentOverTheUnixSocketAndTcpWithTheApiVersion)
         const engine_response r = client.get(filters, 2s);
         EXPECT_TRUE(r.ok()) << r.error();
         EXPECT_EQ(r.body, R"([{"ID":"x"}])");
-        ASSERT_EQ(peer.requests.size(), 1u);
-        EXPECT_EQ(peer.requests[0],
+        ASSERT_EQ(peer.requests().size(), 1u);
+        EXPECT_EQ(peer.requests()[0],
                   "GET /v1.41/tasks?filters=%7B%22desired-state%22%3A%5B%22running%22"
                   "%5D%7D HTTP/1.1");
     }
