@@ -140,7 +140,8 @@ class gateway
     void start();
     void control_loop();
     reload_reply reload(const char *trigger);
-    // The file's configuration with the swarm's part when it is of the same [swarm].
+    // The file's configuration with the swarm's last state while the file has [swarm] (a changed
+    // [swarm] keeps the old sync's state until the new sync has read the swarm).
     config::gateway_config with_swarm(const config::gateway_config &file);
     void apply_swarm(swarm::state s);
     void after_change();
@@ -254,11 +255,14 @@ void gateway::commit_settings(const config::gateway_config *old, const config::g
                 next.file, std::chrono::milliseconds(next.reload.debounce_ms));
     }
     if (old == nullptr || old->swarm != next.swarm) {
-        swarm_.reset(); // a new endpoint or network: what the old one said goes with it
-        swarm_state_.reset();
+        // A new sync. What the old one read stays in force until the new one has read the swarm
+        // (its first state replaces it): new settings are no reason to stop serving the swarm.
+        swarm_.reset();
         swarm_refusal_.clear();
-        stats_.set_swarm(std::nullopt);
-        if (next.swarm) {
+        if (!next.swarm) {
+            swarm_state_.reset();
+            stats_.set_swarm(std::nullopt);
+        } else {
             spdlog::info("following the swarm at {}, network '{}'", next.swarm->endpoint,
                          next.swarm->network);
             swarm_ = std::make_unique<swarm_sync>(*next.swarm);
@@ -383,7 +387,7 @@ reload_reply gateway::reload(const char *trigger)
 
 config::gateway_config gateway::with_swarm(const config::gateway_config &file)
 {
-    if (!swarm_state_ || !swarm_ || !file.swarm || swarm_->settings() != *file.swarm) return file;
+    if (!swarm_state_ || !file.swarm) return file;
     swarm::merged m = swarm::with_swarm(file, *swarm_state_);
     if (m.notes != swarm_notes_)
         for (const std::string &note : m.notes)

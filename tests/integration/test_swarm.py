@@ -389,6 +389,43 @@ class SwarmTest(unittest.TestCase):
         self.assertEqual(m.get('meshgate_service_info', service='web6', origin='swarm'), 1)
         self.assertEqual(self.curl(8006), (0, task['hostname']))
 
+    def test_7_a_changed_swarm_key_keeps_the_swarms_services(self):
+        """Changing a [swarm] key (poll_interval_ms) starts the sync again; until the new sync has
+        read the swarm, the gateway keeps serving what the old one read: a held connection goes
+        on (with removed_task_grace = 0, a task taken away would end it at once) and the service
+        is there right after the reload."""
+        self.lab.create_service('echo7', published=8107, replicas=1, command=ECHO)
+        self.addCleanup(self.remove, 'echo7')
+        self.wait_following('echo7', 1)
+        with open(self.gw.config_path) as f:
+            original = f.read()
+
+        def reload(text):
+            with open(self.gw.config_path, 'w') as f:
+                f.write(text)
+            self.assertIn('reloaded', self.ctl('reload').stdout)
+
+        self.addCleanup(reload, original)
+        held = ClientProcess(self.lab, self.workdir, 'held7', HELD_CONNECTION, 8107)
+        try:
+            self.gw.wait_for(lambda m: m.get('meshgate_active_connections', service='echo7'),
+                             'the held connection', timeout=30)
+            restarted = time.time()
+            reload(original.replace('[swarm]\n', '[swarm]\npoll_interval_ms = 500\n') +
+                   '\n[timeouts]\nremoved_task_grace = 0\n')
+            m = self.gw.metrics()
+            self.assertEqual(m.get('meshgate_service_info', service='echo7', origin='swarm'), 1,
+                             'the swarm\'s service left with the old sync')
+            self.gw.wait_for(lambda m: m.get('meshgate_swarm_last_resync_timestamp_seconds', 0)
+                             >= restarted, 'the new sync\'s first read', timeout=60)
+            time.sleep(1)  # its state applied, the connection still going
+            self.assertEqual(self.serving('echo7'), {t['address'] for t in self.lab.tasks('echo7')})
+        finally:
+            lines = held.stop()
+        end = lines[-1]
+        self.assertEqual(end['error'], '', f'the held connection broke: {end}')
+        self.assertGreater(end['echoed'], 5, end)
+
     def test_9_dockerd_gone_and_back(self):
         """The manager crashes (SIGKILL: the tasks' containers go on): established connections
         and new ones are served from the last tables while the sync retries; when dockerd is
