@@ -35,7 +35,7 @@
 // pressure (3/4 of its slots live, or a create failed in the last 10 s) its half-open entries
 // (TCP before ESTABLISHED, unreplied UDP) get half_open_under_pressure: a flood's go first.
 //
-// Deviations from the design brief, with reasons:
+// Choices beyond the layout above, with reasons:
 // - The hashes also get RTE_HASH_EXTRA_FLAGS_EXT_TABLE: a cuckoo table with exactly 2 x capacity
 //   key slots fails inserts at ~95% load; extendable buckets make "2 x capacity" a real capacity.
 // - Connection slots are freed through our own per-owner FIFO rather than rte_rcu_qsbr_dq (an

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Throughput by DESIGN.md's method: meshgate, then the real `dpdk-testpmd --forward-mode=io`
+"""Throughput by the method docs/performance.md gives: meshgate, then the real `dpdk-testpmd --forward-mode=io`
 (Debian's dpdk-dev), on the same virtual devices in one run, one worker lcore by default.
 
 Four ports, so that every input replays a pcap from memory forever (net_pcap infinite_rx=1)

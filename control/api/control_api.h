@@ -76,7 +76,8 @@ class control_api
 
     // The first configuration (nothing to compare against for restart-only keys).
     apply_result start(config::gateway_config initial);
-    // A whole new configuration: diffed against the running one into the calls below.
+    // A whole new configuration in place of the running one. The calls below each build one
+    // from the running configuration and the object they change, and apply it here.
     apply_result apply(config::gateway_config next);
 
     apply_result upsert_service(config::service s);
