@@ -269,10 +269,10 @@ class connection_table
     // its next expire(). False when the owner's queue is full (or there is no other owner).
     bool request_end(uint32_t index, const flow_key &forward) noexcept;
 
-    // Owner only, once per loop iteration: end what other workers asked to (request_end()), visit
-    // at most `budget` due wheel entries, delete the idle ones into removed[0..ret) (room for
-    // `budget`, the ended ones included), re-file the others; recycle slots whose grace period
-    // ended.
+    // Owner only, at each housekeeping() pass (100 us): end what other workers asked to
+    // (request_end()), visit at most `budget` due wheel entries, delete the idle ones into
+    // removed[0..ret) (room for `budget`, the ended ones included), re-file the others; recycle
+    // slots whose grace period ended.
     uint32_t expire(uint8_t worker, uint32_t now, uint32_t budget,
                     removed_connection removed[]) noexcept;
 
