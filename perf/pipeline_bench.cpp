@@ -38,52 +38,28 @@ using namespace meshgate;
 namespace dp = meshgate::dataplane;
 
 constexpr uint16_t burst = dp::burst_size;
-const mac_address ext_mac = *parse_mac("02:00:00:00:00:10");
-const mac_address und_mac = *parse_mac("02:00:00:00:00:20");
+using test_support::ext_mac;
+using test_support::node_mac;
+using test_support::und_mac;
 const mac_address client_mac = *parse_mac("02:00:00:00:00:aa");
-const mac_address node_mac = *parse_mac("02:00:00:00:01:11");
-const char *tasks[] = {"10.255.0.5", "10.255.0.6", "10.255.0.7"};
 
+// The null ports' gateway, clients behind a router, 16 SNAT addresses (a task has 64512 SNAT
+// ports per address: 1M connections over 3 tasks need more), one rr service of 3 tasks.
 config::gateway_config bench_config(uint32_t connections)
 {
-    config::gateway_config c;
-    c.file = "pipeline_bench";
-    c.dpdk.lcore_ids = {0, 0};
-    config::port ext, und;
-    ext.name = "ext";
-    ext.device = "net_null0";
-    ext.address = *parse_ipv4_prefix("203.0.113.10/24");
-    ext.gateway = parse_ipv4("203.0.113.1");
-    ext.mac = ext_mac;
-    und.name = "und";
-    und.device = "net_null1";
-    und.role = config::port_role::underlay;
-    und.address = *parse_ipv4_prefix("192.168.50.1/24");
-    und.mac = und_mac;
-    c.ports = {ext, und};
+    config::gateway_config c = test_support::null_ports_gateway("pipeline_bench", connections);
+    c.ports[0].gateway = parse_ipv4("203.0.113.1");
     c.neighbors.push_back(config::neighbor{*parse_ipv4("203.0.113.1"), client_mac});
-    c.overlay.at = {1, 1};
-    c.overlay.address = *parse_ipv4_prefix("10.255.0.2/16");
-    c.overlay.mac = docker_mac_for(c.overlay.address.address);
-    // A task has 64512 SNAT ports per address: 1M connections over 3 tasks need more.
     for (uint32_t i = 0; i < 16; ++i)
         c.overlay.snat_addresses.push_back(ipv4_address{0x0aff0100 + i}); // 10.255.1.0..
-    c.nodes.push_back(
-        config::node{.name = "n1", .address = *parse_ipv4("192.168.50.11"), .mac = node_mac});
     config::service s;
     s.name = "bench";
     s.scheduler = config::scheduler_kind::rr;
     s.ports.push_back(
         config::service_port{.proto = config::protocol::tcp, .published = 8000, .target = 80});
-    for (const char *t : tasks) {
-        config::task k;
-        k.address = *parse_ipv4(t);
-        k.node = "n1";
-        k.mac = docker_mac_for(k.address);
-        s.tasks.push_back(k);
-    }
+    s.tasks = {test_support::task_on_n1("10.255.0.5"), test_support::task_on_n1("10.255.0.6"),
+               test_support::task_on_n1("10.255.0.7")};
     c.services.push_back(s);
-    c.limits.connections = connections;
     return c;
 }
 

@@ -21,7 +21,61 @@ void write_mac(rte_ether_addr &to, const mac_address &m)
     std::copy(m.bytes.begin(), m.bytes.end(), to.addr_bytes);
 }
 
+// An IPv4 header and a TCP header without options or payload at IP: addresses and ports in
+// network order, sequence numbers in host order; both checksums.
+void write_ipv4_tcp(rte_ipv4_hdr *ip, rte_be32_t src, rte_be32_t dst, rte_be16_t sport,
+                    rte_be16_t dport, uint8_t flags, uint32_t seq, uint32_t ack)
+{
+    ip->version_ihl = RTE_IPV4_VHL_DEF;
+    ip->total_length = rte_cpu_to_be_16(sizeof(rte_ipv4_hdr) + sizeof(rte_tcp_hdr));
+    ip->time_to_live = 64;
+    ip->next_proto_id = IPPROTO_TCP;
+    ip->src_addr = src;
+    ip->dst_addr = dst;
+    ip->hdr_checksum = rte_ipv4_cksum(ip);
+    auto *tcp = reinterpret_cast<rte_tcp_hdr *>(ip + 1);
+    tcp->src_port = sport;
+    tcp->dst_port = dport;
+    tcp->sent_seq = rte_cpu_to_be_32(seq);
+    tcp->recv_ack = rte_cpu_to_be_32(ack);
+    tcp->data_off = 5 << 4;
+    tcp->tcp_flags = flags;
+    tcp->rx_win = rte_cpu_to_be_16(65535);
+    tcp->cksum = rte_ipv4_udptcp_cksum(ip, tcp);
+}
+
 } // namespace
+
+config::gateway_config null_ports_gateway(std::string name, uint32_t connections)
+{
+    config::gateway_config c;
+    c.file = std::move(name);
+    c.dpdk.lcore_ids = {0, 0};
+    config::port ext, und;
+    ext.name = "ext";
+    ext.device = "net_null0";
+    ext.address = *parse_ipv4_prefix("203.0.113.10/24");
+    ext.mac = ext_mac;
+    und.name = "und";
+    und.device = "net_null1";
+    und.role = config::port_role::underlay;
+    und.address = *parse_ipv4_prefix("192.168.50.1/24");
+    und.mac = und_mac;
+    c.ports = {ext, und};
+    c.overlay.at = {1, 1};
+    c.overlay.address = *parse_ipv4_prefix("10.255.0.2/16");
+    c.overlay.mac = docker_mac_for(c.overlay.address.address);
+    c.nodes.push_back(
+        config::node{.name = "n1", .address = *parse_ipv4("192.168.50.11"), .mac = node_mac});
+    c.limits.connections = connections;
+    return c;
+}
+
+config::task task_on_n1(const char *address)
+{
+    return config::task{
+        .address = *parse_ipv4(address), .node = "n1", .mac = docker_mac_for(*parse_ipv4(address))};
+}
 
 std::vector<uint8_t> tcp_frame(const client_segment &s)
 {
@@ -30,23 +84,9 @@ std::vector<uint8_t> tcp_frame(const client_segment &s)
     write_mac(eth->dst_addr, s.to);
     write_mac(eth->src_addr, s.from);
     eth->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4);
-    auto *ip = reinterpret_cast<rte_ipv4_hdr *>(eth + 1);
-    ip->version_ihl = RTE_IPV4_VHL_DEF;
-    ip->total_length = rte_cpu_to_be_16(40);
-    ip->time_to_live = 64;
-    ip->next_proto_id = IPPROTO_TCP;
-    ip->src_addr = rte_cpu_to_be_32(s.client.value);
-    ip->dst_addr = rte_cpu_to_be_32(s.published.value);
-    ip->hdr_checksum = rte_ipv4_cksum(ip);
-    auto *tcp = reinterpret_cast<rte_tcp_hdr *>(ip + 1);
-    tcp->src_port = rte_cpu_to_be_16(s.client_port);
-    tcp->dst_port = rte_cpu_to_be_16(s.published_port);
-    tcp->sent_seq = rte_cpu_to_be_32(s.seq);
-    tcp->recv_ack = rte_cpu_to_be_32(s.ack);
-    tcp->data_off = 5 << 4;
-    tcp->tcp_flags = s.flags;
-    tcp->rx_win = rte_cpu_to_be_16(65535);
-    tcp->cksum = rte_ipv4_udptcp_cksum(ip, tcp);
+    write_ipv4_tcp(reinterpret_cast<rte_ipv4_hdr *>(eth + 1), rte_cpu_to_be_32(s.client.value),
+                   rte_cpu_to_be_32(s.published.value), rte_cpu_to_be_16(s.client_port),
+                   rte_cpu_to_be_16(s.published_port), s.flags, s.seq, s.ack);
     return f;
 }
 
@@ -78,21 +118,8 @@ std::vector<uint8_t> reply_frame(const task_reply &r, const dataplane::connectio
     write_mac(ieth->dst_addr, r.overlay_mac);
     write_mac(ieth->src_addr, docker_mac_for(ipv4_address{rte_be_to_cpu_32(c.task_ip())}));
     ieth->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4);
-    auto *iip = reinterpret_cast<rte_ipv4_hdr *>(ieth + 1);
-    iip->version_ihl = RTE_IPV4_VHL_DEF;
-    iip->total_length = rte_cpu_to_be_16(40);
-    iip->time_to_live = 64;
-    iip->next_proto_id = IPPROTO_TCP;
-    iip->src_addr = c.task_ip();
-    iip->dst_addr = c.snat_ip();
-    iip->hdr_checksum = rte_ipv4_cksum(iip);
-    auto *tcp = reinterpret_cast<rte_tcp_hdr *>(iip + 1);
-    tcp->src_port = c.target_port();
-    tcp->dst_port = c.snat_port();
-    tcp->data_off = 5 << 4;
-    tcp->tcp_flags = r.flags;
-    tcp->rx_win = rte_cpu_to_be_16(65535);
-    tcp->cksum = rte_ipv4_udptcp_cksum(iip, tcp);
+    write_ipv4_tcp(reinterpret_cast<rte_ipv4_hdr *>(ieth + 1), c.task_ip(), c.snat_ip(),
+                   c.target_port(), c.snat_port(), r.flags, 0, 0);
     return f;
 }
 

@@ -1,16 +1,30 @@
 // Frames as a client and a task send them, built in place for tests and benchmarks that drive
 // the data path without a packet oracle: a client's TCP segment to a published port, and a
-// task's reply to a connection through the VXLAN tunnel.
+// task's reply to a connection through the VXLAN tunnel; and the gateway on net_null ports
+// they are sent to.
 #pragma once
 
 #include <cstdint>
 #include <vector>
 
 #include "control/base/net_text.h"
+#include "control/config/config.h"
 #include "dataplane/conntrack.h"
 
 namespace meshgate::test_support
 {
+
+inline const mac_address ext_mac = *parse_mac("02:00:00:00:00:10");
+inline const mac_address und_mac = *parse_mac("02:00:00:00:00:20");
+inline const mac_address node_mac = *parse_mac("02:00:00:00:01:11");
+
+// Two net_null ports: "ext" (external, 203.0.113.10/24, ext_mac) and "und" (underlay,
+// 192.168.50.1/24, und_mac); the overlay address 10.255.0.2/16; node "n1" at 192.168.50.11
+// (node_mac); [limits] connections; no service: the caller adds its own.
+config::gateway_config null_ports_gateway(std::string name, uint32_t connections);
+
+// A task of node n1 at ADDRESS, with Docker's MAC for it.
+config::task task_on_n1(const char *address);
 
 // A 60-byte frame: IPv4 TCP (no options, no payload) from CLIENT:CLIENT_PORT to
 // PUBLISHED:PUBLISHED_PORT with FLAGS, SEQ and ACK; host byte order throughout.

@@ -21,10 +21,7 @@
 namespace meshgate::test_support
 {
 
-inline const mac_address ext_mac = *parse_mac("02:00:00:00:00:10");
-inline const mac_address und_mac = *parse_mac("02:00:00:00:00:20");
 inline const mac_address client_mac = *parse_mac("02:00:00:00:00:aa");
-inline const mac_address node_mac = *parse_mac("02:00:00:00:01:11");
 inline const ipv4_address published = *parse_ipv4("203.0.113.10");
 inline const ipv4_address client = *parse_ipv4("203.0.113.50");
 inline constexpr uint16_t workers = 2;
@@ -32,36 +29,16 @@ inline constexpr uint16_t workers = 2;
 // The gateway above (rr: the first connection goes to .5).
 inline config::gateway_config null_gateway(uint32_t connections = 1024)
 {
-    config::gateway_config c;
-    c.file = "null_gateway";
+    config::gateway_config c = null_ports_gateway("null_gateway", connections);
     c.dpdk.lcore_ids = {0, 0, 0};
-    config::port ext, und;
-    ext.name = "ext";
-    ext.device = "net_null0";
-    ext.address = *parse_ipv4_prefix("203.0.113.10/24");
-    ext.mac = ext_mac;
-    und.name = "und";
-    und.device = "net_null1";
-    und.role = config::port_role::underlay;
-    und.address = *parse_ipv4_prefix("192.168.50.1/24");
-    und.mac = und_mac;
-    c.ports = {ext, und};
     c.neighbors.push_back(config::neighbor{client, client_mac});
-    c.overlay.at = {1, 1};
-    c.overlay.address = *parse_ipv4_prefix("10.255.0.2/16");
-    c.overlay.mac = docker_mac_for(c.overlay.address.address);
-    c.nodes.push_back(
-        config::node{.name = "n1", .address = *parse_ipv4("192.168.50.11"), .mac = node_mac});
     config::service s;
     s.name = "web";
     s.scheduler = config::scheduler_kind::rr;
     s.ports.push_back(
         config::service_port{.proto = config::protocol::tcp, .published = 8000, .target = 80});
-    for (const char *t : {"10.255.0.5", "10.255.0.6"})
-        s.tasks.push_back(config::task{
-            .address = *parse_ipv4(t), .node = "n1", .mac = docker_mac_for(*parse_ipv4(t))});
+    s.tasks = {task_on_n1("10.255.0.5"), task_on_n1("10.255.0.6")};
     c.services.push_back(s);
-    c.limits.connections = connections;
     return c;
 }
 

@@ -113,44 +113,27 @@ TEST(EngineClient, AStreamGivesWholeLinesHoweverTheyAreCut)
 
 // A stream the server keeps open and quiet, and a request the server never answers, each
 // with an hour to go: only the client's stop ends them, and it does.
-TEST(EngineClient, AStreamStopsWhenAskedWhileTheServerIsQuiet)
+TEST(EngineClient, AStreamAndARequestStopWhenAskedWhileTheServerSaysNothing)
 {
-    std::atomic<bool> done{false};
-    http_peer peer(true, [&](const std::string &, const auto &send) {
-        send("HTTP/1.1 200 X\r\nContent-Type: application/json\r\n\r\n");
-        while (!done)
-            std::this_thread::sleep_for(10ms);
-    });
-    std::atomic<bool> keep{true};
-    engine_client client(at(peer.endpoint()), [&] { return keep.load(); });
-    std::thread stop([&] {
-        std::this_thread::sleep_for(300ms);
-        keep = false;
-    });
-    const engine_response end = client.stream("/events", [](std::string_view) {});
-    stop.join();
-    done = true;
-    EXPECT_EQ(end.error(), "stopped");
-}
-
-TEST(EngineClient, ARequestStopsWhenAskedWhileTheServerSaysNothing)
-{
-    std::atomic<bool> done{false};
-    http_peer peer(true, [&](const std::string &, const auto &) {
-        while (!done)
-            std::this_thread::sleep_for(10ms);
-    });
-    std::atomic<bool> keep{true};
-    engine_client client(at(peer.endpoint()), [&] { return keep.load(); });
-    std::thread stop([&] {
-        std::this_thread::sleep_for(300ms);
-        keep = false;
-    });
-    const engine_response r = client.get("/tasks", 3600s);
-    stop.join();
-    done = true;
-    EXPECT_FALSE(r.ok());
-    EXPECT_EQ(r.error(), "stopped");
+    for (const bool streamed : {true, false}) {
+        std::atomic<bool> done{false};
+        http_peer peer(true, [&](const std::string &, const auto &send) {
+            if (streamed) send("HTTP/1.1 200 X\r\nContent-Type: application/json\r\n\r\n");
+            while (!done)
+                std::this_thread::sleep_for(10ms);
+        });
+        std::atomic<bool> keep{true};
+        engine_client client(at(peer.endpoint()), [&] { return keep.load(); });
+        std::thread stop([&] {
+            std::this_thread::sleep_for(300ms);
+            keep = false;
+        });
+        const engine_response r = streamed ? client.stream("/events", [](std::string_view) {})
+                                           : client.get("/tasks", 3600s);
+        stop.join();
+        done = true;
+        EXPECT_EQ(r.error(), "stopped") << (streamed ? "stream" : "request");
+    }
 }
 
 } // namespace

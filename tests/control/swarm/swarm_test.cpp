@@ -4,25 +4,15 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <fstream>
-#include <sstream>
 
 #include "control/swarm/objects.h"
 #include "control/swarm/state.h"
+#include "tests/control/swarm/recorded.h"
 
 namespace meshgate::swarm
 {
 namespace
 {
-
-std::string recorded(const std::string &name)
-{
-    std::ifstream in(std::string(MESHGATE_ENGINE_API_DIR) + "/" + name);
-    EXPECT_TRUE(in) << name;
-    std::stringstream s;
-    s << in.rdbuf();
-    return s.str();
-}
 
 ipv4_address ip(const char *text)
 {

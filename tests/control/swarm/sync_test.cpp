@@ -3,12 +3,11 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
-#include <fstream>
 #include <optional>
-#include <sstream>
 #include <thread>
 
 #include "control/swarm/sync.h"
+#include "tests/control/swarm/recorded.h"
 #include "tests/support/http_peer.h"
 
 namespace meshgate
@@ -17,15 +16,6 @@ namespace
 {
 
 using namespace std::chrono_literals;
-
-std::string recorded(const std::string &name)
-{
-    std::ifstream in(std::string(MESHGATE_ENGINE_API_DIR) + "/" + name);
-    EXPECT_TRUE(in) << name;
-    std::stringstream s;
-    s << in.rdbuf();
-    return s.str();
-}
 
 // A manager that answers every read with the recorded swarm, and an events stream that says
 // nothing until the test ends.
