@@ -6,6 +6,11 @@ Run the tests with Debian's /usr/bin/python3 (it has scapy). Environment:
   MESHGATE_KEEP         if set, keep each test's work directory (logs, pcaps, config)
   MESHGATE_WORKERS      worker lcores meshgate runs with (default 1); scripts/test.sh runs the
                         suite with 1 and with 2
+
+The tests assert what holds however much CPU they get (the suite runs beside builds, fuzzers and
+other tests on 2 shared cores): counts, what was lost and under which reason, bounds computed
+from the time a run really took. They never assert a rate or a duration (benchmarks do, perf/);
+their timeouts only tell a hang from an answer and are generous.
 """
 
 import glob
@@ -25,8 +30,8 @@ import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE_ROOT = os.environ.get('MESHGATE_SOURCE_ROOT') or os.path.dirname(os.path.dirname(HERE))
-# Time limits on the gateway's speed are for an optimised build; a sanitizer build
-# (scripts/test.sh) multiplies them by this (its config parsing is ~14 times slower).
+# A sanitizer build (scripts/test.sh) is ~10 times slower: the floods are sent that much slower
+# (so that they measure the same thing), and memory is not compared there.
 TIME_SCALE = float(os.environ.get('MESHGATE_TIME_SCALE') or 1)
 MESHGATE_BIN = os.environ.get('MESHGATE_BIN') or os.path.join(SOURCE_ROOT, 'build', 'control', 'meshgate')
 
@@ -188,7 +193,7 @@ class Metrics:
         return {r: v for r, v in self.drops().items() if v}
 
 
-def scrape(listen, timeout=2.0):
+def scrape(listen, timeout=30.0):
     with urllib.request.urlopen(f'http://{listen}/metrics', timeout=timeout) as r:
         return Metrics(r.read().decode())
 
@@ -288,7 +293,7 @@ class Meshgate:
         raise AssertionError(f'timeout ({timeout} s) waiting for {what}; last metrics:\n'
                              f'{last.text if last else "(none)"}\nlog:\n{self.log()}')
 
-    def wait_settled(self, interval=0.3, timeout=10):
+    def wait_settled(self, interval=0.3, timeout=30):
         """Waits until two scrapes `interval` apart are equal: the worker is idle."""
         deadline = time.monotonic() + timeout
         prev = self.metrics()
@@ -300,7 +305,7 @@ class Meshgate:
             prev = cur
         raise AssertionError('metrics never settled:\n' + prev.text)
 
-    def stop(self, timeout=20):
+    def stop(self, timeout=60):
         """SIGTERM and wait for the exit status (SIGKILL after `timeout`)."""
         if self.proc is None or self.proc.poll() is not None:
             return self.proc.returncode if self.proc else None
