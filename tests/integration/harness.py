@@ -15,6 +15,7 @@ their timeouts only tell a hang from an answer and are generous.
 
 import glob
 import itertools
+import math
 import os
 import re
 import shutil
@@ -69,6 +70,15 @@ def lcores():
     cpus = sorted(os.sched_getaffinity(0))
     spare = cpus[1:] or cpus
     return ','.join([f'0@{cpus[0]}'] + [f'{i + 1}@{spare[i % len(spare)]}' for i in range(WORKERS)])
+
+
+def most_admitted(per_second, seconds, burst=None):
+    """The most a gateway-wide limit of PER_SECOND lets through in SECONDS: each worker admits
+    its share (rounded up) a second and BURST at once (default: a second's worth, as the
+    services' max_new_connections_per_second). SECONDS is the time a run really took, measured
+    around it: a slow run cannot exceed the bound a limit that works keeps."""
+    share = math.ceil(per_second / WORKERS)
+    return WORKERS * ((share if burst is None else burst) + share * seconds + 1)
 
 
 def af_packet(index, iface):
