@@ -521,11 +521,13 @@ class Flowgen:
         self._err.close()
 
 
-def rss_kib(pid):
-    """A process's resident memory (VmRSS), in KiB."""
+def rss_kib(pid, kind='VmRSS'):
+    """A process's resident memory in KiB: all of it (VmRSS), or its part KIND of
+    /proc/PID/status: RssAnon (the heap, what a leak grows), RssFile (code), RssShmem (shared
+    memory: the net_memif rings, touched page by page as they fill)."""
     with open(f'/proc/{pid}/status') as f:
         for line in f:
-            if line.startswith('VmRSS:'):
+            if line.startswith(kind + ':'):
                 return int(line.split()[1])
     return 0
 
