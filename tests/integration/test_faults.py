@@ -15,6 +15,7 @@ import harness
 MESHGATECTL = os.environ.get('MESHGATECTL_BIN') or os.path.join(
     os.path.dirname(harness.MESHGATE_BIN), 'meshgatectl')
 RATE = 10000
+RING = 1024  # slots of a net_memif ring (rsize 10, the default), per queue and direction
 
 
 def dns(tasks):
@@ -96,7 +97,7 @@ class FaultTest(harness.WorkdirTestCase):
         grace = '[reload]\nwatch = false\n[timeouts]\nremoved_task_grace = 0\n'
         mg = self.start(gen, grace + n2 + both)
         mg.wait_for(lambda m: m.get('meshgate_backend_packets_total', 0, service='dns', task='10.255.0.6',
-                                    direction='in') > RATE, 'traffic on both tasks', timeout=30)
+                                    direction='in') > RATE, 'traffic on both tasks', timeout=60)
         with open(mg.config_path, 'w') as f:
             f.write(self.config(grace + dns([('10.255.0.5', 'n1')])))
         p = subprocess.run([MESHGATECTL, '--file-prefix', self.prefix, 'reload'], stdout=subprocess.PIPE,
@@ -107,15 +108,25 @@ class FaultTest(harness.WorkdirTestCase):
         print(f'\n  node removed: {result}\n  drops {m.nonzero_drops()}', flush=True)
         drops = m.nonzero_drops()
         # its answers in flight come from a node that is gone (unknown_vtep), or for a
-        # connection that is (no_connection)
-        self.assertLessEqual(set(drops), {'task_gone', 'no_connection', 'unknown_vtep'}, m.text)
+        # connection that is (no_connection); and a generator short of CPU leaves meshgate's TX
+        # rings full now and then (tx_full)
+        self.assertLessEqual(set(drops), {'task_gone', 'no_connection', 'unknown_vtep', 'tx_full'},
+                             m.text)
         self.assertLessEqual(drops.get('task_gone', 0), 250, m.text)  # one per flow it had, at most
+        # At most what the rings between them held (how much depends on how far behind the
+        # generator was): requests toward n2's task in the node side's ring, its answers in
+        # the ring back, a burst in the hands of each.
         in_flight = drops.get('no_connection', 0) + drops.get('unknown_vtep', 0)
-        self.assertLessEqual(in_flight, 250, m.text)
+        self.assertLessEqual(in_flight, harness.WORKERS * (2 * RING + 64), m.text)
         self.assertEqual(result['sent'] + result['refused'], count, result)
-        self.assertEqual(result['at_tasks'], result['sent'] - drops.get('task_gone', 0), result)
-        self.assertEqual(result['replies'] + result['reply_refused'], result['at_tasks'] - in_flight,
-                         result)
+        # every request sent was answered, or dropped and counted: for its task gone, its answer
+        # in flight, or a full TX ring (no tx_full: the first two are all, each where it is)
+        tx_full = drops.get('tx_full', 0)
+        self.assertEqual(result['replies'] + result['reply_refused'],
+                         result['sent'] - drops.get('task_gone', 0) - in_flight - tx_full, result)
+        self.assertLessEqual(result['at_tasks'], result['sent'] - drops.get('task_gone', 0), result)
+        if not tx_full:
+            self.assertEqual(result['at_tasks'], result['sent'] - drops.get('task_gone', 0), result)
         self.assertEqual(m.get('meshgate_active_connections', 0, service='dns', task='10.255.0.6'), 0, m.text)
         self.assertEqual(mg.stop(), 0, mg.log())
 
