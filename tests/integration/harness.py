@@ -470,10 +470,12 @@ class Flowgen:
     """dpdk-flowgen on lcore 0 (the gateway's control thread sleeps there, its worker polls on
     1): UDP to 203.0.113.10:9000 from FLOWS flows of CLIENTS (first address/count) at RATE
     (0: as fast as the ring takes), COUNT datagrams, each answered by the node side if REPLY.
-    Stop the gateway first: flowgen keeps its memif ports until it has gone."""
+    It reports once it has sent them all and received nothing for LINGER seconds (a worker
+    short of CPU may still hold answers that long). Stop the gateway first: flowgen keeps its
+    memif ports until it has gone."""
 
     def __init__(self, workdir, rate, count, flows=1000, reply=True, clients='198.51.100.1/250',
-                 extra=()):
+                 extra=(), linger=5):
         self.prefix = unique('mgg')
         self.sockets = [os.path.join(workdir, 'clients.sock'), os.path.join(workdir, 'nodes.sock')]
         ensure_hugepages()
@@ -487,7 +489,7 @@ class Flowgen:
              '--log-level=pmd.net.memif:error', '--', '--client-mac', FLOWGEN_CLIENT_MAC,
              '--gateway-mac', FLOWGEN_EXT_MAC, '--node-mac', FLOWGEN_NODE_MAC, '--published',
              '203.0.113.10:9000', '--clients', clients, '--flows', str(flows),
-             '--rate', str(rate), '--count', str(count), '--linger', '2',
+             '--rate', str(rate), '--count', str(count), '--linger', str(linger),
              '--queues', str(WORKERS)] + (['--reply'] if reply else []) + list(extra),
             stdout=self._out, stderr=self._err, start_new_session=True)
         self._wait_for(lambda: 'waiting for their links' in self.errors(), 30,
