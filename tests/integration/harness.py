@@ -402,20 +402,22 @@ def check_port_macs(metrics, ports, log):
 
 
 class PcapResult:
-    def __init__(self, outputs, metrics, log, returncode):
+    def __init__(self, outputs, metrics, log, returncode, seconds):
         self.out = outputs            # {port name: [Ether, ...]} what meshgate sent
         self.metrics = metrics        # the last scrape before SIGTERM
         self.log = log
         self.returncode = returncode
+        self.seconds = seconds        # from meshgate's start to that scrape: it did all within
 
 
-def run_pcap(workdir, inputs, timeout=30, extra_config='', limits='', ports=None, overlay='',
-             linger=0):
+def run_pcap(workdir, inputs, timeout=60, extra_config='', limits='', ports=None, overlay='',
+             until=None):
     """Runs meshgate with `ports` (EXT and UNDERLAY unless given) on net_pcap ports.
 
     `inputs` maps a port name to the frames it receives. Waits until each port's rx counter equals
-    its input count and the counters stop moving, stops meshgate with SIGTERM, and returns what it
-    sent on each port."""
+    its input count, then until `until(metrics)` (for what happens on timers: ARP retries,
+    expiry) if given, and the counters stop moving, stops meshgate with SIGTERM, and returns what
+    it sent on each port."""
     prefix = unique('mgt')
     listen = f'127.0.0.1:{free_tcp_port()}'
     topology = ports or (EXT, UNDERLAY)
@@ -434,16 +436,20 @@ def run_pcap(workdir, inputs, timeout=30, extra_config='', limits='', ports=None
         return all(m.get('meshgate_port_packets_total', 0, port=name, direction='rx') == n
                    for name, n in want.items())
 
+    started = time.monotonic()
     with Meshgate(workdir, config, prefix, listen) as mg:
         check_port_macs(mg.wait_ready(timeout), topology, mg.log)
         mg.wait_for(all_received, f'rx counters {want}', timeout)
-        time.sleep(linger)  # for what happens on timers (ARP retries, expiry)
+        if until:
+            mg.wait_for(until, 'the awaited counters', timeout)
         metrics = mg.wait_settled()
+        seconds = time.monotonic() - started
         rc = mg.stop()
         log = mg.log()
     if rc != 0:
         raise AssertionError(f'meshgate exited {rc} after SIGTERM:\n{log}')
-    return PcapResult({name: read_pcap_queues(p) for name, p in paths.items()}, metrics, log, rc)
+    return PcapResult({name: read_pcap_queues(p) for name, p in paths.items()}, metrics, log, rc,
+                      seconds)
 
 
 # --- dpdk-flowgen over net_memif: clients on one side, the swarm node on the other ---------
