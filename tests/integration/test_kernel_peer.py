@@ -94,7 +94,8 @@ class KernelPeerTest(harness.WorkdirTestCase):
         return p.stdout
 
     def arping(self, peer, target, mac):
-        p = peer.exec(['arping', '-c', '3', '-w', '5', '-I', peer.ns_if, target], check=False)
+        # (-w: it asks once a second until 3 replies came, or 30 s passed)
+        p = peer.exec(['arping', '-c', '3', '-w', '30', '-I', peer.ns_if, target], check=False)
         self.assertEqual(p.returncode, 0, f'arping {target} from {peer.ns}:\n{p.stdout}\n{self.mg.log()}')
         replies = re.findall(r'^Unicast reply from (\S+) \[([0-9A-Fa-f:]+)\]', p.stdout, re.M)
         self.assertEqual(len(replies), 3, p.stdout)
