@@ -553,9 +553,87 @@ def stop_dpdk(proc, prefix, sig=signal.SIGTERM, timeout=20):
     shutil.rmtree(f'/var/run/dpdk/{prefix}', ignore_errors=True)
 
 
+# --- SIGTERM: meson's timeout ------------------------------------------------------------------
+
+class Terminated(Exception):
+    """The run was told to stop (SIGTERM): the test at hand fails with this, then its cleanups and
+    its class's run as after any failure, and no other test starts."""
+
+
+_results = []
+
+
+class _Runner(unittest.TextTestRunner):
+    def _makeResult(self):
+        result = super()._makeResult()
+        _results.append(result)
+        return result
+
+
+def _running(pid):
+    try:
+        with open(f'/proc/{pid}/stat') as f:
+            return f.read().rsplit(') ', 1)[1].split()[0] != 'Z'
+    except (OSError, IndexError):
+        return False
+
+
+def _adopt(popens):
+    """After the fork below, the processes the tests started are no children of ours: their
+    Popen objects learn whether they still run from /proc (their exit status went to the parent
+    that is gone; it reads as -SIGKILL)."""
+    internal_poll, wait = subprocess.Popen._internal_poll, subprocess.Popen._wait
+
+    def _internal_poll(self, *args, **kwargs):
+        if self.pid not in popens:
+            return internal_poll(self, *args, **kwargs)
+        if self.returncode is None and not _running(self.pid):
+            self.returncode = -signal.SIGKILL
+        return self.returncode
+
+    def _wait(self, timeout):
+        if self.pid not in popens:
+            return wait(self, timeout)
+        end = None if timeout is None else time.monotonic() + timeout
+        while _internal_poll(self) is None:
+            if end is not None and time.monotonic() > end:
+                raise subprocess.TimeoutExpired(self.args, timeout)
+            time.sleep(0.05)
+        return self.returncode
+
+    subprocess.Popen._internal_poll, subprocess.Popen._wait = _internal_poll, _wait
+
+
+def _on_sigterm(signum, frame):
+    """meson's timeout sends SIGTERM to the test's process group, and SIGKILL 0.5 s later: too
+    soon to stop meshgate, dockerd and the rest and to delete namespaces. The cleanups run in a
+    child of a session of its own, which that SIGKILL does not reach; the parent exits at once."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    import gc
+    popens = {p.pid for p in gc.get_objects()
+              if isinstance(p, subprocess.Popen) and p.returncode is None}
+    log = os.path.join(tempfile.gettempdir(), f'meshgate-test-terminated-{os.getpid()}.log')
+    print(f'\nSIGTERM: the cleanups go on in the background; their output: {log}', file=sys.stderr,
+          flush=True)
+    if os.fork() != 0:
+        os._exit(128 + signum)
+    os.setsid()
+    signal.signal(signal.SIGTERM, lambda *_: None)  # not SIG_IGN: what it starts must not inherit it
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+    _adopt(popens)
+    for result in _results:
+        result.stop()
+    raise Terminated('SIGTERM (a timeout?): stopped, cleaning up')
+
+
 def main():
-    """unittest main with a summary line; exit status 1 on any failure."""
-    result = unittest.main(exit=False, verbosity=2).result
+    """unittest main with a summary line; exit status 1 on any failure. A SIGTERM fails the test
+    at hand and ends the run, once the cleanups have run (see _on_sigterm)."""
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    result = unittest.main(exit=False, verbosity=2, testRunner=_Runner).result
     ran = result.testsRun
     bad = len(result.failures) + len(result.errors)
     skipped = len(result.skipped)
