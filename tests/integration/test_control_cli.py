@@ -66,7 +66,7 @@ class ControlCliTest(harness.WorkdirTestCase):
 
     def test_telemetry_and_meshgatectl(self):
         stream = mesh_lab.Stream(self.lab, self.lab.client, EXT.address, 8000, self.workdir)
-        task = stream.ask('hello')
+        task = stream.ask('hello', timeout=30)
         self.assertIsNotNone(task)
         task_ip = task[len('task-'):]
 
@@ -117,7 +117,8 @@ class ControlCliTest(harness.WorkdirTestCase):
             f.write(self.config(8080))
         out = self.ctl('reload').stdout
         self.assertRegex(out, r'reloaded: generation 2: services \+0 -0 ~1')
-        self.assertEqual(stream.ask('after-reload'), task)  # the connection kept its task
+        # the connection kept its task
+        self.assertEqual(stream.ask('after-reload', timeout=30), task)
         with open(self.mg.config_path, 'w') as f:
             f.write(self.config(8080).replace('published = 8080', 'published = 0'))
         p = self.ctl('reload', check=False)
@@ -161,7 +162,7 @@ class ControlCliTest(harness.WorkdirTestCase):
         self.assertEqual(answered, len(commands) * len(params))
         self.assertEqual(self.ctl('services').returncode, 0)
         stream = mesh_lab.Stream(self.lab, self.lab.client, EXT.address, 8000, self.workdir)
-        self.assertIsNotNone(stream.ask('still here'))
+        self.assertIsNotNone(stream.ask('still here', timeout=30))
         stream.close()
 
     def test_dumpcap_captures_a_running_port(self):

@@ -38,8 +38,8 @@ MANY_CONCURRENT = 200
 UDP_CLIENT = textwrap.dedent('''\
     import socket, sys
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.settimeout(2)
-    for attempt in range(5):
+    s.settimeout(5)
+    for attempt in range(6):
         s.sendto(sys.argv[2].encode(), (sys.argv[1], 9000))
         try:
             data, peer = s.recvfrom(65535)
@@ -144,9 +144,10 @@ class E2EMeshTest(harness.WorkdirTestCase):
                                                          check=False).stdout)
         return '\n'.join(out)
 
-    def curl(self, path, extra=()):
-        p = self.topo.exec(self.client, ['curl', '-s', '-S', '--max-time', '20', *extra,
-                                         f'http://{EXT.address}:8000{path}'], check=False, timeout=60)
+    def curl(self, path, extra=(), timeout=60):
+        p = self.topo.exec(self.client, ['curl', '-s', '-S', '--max-time', '30', *extra,
+                                         f'http://{EXT.address}:8000{path}'], check=False,
+                           timeout=timeout)
         self.assertEqual(p.returncode, 0, f'curl {path}: {p.stdout}\n{self.diag()}')
         return p.stdout
 
@@ -169,10 +170,11 @@ class E2EMeshTest(harness.WorkdirTestCase):
         counts = {f'task-{ip}': answers.count(f'task-{ip}') for ip, _ in TASKS}
         self.assertEqual(counts, {f'task-{ip}': 3 for ip, _ in TASKS}, answers)
 
-        # (3) 200 MB intact
+        # (3) 200 MB intact, however long it takes: only a transfer that stalls for 30 s fails
         out = os.path.join(self.workdir, 'download.bin')
         start = time.monotonic()
-        self.curl('/big', extra=('-o', out, '--max-time', '60'))
+        self.curl('/big', extra=('-o', out, '--max-time', '0', '--speed-limit', '1',
+                                 '--speed-time', '30'), timeout=None)
         elapsed = time.monotonic() - start
         print(f'\n  download: {BIG_SIZE >> 20} MB in {elapsed:.1f} s '
               f'({BIG_SIZE / elapsed / 1e6 * 8:.0f} Mbit/s)', file=sys.stderr)
@@ -208,9 +210,9 @@ class E2EMeshTest(harness.WorkdirTestCase):
         self.assertNotEqual(p.returncode, 0, 'answered through a link that is down')
         time.sleep(1)
         self.topo.exec(None, ['ip', 'link', 'set', 'dev', self.und_if, 'up'])
-        deadline, answer = time.monotonic() + 20, None
+        deadline, answer = time.monotonic() + 60, None
         while time.monotonic() < deadline:
-            p = self.topo.exec(self.client, ['curl', '-s', '--max-time', '2',
+            p = self.topo.exec(self.client, ['curl', '-s', '--max-time', '10',
                                              f'http://{EXT.address}:8000/'], check=False, timeout=30)
             if p.returncode == 0:
                 answer = p.stdout.strip()
@@ -228,7 +230,7 @@ class E2EMeshTest(harness.WorkdirTestCase):
             f.write(self.config_text(scheduler='maglev'))
         os.kill(self.mg.proc.pid, signal.SIGHUP)
         self.mg.wait_for(lambda m: m.get('meshgate_config_reloads_total', 0, result='ok') == 1,
-                         'reload to maglev', timeout=10)
+                         'reload to maglev', timeout=60)
         answers = [self.curl('/').strip() for _ in range(90)]
         counts = {f'task-{ip}': answers.count(f'task-{ip}') for ip, _ in TASKS}
         print(f'\n  maglev over 90 connections: {counts}', file=sys.stderr)
@@ -244,12 +246,12 @@ class E2EMeshTest(harness.WorkdirTestCase):
         with open(script, 'w') as f:
             f.write(MANY_CLIENT)
         p = self.topo.exec(self.client, ['/usr/bin/python3', script, EXT.address, str(MANY),
-                                         str(MANY_CONCURRENT)], check=False, timeout=150)
+                                         str(MANY_CONCURRENT)], check=False, timeout=240)
         self.assertEqual(p.returncode, 0, f'{p.stdout}\n{p.stderr}\n{self.diag()}')
+        # (how long they took is printed: each connection's own 20 s timeout tells a hang)
         print(f'\n  {MANY} connections ({MANY_CONCURRENT} concurrent): {p.stdout.strip()}', file=sys.stderr)
-        ok, elapsed = p.stdout.split()[:2]
+        ok = p.stdout.split()[0]
         self.assertEqual(int(ok), MANY, f'{p.stdout}\n{self.diag()}')
-        self.assertLess(float(elapsed), 120, p.stdout)
 
         # (2) one long-lived connection; it lands on some task X
         stream = mesh_lab.Stream(self.topo, self.client, EXT.address, 8000, self.workdir)
@@ -262,7 +264,7 @@ class E2EMeshTest(harness.WorkdirTestCase):
             f.write(self.config_text({x: 0}))
         os.kill(self.mg.proc.pid, signal.SIGHUP)
         self.mg.wait_for(lambda m: m.get('meshgate_config_reloads_total', 0, result='ok') == 1,
-                         'reload ok', timeout=10)
+                         'reload ok', timeout=60)
         answers = [self.curl('/').strip() for _ in range(9)]
         others = {f'task-{ip}' for ip, _ in TASKS if ip != x}
         self.assertTrue(set(answers) <= others, f'drained {x}, answers {answers}\n{self.diag()}')

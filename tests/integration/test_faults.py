@@ -2,7 +2,9 @@
 """Faults through the real binary, with the generator (perf/flowgen.cpp) over net_memif: the
 node's side stops reading for a while (a TX queue that stops draining), and a node is removed
 by a reload while its task serves flows. Each has a counted, bounded effect, and the gateway
-carries on by itself once the cause is gone."""
+carries on by itself once the cause is gone. What is asserted holds however much CPU the
+generator and the worker get: a generator short of it leaves meshgate's TX rings full now and
+then beside the stall (more tx_full), and more in flight when the node goes."""
 
 import os
 import subprocess
@@ -13,6 +15,7 @@ import harness
 MESHGATECTL = os.environ.get('MESHGATECTL_BIN') or os.path.join(
     os.path.dirname(harness.MESHGATE_BIN), 'meshgatectl')
 RATE = 10000
+RING = 1024  # slots of a net_memif ring (rsize 10, the default), per queue and direction
 
 
 def dns(tasks):
@@ -49,17 +52,39 @@ class FaultTest(harness.WorkdirTestCase):
         count = RATE * 6
         gen = self.generator(count, extra=('--stall', '2:1.5'))
         mg = self.start(gen, '[reload]\nwatch = false\n' + dns([('10.255.0.5', 'n1')]))
-        result = gen.result()
+        # (tx_full, packets sent on the underlay) as the run goes
+        samples = []
+        while True:
+            try:
+                m = mg.metrics()
+                samples.append((m.get('meshgate_drops_total', 0, reason='tx_full'),
+                                m.get('meshgate_port_packets_total', 0, port='underlay',
+                                      direction='tx')))
+            except OSError:
+                pass
+            try:
+                result = gen.result(timeout=0.2)
+                break
+            except AssertionError:
+                if gen.proc.poll() is not None or len(samples) > 3000:
+                    raise
         m = mg.wait_settled()
-        print(f'\n  stall: {result}\n  drops {m.nonzero_drops()}', flush=True)
         drops = m.nonzero_drops()
+        samples.append((drops.get('tx_full', 0),
+                        m.get('meshgate_port_packets_total', 0, port='underlay', direction='tx')))
+        print(f'\n  stall: {result}\n  drops {drops}', flush=True)
         self.assertEqual(set(drops), {'tx_full'}, m.text)
         self.assertEqual(result['sent'] + result['refused'], count, result)
-        lost = result['sent'] - result['at_tasks']
-        self.assertGreater(lost, 0, result)
-        self.assertEqual(lost, drops['tx_full'], (result, drops))  # every loss counted
-        self.assertLess(lost, RATE * 1.5, result)  # only while it stalled (the ring held some)
-        self.assertEqual(result['replies'] + result['reply_refused'], result['at_tasks'], result)
+        self.assertGreater(result['sent'] - result['at_tasks'], 0, result)
+        # Every loss counted: requests toward the node, and answers toward the clients (when
+        # the generator did not drain that ring either).
+        lost = result['sent'] - result['replies'] - result['reply_refused']
+        self.assertEqual(lost, drops['tx_full'], (result, drops))
+        self.assertLessEqual(result['replies'] + result['reply_refused'], result['at_tasks'], result)
+        # It drained again: after the first loss, the underlay sent more with no new loss.
+        first = next(i for i, (tx_full, _) in enumerate(samples) if tx_full)
+        self.assertTrue(any(b[1] > a[1] and b[0] == a[0]
+                            for a, b in zip(samples[first:], samples[first + 1:])), samples)
         self.assertEqual(mg.stop(), 0, mg.log())
 
     def test_node_removed_while_traffic_flows(self):
@@ -72,7 +97,7 @@ class FaultTest(harness.WorkdirTestCase):
         grace = '[reload]\nwatch = false\n[timeouts]\nremoved_task_grace = 0\n'
         mg = self.start(gen, grace + n2 + both)
         mg.wait_for(lambda m: m.get('meshgate_backend_packets_total', 0, service='dns', task='10.255.0.6',
-                                    direction='in') > RATE, 'traffic on both tasks', timeout=30)
+                                    direction='in') > RATE, 'traffic on both tasks', timeout=60)
         with open(mg.config_path, 'w') as f:
             f.write(self.config(grace + dns([('10.255.0.5', 'n1')])))
         p = subprocess.run([MESHGATECTL, '--file-prefix', self.prefix, 'reload'], stdout=subprocess.PIPE,
@@ -83,15 +108,25 @@ class FaultTest(harness.WorkdirTestCase):
         print(f'\n  node removed: {result}\n  drops {m.nonzero_drops()}', flush=True)
         drops = m.nonzero_drops()
         # its answers in flight come from a node that is gone (unknown_vtep), or for a
-        # connection that is (no_connection)
-        self.assertLessEqual(set(drops), {'task_gone', 'no_connection', 'unknown_vtep'}, m.text)
+        # connection that is (no_connection); and a generator short of CPU leaves meshgate's TX
+        # rings full now and then (tx_full)
+        self.assertLessEqual(set(drops), {'task_gone', 'no_connection', 'unknown_vtep', 'tx_full'},
+                             m.text)
         self.assertLessEqual(drops.get('task_gone', 0), 250, m.text)  # one per flow it had, at most
+        # At most what the rings between them held (how much depends on how far behind the
+        # generator was): requests toward n2's task in the node side's ring, its answers in
+        # the ring back, a burst in the hands of each.
         in_flight = drops.get('no_connection', 0) + drops.get('unknown_vtep', 0)
-        self.assertLessEqual(in_flight, 250, m.text)
+        self.assertLessEqual(in_flight, harness.WORKERS * (2 * RING + 64), m.text)
         self.assertEqual(result['sent'] + result['refused'], count, result)
-        self.assertEqual(result['at_tasks'], result['sent'] - drops.get('task_gone', 0), result)
-        self.assertEqual(result['replies'] + result['reply_refused'], result['at_tasks'] - in_flight,
-                         result)
+        # every request sent was answered, or dropped and counted: for its task gone, its answer
+        # in flight, or a full TX ring (no tx_full: the first two are all, each where it is)
+        tx_full = drops.get('tx_full', 0)
+        self.assertEqual(result['replies'] + result['reply_refused'],
+                         result['sent'] - drops.get('task_gone', 0) - in_flight - tx_full, result)
+        self.assertLessEqual(result['at_tasks'], result['sent'] - drops.get('task_gone', 0), result)
+        if not tx_full:
+            self.assertEqual(result['at_tasks'], result['sent'] - drops.get('task_gone', 0), result)
         self.assertEqual(m.get('meshgate_active_connections', 0, service='dns', task='10.255.0.6'), 0, m.text)
         self.assertEqual(mg.stop(), 0, mg.log())
 

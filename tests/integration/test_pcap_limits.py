@@ -45,8 +45,10 @@ class LimitsPcapTest(harness.WorkdirTestCase):
         r = harness.run_pcap(self.workdir, {'ext': frames}, extra_config=config(),
                              limits='icmp_errors_per_second = 1\n')
         icmp = [p for p in r.out['ext'] if p.haslayer(ICMP)]
-        # a burst of 50, then one a second: the 80 frames arrive within one
-        self.assertIn(len(icmp), (50, 51), r.log)
+        # a burst of 50, then one a second: the 80 frames arrive within one or two of the
+        # worker's polls, but it may be preempted between them for any time r.seconds holds
+        self.assertGreaterEqual(len(icmp), 50, r.log)
+        self.assertLessEqual(len(icmp), 50 + share(1) * r.seconds, r.log)
         m = r.metrics
         self.assertEqual(m.get('meshgate_icmp_errors_sent_total', 0), len(icmp), m.text)
         self.assertEqual(m.get('meshgate_icmp_errors_rate_limited_total', 0), 80 - len(icmp), m.text)
@@ -105,7 +107,8 @@ class LimitsPcapTest(harness.WorkdirTestCase):
         # cannot take the whole wait queue), the rest are dropped at once; the waiting ones go
         # after 3 s; ARP is asked once a second, not once a packet.
         frames = [syn(44000 + 2 * i) for i in range(20)]
-        r = harness.run_pcap(self.workdir, {'ext': frames}, extra_config=config(node_mac=False), linger=4)
+        r = harness.run_pcap(self.workdir, {'ext': frames}, extra_config=config(node_mac=False),
+                             until=lambda m: m.get('meshgate_drops_total', 0, reason='no_neighbor') >= 20)
         m = r.metrics
         self.assertEqual(m.nonzero_drops(), {'no_neighbor': 20}, m.text)
         arps = [p for p in r.out['underlay'] if p.haslayer('ARP')]
@@ -125,7 +128,10 @@ class LimitsPcapTest(harness.WorkdirTestCase):
         r = harness.run_pcap(self.workdir, {'ext': frames}, extra_config=config(),
                              limits='tcp_resets_per_second = 1\n')
         resets = [f for f in r.out['ext'] if f.haslayer(TCP)]
-        self.assertIn(len(resets), (50, 51), r.log)  # a burst of 50, then one a second
+        # a burst of 50, then one a second (of the time the run took: the worker may be
+        # preempted between its polls)
+        self.assertGreaterEqual(len(resets), 50, r.log)
+        self.assertLessEqual(len(resets), 50 + share(1) * r.seconds, r.log)
         syn_rst, ack_rst = resets[0], resets[1]
         self.assertEqual((syn_rst[IP].src, syn_rst[IP].dst, syn_rst[IP].ttl), (EXT.address, CLIENT_IP, 64))
         t = syn_rst[TCP]

@@ -6,6 +6,11 @@ veths meshgate's ports open; the node piece (scripts/deploy-node-piece.sh) gives
 gateway's overlay neighbor. meshgate's file has ports, [overlay] address and [swarm] only:
 services, tasks, nodes and the VNI come from the Engine API. Every answer is a real busybox
 httpd (or nc echo) in a real task container; the client is the kernel's TCP.
+
+Docker is slow on a busy machine (a --publish-add replaces every task), and so is everything
+else: each wait here is for an event (tasks running, meshgate serving them, answers from each
+task, N more echoes), with a generous deadline that only tells a hang; how long Docker and
+meshgate took is printed, never asserted.
 """
 
 import json
@@ -29,7 +34,8 @@ MESHGATECTL = os.environ.get('MESHGATECTL_BIN') or os.path.join(
 ECHO = ['nc', '-ll', '-p', '80', '-e', '/bin/cat']  # busybox: one cat per connection
 
 # In the client namespace: requests over new connections until stdin closes, one JSON line
-# each: {"t": seconds, "ok": bool, "who": the answering task's hostname | "error": why}.
+# each: {"t": when it began (CLOCK_MONOTONIC, the test's clock too), "ok": bool, "who": the
+# answering task's hostname | "error": why}. 30 s without an answer is a failed request.
 REQUEST_LOOP = r'''
 import json, socket, sys, threading, time
 host, port = sys.argv[1], int(sys.argv[2])
@@ -38,8 +44,8 @@ threading.Thread(target=lambda: (sys.stdin.read(), done.set()), daemon=True).sta
 while not done.is_set():
     t = time.monotonic()
     try:
-        with socket.create_connection((host, port), timeout=3) as s:
-            s.settimeout(3)
+        with socket.create_connection((host, port), timeout=30) as s:
+            s.settimeout(30)
             s.sendall(b'GET / HTTP/1.0\r\n\r\n')
             data = b''
             while True:
@@ -58,7 +64,8 @@ while not done.is_set():
 '''
 
 # In the client namespace: one connection held open, a line every 100 ms echoed back, until
-# stdin closes; prints {"sent": n, "echoed": m, "error": ...} at the end.
+# stdin closes; prints {"open": true}, {"echoed": n} after each echo, and {"sent": n,
+# "echoed": m, "error": ...} at the end. 30 s without the echo is an error.
 HELD_CONNECTION = r'''
 import json, socket, sys, threading, time
 host, port = sys.argv[1], int(sys.argv[2])
@@ -67,8 +74,8 @@ threading.Thread(target=lambda: (sys.stdin.read(), done.set()), daemon=True).sta
 sent = echoed = 0
 error = ''
 try:
-    s = socket.create_connection((host, port), timeout=5)
-    s.settimeout(3)
+    s = socket.create_connection((host, port), timeout=30)
+    s.settimeout(30)
     f = s.makefile('rb')
     print(json.dumps({'open': True}), flush=True)
     while not done.is_set():
@@ -78,10 +85,36 @@ try:
             error = 'no echo of %d' % sent
             break
         echoed += 1
+        print(json.dumps({'echoed': echoed}), flush=True)
         time.sleep(0.1)
 except OSError as e:
     error = repr(e)
 print(json.dumps({'sent': sent, 'echoed': echoed, 'error': error}), flush=True)
+'''
+
+
+# In the client namespace: single SYNs (scapy: never sent again, as the kernel would after a
+# second) to HOST:PORT, one after another until one is answered by anything but a RST (for 120
+# s at most); a JSON line each: {"t": when it left, "answer": "rst" | "synack" | null}. A SYN
+# the gateway dropped stays unanswered, however slow the machine: null after 30 s.
+SYN_PROBE = r'''
+import json, random, sys, time
+from scapy.all import IP, TCP, L3RawSocket, conf, sr1
+conf.verb = 0
+conf.L3socket = L3RawSocket  # the kernel's route and neighbor entry, not scapy's own ARP
+host, port = sys.argv[1], int(sys.argv[2])
+deadline = time.monotonic() + 120
+while True:
+    t = time.monotonic()
+    syn = IP(dst=host) / TCP(sport=random.randint(20000, 60000), dport=port, flags='S',
+                             seq=random.randint(0, 2**31))
+    reply = sr1(syn, timeout=30)
+    flags = str(reply[TCP].flags) if reply is not None and reply.haslayer(TCP) else ''
+    answer = 'synack' if 'S' in flags and 'A' in flags else 'rst' if 'R' in flags else None
+    print(json.dumps({'t': t, 'answer': answer}), flush=True)
+    if answer != 'rst' or time.monotonic() > deadline:
+        break
+    time.sleep(0.05)
 '''
 
 
@@ -107,9 +140,26 @@ class ClientProcess:
             except ValueError:
                 self.lines.append({'ok': False, 'error': line.strip()})
 
+    def wait_for(self, predicate, what, timeout=60):
+        """Waits until predicate(the lines so far) holds."""
+        deadline = time.monotonic() + timeout
+        while not predicate(list(self.lines)):
+            if self.proc.poll() is not None:
+                self._reader.join(10)  # its last lines
+                if predicate(list(self.lines)):
+                    return
+                raise AssertionError(f'{what}: it exited; last lines {self.lines[-5:]}')
+            if time.monotonic() > deadline:
+                raise AssertionError(f'{what}: not after {timeout} s; last lines {self.lines[-5:]}')
+            time.sleep(0.1)
+
+    def echoed(self):
+        """HELD_CONNECTION's lines echoed so far."""
+        return max([line.get('echoed', 0) for line in self.lines] + [0])
+
     def stop(self):
         self.proc.stdin.close()
-        self.proc.wait(30)
+        self.proc.wait(60)
         self._reader.join(10)
         return self.lines
 
@@ -194,7 +244,7 @@ class SwarmTest(unittest.TestCase):
         self.lab.wait_gateway_entries(timeout)
         return tasks, lag
 
-    def curl(self, port, timeout=3):
+    def curl(self, port, timeout=30):
         p = self.lab.client(['curl', '-s', '-m', str(timeout), f'http://{GATEWAY}:{port}/'],
                             check=False, timeout=timeout + 5)
         return p.returncode, p.stdout.strip()
@@ -237,7 +287,7 @@ class SwarmTest(unittest.TestCase):
             doc = json.loads(self.ctl('services', '--json').stdout)
             return [s['scheduler'] for s in doc['services'] if s['name'] == 'web1']
 
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 60
         while scheduler() != ['rr']:
             self.assertLess(time.monotonic(), deadline, f'web1 scheduler {scheduler()}')
             time.sleep(0.2)
@@ -253,48 +303,61 @@ class SwarmTest(unittest.TestCase):
         self.wait_following('web2', 3)
         loop = ClientProcess(self.lab, self.workdir, 'loop2', REQUEST_LOOP, 8001)
         try:
-            time.sleep(1)
+            loop.wait_for(lambda lines: len(lines) >= 10, 'requests before the scaling')
             self.lab.scale('web2', 5)
             up, up_lag = self.wait_following('web2', 5)
-            time.sleep(1.5)  # the new tasks take requests
+            # the new tasks take requests
+            hosts = {t['hostname'] for t in up}
+            loop.wait_for(lambda lines: hosts <= {r.get('who') for r in lines},
+                          f'answers from each of {sorted(hosts)}')
             self.lab.scale('web2', 2)
             down, down_lag = self.wait_following('web2', 2)
-            time.sleep(1.5)
+            followed = time.monotonic()
+            loop.wait_for(lambda lines: sum(r.get('t', 0) > followed for r in lines) >= 20,
+                          'requests after the scaling down')
         finally:
             results = loop.stop()
         failed = [r for r in results if not r['ok']]
-        self.assertGreater(len(results), 50, results[-5:])
         self.assertEqual(failed, [], f'{len(failed)} of {len(results)} failed')
-        self.assertLessEqual(up_lag, 5 * harness.TIME_SCALE)
-        self.assertLessEqual(down_lag, 5 * harness.TIME_SCALE)
-        who = {r['who'] for r in results}
-        self.assertTrue({t['hostname'] for t in up} <= who, (who, up))
+        # once meshgate serves the 2 tasks, new connections go to them alone
+        after = {r['who'] for r in results if r['t'] > followed}
+        self.assertTrue(after <= {t['hostname'] for t in down}, (after, down))
         print(f'\n  web2: {len(results)} requests, 0 failed; 3->5 followed {up_lag:.2f} s, '
               f'5->2 {down_lag:.2f} s after Docker')
 
-    def test_3_a_published_port_added_answers_within_2_s(self):
+    def test_3_a_published_port_added_goes_from_refused_to_answered(self):
+        """Not a SYN is dropped on the way: a port nothing publishes answers RST (so a client
+        tries again at once, not after a second of SYN timeout), and from when meshgate follows
+        the new port, SYN-ACK."""
         self.lab.create_service('web3', published=8002, replicas=2)
         self.addCleanup(self.remove, 'web3')
         self.wait_following('web3', 2)
-        rc, _ = self.curl(8082, timeout=2)
-        self.assertEqual(rc, 7, 'a port nothing publishes is refused (RST) at once')
-        self.lab.publish_add('web3', 8082, 80)
-        added = time.monotonic()
-        while True:
-            rc, who = self.curl(8082, timeout=1)
-            if rc == 0 and who:
-                break
-            self.assertLess(time.monotonic() - added, 2 * harness.TIME_SCALE,
-                            f'8082 not answered: curl {rc}')
-            time.sleep(0.05)
-        lag = time.monotonic() - added
+        probe = ClientProcess(self.lab, self.workdir, 'probe3', SYN_PROBE, 8082)
+        try:
+            probe.wait_for(lambda lines: any(p.get('answer') == 'rst' for p in lines),
+                           'a port nothing publishes refused (RST)', timeout=120)
+            self.lab.publish_add('web3', 8082, 80)
+            added = time.monotonic()
+            probe.wait_for(lambda lines: [p['answer'] for p in lines if 'answer' in p][-1] != 'rst',
+                           'an answer to 8082', timeout=180)
+        finally:
+            probes = [p for p in probe.stop() if 'answer' in p]
+        answers = [p['answer'] for p in probes]
+        self.assertEqual(answers[-1], 'synack', answers)
+        self.assertTrue(all(a == 'rst' for a in answers[:-1]), answers)
+        lag = probes[-1]['t'] - added
+        refused = sum(p['t'] > added for p in probes[:-1])
+        rc, who = self.curl(8082)
+        self.assertEqual(rc, 0, f'8082 answered a SYN, not the request: curl {rc}')
+        self.assertTrue(who)
         # Docker replaces every task for the new port; meshgate follows the new addresses.
         self.lab.wait_update('web3')
         tasks, _ = self.wait_following('web3', 2)
         got = self.answers(8082, 20) + self.answers(8002, 20)
         self.assertTrue(all(rc == 0 for rc, _ in got), got)
         self.assertEqual({who for _, who in got}, {t['hostname'] for t in tasks})
-        print(f'\n  web3: 8082 answered {lag:.2f} s after --publish-add')
+        print(f'\n  web3: 8082 answered a SYN {lag:.2f} s after --publish-add returned '
+              f'({refused} refused since)')
 
     def test_4_a_removed_service_stops_while_the_others_connections_flow(self):
         self.lab.create_service('web4', published=8003, replicas=2)
@@ -305,23 +368,26 @@ class SwarmTest(unittest.TestCase):
         held = ClientProcess(self.lab, self.workdir, 'held4', HELD_CONNECTION, 8103)
         try:
             self.gw.wait_for(lambda m: m.get('meshgate_active_connections', service='echo4'),
-                             'the held connection', timeout=10)
+                             'the held connection', timeout=60)
             self.assertEqual(self.curl(8003)[0], 0)
             self.lab.remove_service('web4')
             removed = time.monotonic()
-            while self.curl(8003, timeout=1)[0] == 0:
-                self.assertLess(time.monotonic() - removed, 5, 'web4 still answers')
+            # It answers until meshgate follows the removal (a request to a task Docker already
+            # stopped may time out meanwhile), then its port is refused (RST).
+            while (rc := self.curl(8003, timeout=10)[0]) != 7:
+                self.assertLess(time.monotonic() - removed, 60, f'web4 not refused: curl {rc}')
                 time.sleep(0.1)
             stopped = time.monotonic() - removed
-            time.sleep(1)
-            self.assertEqual(self.curl(8003, timeout=2)[0], 7, 'refused once removed')
-            time.sleep(2)  # and the other's connection goes on after
+            self.assertEqual(self.curl(8003)[0], 7, 'refused once removed')
+            # and the other's connection goes on after
+            echoed = held.echoed()
+            held.wait_for(lambda _: held.echoed() >= echoed + 10, 'echo4 after web4 went')
         finally:
             lines = held.stop()
         self.assertEqual(lines[0], {'open': True}, lines)
         end = lines[-1]
         self.assertEqual(end['error'], '', end)
-        self.assertGreater(end['echoed'], 20, end)
+        self.assertGreaterEqual(end['echoed'], echoed + 10, end)
         m = self.gw.metrics()
         self.assertIsNone(m.get('meshgate_service_info', service='web4'))
         print(f'\n  web4 stopped answering {stopped:.2f} s after `service rm`; echo4\'s connection '
@@ -346,11 +412,12 @@ class SwarmTest(unittest.TestCase):
                 gw.wait_ready()
                 if follows:
                     m = gw.wait_for(lambda m: m.get('meshgate_swarm_connected') == 1 and
-                                    self.serving('web5', m) == want, f'web5 over TLS ({want})')
+                                    self.serving('web5', m) == want, f'web5 over TLS ({want})',
+                                    timeout=60)
                     self.assertEqual(m.get('meshgate_service_info', service='web5', origin='swarm'), 1)
                 else:
                     m = gw.wait_for(lambda m: m.get('meshgate_swarm_read_errors_total', 0) >= 2,
-                                    'reads refused')
+                                    'reads refused', timeout=60)
                     self.assertEqual(m.get('meshgate_swarm_connected'), 0)
                     self.assertIsNone(m.get('meshgate_service_info', service='web5'))
                     self.assertRegex(gw.log(), r'swarm tcp://.*(certificate|SSL)')
@@ -438,22 +505,24 @@ class SwarmTest(unittest.TestCase):
         held = ClientProcess(self.lab, self.workdir, 'held9', HELD_CONNECTION, 8109)
         try:
             self.gw.wait_for(lambda m: m.get('meshgate_active_connections', service='echo9'),
-                             'the held connection', timeout=10)
+                             'the held connection', timeout=60)
             errors_before = self.gw.metrics().get('meshgate_swarm_read_errors_total')
             self.lab.crash_dockerd()
             m = self.gw.wait_for(lambda m: m.get('meshgate_swarm_connected') == 0,
-                                 'the sync to notice', timeout=10)
+                                 'the sync to notice', timeout=60)
             self.assertGreater(m.get('meshgate_swarm_read_errors_total'), errors_before)
             time.sleep(3)  # retrying with back-off meanwhile
             during = self.answers(8009, 10)
             self.assertTrue(all(rc == 0 for rc, _ in during), during)
             self.assertEqual(self.serving('web9'), {t['address'] for t in before})
             self.assertIn('swarm sync: disconnected', self.ctl('swarm').stdout)
+            echoed = held.echoed()
+            held.wait_for(lambda _: held.echoed() >= echoed + 10, 'echo9 while dockerd is away')
         finally:
             lines = held.stop()
         end = lines[-1]
         self.assertEqual(end['error'], '', f'the held connection broke while dockerd was away: {end}')
-        self.assertGreater(end['echoed'], 20, end)
+        self.assertGreaterEqual(end['echoed'], echoed + 10, end)
 
         self.lab.start_dockerd()
         self.lab.wait_swarm_active()
@@ -469,4 +538,4 @@ class SwarmTest(unittest.TestCase):
 
 
 if __name__ == '__main__':
-    unittest.main(verbosity=2)
+    harness.main()
