@@ -40,7 +40,12 @@ namespace meshgate::dataplane
     X(no_neighbor, "next hop did not answer ARP in time, or its wait queue was full")              \
     X(tx_full, "port transmit queue full")                                                         \
     X(tx_segments, "chained frame (a fragment) for a port that sends one segment, too big to "     \
-                   "join")
+                   "join")                                                                         \
+    X(kernel_rate,                                                                                 \
+      "for the host's kernel (exception path) over [limits] kernel_packets_per_second "            \
+      "or kernel_syns_per_second")                                                                 \
+    X(kernel_full, "for the host's kernel: its interface's queue was full (the kernel did not "    \
+                   "keep up)")
 
 enum class drop_reason : uint8_t {
 #define MESHGATE_X(name, help) name,
@@ -78,6 +83,12 @@ struct port_counters {
     uint64_t rx_bytes = 0;
     uint64_t tx_packets = 0;
     uint64_t tx_bytes = 0;
+    // The exception path of a port with a kernel interface: frames handed to the kernel, frames
+    // the kernel sent out of the port, and those dropped on the way to it (also in drops[]).
+    uint64_t to_kernel = 0;
+    uint64_t from_kernel = 0;
+    uint64_t kernel_rate_drops = 0;
+    uint64_t kernel_full_drops = 0;
 };
 
 // What the gateway itself answered or asked.

@@ -4,6 +4,8 @@
 
 #include "dataplane/local.h"
 #include "dataplane/mesh.h"
+
+#include "dataplane/kernel_path.h"
 #include "dataplane/nat_rewrite.h"
 #include "dataplane/output.h"
 #include "dataplane/vxlan.h"
@@ -131,6 +133,9 @@ verdict time_exceeded(worker &w, const dataplane_tables &t, uint16_t port, const
 verdict unpublished(worker &w, const dataplane_tables &t, uint16_t port, rte_mbuf *m,
                     const packet_state &s)
 {
+    // The host's ports (BGP, SSH) on a port address: its kernel answers, RST or not.
+    if (host_takes(w, t, port, s.key.dst_ip))
+        return to_kernel(w, t, port, s.key.proto == IPPROTO_TCP && tcp_flag::opens(s.tcp_flags));
     if (s.key.proto != IPPROTO_TCP || !t.reset_unpublished || (s.tcp_flags & tcp_flag::rst))
         return drop_as(drop_reason::no_service);
     w.counters.drop(drop_reason::no_service); // it goes no further; what leaves is our answer
@@ -145,15 +150,18 @@ verdict unpublished(worker &w, const dataplane_tables &t, uint16_t port, rte_mbu
 
 } // namespace
 
-void classify_published(const dataplane_tables &t, uint16_t port, rte_ipv4_hdr *ip, packet_state &s)
+void classify_published(worker &w, const dataplane_tables &t, uint16_t port, rte_ipv4_hdr *ip,
+                        packet_state &s)
 {
     l4_view l4 = parse_l4(ip);
     if (l4.header == nullptr) {
         s.v = drop_as(drop_reason::malformed);
         return;
     }
-    if (!t.ports[port].external) {
-        s.v = drop_as(drop_reason::no_service);
+    if (!t.ports[port].external) { // nothing is published here: the host's, if it has a kernel
+        const bool syn = ip->next_proto_id == IPPROTO_TCP && tcp_flag::opens(l4.tcp_flags);
+        s.v = host_takes(w, t, port, ip->dst_addr) ? to_kernel(w, t, port, syn)
+                                                   : drop_as(drop_reason::no_service);
         return;
     }
     to_lookup_stage(s, mesh_stage::forward, ip, l4);
@@ -186,9 +194,7 @@ verdict forward_stage(worker &w, const dataplane_tables &t, uint16_t port, rte_m
         uint16_t li = match_listener(t, proto, s.key.dst_ip, s.key.dst_port);
         if (li == no_listener) return unpublished(w, t, port, m, s);
         // Only a SYN opens a TCP connection, as IPVS: anything else is a stray or a late packet.
-        bool opens =
-            proto == IPPROTO_UDP ||
-            (s.tcp_flags & (tcp_flag::syn | tcp_flag::ack | tcp_flag::rst)) == tcp_flag::syn;
+        bool opens = proto == IPPROTO_UDP || tcp_flag::opens(s.tcp_flags);
         if (!opens) return drop_as(drop_reason::no_connection);
         // Nor does it open a connection (a TTL 1 SYN would hold a slot for tcp_syn).
         if (ip->time_to_live <= 1) return time_exceeded(w, t, port, ip);

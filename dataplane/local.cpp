@@ -3,6 +3,8 @@
 #include <rte_arp.h>
 #include <rte_icmp.h>
 
+#include "dataplane/kernel_path.h"
+
 namespace meshgate::dataplane
 {
 
@@ -42,6 +44,8 @@ verdict arp_input(worker &w, const dataplane_tables &t, uint16_t port, rte_mbuf 
         return drop_as(drop_reason::not_local);
     }
 
+    // The host keeps its own neighbors (its BGP peer's MAC): it sees what is for our address.
+    if (has_kernel(w, port)) copy_to_kernel(w, t, port, m);
     if (sender_ok && w.shared->neighbors->learn(port, sender, sender_mac, w.tsc))
         w.counters.count(event::arp_learned);
     // A probe (sender 0.0.0.0, RFC 5227) is answered like Linux does, but teaches nothing.
@@ -138,7 +142,12 @@ bool segment_to_reset(rte_mbuf *m, rte_ipv4_hdr *ip, const rte_tcp_hdr *tcp)
 verdict icmp_input(worker &w, const dataplane_tables &t, uint16_t port, rte_mbuf *m,
                    rte_ipv4_hdr *ip)
 {
-    if (auto why = echo_to_reply(m, ip, t.ports[port].mac)) return drop_as(*why);
+    if (auto why = echo_to_reply(m, ip, t.ports[port].mac)) {
+        // Not a ping (the answers to the host's own, errors about its traffic): the host's.
+        if (*why == drop_reason::unsupported_protocol && host_takes(w, t, port, ip->dst_addr))
+            return to_kernel(w, t, port, false);
+        return drop_as(*why);
+    }
     w.counters.count(event::icmp_echo_replies_sent);
     return send_frame(port);
 }

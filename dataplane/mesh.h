@@ -20,7 +20,7 @@ namespace meshgate::dataplane
 
 // Classify: M is a valid IPv4 TCP or UDP packet to a gateway address that arrived on PORT. Sets
 // S for the forward stage (key and hash) or its verdict.
-void classify_published(const dataplane_tables &t, uint16_t port, rte_ipv4_hdr *ip,
+void classify_published(worker &w, const dataplane_tables &t, uint16_t port, rte_ipv4_hdr *ip,
                         packet_state &s);
 
 // Classify: M is a valid IPv4 UDP packet to PORT's address and the VXLAN port. Decapsulates

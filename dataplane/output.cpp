@@ -7,6 +7,8 @@
 #include <rte_ethdev.h>
 #include <rte_ip.h>
 
+#include "dataplane/kernel_path.h"
+
 namespace meshgate::dataplane
 {
 
@@ -139,6 +141,8 @@ void deliver(worker &w, const dataplane_tables &t, rte_mbuf *m, const verdict &v
     case next::spent:
         rte_pktmbuf_free(m);
         return;
+    case next::kernel:
+        return kernel_enqueue(w, v.port, m);
     }
 }
 
@@ -163,12 +167,14 @@ void flush_and_service(worker &w, const dataplane_tables &t, uint64_t now)
     q.count = kept;
     for (uint16_t port = 0; port < w.port_count; ++port)
         tx_flush(w, port);
+    kernel_flush(w);
 }
 
 void release_all(worker &w)
 {
     for (uint16_t port = 0; port < w.port_count; ++port)
         tx_flush(w, port);
+    kernel_flush(w);
     for (uint16_t i = 0; i < w.pending.count; ++i)
         drop(w, w.pending.packets[i].packet, drop_reason::no_neighbor);
     w.pending.count = 0;

@@ -24,11 +24,12 @@ namespace meshgate::dataplane
 {
 
 enum class next : uint8_t {
-    drop,  // free it, counted under `reason`
-    frame, // a complete Ethernet frame: queue it on `port` as it is (ARP and echo replies)
-    route, // an IPv4 packet, room for Ethernet in front: to `dst` out of `port`, via ARP
-    taken, // a stage passed it on in another form (fragments): nothing more to do
-    spent, // it did its job here (an ARP reply we learned from): free it, no drop to count
+    drop,   // free it, counted under `reason`
+    frame,  // a complete Ethernet frame: queue it on `port` as it is (ARP and echo replies)
+    route,  // an IPv4 packet, room for Ethernet in front: to `dst` out of `port`, via ARP
+    taken,  // a stage passed it on in another form (fragments): nothing more to do
+    spent,  // it did its job here (an ARP reply we learned from): free it, no drop to count
+    kernel, // for the host: to `port`'s kernel interface (dataplane/kernel_path.h)
 };
 
 struct verdict {
@@ -53,6 +54,10 @@ inline constexpr verdict route_to(uint16_t port, rte_be32_t dst)
 inline constexpr verdict taken()
 {
     return {next::taken, drop_reason::malformed, 0, 0};
+}
+inline constexpr verdict to_kernel_interface(uint16_t port)
+{
+    return {next::kernel, drop_reason::malformed, port, 0};
 }
 inline constexpr verdict spent()
 {

@@ -47,45 +47,50 @@ struct node_entry {
     vxlan_tunnel tunnel; // outer headers, prebuilt
 };
 
-inline constexpr uint16_t no_node = UINT16_MAX;
-
-// VTEP -> node index, open addressing at most half full: the node a tunnel packet came from in
-// a load or two, for every packet from the underlay.
-class vtep_map
+// IPv4 address -> a 16-bit index, open addressing at most half full: what an address is to
+// the gateway in a load or two (a VTEP's node, for every packet from the underlay; a
+// destination's port or routed service address, for every packet).
+class address_map
 {
   public:
-    // Control thread: the first node of each VTEP wins.
-    void build(const std::vector<node_entry> &nodes)
+    static constexpr uint16_t none = UINT16_MAX;
+
+    // Control thread: the first index given for an address wins.
+    void build(const std::vector<std::pair<rte_be32_t, uint16_t>> &entries)
     {
         size_t n = 16;
-        while (n < 2 * nodes.size())
+        while (n < 2 * entries.size())
             n <<= 1;
         slots_.assign(n, slot{});
         mask_ = static_cast<uint32_t>(n - 1);
-        for (size_t i = 0; i < nodes.size(); ++i) {
-            uint32_t at = home(nodes[i].vtep);
-            while (slots_[at].node != no_node && slots_[at].vtep != nodes[i].vtep)
+        for (const auto &[address, index] : entries) {
+            uint32_t at = home(address);
+            while (slots_[at].index != none && slots_[at].address != address)
                 at = (at + 1) & mask_;
-            if (slots_[at].node == no_node) slots_[at] = {nodes[i].vtep, static_cast<uint16_t>(i)};
+            if (slots_[at].index == none) slots_[at] = {address, index};
         }
     }
-    uint16_t find(rte_be32_t vtep) const
+    uint16_t find(rte_be32_t address) const
     {
-        for (uint32_t at = home(vtep);; at = (at + 1) & mask_) {
+        for (uint32_t at = home(address);; at = (at + 1) & mask_) {
             const slot &s = slots_[at];
-            if (s.node == no_node || s.vtep == vtep) return s.node;
+            if (s.index == none || s.address == address) return s.index;
         }
     }
 
   private:
     struct slot {
-        rte_be32_t vtep = 0;
-        uint16_t node = no_node;
+        rte_be32_t address = 0;
+        uint16_t index = none;
     };
-    uint32_t home(rte_be32_t vtep) const { return (vtep * 0x9e3779b1u) >> 16 & mask_; }
+    uint32_t home(rte_be32_t address) const { return (address * 0x9e3779b1u) >> 16 & mask_; }
     std::vector<slot> slots_ = std::vector<slot>(16);
     uint32_t mask_ = 15;
 };
+
+inline constexpr uint16_t no_node = address_map::none;
+// local_addresses: a [[service]] address that no port holds, routed to the gateway.
+inline constexpr uint16_t routed_address = address_map::none - 1;
 
 // What a task id names in one snapshot.
 enum class task_state : uint8_t {
@@ -127,7 +132,10 @@ struct dataplane_tables {
     std::vector<service_entry> services; // by service id, service_id_capacity of them
     std::vector<task_entry> tasks;       // by task id, task_id_capacity of them
     std::vector<node_entry> nodes;
-    vtep_map node_of_vtep; // built from nodes
+    address_map node_of_vtep; // VTEP -> node index, built from nodes
+    // Destinations that are the gateway's: port address -> port index, routed service address
+    // (a VIP the routers send here) -> routed_address.
+    address_map local_addresses;
 
     // [limits], each worker's share of the gateway-wide rate.
     rate_limit icmp_errors;                // errors the gateway originates
@@ -135,6 +143,8 @@ struct dataplane_tables {
     bool reset_unpublished = true;         // send them at all
     rate_limit arp_replies;                // answers to ARP requests for our addresses
     rate_limit new_connections_per_source; // new connections of one client address
+    rate_limit kernel_packets;             // to a kernel interface, TCP SYNs aside
+    rate_limit kernel_syns;                // TCP SYNs to a kernel interface
 
     // Moves when a snapshot ends tasks (absent now, not before) or shortens a timeout: each
     // worker then sweeps its connections for ones whose task has ended or that are past it.
@@ -172,14 +182,6 @@ struct dataplane_tables {
     {
         const gateway_port &p = ports[port];
         return ((dst ^ p.address) & p.netmask) == 0 ? dst : p.gateway;
-    }
-
-    // Is DST one of the gateway's own port addresses?
-    bool is_port_address(rte_be32_t dst) const
-    {
-        for (uint16_t i = 0; i < port_count; ++i)
-            if (ports[i].address == dst) return true;
-        return false;
     }
 };
 

@@ -47,6 +47,12 @@ inline constexpr uint8_t fin = 0x01;
 inline constexpr uint8_t syn = 0x02;
 inline constexpr uint8_t rst = 0x04;
 inline constexpr uint8_t ack = 0x10;
+
+// FLAGS open a connection: a SYN without ACK or RST.
+inline constexpr bool opens(uint8_t flags)
+{
+    return (flags & (syn | ack | rst)) == syn;
+}
 } // namespace tcp_flag
 
 namespace tcp_state_detail

@@ -7,6 +7,7 @@
 #include <rte_prefetch.h>
 
 #include "dataplane/ipv4.h"
+#include "dataplane/kernel_path.h"
 #include "dataplane/local.h"
 #include "dataplane/mesh.h"
 #include "dataplane/output.h"
@@ -19,17 +20,20 @@ namespace
 {
 
 // Classify, IPv4 to a gateway address on PORT: what the gateway answers itself, a tunnel
-// packet from a node, or a client's packet to a published port.
+// packet from a node, a client's packet to a published port, or the host's (its kernel).
 void classify_ipv4(worker &w, const dataplane_tables &t, uint16_t port, rte_mbuf *m,
                    packet_state &s)
 {
     auto *ip = rte_pktmbuf_mtod_offset(m, rte_ipv4_hdr *, sizeof(rte_ether_hdr));
     if (!valid_ipv4(m, ip)) {
         s.v = drop_as(drop_reason::malformed);
-    } else if (!t.is_port_address(ip->dst_addr)) {
+        return;
+    }
+    if (t.local_addresses.find(ip->dst_addr) == address_map::none) {
         s.v = drop_as(drop_reason::not_local);
     } else if (rte_ipv4_frag_pkt_is_fragmented(ip)) {
-        s.v = drop_as(drop_reason::fragment);
+        s.v = host_takes(w, t, port, ip->dst_addr) ? to_kernel(w, t, port, false)
+                                                   : drop_as(drop_reason::fragment);
     } else if (ip->next_proto_id == IPPROTO_ICMP) {
         s.stage = mesh_stage::client_icmp;
         s.ip = ip;
@@ -41,9 +45,10 @@ void classify_ipv4(worker &w, const dataplane_tables &t, uint16_t port, rte_mbuf
                        ->dst_port == t.vxlan_port) {
         classify_underlay(w, t, port, m, ip, s);
     } else if (ip->next_proto_id == IPPROTO_UDP || ip->next_proto_id == IPPROTO_TCP) {
-        classify_published(t, port, ip, s);
+        classify_published(w, t, port, ip, s);
     } else {
-        s.v = drop_as(drop_reason::unsupported_protocol);
+        s.v = host_takes(w, t, port, ip->dst_addr) ? to_kernel(w, t, port, false)
+                                                   : drop_as(drop_reason::unsupported_protocol);
     }
 }
 
@@ -169,6 +174,7 @@ void process_burst(worker &w, const dataplane_tables &t, uint16_t port, rte_mbuf
 
 void housekeeping(worker &w, const dataplane_tables &t, uint64_t tsc)
 {
+    kernel_poll(w, t);
     flush_and_service(w, t, tsc);
     w.now = static_cast<uint32_t>((tsc - w.shared->start_tsc) / w.tsc_hz);
     expire_connections(w);

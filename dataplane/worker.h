@@ -99,6 +99,13 @@ struct alignas(RTE_CACHE_LINE_SIZE) worker {
     uint32_t single_segment_ports = 0;
     static_assert(max_ports <= 32);
     std::array<tx_buffer, max_ports> tx{};
+    // The exception path (dataplane/kernel_path.h): DPDK port id of each gateway port's kernel
+    // interface (no_kernel_interface: none), what waits for it, and which ones this worker
+    // reads (bit p: it polls port p's RX queue 0).
+    std::array<uint16_t, max_ports> kernel_port_ids{};
+    std::array<tx_buffer, max_ports> kernel_tx{};
+    uint32_t kernel_pending = 0; // bit p: kernel_tx[p] holds frames
+    uint32_t kernel_polls = 0;
     uint32_t now = 0; // seconds since start_tsc, refreshed by housekeeping() (every 100 us)
     uint64_t tsc = 0; // the TSC, refreshed every loop iteration: what rate limits count in
     pending_queue pending;
@@ -115,6 +122,8 @@ struct alignas(RTE_CACHE_LINE_SIZE) worker {
     uint64_t icmp_error_bucket = 0;
     uint64_t tcp_reset_bucket = 0;
     uint64_t arp_reply_bucket = 0;
+    uint64_t kernel_bucket = 0;
+    uint64_t kernel_syn_bucket = 0;
     std::array<uint64_t, service_id_capacity> service_buckets{};
     static constexpr uint32_t source_bucket_count = 8192;
     std::array<uint64_t, source_bucket_count> source_buckets{};
