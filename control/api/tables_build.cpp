@@ -105,7 +105,10 @@ std::map<std::string, uint16_t> compile_nodes(const config::gateway_config &c,
         add(n, true);
     for (const auto &[key, rec] : ids.tasks())
         if (rec.phase == task_phase::removed) add(rec.node, false);
-    t.node_of_vtep.build(t.nodes);
+    std::vector<std::pair<rte_be32_t, uint16_t>> vteps;
+    for (size_t i = 0; i < t.nodes.size(); ++i)
+        vteps.emplace_back(t.nodes[i].vtep, static_cast<uint16_t>(i));
+    t.node_of_vtep.build(vteps);
     return index;
 }
 
@@ -156,20 +159,38 @@ dataplane::rate_limit connection_rate(uint32_t per_second, const config::gateway
     return dataplane::rate_limit::per_second(share, share, rte_get_tsc_hz());
 }
 
-void compile_limits(const config::gateway_config &c, dataplane::dataplane_tables &t)
+// Each worker's share of a gateway-wide RATE a second, up to BURST events at once.
+dataplane::rate_limit worker_share(uint64_t rate, uint64_t burst, const config::gateway_config &c)
 {
     const uint64_t workers = std::max<uint16_t>(worker_count(c), 1);
-    const uint64_t icmp = c.limits.icmp_errors_per_second;
-    t.icmp_errors = dataplane::rate_limit::per_second((icmp + workers - 1) / workers,
-                                                      icmp_error_burst, rte_get_tsc_hz());
+    return dataplane::rate_limit::per_second((rate + workers - 1) / workers, burst,
+                                             rte_get_tsc_hz());
+}
+
+void compile_limits(const config::gateway_config &c, dataplane::dataplane_tables &t)
+{
+    t.icmp_errors = worker_share(c.limits.icmp_errors_per_second, icmp_error_burst, c);
     t.new_connections_per_source = connection_rate(c.limits.new_connections_per_source, c);
-    const uint64_t resets = c.limits.tcp_resets_per_second;
-    t.tcp_resets = dataplane::rate_limit::per_second((resets + workers - 1) / workers,
-                                                     icmp_error_burst, rte_get_tsc_hz());
+    t.tcp_resets = worker_share(c.limits.tcp_resets_per_second, icmp_error_burst, c);
     t.reset_unpublished = c.limits.reset_unpublished;
-    const uint64_t arp = c.limits.arp_replies_per_second;
-    t.arp_replies = dataplane::rate_limit::per_second((arp + workers - 1) / workers,
-                                                      arp_reply_burst, rte_get_tsc_hz());
+    t.arp_replies = worker_share(c.limits.arp_replies_per_second, arp_reply_burst, c);
+    // A tenth of a second's worth at once: a BGP update or a TCP window, not a flood.
+    t.kernel_packets =
+        worker_share(c.limits.kernel_packets_per_second,
+                     std::max<uint64_t>(c.limits.kernel_packets_per_second / 10, 32), c);
+    t.kernel_syns = worker_share(c.limits.kernel_syns_per_second,
+                                 std::max<uint64_t>(c.limits.kernel_syns_per_second / 10, 8), c);
+}
+
+// The port addresses, then the routed service addresses (those no port holds).
+void compile_local_addresses(const config::gateway_config &c, dataplane::dataplane_tables &t)
+{
+    std::vector<std::pair<rte_be32_t, uint16_t>> local;
+    for (uint16_t i = 0; i < t.port_count; ++i)
+        local.emplace_back(t.ports[i].address, i);
+    for (const config::service &s : c.services)
+        if (s.address) local.emplace_back(network_order(*s.address), dataplane::routed_address);
+    t.local_addresses.build(local);
 }
 
 void compile_services(const config::gateway_config &c, const identities &ids,
@@ -254,6 +275,7 @@ build_tables(const config::gateway_config &c, const identities &ids,
     compile_services(c, ids, previous, options, *t);
     compile_listeners(c, ids, *t);
     compile_limits(c, *t);
+    compile_local_addresses(c, *t);
     t->sweep_epoch = sweep_epoch;
     t->timeouts = c.timeouts;
     return t;

@@ -67,6 +67,9 @@ struct port {
     std::optional<ipv4_address> gateway;  // next hop for destinations off the subnet
     std::optional<mac_address> mac;       // set the port's MAC (where the driver allows)
     uint16_t mtu = 1500;                  // IP MTU of the link
+    // The exception path: a TAP of this name with the port's MAC, address and MTU takes what
+    // the gateway does not handle for the port's address; "" = none (control/kernel/).
+    std::string kernel_interface;
     source_position at;
 };
 
@@ -164,13 +167,15 @@ struct swarm_section {
 
 // The rates are per second over all workers (each worker enforces its share); 0 = no limit.
 struct limits_section {
-    uint32_t connections = 1048576;          // connection table capacity
-    source_position connections_at;          // 0:0 when the default is in force
-    uint32_t icmp_errors_per_second = 1000;  // errors the gateway originates (Linux's default)
-    uint32_t new_connections_per_source = 0; // new connections a second from one client address
-    bool reset_unpublished = true;           // RST for TCP to a port nothing publishes, as Linux
-    uint32_t tcp_resets_per_second = 1000;   // those RSTs
-    uint32_t arp_replies_per_second = 10000; // answers to ARP requests for our addresses
+    uint32_t connections = 1048576;             // connection table capacity
+    source_position connections_at;             // 0:0 when the default is in force
+    uint32_t icmp_errors_per_second = 1000;     // errors the gateway originates (Linux's default)
+    uint32_t new_connections_per_source = 0;    // new connections a second from one client address
+    bool reset_unpublished = true;              // RST for TCP to a port nothing publishes, as Linux
+    uint32_t tcp_resets_per_second = 1000;      // those RSTs
+    uint32_t arp_replies_per_second = 10000;    // answers to ARP requests for our addresses
+    uint32_t kernel_packets_per_second = 20000; // to kernel interfaces, TCP SYNs aside
+    uint32_t kernel_syns_per_second = 1000;     // TCP SYNs to kernel interfaces (a SYN flood)
 };
 
 // Seconds. The idle timeouts (IPVS defaults) and how long a removed task's connections go on:
@@ -198,6 +203,13 @@ struct reload_section {
     uint32_t debounce_ms = 500;
 };
 
+// Withdrawing the published addresses from the routers before the gateway stops.
+struct drain_section {
+    // On SIGTERM with addresses announced: withdraw them, serve this long while the routers
+    // move new connections elsewhere, then stop. 0 = stop at once.
+    uint32_t stop_delay_ms = 2000;
+};
+
 struct gateway_config {
     std::string file; // the path it was loaded from
     dpdk_section dpdk;
@@ -212,6 +224,7 @@ struct gateway_config {
     stats_section stats;
     log_section log;
     reload_section reload;
+    drain_section drain;
 };
 
 // One problem in a file, printed as FILE:LINE:COL: message.

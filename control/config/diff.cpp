@@ -143,6 +143,7 @@ change_set diff(const config::gateway_config &old, const config::gateway_config 
         c.settings.push_back("log level " + old.log.level + " -> " + next.log.level);
     if (old.reload.watch != next.reload.watch || old.reload.debounce_ms != next.reload.debounce_ms)
         c.settings.push_back("reload");
+    if (old.drain.stop_delay_ms != next.drain.stop_delay_ms) c.settings.push_back("drain");
     return c;
 }
 
@@ -177,6 +178,10 @@ std::vector<config::config_error> restart_needed(const config::gateway_config &o
         if (p.name != q.name) needs(q.at, which + " name (was " + config::in_quotes(p.name) + ")");
         if (p.device != q.device) needs(q.at, which + " device");
         if (p.mac != q.mac) needs(q.at, which + " mac");
+        if (p.kernel_interface != q.kernel_interface) needs(q.at, which + " kernel_interface");
+        // The kernel interface got the address at start.
+        if (!q.kernel_interface.empty() && p.address != q.address)
+            needs(q.at, which + " address (it has a kernel interface)");
     }
     if (old.overlay.snat_port_min != next.overlay.snat_port_min ||
         old.overlay.snat_port_max != next.overlay.snat_port_max)

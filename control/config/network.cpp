@@ -98,14 +98,15 @@ void check_overlap(const field &f, const port &p, const std::vector<port> &earli
 }
 
 struct port_names {
-    std::map<std::string, source_position> names, devices;
+    std::map<std::string, source_position> names, devices, kernel_interfaces;
 };
 
 port read_port(const toml::value &table, error_list &errors, const std::vector<port> &earlier,
                port_names &seen)
 {
-    table_reader t(table, "port", true,
-                   {"name", "device", "role", "address", "gateway", "mtu", "mac"}, errors);
+    table_reader t(
+        table, "port", true,
+        {"name", "device", "role", "address", "gateway", "mtu", "mac", "kernel_interface"}, errors);
     port p;
     p.at = t.at();
     p.address.length = 0; // unknown until it parses
@@ -131,6 +132,11 @@ port read_port(const toml::value &table, error_list &errors, const std::vector<p
     p.gateway = read_gateway(t.get("gateway"), p);
     if (auto m = t.get("mtu").integer(68, 9000)) p.mtu = static_cast<uint16_t>(*m);
     p.mac = t.get("mac").unicast_mac();
+    field kernel = t.get("kernel_interface");
+    if (auto k = kernel.name_text(15)) { // IFNAMSIZ - 1
+        p.kernel_interface = *k;
+        check_unique(kernel, p.kernel_interface, "kernel_interface", seen.kernel_interfaces);
+    }
     return p;
 }
 

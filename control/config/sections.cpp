@@ -181,7 +181,8 @@ limits_section read_limits(const table_reader &root)
     if (!table) return l;
     table_reader t(*table, "limits", false,
                    {"connections", "icmp_errors_per_second", "new_connections_per_source",
-                    "reset_unpublished", "tcp_resets_per_second", "arp_replies_per_second"},
+                    "reset_unpublished", "tcp_resets_per_second", "arp_replies_per_second",
+                    "kernel_packets_per_second", "kernel_syns_per_second"},
                    root.errors());
     field connections = t.get("connections");
     if (auto v = connections.integer(1, 134217728)) {
@@ -197,6 +198,10 @@ limits_section read_limits(const table_reader &root)
         l.tcp_resets_per_second = static_cast<uint32_t>(*v);
     if (auto v = t.get("arp_replies_per_second").integer(0, INT32_MAX))
         l.arp_replies_per_second = static_cast<uint32_t>(*v);
+    if (auto v = t.get("kernel_packets_per_second").integer(0, INT32_MAX))
+        l.kernel_packets_per_second = static_cast<uint32_t>(*v);
+    if (auto v = t.get("kernel_syns_per_second").integer(0, INT32_MAX))
+        l.kernel_syns_per_second = static_cast<uint32_t>(*v);
     return l;
 }
 
@@ -246,6 +251,17 @@ reload_section read_reload(const table_reader &root)
     if (auto v = t.get("watch").boolean()) r.watch = *v;
     if (auto v = t.get("debounce_ms").integer(0, 60000)) r.debounce_ms = static_cast<uint32_t>(*v);
     return r;
+}
+
+drain_section read_drain(const table_reader &root)
+{
+    drain_section d;
+    const toml::value *table = root.table("drain");
+    if (!table) return d;
+    table_reader t(*table, "drain", false, {"stop_delay_ms"}, root.errors());
+    if (auto v = t.get("stop_delay_ms").integer(0, 600000))
+        d.stop_delay_ms = static_cast<uint32_t>(*v);
+    return d;
 }
 
 log_section read_log(const table_reader &root)

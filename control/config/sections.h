@@ -31,5 +31,6 @@ std::vector<service> read_services(const table_reader &root);
 
 // config_sections.cpp
 reload_section read_reload(const table_reader &root);
+drain_section read_drain(const table_reader &root);
 
 } // namespace meshgate::config

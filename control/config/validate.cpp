@@ -109,6 +109,14 @@ void check_services(const gateway_config &c, error_list &errors)
         if (!s.name_unread)
             check_unique(errors, s.from, s.name_at, s.name, "service name " + in_quotes(s.name),
                          names);
+        if (s.address) {
+            const uint32_t a = s.address->value;
+            // A destination clients can route to: not 0/8, loopback, multicast, class E.
+            if ((a >> 24) == 0 || (a >> 24) == 127 || (a >> 28) >= 14)
+                errors.add(s.from, s.at,
+                           "service " + in_quotes(s.name) + " address " + to_string(*s.address) +
+                               " is not a unicast address clients can reach");
+        }
         if (s.from != origin::file && s.ports.empty()) // the file reader says it of its own
             errors.add(s.from, s.at, "service " + in_quotes(s.name) + " has no published port");
         for (const service_port &sp : s.ports) {
