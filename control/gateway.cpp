@@ -24,6 +24,8 @@
 #include "control/api/control_requests.h"
 #include "control/config/lcores.h"
 #include "control/config/memory.h"
+#include "control/kernel/announce.h"
+#include "control/kernel/interfaces.h"
 #include "control/observe/metrics.h"
 #include "control/observe/stats_view.h"
 #include "control/observe/telemetry.h"
@@ -101,12 +103,15 @@ struct owned_pools {
     }
 };
 
-// The opened ports, stopped and closed once: by stop() (drivers flush what they hold: net_pcap
-// completes its file), else when the gateway goes.
+// The opened ports and their kernel interfaces, stopped and closed once: by stop() (drivers
+// flush what they hold: net_pcap completes its file), else when the gateway goes.
 struct owned_ports {
     std::vector<opened_port> ports;
+    std::vector<kernel_interface> kernels;
     void close()
     {
+        close_kernel_interfaces(kernels); // their addresses, announced or not, go with them
+        kernels.clear();
         close_ports(ports);
         ports.clear();
     }
@@ -146,6 +151,13 @@ class gateway
     void apply_swarm(swarm::state s);
     void after_change();
     void update_rates();
+    // Drain and announcement (control/kernel/announce.h).
+    void announce();
+    void take_drain_order(const drain_order &order);
+    void follow_drain();
+    void publish_drain();
+    // SIGTERM: true once the gateway may stop (its addresses withdrawn stop_delay_ms ago).
+    bool may_stop();
     void stop();
 
     gateway_runtime runtime();
@@ -165,6 +177,7 @@ class gateway
     owned_pools pools_;
     owned_ports ports_;
     capture_server capture_;
+    std::unique_ptr<announcer> announcer_;
     std::unique_ptr<data_path> data_path_;
     std::unique_ptr<control_api> api_;
     stats_state stats_;
@@ -185,6 +198,18 @@ class gateway
 
     rate_samples rate_samples_; // what update_rates() saw last
     steady::time_point rate_at_ = steady::now();
+
+    struct drain_run {
+        bool on = false;
+        std::optional<steady::time_point> deadline;
+        bool stop = false;
+        bool ended = false;
+        uint64_t established = 0, left = 0;
+        steady::time_point looked{}; // never
+    };
+    drain_run drain_;
+    std::optional<steady::time_point> stop_at_; // SIGTERM: addresses withdrawn, stop then
+    steady::time_point retried_at_ = steady::now();
 };
 
 gateway_runtime gateway::runtime()
@@ -292,6 +317,9 @@ void gateway::start()
     pools_.pools = create_packet_pools(initial_, plan, sockets_of_ports);
     ports_.ports = open_ports(initial_, plan, sockets_of_ports,
                               static_cast<uint16_t>(places.size()), pools_.pools);
+    ports_.kernels = open_kernel_interfaces(initial_, ports_.ports,
+                                            static_cast<uint16_t>(places.size()), pools_.pools);
+    announcer_ = std::make_unique<announcer>(ports_.kernels);
     if (initial_.dpdk.no_huge) {
         spdlog::info("live capture (dpdk-dumpcap) needs hugepages: off with no_huge");
     } else if (rte_pdump_init() == 0) {
@@ -335,10 +363,85 @@ void gateway::start()
                      rx_list(*w, ports_.ports));
 }
 
-// The readers' view follows the API's state.
+// The readers' view and the announced addresses follow the API's state.
 void gateway::after_change()
 {
     stats_.set_view(build_view(*api_, ports_.ports));
+    announce();
+}
+
+void gateway::announce()
+{
+    announcer_->set(routed_addresses(api_->config()), drain_.on || stop_at_);
+    publish_drain();
+}
+
+void gateway::take_drain_order(const drain_order &order)
+{
+    if (order.cancel) {
+        if (!drain_.on) return;
+        drain_ = {};
+        spdlog::info("drain cancelled: announcing again");
+    } else {
+        drain_ = {};
+        drain_.on = true;
+        drain_.stop = order.stop;
+        if (order.deadline_s > 0)
+            drain_.deadline = steady::now() + std::chrono::duration_cast<steady::duration>(
+                                                  std::chrono::duration<double>(order.deadline_s));
+        spdlog::info("draining: addresses withdrawn, serving what still arrives{}{}",
+                     order.deadline_s > 0 ? fmt::format(" for at most {} s", order.deadline_s) : "",
+                     order.stop ? ", then stopping" : "");
+    }
+    announce();
+    follow_drain();
+}
+
+// Once a second while draining: how many connections are still established; at none, or at the
+// deadline, the drain has ended (and the gateway stops if asked).
+void gateway::follow_drain()
+{
+    const auto now = steady::now();
+    if (!drain_.on || drain_.ended || now - drain_.looked < std::chrono::seconds(1)) return;
+    drain_.looked = now;
+    drain_.established = scan_states(data_path_->connections()).total_active();
+    if (drain_.established == 0 || (drain_.deadline && now >= *drain_.deadline)) {
+        drain_.ended = true;
+        drain_.left = drain_.established;
+        spdlog::info("drain ended: {} established connection(s) left{}", drain_.left,
+                     drain_.stop ? "; stopping" : "");
+        if (drain_.stop) signals_.stop.store(true);
+    }
+    publish_drain();
+}
+
+void gateway::publish_drain()
+{
+    drain_status d;
+    d.draining = drain_.on;
+    d.ended = drain_.ended;
+    d.stop = drain_.stop;
+    d.established = drain_.established;
+    d.left = drain_.left;
+    if (drain_.deadline)
+        d.deadline_left =
+            std::max(0.0, std::chrono::duration<double>(*drain_.deadline - steady::now()).count());
+    for (const announcement &a : announcer_->state())
+        d.addresses.push_back({to_string(a.address), a.wanted, a.announced, a.error});
+    stats_.set_drain(std::move(d));
+}
+
+bool gateway::may_stop()
+{
+    if (stop_at_) return steady::now() >= *stop_at_;
+    const bool withdrawn = announcer_->withdraw_all();
+    publish_drain();
+    const uint32_t delay = api_->config().drain.stop_delay_ms;
+    if (!withdrawn || delay == 0) return true;
+    spdlog::info("stopping: addresses withdrawn, serving {} ms more while the routers move away",
+                 delay);
+    stop_at_ = steady::now() + std::chrono::milliseconds(delay);
+    return false;
 }
 
 reload_reply gateway::reload(const char *trigger)
@@ -463,10 +566,18 @@ void gateway::watch_links()
 
 void gateway::control_loop()
 {
-    while (!signals_.stop.load()) {
+    for (;;) {
         std::this_thread::sleep_for(loop_period);
         // Nothing that goes wrong in one pass may end the loop: each step logs and goes on.
         try {
+            if (signals_.stop.load() && may_stop()) return;
+            if (std::optional<drain_order> order = requests_.take_drain_order())
+                take_drain_order(*order);
+            follow_drain();
+            if (steady::now() - retried_at_ > std::chrono::seconds(1)) {
+                announcer_->retry();
+                retried_at_ = steady::now();
+            }
             if (signals_.reload.exchange(false)) reload("SIGHUP");
             requests_.serve([this] { return reload("control request"); });
             if (watch_ && watch_->poll(steady::now())) {
@@ -481,6 +592,7 @@ void gateway::control_loop()
             watch_links();
         } catch (const std::exception &e) {
             spdlog::error("control loop: {}", e.what());
+            if (signals_.stop.load()) return; // stopping must not hang on what failed
         }
     }
 }

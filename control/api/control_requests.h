@@ -7,6 +7,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace meshgate
@@ -19,9 +20,31 @@ struct reload_reply {
     std::vector<std::string> errors; // FILE:LINE:COL: message
 };
 
+// Withdraw the published addresses and serve what still arrives (meshgatectl drain), or
+// announce them again.
+struct drain_order {
+    bool cancel = false;   // announce again, forget the deadline
+    double deadline_s = 0; // seconds from the order until the drain ends; 0 = no deadline
+    bool stop = false;     // stop the gateway when it ends
+};
+
 class control_requests
 {
   public:
+    // Any thread: a drain order for the control thread's next pass (a later one replaces it);
+    // what it does is seen in the drain status (stats_state::drain()).
+    void order_drain(drain_order order)
+    {
+        std::lock_guard lock(mutex_);
+        drain_ = order;
+    }
+    // Control thread: the order given since the last call, if any.
+    std::optional<drain_order> take_drain_order()
+    {
+        std::lock_guard lock(mutex_);
+        return std::exchange(drain_, std::nullopt);
+    }
+
     // Any thread: a reload, answered by the control thread within TIMEOUT or nothing.
     std::optional<reload_reply> reload(std::chrono::milliseconds timeout)
     {
@@ -76,6 +99,7 @@ class control_requests
     std::mutex mutex_;
     bool closed_ = false;
     std::vector<std::promise<reload_reply>> reloads_;
+    std::optional<drain_order> drain_;
 };
 
 } // namespace meshgate

@@ -1,12 +1,15 @@
 // meshgatectl: the running gateway seen and reloaded through its DPDK telemetry socket.
 //   meshgatectl [--file-prefix PREFIX] services|conns|stats|reload|swarm [--json]
+//   meshgatectl [--file-prefix PREFIX] drain [--deadline S] [--stop] [--cancel]
 // Tables for people by default (services like `ipvsadm -Ln --rate`, conns like `ipvsadm -Lnc`),
 // one JSON document with --json. Exit status 0, or 1 when the gateway is not there or a reload
 // was rejected.
+#include <chrono>
 #include <cstdio>
 #include <ctime>
 #include <iostream>
 #include <string>
+#include <thread>
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
@@ -55,7 +58,18 @@ json services_document(telemetry_client &gw)
             }
         if (!placed) removed.push_back(t); // its service left the config; it ends with its grace
     }
-    return json{{"services", services}, {"removed_tasks", removed}};
+    return json{
+        {"services", services}, {"removed_tasks", removed}, {"drain", gw.call("/meshgate/drain")}};
+}
+
+// "draining, 2 addresses withdrawn" or "serving, 203.0.113.10 announced".
+std::string drain_line(const json &d)
+{
+    std::string addresses;
+    for (const json &a : d.value("addresses", json::array()))
+        addresses += (addresses.empty() ? "" : ", ") + text(a);
+    return fmt::format("{}{}{}", d["draining"] == 1 ? "draining" : "serving",
+                       addresses.empty() ? "" : "; routed addresses: ", addresses);
 }
 
 void print_task(const json &t)
@@ -80,6 +94,7 @@ int services(telemetry_client &gw, bool as_json)
                              "connections\n",
                              text(info["version"]), text(info["generation"]), text(info["config"]),
                              text(info["connections"]), text(info["capacity"]));
+    std::cout << drain_line(doc["drain"]) << "\n";
     std::cout << fmt::format("{:<20} {:<9} {:>7} {:<6}  {}\n", "Service", "Scheduler", "Persist",
                              "Origin", "Published -> target port");
     std::cout << fmt::format("  -> {:<15} {:<12} {:>6} {:<9} {:>10} {:>9} {:>9} {:>6} {:>8} "
@@ -215,6 +230,54 @@ int reload(telemetry_client &gw, bool as_json)
     return ok ? 0 : 1;
 }
 
+// Withdraws the addresses and follows the drain until it ends: no TCP connection established
+// any more, or the deadline; prints how many were left.
+int drain(telemetry_client &gw, double deadline, bool stop, bool cancel, bool as_json)
+{
+    std::string order = cancel ? "cancel" : fmt::format("start,{}", deadline);
+    if (stop && !cancel) order += ",stop";
+    json d = gw.call("/meshgate/drain," + order);
+    if (cancel) {
+        // The control thread takes the order within its next pass.
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        d = gw.call("/meshgate/drain");
+        if (as_json)
+            std::cout << d.dump(2) << "\n";
+        else
+            std::cout << drain_line(d) << "\n";
+        return d["draining"] == 0 ? 0 : 1;
+    }
+    uint64_t shown = UINT64_MAX;
+    for (;;) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        try {
+            d = gw.call("/meshgate/drain");
+        } catch (const std::exception &) {
+            if (stop) break; // it stopped as asked
+            throw;
+        }
+        if (d["draining"] != 1) continue; // the order is not taken yet
+        if (d["ended"] == 1) break;
+        const auto established = d["established"].get<uint64_t>();
+        if (!as_json && established != shown)
+            std::cout << fmt::format(
+                "draining: {} established connection(s){}\n", established,
+                d["deadline_left_ms"].get<int64_t>() >= 0
+                    ? fmt::format(", {:.1f} s to the deadline",
+                                  d["deadline_left_ms"].get<int64_t>() / 1000.0)
+                    : "");
+        shown = established;
+    }
+    if (as_json) {
+        std::cout << d.dump(2) << "\n";
+    } else {
+        std::cout << fmt::format("drained: {} established connection(s) left; {}\n",
+                                 text(d.value("left", json(0))), drain_line(d));
+        if (stop) std::cout << "the gateway stops\n";
+    }
+    return 0;
+}
+
 } // namespace
 
 int main(int argc, char **argv)
@@ -237,7 +300,16 @@ int main(int argc, char **argv)
     auto *stats_cmd = app.add_subcommand("stats", "counters of ports, drops and events");
     auto *reload_cmd = app.add_subcommand("reload", "reload the configuration file");
     auto *swarm_cmd = app.add_subcommand("swarm", "the swarm sync: connected, events, errors");
-    for (CLI::App *c : {services_cmd, conns_cmd, stats_cmd, reload_cmd, swarm_cmd})
+    auto *drain_cmd = app.add_subcommand(
+        "drain", "withdraw the published addresses from the routers, serve what still arrives "
+                 "until no connection is established or the deadline, say how many were left");
+    double deadline = 60;
+    bool stop = false, cancel = false;
+    drain_cmd->add_option("--deadline", deadline, "seconds at most (default 60; 0 = none)")
+        ->check(CLI::NonNegativeNumber);
+    drain_cmd->add_flag("--stop", stop, "stop the gateway when the drain ends");
+    drain_cmd->add_flag("--cancel", cancel, "announce the addresses again");
+    for (CLI::App *c : {services_cmd, conns_cmd, stats_cmd, reload_cmd, swarm_cmd, drain_cmd})
         c->add_flag("--json", as_json, "one JSON document instead of tables");
     CLI11_PARSE(app, argc, argv);
 
@@ -247,6 +319,7 @@ int main(int argc, char **argv)
         if (*conns_cmd) return conns(gw, only, limit, as_json);
         if (*stats_cmd) return stats(gw, as_json);
         if (*swarm_cmd) return swarm(gw, as_json);
+        if (*drain_cmd) return drain(gw, deadline, stop, cancel, as_json);
         return reload(gw, as_json);
     } catch (const std::exception &e) {
         std::cerr << "meshgatectl: " << e.what() << "\n";

@@ -1,5 +1,7 @@
 #include "control/observe/metrics.h"
+
 #include "control/base/edge.h"
+#include <algorithm>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -94,6 +96,48 @@ void port_families(std::vector<MetricFamily> &out, const gateway_view &v,
                   static_cast<double>(totals.ports[p].*f.tx));
         }
     }
+}
+
+// The exception path of the ports that have a kernel interface.
+void kernel_families(std::vector<MetricFamily> &out, const gateway_view &v,
+                     const gateway_totals &totals)
+{
+    if (std::all_of(v.ports.begin(), v.ports.end(),
+                    [](const port_view &p) { return p.kernel_interface.empty(); }))
+        return;
+    family_builder packets(out, "meshgate_exception_packets_total",
+                           "Frames handed to a port's kernel interface (to_kernel) and sent by the "
+                           "kernel out of the port (from_kernel).",
+                           MetricType::Counter);
+    family_builder drops(out, "meshgate_exception_drops_total",
+                         "Frames for a port's kernel interface dropped: over [limits] "
+                         "kernel_packets_per_second or kernel_syns_per_second (rate), or its "
+                         "queue full (full).",
+                         MetricType::Counter);
+    for (size_t p = 0; p < v.ports.size(); ++p) {
+        if (v.ports[p].kernel_interface.empty()) continue;
+        const std::string &name = v.ports[p].name;
+        const dataplane::port_counters &c = totals.ports[p];
+        packets.add({{"port", name}, {"direction", "to_kernel"}}, static_cast<double>(c.to_kernel));
+        packets.add({{"port", name}, {"direction", "from_kernel"}},
+                    static_cast<double>(c.from_kernel));
+        drops.add({{"port", name}, {"reason", "rate"}}, static_cast<double>(c.kernel_rate_drops));
+        drops.add({{"port", name}, {"reason", "full"}}, static_cast<double>(c.kernel_full_drops));
+    }
+}
+
+void drain_families(std::vector<MetricFamily> &out, const drain_status &d)
+{
+    family_builder(out, "meshgate_draining",
+                   "1 while the gateway drains (meshgatectl drain): its addresses withdrawn.",
+                   MetricType::Gauge)
+        .add({}, d.draining ? 1 : 0);
+    family_builder announced(out, "meshgate_address_announced",
+                             "1 while a routed service address is on the external kernel "
+                             "interfaces, for the host's BGP daemon to announce.",
+                             MetricType::Gauge);
+    for (const address_status &a : d.addresses)
+        announced.add({{"address", a.address}}, a.announced ? 1 : 0);
 }
 
 void drop_and_event_families(std::vector<MetricFamily> &out, const gateway_totals &totals)
@@ -261,7 +305,9 @@ std::vector<MetricFamily> gateway_collector::Collect() const
         const counter_sources &counters = state_.counters;
         const gateway_totals totals = sum_totals(counters, v->ports.size());
         port_families(out, *v, totals);
+        kernel_families(out, *v, totals);
         drop_and_event_families(out, totals);
+        drain_families(out, state_.drain());
         config_families(out, *v, state_.reload());
         service_families(out, *v, counters);
         if (std::optional<swarm_status> s = state_.swarm()) swarm_families(out, *s);

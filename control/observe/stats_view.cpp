@@ -32,6 +32,10 @@ gateway_totals sum_totals(const counter_sources &c, size_t port_count)
             t.ports[p].rx_bytes += w->ports[p].rx_bytes;
             t.ports[p].tx_packets += w->ports[p].tx_packets;
             t.ports[p].tx_bytes += w->ports[p].tx_bytes;
+            t.ports[p].to_kernel += w->ports[p].to_kernel;
+            t.ports[p].from_kernel += w->ports[p].from_kernel;
+            t.ports[p].kernel_rate_drops += w->ports[p].kernel_rate_drops;
+            t.ports[p].kernel_full_drops += w->ports[p].kernel_full_drops;
         }
         for (size_t r = 0; r < dataplane::drop_reason_count; ++r)
             t.drops[r] += w->drops[r];
@@ -77,7 +81,7 @@ std::shared_ptr<const gateway_view> build_view(const control_api &api,
                   m.bytes.begin());
         v->ports.push_back({ports[i].name, ports[i].device,
                             std::string(name_of(c.ports.at(i).role)), to_string(m),
-                            ports[i].port_id});
+                            c.ports.at(i).kernel_interface, ports[i].port_id});
     }
 
     std::map<std::string, size_t> service_index;
@@ -191,6 +195,41 @@ std::optional<swarm_status> stats_state::swarm() const
 {
     std::lock_guard lock(mutex_);
     return swarm_;
+}
+
+void stats_state::set_drain(drain_status d)
+{
+    std::lock_guard lock(mutex_);
+    drain_ = std::move(d);
+}
+
+drain_status stats_state::drain() const
+{
+    std::lock_guard lock(mutex_);
+    return drain_;
+}
+
+task_states scan_states(const dataplane::connection_table &t)
+{
+    task_states s{std::vector<uint32_t>(dataplane::task_id_capacity),
+                  std::vector<uint32_t>(dataplane::task_id_capacity)};
+    for (uint32_t i = 0; i < t.capacity(); ++i) {
+        const dataplane::connection &c = t.at(i);
+        if (c.live.load(std::memory_order_relaxed) == 0 || c.task >= dataplane::task_id_capacity)
+            continue;
+        const bool established = c.tclass == dataplane::timeout_class::tcp &&
+                                 c.tcp() == dataplane::tcp_state::established;
+        ++(established ? s.active : s.inactive)[c.task];
+    }
+    return s;
+}
+
+uint64_t task_states::total_active() const
+{
+    uint64_t n = 0;
+    for (uint32_t a : active)
+        n += a;
+    return n;
 }
 
 } // namespace meshgate

@@ -25,7 +25,8 @@ namespace meshgate
 
 struct port_view {
     std::string name, device, role, mac;
-    uint16_t port_id = 0; // DPDK's: its link state is read when exported
+    std::string kernel_interface; // "" = none
+    uint16_t port_id = 0;         // DPDK's: its link state is read when exported
 };
 
 struct task_view {
@@ -84,6 +85,14 @@ gateway_totals sum_totals(const counter_sources &c, size_t port_count);
 dataplane::task_counters sum_task(const counter_sources &c, uint16_t id);
 uint64_t sum_service_connections(const counter_sources &c, uint16_t id);
 
+// Connections per task id by class (ipvsadm: active = ESTABLISHED, inactive = the others): one
+// walk over the whole table.
+struct task_states {
+    std::vector<uint32_t> active, inactive;
+    uint64_t total_active() const;
+};
+task_states scan_states(const dataplane::connection_table &t);
+
 // The view of what API runs now. The counters of an id are its holder's alone: the data path
 // sets them back to 0 when the id changes hands (gateway_runtime::reset_counters).
 std::shared_ptr<const gateway_view> build_view(const control_api &api,
@@ -109,6 +118,25 @@ struct reload_status {
     double last_at = 0; // seconds since the epoch
 };
 
+// A routed service address and whether the host's BGP daemon is given it (control/kernel/).
+struct address_status {
+    std::string address;
+    bool wanted = false;    // served and the gateway is not draining
+    bool announced = false; // on the external kernel interfaces
+    std::string error;      // what the kernel refused, while it lasts
+};
+
+// meshgatectl drain: the addresses withdrawn, the connections that still arrive served.
+struct drain_status {
+    bool draining = false;
+    bool ended = false;        // no TCP connection is established any more, or the deadline passed
+    double deadline_left = -1; // seconds until the deadline; -1: none
+    bool stop = false;         // the gateway stops when it ends
+    uint64_t established = 0;  // ESTABLISHED TCP connections at the last look
+    uint64_t left = 0;         // those still there when it ended
+    std::vector<address_status> addresses;
+};
+
 // The current view, the reload status and the counters, shared by the readers' threads.
 class stats_state
 {
@@ -123,6 +151,8 @@ class stats_state
     // While [swarm] is set.
     void set_swarm(std::optional<swarm_status> s);
     std::optional<swarm_status> swarm() const;
+    void set_drain(drain_status d);
+    drain_status drain() const;
 
     counter_sources counters; // set once before any reader starts
 
@@ -132,6 +162,7 @@ class stats_state
     reload_status reload_;
     std::vector<task_rate> rates_;
     std::optional<swarm_status> swarm_;
+    drain_status drain_;
 };
 
 } // namespace meshgate

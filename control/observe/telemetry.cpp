@@ -13,6 +13,7 @@
 #include <vector>
 
 #include <rte_telemetry.h>
+#include <spdlog/spdlog.h>
 
 #include "control/base/edge.h"
 #include "control/base/net_text.h"
@@ -132,26 +133,6 @@ std::string endpoint(uint32_t ip_be, uint16_t port_be)
 {
     return to_string(ipv4_address{__builtin_bswap32(ip_be)}) + ":" +
            std::to_string(__builtin_bswap16(port_be));
-}
-
-// Connections per task id by class (ipvsadm: active = ESTABLISHED, inactive = the others).
-struct task_states {
-    std::vector<uint32_t> active, inactive;
-};
-
-task_states scan_states(const dataplane::connection_table &t)
-{
-    task_states s{std::vector<uint32_t>(dataplane::task_id_capacity),
-                  std::vector<uint32_t>(dataplane::task_id_capacity)};
-    for (uint32_t i = 0; i < t.capacity(); ++i) {
-        const dataplane::connection &c = t.at(i);
-        if (c.live.load(std::memory_order_relaxed) == 0 || c.task >= dataplane::task_id_capacity)
-            continue;
-        const bool established = c.tclass == dataplane::timeout_class::tcp &&
-                                 c.tcp() == dataplane::tcp_state::established;
-        ++(established ? s.active : s.inactive)[c.task];
-    }
-    return s;
 }
 
 // A listing of many tasks asks page by page: one scan of the table serves them for a second.
@@ -400,6 +381,60 @@ int cmd_reload(const char *, const char *, rte_tel_data *d)
     return 0;
 }
 
+// Parameters: none (the status), "start[,DEADLINE_S][,stop]" or "cancel". A start or a cancel
+// is carried out by the control thread within its next pass; the status then shows it.
+int cmd_drain(const char *, const char *params, rte_tel_data *d)
+{
+    const std::string p = params != nullptr ? params : "";
+    std::vector<std::string> words;
+    for (size_t at = 0; at <= p.size() && !p.empty();) {
+        const size_t comma = std::min(p.find(',', at), p.size());
+        words.push_back(p.substr(at, comma - at));
+        at = comma + 1;
+    }
+    rte_tel_data_start_dict(d);
+    if (!words.empty()) {
+        drain_order order;
+        if (words[0] == "cancel") {
+            order.cancel = true;
+        } else if (words[0] == "start") {
+            for (size_t i = 1; i < words.size(); ++i) {
+                double seconds = 0;
+                if (words[i] == "stop")
+                    order.stop = true;
+                else if (auto [end, ec] = std::from_chars(
+                             words[i].data(), words[i].data() + words[i].size(), seconds);
+                         ec == std::errc{} && end == words[i].data() + words[i].size() &&
+                         seconds >= 0)
+                    order.deadline_s = seconds;
+                else
+                    return -EINVAL;
+            }
+        } else {
+            return -EINVAL;
+        }
+        requests->order_drain(order);
+        rte_tel_data_add_dict_string(d, "order", "accepted");
+    }
+    const drain_status s = state->drain();
+    rte_tel_data_add_dict_u64(d, "draining", s.draining);
+    rte_tel_data_add_dict_u64(d, "ended", s.ended);
+    rte_tel_data_add_dict_u64(d, "stop", s.stop);
+    rte_tel_data_add_dict_int(d, "deadline_left_ms",
+                              s.deadline_left < 0 ? -1 : static_cast<int>(s.deadline_left * 1000));
+    rte_tel_data_add_dict_u64(d, "established", s.established);
+    rte_tel_data_add_dict_u64(d, "left", s.left);
+    rte_tel_data *addresses = rte_tel_data_alloc();
+    rte_tel_data_start_array(addresses, RTE_TEL_STRING_VAL);
+    for (const address_status &a : s.addresses)
+        rte_tel_data_add_array_string(addresses,
+                                      (a.address + (a.announced ? " announced" : " withdrawn") +
+                                       (a.error.empty() ? "" : " (" + a.error + ")"))
+                                          .c_str());
+    rte_tel_data_add_dict_container(d, "addresses", addresses, 0);
+    return 0;
+}
+
 } // namespace
 
 void register_telemetry(const stats_state &s, control_requests &r)
@@ -434,10 +469,14 @@ void register_telemetry(const stats_state &s, control_requests &r)
              command{"/meshgate/swarm", guarded<cmd_swarm>,
                      "The swarm sync: connected, last event, last full read, errors. No "
                      "parameters"},
+             command{"/meshgate/drain", guarded<cmd_drain>,
+                     "Withdraw the routed addresses. Parameters: none (status), "
+                     "start[,DEADLINE_S][,stop], cancel"},
              command{"/meshgate/reload", guarded<cmd_reload>,
                      "Reloads the configuration file; answers what changed or the errors"},
          })
-        rte_telemetry_register_cmd(c.name, c.fn, c.help);
+        if (rte_telemetry_register_cmd(c.name, c.fn, c.help) != 0) // a help text too long
+            spdlog::error("telemetry command {} not registered", c.name);
 }
 
 void unregister_telemetry()

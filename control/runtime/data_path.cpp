@@ -122,7 +122,14 @@ data_path::data_path(const config::gateway_config &c, std::span<const opened_por
             const std::vector<uint16_t> &rx = plan.rx_workers[p];
             if (auto q = std::find(rx.begin(), rx.end(), i); q != rx.end())
                 w->rx[w->rx_count++] = {p, static_cast<uint16_t>(q - rx.begin())};
+            // The worker of RX queue 0 also reads what the port's kernel sends.
+            w->kernel_port_ids[p] = ports[p].kernel_port_id;
+            if (ports[p].kernel_port_id != dataplane::no_kernel_interface && !rx.empty() &&
+                rx.front() == i)
+                w->kernel_polls |= 1u << p;
         }
+        for (uint16_t p = static_cast<uint16_t>(ports.size()); p < dataplane::max_ports; ++p)
+            w->kernel_port_ids[p] = dataplane::no_kernel_interface;
         worker_view_.push_back(w.get());
         workers_.push_back(std::move(w));
     }

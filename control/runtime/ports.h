@@ -11,6 +11,7 @@
 
 #include "control/config/config.h"
 #include "control/runtime/queue_plan.h"
+#include "dataplane/kernel_path.h"
 
 namespace meshgate
 {
@@ -22,6 +23,8 @@ struct opened_port {
     rte_ether_addr mac{};
     int socket = 0;         // NUMA socket of the device
     bool multi_segs = true; // TX takes chained mbufs (RTE_ETH_TX_OFFLOAD_MULTI_SEGS)
+    // Its kernel interface ([[port]] kernel_interface, control/kernel/), once opened.
+    uint16_t kernel_port_id = dataplane::no_kernel_interface;
 };
 
 // One packet pool per NUMA socket that has ports, RX queues filled from their socket's pool.
