@@ -407,9 +407,10 @@ class BgpLab(mesh_lab.Lab):
         return ns
 
     def add_router(self, segment=SEGMENT, client_side=CLIENT_SIDE, client=CLIENT, asn=ROUTER_ASN,
-                   bfd=False, timers=BFD_TIMERS, l4_hash=True):
-        """The router namespace (bridge `seg` for the gateways, veth `cl` to a client namespace)
-        and its FRR. Returns the router's namespace."""
+                   bfd=False, timers=BFD_TIMERS, l4_hash=True, config=None):
+        """The router namespace (bridge `seg` for the gateways, veth `cl` to a client namespace
+        unless CLIENT is None) and its FRR, with router_frr_config() or CONFIG (give BFD if it
+        needs bfdd). Returns the router's namespace."""
         self.router = self.netns('bgr')
         r = self.router
         self.exec(r, ['ip', 'link', 'add', 'seg', 'type', 'bridge'])
@@ -429,8 +430,8 @@ class BgpLab(mesh_lab.Lab):
         self.segment = segment
         net = ipaddress.ip_interface(segment).network
         self.router_frr = self.start_frr(
-            r, router_frr_config(self.router_address, str(net), asn=asn, bfd=bfd, timers=timers),
-            bfd=bfd)
+            r, config or router_frr_config(self.router_address, str(net), asn=asn, bfd=bfd,
+                                           timers=timers), bfd=bfd)
         return r
 
     def add_gateway_link(self, iface='eth0'):
@@ -454,22 +455,26 @@ class BgpLab(mesh_lab.Lab):
         self.exec(self.router, ['ip', 'link', 'set', self.links[ns], 'up'])
 
     def add_kernel_gateway(self, address, daemon='frr', vip_range=VIP_RANGE, asn=GATEWAY_ASN,
-                           bfd=False, timers=BFD_TIMERS, networks=()):
-        """A gateway without meshgate: ADDRESS (e.g. '10.77.0.11') on eth0, a default route via
-        the router, its BGP daemon (DAEMON 'frr' or 'bird') announcing the /32s of VIP_RANGE
-        put on lo (add_vip). Returns (namespace, the Frr or Bird instance)."""
-        ns = self.add_gateway_link()
+                           bfd=False, timers=BFD_TIMERS, networks=(), iface='eth0',
+                           vip_dev='lo', config=None):
+        """A gateway without meshgate: ADDRESS (e.g. '10.77.0.11') on IFACE, a default route
+        via the router, its BGP daemon (DAEMON 'frr' or 'bird') announcing the /32s of VIP_RANGE
+        put on VIP_DEV (add_vip), from gateway_frr_config()/gateway_bird_config() or CONFIG
+        (for FRR give BFD if it needs bfdd). With IFACE = VIP_DEV = meshgate's kernel_interface
+        name it looks as a meshgate gateway does from its namespace. Returns (namespace, the
+        Frr or Bird instance)."""
+        ns = self.add_gateway_link(iface)
         prefixlen = ipaddress.ip_interface(self.segment).network.prefixlen
-        self.exec(ns, ['ip', 'addr', 'add', f'{address}/{prefixlen}', 'dev', 'eth0'])
+        self.exec(ns, ['ip', 'addr', 'add', f'{address}/{prefixlen}', 'dev', iface])
         self.exec(ns, ['ip', 'route', 'add', 'default', 'via', self.router_address])
         self.gateways[ns] = address
         if daemon == 'frr':
-            instance = self.start_frr(ns, gateway_frr_config(
-                address, self.router_address, vip_range, interface=None if networks else 'lo',
+            instance = self.start_frr(ns, config or gateway_frr_config(
+                address, self.router_address, vip_range, interface=None if networks else vip_dev,
                 asn=asn, bfd=bfd, timers=timers, networks=networks, hostname=ns), bfd=bfd)
         else:
-            instance = self.start_bird(ns, gateway_bird_config(
-                address, self.router_address, vip_range, interface='lo', asn=asn, bfd=bfd,
+            instance = self.start_bird(ns, config or gateway_bird_config(
+                address, self.router_address, vip_range, interface=vip_dev, asn=asn, bfd=bfd,
                 timers=timers))
         return ns, instance
 

@@ -6,6 +6,7 @@ netdev ingress drop hides a veth from the kernel but not from af_packet (how mes
 stand in for a NIC bound to DPDK). Prints the figures it measures (docs/cluster.md)."""
 
 import os
+import re
 import select
 import signal
 import socket
@@ -55,8 +56,7 @@ class BgpLabTest(unittest.TestCase):
         self.assertEqual(hops, ['10.77.0.11', '10.77.0.12'])
         note(f'two next hops {seconds:.2f} s after the /32s were added (sessions up)')
         # the gateways' own segment is connected but not announced; nothing came back to them
-        self.assertIsNone(bgp_lab.kernel_route(lab.router, '10.77.0.0/24').get('protocol') == 'bgp'
-                          or None)
+        self.assertEqual(bgp_lab.kernel_route(lab.router, '10.77.0.0/24')['protocol'], 'kernel')
         self.assertIsNone(bgp_lab.kernel_route(g1, f'{VIP}/32'))   # on lo: local table only
         self.assertEqual(f1.vtysh_json('show ip route bgp json'), {})
 
@@ -156,6 +156,48 @@ class BgpLabTest(unittest.TestCase):
         self.assertIn('arp-request 10.77.0.20', sniffer.stdout.readline())
         stats = harness.run(['ip', '-n', g, '-j', '-s', 'link', 'show', 'eth0']).stdout
         self.assertIn('rx', stats)
+
+    @unittest.skipUnless(bgp_lab.have_bird(), 'BIRD is not installed')
+    def test_4_doc_snippets(self):
+        """docs/cluster.md's FRR and BIRD configurations, as written there, load and work: the
+        router gets the VIP from an FRR gateway (redistribute connected), a BIRD gateway and an
+        FRR gateway with a `network` statement, with BFD up where configured."""
+        with open(os.path.join(harness.SOURCE_ROOT, 'docs', 'cluster.md')) as f:
+            doc = f.read()
+        snippets = dict(re.findall(r'<!-- snippet: (\S+) -->\n```\n(.*?)```', doc, re.S))
+        self.assertEqual(sorted(snippets), ['bird-gateway', 'frr-gateway', 'frr-gateway-network',
+                                            'frr-router'])
+        lab, vip = self.lab, '198.51.100.10'
+        lab.add_router(segment='192.0.2.1/24', client=None, config=snippets['frr-router'],
+                       bfd=True)
+        running = lab.router_frr.running_config()
+        for line in ('no zebra nexthop kernel enable', 'maximum-paths 8',
+                     'bgp listen range 192.0.2.0/24 peer-group GATEWAYS'):
+            self.assertIn(line, running)
+        g1, _ = lab.add_kernel_gateway('192.0.2.11', iface='mg-kernel', vip_dev='mg-kernel',
+                                       config=snippets['frr-gateway'], bfd=True)
+        g2, _ = lab.add_kernel_gateway(
+            '192.0.2.12', daemon='bird', iface='mg-kernel', vip_dev='mg-kernel',
+            config=snippets['bird-gateway'].replace('192.0.2.11', '192.0.2.12'))
+        g3, f3 = lab.add_kernel_gateway(
+            '192.0.2.13', iface='mg-kernel', vip_dev='mg-kernel',
+            config=snippets['frr-gateway-network'].replace('192.0.2.11', '192.0.2.13'))
+        self.assertIn('network 198.51.100.10/32', f3.running_config())
+        note(f'sessions up after {lab.router_frr.wait_established(3):.1f} s')
+        lab.add_vip(g1, '198.51.100.99', dev='lo')        # not on mg-kernel: never announced
+        for g in (g1, g2, g3):
+            lab.add_vip(g, vip, dev='mg-kernel')
+        hops, seconds = lab.wait_next_hops(f'{vip}/32', 3)
+        note(f'three next hops after {seconds:.1f} s')
+        self.assertEqual(hops, ['192.0.2.11', '192.0.2.12', '192.0.2.13'])
+        self.assertIsNone(bgp_lab.kernel_route(lab.router, '198.51.100.99/32'))
+        deadline = time.monotonic() + 30
+        # (g3's snippet has no BFD: the router's session for it stays down, BGP runs anyway)
+        while [lab.router_frr.bfd_peers().get(p) for p in ('192.0.2.11', '192.0.2.12')] != ['up', 'up']:
+            self.assertLess(time.monotonic(), deadline, lab.router_frr.bfd_peers())
+            time.sleep(0.1)
+        lab.del_vip(g3, vip, dev='mg-kernel')              # import-check: gone with the route
+        lab.wait_next_hops(f'{vip}/32', ['192.0.2.11', '192.0.2.12'])
 
 
 SNIFF = r'''
