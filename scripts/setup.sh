@@ -19,6 +19,12 @@ packages=(
     curl netcat-openbsd procps kmod prometheus
     # a real one-node swarm (tests/integration/test_swarm.py): its engine, and an image's binary
     docker.io busybox-static
+    # gateways behind an ECMP router (tests/integration/bgp_lab.py): BGP daemons, and nft to
+    # hide an af_packet port's veth from the kernel. On a machine with systemd, installing
+    # them starts frr.service (zebra, staticd) and bird.service in the root namespace; they
+    # are left alone: the tests run their own instances in their own namespaces, FRR with its
+    # own pathspace (-N) and BIRD with its own control socket, which the system ones never meet.
+    frr bird2 nftables
 )
 
 install_missing() {
