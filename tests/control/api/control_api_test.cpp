@@ -1,10 +1,12 @@
 // control_api on a fake runtime (no DPDK): ids stay with names across reorders, removals and
 // re-adds; removed tasks go through their grace and end; ids come back only when no connection
-// names them; a change with errors changes nothing; restart-only keys are refused by name.
+// names them; a change with errors changes nothing; restart-only keys are refused by name;
+// gateways that reach one file by reloads in different orders publish the same Maglev tables.
 #include "control/api/control_api.h"
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <map>
 #include <string>
 #include <vector>
@@ -344,6 +346,165 @@ TEST_F(ControlApi, SingleObjectCallsGoThroughTheSameChecks)
     ASSERT_TRUE(api->upsert_service(s).ok);
     EXPECT_EQ(service_id("late"), 3);
     EXPECT_EQ(api->generation(), 6u);
+}
+
+// Issue 15, "N gateways, one answer": gateways whose files say the same thing, in any order and
+// reached by any path of reloads, publish the same Maglev tables. Task ids follow each gateway's
+// history, so slots are compared by the task address they name.
+struct task_spec {
+    const char *address;
+    const char *node;
+    uint32_t weight;
+};
+
+config::service maglev(const std::string &name, uint16_t port, std::vector<task_spec> tasks)
+{
+    config::service s = service(name, port, {}, config::scheduler_kind::maglev);
+    for (const task_spec &t : tasks) {
+        config::task k;
+        k.address = ip(t.address);
+        k.node = t.node;
+        k.weight = t.weight;
+        k.mac = docker_mac_for(k.address);
+        s.tasks.push_back(k);
+    }
+    return s;
+}
+
+// A control_api of its own with a fake runtime whose clock stands still: removed tasks stay in
+// their grace, holding their ids.
+class fake_gateway
+{
+  public:
+    fake_gateway()
+    {
+        gateway_runtime r;
+        r.ports = {opened_port{"ext", "net_null0", 0, {}}, opened_port{"und", "net_null1", 1, {}}};
+        r.publish = [this](const dataplane::dataplane_tables *t) { published_ = t; };
+        r.synchronize = [] {};
+        r.active = [](uint16_t) { return 0u; };
+        r.prepare_settings = [](const config::gateway_config *, const config::gateway_config &) {
+            return std::vector<config::config_error>{};
+        };
+        r.commit_settings = [](const config::gateway_config *, const config::gateway_config &) {};
+        r.abort_settings = [] {};
+        r.clock = [] { return 1000.0; };
+        api_ = std::make_unique<control_api>(std::move(r));
+    }
+    fake_gateway(const fake_gateway &) = delete; // the runtime holds `this`
+    fake_gateway &operator=(const fake_gateway &) = delete;
+
+    // start() with the first, apply() with each next; false with the errors on the first refused.
+    ::testing::AssertionResult run(const std::vector<config::gateway_config> &path)
+    {
+        for (size_t i = 0; i < path.size(); ++i) {
+            const apply_result r = i == 0 ? api_->start(path[i]) : api_->apply(path[i]);
+            if (!r.ok)
+                return ::testing::AssertionFailure()
+                       << "step " << i << ": " << (r.errors.empty() ? "" : r.errors[0].to_string());
+        }
+        return ::testing::AssertionSuccess();
+    }
+
+    // The task address (host order) in each slot of SERVICE's Maglev table, 0 for none.
+    std::vector<uint32_t> slots(const std::string &service) const
+    {
+        const dataplane::service_scheduler &s =
+            *published_->services.at(api_->ids().service(service)->id).scheduler;
+        std::vector<uint32_t> out;
+        out.reserve(s.table.size());
+        for (uint32_t key : s.table)
+            out.push_back(key == dataplane::no_task
+                              ? 0
+                              : rte_be_to_cpu_32(published_->tasks.at(key).address));
+        return out;
+    }
+
+    uint16_t task_id(const std::string &s, const char *a) const
+    {
+        return api_->ids().task({s, ip(a)})->id;
+    }
+
+  private:
+    std::unique_ptr<control_api> api_;
+    const dataplane::dataplane_tables *published_ = nullptr;
+};
+
+config::gateway_config with(std::vector<config::service> services, bool nodes_reversed = false)
+{
+    config::gateway_config c = base_config();
+    c.services = std::move(services);
+    if (nodes_reversed) std::reverse(c.nodes.begin(), c.nodes.end());
+    return c;
+}
+
+TEST(IdenticalChoices, ReloadsInDifferentOrdersPublishTheSameMaglevTables)
+{
+    const std::vector<task_spec> web = {{"10.255.0.11", "n1", 1},
+                                        {"10.255.0.12", "n2", 1},
+                                        {"10.255.0.13", "n2", 2},
+                                        {"10.255.0.14", "n1", 1},
+                                        {"10.255.0.15", "n2", 1}};
+    const std::vector<task_spec> api = {{"10.255.0.21", "n1", 1},
+                                        {"10.255.0.22", "n2", 1},
+                                        {"10.255.0.23", "n1", 3},
+                                        {"10.255.0.24", "n2", 0}}; // drained
+    auto reversed = [](std::vector<task_spec> v) {
+        std::reverse(v.begin(), v.end());
+        return v;
+    };
+    const config::gateway_config final_config =
+        with({maglev("web", 80, web), maglev("api", 8000, api)});
+
+    // A: another service, three web tasks, a task api loses; then all tasks at weight 1; then
+    // the final file.
+    fake_gateway a;
+    ASSERT_TRUE(
+        a.run({with({maglev("old", 81, {{"10.255.0.31", "n1", 1}}),
+                     maglev("web", 80, {web[0], web[1], {"10.255.0.13", "n2", 1}}),
+                     maglev("api", 8000, {api[0], api[1], {"10.255.0.99", "n2", 1}})}),
+               with({maglev("web", 80, {web[0], web[1], {"10.255.0.13", "n2", 1}, web[3], web[4]}),
+                     maglev("api", 8000, {api[0], api[1], api[2], {"10.255.0.24", "n2", 1}})}),
+               final_config}));
+    // B: api first, other weights, a task web loses, .12 not yet there, nodes reversed; then
+    // the final file with services, tasks and nodes reversed.
+    fake_gateway b;
+    ASSERT_TRUE(b.run(
+        {with(
+             {maglev("api", 8000, {api[3], {"10.255.0.23", "n1", 5}, api[1], api[0]}),
+              maglev("web", 80,
+                     {{"10.255.0.99", "n1", 1}, web[4], web[3], {"10.255.0.13", "n2", 7}, web[0]})},
+             true),
+         with({maglev("api", 8000, reversed(api)), maglev("web", 80, reversed(web))}, true)}));
+    // C: the final file at once, tasks rotated.
+    fake_gateway c;
+    ASSERT_TRUE(c.run({with({maglev("web", 80, {web[2], web[3], web[4], web[0], web[1]}),
+                             maglev("api", 8000, {api[1], api[2], api[3], api[0]})})}));
+    // The histories differ, so do the ids: what is compared is not trivially equal.
+    ASSERT_NE(a.task_id("web", "10.255.0.15"), b.task_id("web", "10.255.0.15"));
+
+    for (const char *service : {"web", "api"}) {
+        SCOPED_TRACE(service);
+        const std::vector<uint32_t> slots = a.slots(service);
+        EXPECT_EQ(slots.size(), dataplane::maglev_default_table_size);
+        // Counted, not printed: 65537 slots.
+        auto differing = [&slots](const std::vector<uint32_t> &other) {
+            size_t n = slots.size() > other.size() ? slots.size() - other.size()
+                                                   : other.size() - slots.size();
+            for (size_t i = 0; i < std::min(slots.size(), other.size()); ++i)
+                n += slots[i] != other[i];
+            return n;
+        };
+        EXPECT_EQ(differing(b.slots(service)), 0u) << "slots differ between A and B";
+        EXPECT_EQ(differing(c.slots(service)), 0u) << "slots differ between A and C";
+        // Every task of weight > 0 owns slots, the drained one none.
+        std::map<uint32_t, size_t> owned;
+        for (uint32_t address : slots)
+            ++owned[address];
+        for (const task_spec &t : std::string(service) == "web" ? web : api)
+            EXPECT_EQ(owned.count(ip(t.address).value), t.weight > 0 ? 1u : 0u) << t.address;
+        EXPECT_EQ(owned.count(0), 0u);
+    }
 }
 
 TEST(ChangeSet, SummaryCountsAndSettings)
