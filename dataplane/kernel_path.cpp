@@ -64,8 +64,10 @@ void kernel_flush(worker &w)
     w.kernel_pending = 0;
 }
 
-void kernel_poll(worker &w, const dataplane_tables &t)
+void kernel_poll(worker &w, const dataplane_tables &t, uint64_t tsc)
 {
+    if (w.kernel_polls == 0 || tsc < w.kernel_poll_at) return;
+    w.kernel_poll_at = tsc + w.tsc_hz / 1000000 * kernel_poll_interval_us;
     rte_mbuf *frames[burst_size];
     for (uint32_t ports = w.kernel_polls; ports != 0; ports &= ports - 1) {
         const auto port = static_cast<uint16_t>(__builtin_ctz(ports));

@@ -7,7 +7,8 @@
 // at [limits] kernel_packets_per_second (TCP SYNs, which a flood is made of, at their own
 // kernel_syns_per_second, so that a SYN flood cannot starve the host's established sessions);
 // what the TAP's queue refuses is a counted drop. From the kernel the worker polling the port's
-// RX queue 0 reads a burst every housekeeping pass (100 us), never more.
+// RX queue 0 reads a burst every millisecond (kernel_poll_interval_us), never more: a TAP read
+// is a system call, and the host's sessions need no less latency than that.
 #pragma once
 
 #include "dataplane/pipeline.h"
@@ -17,6 +18,7 @@ namespace meshgate::dataplane
 {
 
 inline constexpr uint16_t no_kernel_interface = UINT16_MAX;
+inline constexpr uint64_t kernel_poll_interval_us = 1000;
 
 // Does PORT hand what it does not handle to a kernel interface?
 inline bool has_kernel(const worker &w, uint16_t port)
@@ -44,8 +46,8 @@ void kernel_enqueue(worker &w, uint16_t port, rte_mbuf *m);
 // Sends every kernel buffer; what a TAP queue refuses is dropped as kernel_full.
 void kernel_flush(worker &w);
 
-// Reads what the kernel sent out of the interfaces this worker polls and queues it on their
-// ports as it is (the TAP has the port's MAC).
-void kernel_poll(worker &w, const dataplane_tables &t);
+// At TSC, if a poll interval has passed: reads what the kernel sent out of the interfaces this
+// worker polls and queues it on their ports as it is (the TAP has the port's MAC).
+void kernel_poll(worker &w, const dataplane_tables &t, uint64_t tsc);
 
 } // namespace meshgate::dataplane

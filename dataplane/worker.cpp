@@ -174,7 +174,7 @@ void process_burst(worker &w, const dataplane_tables &t, uint16_t port, rte_mbuf
 
 void housekeeping(worker &w, const dataplane_tables &t, uint64_t tsc)
 {
-    kernel_poll(w, t);
+    kernel_poll(w, t, tsc);
     flush_and_service(w, t, tsc);
     w.now = static_cast<uint32_t>((tsc - w.shared->start_tsc) / w.tsc_hz);
     expire_connections(w);

@@ -106,6 +106,7 @@ struct alignas(RTE_CACHE_LINE_SIZE) worker {
     std::array<tx_buffer, max_ports> kernel_tx{};
     uint32_t kernel_pending = 0; // bit p: kernel_tx[p] holds frames
     uint32_t kernel_polls = 0;
+    uint64_t kernel_poll_at = 0; // TSC of the next read of those (a read of a TAP is a syscall)
     uint32_t now = 0; // seconds since start_tsc, refreshed by housekeeping() (every 100 us)
     uint64_t tsc = 0; // the TSC, refreshed every loop iteration: what rate limits count in
     pending_queue pending;

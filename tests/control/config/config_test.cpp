@@ -235,6 +235,51 @@ TEST(ConfigDefaults, MinimalFileTakesEveryDefault)
     EXPECT_EQ(c.log.level, "info");
     EXPECT_TRUE(c.reload.watch);
     EXPECT_EQ(c.reload.debounce_ms, 500u);
+    EXPECT_EQ(c.ports[0].kernel_interface, "");
+    EXPECT_EQ(c.limits.kernel_packets_per_second, 20000u);
+    EXPECT_EQ(c.limits.kernel_syns_per_second, 1000u);
+    EXPECT_EQ(c.drain.stop_delay_ms, 2000u);
+}
+
+// The keys of more than one gateway: a port's kernel interface, a routed service address, the
+// rates toward the kernel and the stop delay.
+TEST(ConfigCluster, KernelInterfaceRoutedAddressAndDrain)
+{
+    const std::string path = ::testing::TempDir() + "/cluster.toml";
+    std::ofstream(path) << R"([dpdk]
+lcores = "0-1"
+[[port]]
+name = "ext"
+device = "net_null0"
+role = "both"
+address = "203.0.113.10/24"
+kernel_interface = "mg-ext"
+[overlay]
+address = "10.255.0.2/16"
+[[node]]
+name = "n1"
+address = "203.0.113.11"
+[[service]]
+name = "web"
+address = "198.51.100.10"
+  [[service.port]]
+  published = 80
+  [[service.task]]
+  address = "10.255.0.5"
+  node = "n1"
+[limits]
+kernel_packets_per_second = 5000
+kernel_syns_per_second = 100
+[drain]
+stop_delay_ms = 0
+)";
+    const load_result r = load(path, four_cpus());
+    ASSERT_TRUE(r.errors.empty()) << ::testing::PrintToString(error_texts(r));
+    EXPECT_EQ(r.config->ports[0].kernel_interface, "mg-ext");
+    EXPECT_EQ(r.config->services[0].address, ip("198.51.100.10"));
+    EXPECT_EQ(r.config->limits.kernel_packets_per_second, 5000u);
+    EXPECT_EQ(r.config->limits.kernel_syns_per_second, 100u);
+    EXPECT_EQ(r.config->drain.stop_delay_ms, 0u);
 }
 
 // --- invalid files: one expected error each ----------------------------------------------
@@ -270,6 +315,11 @@ const invalid_case invalid_cases[] = {
                             "like '0-1', '0,2-3' or '0@0,1@1,2@1'"},
     {"port_name_long", "6:8: name 'external-uplink-0' is longer than 15 characters"},
     {"port_name_twice", "12:8: port name 'ext' is already used on line 6"},
+    {"kernel_interface_twice", "17:20: kernel_interface 'mg-host' is already used on line 10"},
+    {"kernel_interface_long",
+     "10:20: kernel_interface 'meshgate-external' is longer than 15 characters"},
+    {"service_address_multicast",
+     "19:1: service 'web' address 239.1.2.3 is not a unicast address clients can reach"},
     {"port_network_address", "9:11: address 203.0.113.0 is the network address of 203.0.113.0/24"},
     {"gateway_off_subnet", "10:11: gateway 198.51.100.1 is not inside the subnet 203.0.113.0/24"},
     {"no_underlay_port", "5:1: no [[port]] with role underlay or both: nodes need one"},
