@@ -17,7 +17,6 @@
 namespace meshgate::dataplane
 {
 
-inline constexpr uint16_t no_kernel_interface = UINT16_MAX;
 inline constexpr uint64_t kernel_poll_interval_us = 1000;
 
 // Does PORT hand what it does not handle to a kernel interface?

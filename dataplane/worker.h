@@ -23,6 +23,8 @@ namespace meshgate::dataplane
 {
 
 inline constexpr uint16_t burst_size = 32;
+// A gateway port without a kernel interface (dataplane/kernel_path.h).
+inline constexpr uint16_t no_kernel_interface = UINT16_MAX;
 // SNAT port probes (conntrack's bulk lookups of candidate reverse keys) a worker may spend per
 // burst: a healthy create takes one round of 4; near exhaustion one takes up to 68 per SNAT
 // address, and a SYN flood must not take the time established flows need.
@@ -102,7 +104,11 @@ struct alignas(RTE_CACHE_LINE_SIZE) worker {
     // The exception path (dataplane/kernel_path.h): DPDK port id of each gateway port's kernel
     // interface (no_kernel_interface: none), what waits for it, and which ones this worker
     // reads (bit p: it polls port p's RX queue 0).
-    std::array<uint16_t, max_ports> kernel_port_ids{};
+    std::array<uint16_t, max_ports> kernel_port_ids = [] {
+        std::array<uint16_t, max_ports> none;
+        none.fill(no_kernel_interface);
+        return none;
+    }();
     std::array<tx_buffer, max_ports> kernel_tx{};
     uint32_t kernel_pending = 0; // bit p: kernel_tx[p] holds frames
     uint32_t kernel_polls = 0;

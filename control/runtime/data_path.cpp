@@ -128,8 +128,6 @@ data_path::data_path(const config::gateway_config &c, std::span<const opened_por
                 rx.front() == i)
                 w->kernel_polls |= 1u << p;
         }
-        for (uint16_t p = static_cast<uint16_t>(ports.size()); p < dataplane::max_ports; ++p)
-            w->kernel_port_ids[p] = dataplane::no_kernel_interface;
         worker_view_.push_back(w.get());
         workers_.push_back(std::move(w));
     }

@@ -11,7 +11,7 @@
 
 #include "control/config/config.h"
 #include "control/runtime/queue_plan.h"
-#include "dataplane/kernel_path.h"
+#include "dataplane/worker.h"
 
 namespace meshgate
 {
