@@ -109,14 +109,23 @@ std::vector<uint32_t> build_sh_table(std::span<const scheduler_task> tasks, uint
         given += count[i];
         remainders.emplace_back(share % total, i);
     }
-    std::stable_sort(remainders.begin(), remainders.end(),
-                     [](const auto &a, const auto &b) { return a.first > b.first; });
+    // Ties and the layout by identity, not config order: every gateway builds the same table.
+    auto before = [&](uint32_t a, uint32_t b) {
+        return tasks[a].id != tasks[b].id ? tasks[a].id < tasks[b].id : a < b;
+    };
+    std::sort(remainders.begin(), remainders.end(), [&](const auto &a, const auto &b) {
+        return a.first != b.first ? a.first > b.first : before(a.second, b.second);
+    });
     for (size_t k = 0; given < buckets; ++k, ++given)
         ++count[remainders[k].second];
 
-    // Runs in task order, as ip_vs_sh_reassign() lays them out.
-    uint32_t bucket = 0;
+    // Runs, as ip_vs_sh_reassign() lays them out.
+    std::vector<uint32_t> order(tasks.size());
     for (uint32_t i = 0; i < tasks.size(); ++i)
+        order[i] = i;
+    std::sort(order.begin(), order.end(), before);
+    uint32_t bucket = 0;
+    for (uint32_t i : order)
         for (uint32_t k = 0; k < count[i]; ++k)
             table[bucket++] = i;
     return table;
