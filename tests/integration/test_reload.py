@@ -74,7 +74,7 @@ class ReloadTest(harness.WorkdirTestCase):
     def sighup_and_wait(self, result, count):
         os.kill(self.mg.proc.pid, signal.SIGHUP)
         return self.mg.wait_for(lambda m: m.get('meshgate_config_reloads_total', 0, result=result)
-                                == count, f'reload {result} {count}', timeout=20)
+                                == count, f'reload {result} {count}', timeout=120)
 
     def check(self, text):
         path = os.path.join(self.workdir, 'candidate.toml')
