@@ -74,7 +74,7 @@ class ReloadTest(harness.WorkdirTestCase):
     def sighup_and_wait(self, result, count):
         os.kill(self.mg.proc.pid, signal.SIGHUP)
         return self.mg.wait_for(lambda m: m.get('meshgate_config_reloads_total', 0, result=result)
-                                == count, f'reload {result} {count}', timeout=20)
+                                == count, f'reload {result} {count}', timeout=120)
 
     def check(self, text):
         path = os.path.join(self.workdir, 'candidate.toml')
@@ -165,16 +165,18 @@ class ReloadTest(harness.WorkdirTestCase):
         new = f'127.0.0.1:{harness.free_tcp_port()}'
         self.write(self.config(service('web', 8000), listen=new))
         os.kill(self.mg.proc.pid, signal.SIGHUP)
+        # The new address listens from the reload's preparation on, before the reload is
+        # committed: wait for it to serve the reloaded generation.
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
-                m = harness.scrape(new)
-                break
+                if harness.scrape(new).get('meshgate_config_generation') == 2:
+                    break
             except OSError:
-                time.sleep(0.1)
+                pass
+            time.sleep(0.1)
         else:
-            self.fail(f'no metrics on {new}\n{self.mg.log()}')
-        self.assertEqual(m.get('meshgate_config_generation'), 2)
+            self.fail(f'no metrics of generation 2 on {new}\n{self.mg.log()}')
         with self.assertRaises(OSError):
             harness.scrape(self.listen)
         self.mg.listen = new
