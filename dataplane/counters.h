@@ -22,7 +22,8 @@ namespace meshgate::dataplane
     X(no_service, "TCP or UDP to a gateway address and port that no service publishes")            \
     X(unknown_vni, "VXLAN with a VNI other than the overlay's")                                    \
     X(unknown_vtep, "VXLAN from a source that is no configured node")                              \
-    X(no_connection, "reply from a task that matches no connection")                               \
+    X(no_connection, "reply from a task, or a client's segment other than a SYN, that matches no " \
+                     "connection")                                                                 \
     X(no_backend, "service with no task of weight > 0")                                            \
     X(task_gone, "packet of a connection whose task was removed (after removed_task_grace)")       \
     X(table_full, "connection table full")                                                         \

@@ -71,7 +71,7 @@ void kernel_poll(worker &w, const dataplane_tables &t, uint64_t tsc)
     rte_mbuf *frames[burst_size];
     for (uint32_t ports = w.kernel_polls; ports != 0; ports &= ports - 1) {
         const auto port = static_cast<uint16_t>(__builtin_ctz(ports));
-        const uint16_t n = rte_eth_rx_burst(w.kernel_port_ids[port], 0, frames, burst_size);
+        const uint16_t n = rte_eth_rx_burst(w.kernel_port_ids[port], w.id, frames, burst_size);
         w.counters.ports[port].from_kernel += n;
         for (uint16_t i = 0; i < n; ++i)
             deliver(w, t, frames[i], send_frame(port));

@@ -6,9 +6,10 @@
 // Bounded both ways: toward the kernel each worker buffers a burst per port and admits frames
 // at [limits] kernel_packets_per_second (TCP SYNs, which a flood is made of, at their own
 // kernel_syns_per_second, so that a SYN flood cannot starve the host's established sessions);
-// what the TAP's queue refuses is a counted drop. From the kernel the worker polling the port's
-// RX queue 0 reads a burst every millisecond (kernel_poll_interval_us), never more: a TAP read
-// is a system call, and the host's sessions need no less latency than that.
+// what the TAP's queue refuses is a counted drop. From the kernel each worker reads its own
+// queue of the TAP (a multiqueue TAP: the kernel spreads its flows), a burst every millisecond
+// (kernel_poll_interval_us), never more: a TAP read is a system call, and the host's sessions
+// need no finer latency than that.
 #pragma once
 
 #include "dataplane/pipeline.h"

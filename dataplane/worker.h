@@ -103,7 +103,7 @@ struct alignas(RTE_CACHE_LINE_SIZE) worker {
     std::array<tx_buffer, max_ports> tx{};
     // The exception path (dataplane/kernel_path.h): DPDK port id of each gateway port's kernel
     // interface (no_kernel_interface: none), what waits for it, and which ones this worker
-    // reads (bit p: it polls port p's RX queue 0).
+    // reads (bit p: its queue of port p's kernel interface).
     std::array<uint16_t, max_ports> kernel_port_ids = [] {
         std::array<uint16_t, max_ports> none;
         none.fill(no_kernel_interface);

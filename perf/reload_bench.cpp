@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "control/api/control_api.h"
+#include "tests/support/fake_runtime.h"
 
 namespace
 {
@@ -63,22 +64,6 @@ config::gateway_config load(const std::string &path, double &parse_ms)
     return std::move(*r.config);
 }
 
-gateway_runtime fake_runtime()
-{
-    gateway_runtime r;
-    r.ports = {opened_port{"ext", "net_null0", 0, {}}, opened_port{"und", "net_null1", 1, {}}};
-    r.publish = [](const dataplane::dataplane_tables *) {};
-    r.synchronize = [] {};
-    r.active = [](uint16_t) { return 0u; };
-    r.prepare_settings = [](const config::gateway_config *, const config::gateway_config &) {
-        return std::vector<config::config_error>{};
-    };
-    r.commit_settings = [](const config::gateway_config *, const config::gateway_config &) {};
-    r.abort_settings = [] {};
-    r.clock = [] { return 0.0; };
-    return r;
-}
-
 struct stage {
     const char *name;
     std::vector<double> ms;
@@ -113,7 +98,9 @@ int main(int argc, char **argv)
             config::gateway_config ca = load(a, p);
             parse.ms.push_back(p);
             config::gateway_config cb = load(b, p);
-            control_api api(fake_runtime(), compile_options{parallel});
+            control_api api(meshgate::test_support::fake_runtime(
+                                [](const meshgate::dataplane::dataplane_tables *) {}),
+                            compile_options{parallel});
             apply_result s = api.start(ca);
             first.ms.push_back(s.compile_ms + s.swap_ms);
             apply_result x = api.apply(cb);

@@ -54,7 +54,7 @@ uint32_t packet_pool_minimum(const config::gateway_config &c)
                       [](const config::port &p) { return !p.kernel_interface.empty(); }));
     const uint64_t wanted =
         ports * queues * (uint64_t{c.dpdk.rx_descriptors} + c.dpdk.tx_descriptors) +
-        kernels * (kernel_interface_descriptors + queues * dataplane::burst_size) +
+        kernels * queues * (kernel_interface_descriptors + dataplane::burst_size) +
         queues * (ports * dataplane::burst_size + dataplane::pending_queue::capacity + 64 +
                   dataplane::reassembly_mbufs + packet_pool_cache) +
         4096;

@@ -15,7 +15,8 @@ uint32_t packet_pool_minimum(const config::gateway_config &c);
 // Mbufs of the packet pool: [dpdk] mbufs, else the minimum.
 uint32_t packet_pool_size(const config::gateway_config &c);
 inline constexpr uint32_t packet_pool_cache = 256;
-// RX and TX descriptors of each kernel interface (a TAP: its RX queue holds that many mbufs).
+// RX and TX descriptors of each queue of a kernel interface (a TAP: an RX queue holds that many
+// mbufs).
 inline constexpr uint16_t kernel_interface_descriptors = 512;
 
 // Data room of each mbuf: a frame of the largest MTU plus the VXLAN encapsulation in one segment.

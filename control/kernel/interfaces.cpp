@@ -41,17 +41,19 @@ void open_one(kernel_interface &k, const config::port &p, const opened_port &por
         throw std::runtime_error(fail + "net_tap made no port");
 
     rte_eth_conf conf{};
-    if (int rc = rte_eth_dev_configure(k.port_id, 1, workers, &conf); rc != 0)
+    // net_tap takes queue pairs (a multiqueue TAP: the kernel spreads what it sends by flow).
+    if (int rc = rte_eth_dev_configure(k.port_id, workers, workers, &conf); rc != 0)
         throw std::runtime_error(fail + "configure: " + rte_strerror(-rc));
-    if (int rc = rte_eth_rx_queue_setup(k.port_id, 0, kernel_interface_descriptors,
-                                        rte_eth_dev_socket_id(k.port_id), nullptr, pool);
-        rc != 0)
-        throw std::runtime_error(fail + "RX queue: " + rte_strerror(-rc));
-    for (uint16_t q = 0; q < workers; ++q)
+    for (uint16_t q = 0; q < workers; ++q) {
+        if (int rc = rte_eth_rx_queue_setup(k.port_id, q, kernel_interface_descriptors,
+                                            rte_eth_dev_socket_id(k.port_id), nullptr, pool);
+            rc != 0)
+            throw std::runtime_error(fail + "RX queue: " + rte_strerror(-rc));
         if (int rc = rte_eth_tx_queue_setup(k.port_id, q, kernel_interface_descriptors,
                                             rte_eth_dev_socket_id(k.port_id), nullptr);
             rc != 0)
             throw std::runtime_error(fail + "TX queue: " + rte_strerror(-rc));
+    }
     if (int rc = rte_eth_dev_set_mtu(k.port_id, p.mtu); rc != 0)
         spdlog::warn("{}MTU {} not set ({})", fail, p.mtu, rte_strerror(-rc));
     if (int rc = rte_eth_dev_start(k.port_id); rc != 0)

@@ -26,8 +26,8 @@ struct kernel_interface {
     std::string vdev;      // the TAP's DPDK device name
 };
 
-// Makes the kernel interface of every port of C that has one: RX queue 0 (read by the worker
-// of the port's RX queue 0) and a TX queue per worker; records its DPDK port id in PORTS.
+// Makes the kernel interface of every port of C that has one, a queue pair per worker (worker i
+// sends to and reads queue i); records its DPDK port id in PORTS.
 // Throws on failure (an interface of that name that exists already, say).
 std::vector<kernel_interface> open_kernel_interfaces(const config::gateway_config &c,
                                                      std::span<opened_port> ports, uint16_t workers,

@@ -122,10 +122,9 @@ data_path::data_path(const config::gateway_config &c, std::span<const opened_por
             const std::vector<uint16_t> &rx = plan.rx_workers[p];
             if (auto q = std::find(rx.begin(), rx.end(), i); q != rx.end())
                 w->rx[w->rx_count++] = {p, static_cast<uint16_t>(q - rx.begin())};
-            // The worker of RX queue 0 also reads what the port's kernel sends.
+            // Each worker reads its own queue of the port's kernel interface.
             w->kernel_port_ids[p] = ports[p].kernel_port_id;
-            if (ports[p].kernel_port_id != dataplane::no_kernel_interface && !rx.empty() &&
-                rx.front() == i)
+            if (ports[p].kernel_port_id != dataplane::no_kernel_interface)
                 w->kernel_polls |= 1u << p;
         }
         worker_view_.push_back(w.get());

@@ -27,22 +27,13 @@ def note(text):
 
 
 @unittest.skipUnless(bgp_lab.have_frr(), 'FRR is not installed (scripts/setup.sh installs it)')
-class BgpLabTest(unittest.TestCase):
+class BgpLabTest(harness.WorkdirTestCase):
+    needs_meshgate = False
 
     def setUp(self):
-        self.workdir = tempfile.mkdtemp(prefix=f'mgt-{self._testMethodName}-')
+        super().setUp()
         self.lab = bgp_lab.BgpLab(harness.unique, self.workdir)
-        self.addCleanup(self._remove_workdir)
         self.addCleanup(self.lab.destroy)
-
-    def _remove_workdir(self):
-        result = getattr(getattr(self, '_outcome', None), 'result', None)
-        failed = result is None or any(t is self for t, _ in result.failures + result.errors)
-        if failed or os.environ.get('MESHGATE_KEEP'):
-            print(f'\n  (work directory kept: {self.workdir})', file=sys.stderr)
-        else:
-            import shutil
-            shutil.rmtree(self.workdir, ignore_errors=True)
 
     def test_1_frr_ecmp_withdraw_and_spread(self):
         lab = self.lab

@@ -3,6 +3,7 @@
 // names them; a change with errors changes nothing; restart-only keys are refused by name;
 // gateways that reach one file by reloads in different orders publish the same Maglev tables.
 #include "control/api/control_api.h"
+#include "tests/support/fake_runtime.h"
 
 #include <gtest/gtest.h>
 
@@ -378,18 +379,8 @@ class fake_gateway
   public:
     fake_gateway()
     {
-        gateway_runtime r;
-        r.ports = {opened_port{"ext", "net_null0", 0, {}}, opened_port{"und", "net_null1", 1, {}}};
-        r.publish = [this](const dataplane::dataplane_tables *t) { published_ = t; };
-        r.synchronize = [] {};
-        r.active = [](uint16_t) { return 0u; };
-        r.prepare_settings = [](const config::gateway_config *, const config::gateway_config &) {
-            return std::vector<config::config_error>{};
-        };
-        r.commit_settings = [](const config::gateway_config *, const config::gateway_config &) {};
-        r.abort_settings = [] {};
-        r.clock = [] { return 1000.0; };
-        api_ = std::make_unique<control_api>(std::move(r));
+        api_ = std::make_unique<control_api>(test_support::fake_runtime(
+            [this](const dataplane::dataplane_tables *t) { published_ = t; }, 1000.0));
     }
     fake_gateway(const fake_gateway &) = delete; // the runtime holds `this`
     fake_gateway &operator=(const fake_gateway &) = delete;

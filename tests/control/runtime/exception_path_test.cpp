@@ -33,8 +33,8 @@ const ipv4_address client = *parse_ipv4("203.0.113.50");
 const ipv4_address vip = *parse_ipv4("198.51.100.10");
 constexpr uint16_t workers = 2;
 
-// ext on net_ring0 with its kernel interface on net_ring1 (RX queue 0 and a TX queue per
-// worker), und on net_null2; service "web" (tcp 8000) on any address, "vip" (tcp 8000) on a
+// ext on net_ring0 with its kernel interface on net_ring1 (a queue pair per worker), und on
+// net_null2; service "web" (tcp 8000) on any address, "vip" (tcp 8000) on a
 // routed address; a kernel_syns_per_second small enough to count.
 config::gateway_config gateway()
 {
@@ -78,10 +78,11 @@ class eal_environment : public ::testing::Environment
         devices = gateway_devices::open(gateway(), workers);
         ASSERT_EQ(rte_eth_dev_get_port_by_name("net_ring1", &kernel), 0);
         rte_eth_conf conf{};
-        ASSERT_EQ(rte_eth_dev_configure(kernel, 1, workers, &conf), 0);
-        ASSERT_EQ(rte_eth_rx_queue_setup(kernel, 0, 256, 0, nullptr, devices.pool), 0);
-        for (uint16_t q = 0; q < workers; ++q)
+        ASSERT_EQ(rte_eth_dev_configure(kernel, workers, workers, &conf), 0);
+        for (uint16_t q = 0; q < workers; ++q) {
+            ASSERT_EQ(rte_eth_rx_queue_setup(kernel, q, 256, 0, nullptr, devices.pool), 0);
             ASSERT_EQ(rte_eth_tx_queue_setup(kernel, q, 256, 0, nullptr), 0);
+        }
         ASSERT_EQ(rte_eth_dev_start(kernel), 0);
         devices.ports[0].kernel_port_id = kernel;
     }
