@@ -163,9 +163,15 @@ class Gateway:
 
     def addresses(self):
         """The IPv4 addresses (a/len) on the TAP in the gateway's namespace."""
-        out = mesh_lab.run(['ip', '-n', self.ns, '-o', '-4', 'addr', 'show', 'dev', self.tap],
-                           check=False).stdout
-        return [line.split()[3] for line in out.splitlines() if len(line.split()) > 3]
+        p = mesh_lab.run(['ip', '-n', self.ns, '-o', '-4', 'addr', 'show', 'dev', self.tap],
+                         check=False)
+        if p.returncode != 0:
+            return []
+        return [line.split()[3] for line in p.stdout.splitlines() if len(line.split()) > 3]
+
+    def tap_exists(self):
+        return mesh_lab.run(['ip', '-n', self.ns, 'link', 'show', 'dev', self.tap],
+                            check=False).returncode == 0
 
     def exec(self, cmd, **kw):
         return mesh_lab.Lab.exec(self.ns, cmd, **kw)

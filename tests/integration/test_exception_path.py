@@ -14,6 +14,7 @@ in meshgate's namespace with the port's MAC and address), in the BGP lab (gatewa
 """
 
 import hashlib
+import json
 import os
 import signal
 import socket
@@ -159,11 +160,21 @@ class ExceptionPathTest(harness.WorkdirTestCase):
                                   seq=rnd.randrange(1 << 32), window=64240))
                 f.write(len(frame).to_bytes(2, 'big') + frame)
 
+    @staticmethod
+    def session(frr, peer):
+        """(connectionsEstablished, connectionsDropped) of FRR's session with PEER."""
+        n = frr.vtysh_json(f'show bgp neighbors {peer} json')[peer]
+        return (n.get('connectionsEstablished', 0), n.get('connectionsDropped', 0),
+                n.get('lastResetDueTo'))
+
     def test_exception_path(self):
         gw, lab = self.gw, self.lab
         gateway_lab.wait(lambda: f'{VIP}/32' in gw.addresses(), 'the VIP /32 on the TAP', 30,
                          diag=self.diag)
         self.assertIn(f'{gw.address}/24', gw.addresses())
+        link = json.loads(gw.exec(['ip', '-j', 'link', 'show', 'dev', gw.tap]).stdout)[0]
+        self.assertEqual((link['address'], link['mtu']), (gw.ext_mac, 1500), link)
+        self.assertIn('UP', link['flags'], link)
 
         # (b) first, since the published service is reached through the router's route
         frr = gw.start_frr()
@@ -173,6 +184,10 @@ class ExceptionPathTest(harness.WorkdirTestCase):
         self.assertEqual(lab.router_frr.bgp_peers(), {gw.address: 'Established'})
         answers = self.web(10)
         self.assertEqual(answers['ok'], 10, f'{answers}\n{self.diag()}')
+        # meshgate answers pings of its port address (from the segment) and of the VIP (routed)
+        for ns, target in ((lab.router, gw.address), (lab.client, VIP)):
+            p = lab.exec(ns, ['ping', '-c', '2', '-W', '5', target], check=False)
+            self.assertEqual(p.returncode, 0, f'ping {target}: {p.stdout}\n{self.diag()}')
 
         # (a) bytes both ways through the TAP, beside the published service
         self.start_echo_server()
@@ -207,6 +222,7 @@ class ExceptionPathTest(harness.WorkdirTestCase):
         with open(script, 'w') as f:
             f.write(FLOODER)
         before = gw.mg.metrics()
+        session_before = self.session(frr, lab.router_address)
         link = lab.links[gw.ns]   # the router's end of the gateway's veth
         flooders = []
         started = time.monotonic()
@@ -253,9 +269,13 @@ class ExceptionPathTest(harness.WorkdirTestCase):
                              + 100 * flood_seconds, after.text)
 
         # the session stays up, or comes back by itself
+        state_after = frr.bgp_peers().get(lab.router_address)
         seconds = frr.wait_established(1, timeout=60)
-        note(f'BGP session Established {seconds:.1f} s after the flood ended; router '
-             f'{lab.router_frr.bgp_peers()}')
+        session_after = self.session(frr, lab.router_address)
+        note(f'BGP session right after the flood: {state_after} (Established again after '
+             f'{seconds:.1f} s of waiting); sessions dropped during the flood: '
+             f'{session_after[1] - session_before[1]} (established '
+             f'{session_after[0] - session_before[0]} times; last reset: {session_after[2]!r})')
         lab.wait_next_hops(f'{VIP}/32', [gw.address], timeout=60)
         answers = self.web(20)
         self.assertEqual(answers['ok'], 20, f'{answers}\n{self.diag()}')
