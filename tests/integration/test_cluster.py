@@ -117,6 +117,7 @@ class Streamer:
         self.answered = 1 if self.task else 0
         self.broke_at = None if self.task else time.monotonic()
         self.wrong = 0
+        self.how = None
         self._stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
 
@@ -130,6 +131,10 @@ class Streamer:
             answer = self.stream.ask(f'line{i}', timeout=5)
             if answer is None:
                 self.broke_at = time.monotonic()
+                # the line client exits when its connection is closed (FIN or RST); a
+                # connection whose packets go nowhere just stalls
+                time.sleep(0.5)
+                self.how = 'closed' if self.stream.proc.poll() is not None else 'stalled'
                 break
             if answer != self.task:
                 self.wrong += 1
@@ -230,7 +235,9 @@ class ClusterTest(harness.WorkdirTestCase):
             s.stop()
         note(f'long-lived connections through A before the drain: {len(streamers)}, broken '
              f'after the router moved them to B: {len(broke)} (lines answered each: '
-             f'{[s.answered for s in streamers]}; wrong task: {sum(s.wrong for s in streamers)})')
+             f'{[s.answered for s in streamers]}; wrong task: {sum(s.wrong for s in streamers)}; '
+             f'how: {[s.how for s in broke]}); B\'s drops then: '
+             f'{b.mg.metrics().nonzero_drops()}')
         out, _ = drainer.communicate(timeout=120)
         self.assertEqual(drainer.returncode, 0, out)
         note(f'meshgatectl drain --deadline 8 on A printed: {out.strip()!r}')
