@@ -155,10 +155,11 @@ class Gateway:
                                  + self.mg.log()[-4000:])
         return p.stdout
 
-    def start_frr(self):
+    def start_frr(self, bfd=False):
+        """FRR in the gateway's namespace, peering over the TAP (with BFD, through it too)."""
         self.frr = self.cluster.lab.start_frr(self.ns, bgp_lab.gateway_frr_config(
-            self.address, self.cluster.lab.router_address, interface=self.tap,
-            hostname=self.ns))
+            self.address, self.cluster.lab.router_address, interface=self.tap, bfd=bfd,
+            hostname=self.ns), bfd=bfd)
         return self.frr
 
     def addresses(self):
@@ -187,9 +188,9 @@ class Cluster:
         self.gateways = []
         self._spare_underlay = None
 
-    def build(self, gateways=1):
+    def build(self, gateways=1, bfd=False):
         lab = self.lab
-        lab.add_router()
+        lab.add_router(bfd=bfd)
         # the swarm: bridge namespace, nodes, tasks (fdb/neighbor for gateway 1 by mesh_lab)
         first = Gateway(self, 1, None, None)
         lab.gateway_vtep, lab.overlay_ip, lab.overlay_mac = (first.vtep, first.overlay_ip,

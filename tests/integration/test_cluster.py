@@ -150,17 +150,16 @@ class Streamer:
 @unittest.skipUnless(bgp_lab.have_frr(), 'FRR is not installed (scripts/setup.sh installs it)')
 class ClusterTest(harness.WorkdirTestCase):
 
-    def setUp(self):
-        super().setUp()
+    def build(self, bfd=False):
         self.cluster = gateway_lab.Cluster(self.workdir)
         self.addCleanup(self.cluster.destroy)
-        self.cluster.build(gateways=2)
+        self.cluster.build(gateways=2, bfd=bfd)
         self.lab = self.cluster.lab
         self.a, self.b = self.cluster.gateways
         for gw in (self.a, self.b):
             gw.start_meshgate(gateway_lab.services_toml(mesh_lab.TASKS))
         for gw in (self.a, self.b):
-            gw.start_frr()
+            gw.start_frr(bfd=bfd)
 
     def diag(self):
         return self.cluster.diag()
@@ -172,6 +171,7 @@ class ClusterTest(harness.WorkdirTestCase):
         return gateway_lab.many(self.lab, self.lab.client, VIP, WEB_PORT, n, concurrent)
 
     def test_cluster(self):
+        self.build()
         a, b, lab = self.a, self.b, self.lab
         both = sorted([a.address, b.address])
         lab.router_frr.wait_established(2, timeout=90)
@@ -316,6 +316,29 @@ class ClusterTest(harness.WorkdirTestCase):
              f'{tap_gone:.2f} s, router without a route {time.monotonic() - started:.2f} s '
              f'after the signal; A\'s BGP session at the router: '
              f'{lab.router_frr.bgp_peers().get(a.address)}')
+
+    def test_crash_with_bfd(self):
+        # BFD runs over the TAP (UDP to the port's address: the exception path); a crashed
+        # meshgate cannot send the withdrawal, BFD tells the router instead of the hold time
+        self.build(bfd=True)
+        a, b, lab = self.a, self.b, self.lab
+        both = sorted([a.address, b.address])
+        lab.router_frr.wait_established(2, timeout=90)
+        lab.wait_next_hops(ROUTE, both, timeout=60)
+        gateway_lab.wait(lambda: sorted(lab.router_frr.bfd_peers().values()) == ['up', 'up'],
+                         'BFD up with both gateways', 60, diag=self.diag)
+        started = time.monotonic()
+        os.kill(a.mg.proc.pid, signal.SIGKILL)
+        a.mg.proc.wait(60)
+        lab.wait_next_hops(ROUTE, [b.address], timeout=60)
+        seconds = time.monotonic() - started
+        note(f'SIGKILL of A with BFD (300 ms x 3): the router dropped A {seconds:.2f} s after '
+             f'the signal; BFD at the router: {lab.router_frr.bfd_peers()}')
+        cb = self.connections(b)
+        r = self.many(20)
+        self.assertEqual(r['ok'], 20, f'{r}\n{self.diag()}')
+        self.assertEqual(self.connections(b) - cb, 20, self.diag())
+
 
 if __name__ == '__main__':
     harness.main()
