@@ -16,9 +16,7 @@ in meshgate's namespace with the port's MAC and address), in the BGP lab (gatewa
 import hashlib
 import json
 import os
-import signal
 import socket
-import subprocess
 import sys
 import textwrap
 import time
@@ -36,8 +34,8 @@ FLOOD_SECONDS = 10
 FLOODERS = 2
 
 ECHO_SERVER = textwrap.dedent('''\
-    # Accepts connections on ADDRESS:PORT; answers each with what it read, reversed byte order
-    # in chunks is pointless: it sends back every byte + 1 (mod 256), until the peer closes.
+    # Accepts connections on ADDRESS:PORT; sends back every byte it reads + 1 (mod 256), until
+    # the peer closes: what comes back proves it went through this process both ways.
     import socket, sys, threading
     s = socket.socket()
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
