@@ -55,6 +55,7 @@ if [ "${MESHGATE_SANITIZE:-1}" != 0 ]; then
     # tests send that much slower (no test asserts a speed) and compare no memory there.
     export MESHGATE_TIME_SCALE=10
     meson test -C "$SAN_BUILD_DIR" --print-errorlogs --num-processes 2 --no-suite integration-2w \
+        --no-suite release-only \
         "$@" || status=$?
     count_results "$SAN_BUILD_DIR" sanitizers || status=1
     echo "sanitizer build and tests: $((SECONDS - san_start)) s"
