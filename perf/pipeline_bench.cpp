@@ -6,7 +6,12 @@
 //   BM_new_connections    SYNs of flows never seen: schedule, create, NAT, encap
 //   BM_parse_and_match    ACKs of flows never seen: parse, key, lookup (a miss), published-port
 //                         match, drop as no_connection: what precedes every verdict
+//   BM_housekeeping/K     one housekeeping() pass (every 100 us in a worker) that reads the
+//                         kernel interface: what the exception path costs outside the bursts
 // Frames are copied into fresh mbufs outside the timed part, as an RX queue would hand them.
+// BM_forward and BM_reverse run with the external port's kernel interface (issue 15) K = none,
+// net_ring: the ring is polled the way a TAP is; BM_housekeeping also with K = net_tap, a real
+// TAP (root; its read is a system call).
 //   build/perf/pipeline_bench [--benchmark_filter=...]
 #include <benchmark/benchmark.h>
 
@@ -16,7 +21,9 @@
 #include <vector>
 
 #include <netinet/in.h>
+#include <unistd.h>
 #include <rte_cycles.h>
+#include <rte_dev.h>
 #include <rte_eal.h>
 #include <rte_ethdev.h>
 #include <rte_ip.h>
@@ -43,11 +50,16 @@ using test_support::node_mac;
 using test_support::und_mac;
 const mac_address client_mac = *parse_mac("02:00:00:00:00:aa");
 
+// The external port's kernel interface: none, a net_ring or a net_tap vdev.
+enum kernel_kind : int64_t { no_kernel, ring_kernel, tap_kernel };
+const char *const kernel_vdevs[] = {nullptr, "net_ring0", "net_tap0"};
+
 // The null ports' gateway, clients behind a router, 16 SNAT addresses (a task has 64512 SNAT
 // ports per address: 1M connections over 3 tasks need more), one rr service of 3 tasks.
-config::gateway_config bench_config(uint32_t connections)
+config::gateway_config bench_config(uint32_t connections, int64_t kernel = no_kernel)
 {
     config::gateway_config c = test_support::null_ports_gateway("pipeline_bench", connections);
+    if (kernel != no_kernel) c.ports[0].kernel_interface = "mgplbench";
     c.ports[0].gateway = parse_ipv4("203.0.113.1");
     c.neighbors.push_back(config::neighbor{*parse_ipv4("203.0.113.1"), client_mac});
     for (uint32_t i = 0; i < 16; ++i)
@@ -105,13 +117,49 @@ const test_support::gateway_devices &devices()
     return d;
 }
 
+// The same with the external port's kernel interface on vdev KERNEL, made when first asked for
+// and opened as meshgate opens a TAP (control/kernel/interfaces.cpp: hotplugged, RX queue 0, a
+// TX queue per worker), then set as exception_path_test does; nullptr if it does not start.
+// The TAP (root only) is named after this process; it goes when the process ends.
+const test_support::gateway_devices *devices(int64_t kernel)
+{
+    if (kernel == no_kernel) return &devices();
+    static std::unique_ptr<test_support::gateway_devices> opened[3];
+    if (opened[kernel]) return opened[kernel].get();
+    auto d = std::make_unique<test_support::gateway_devices>(devices());
+    const std::string args =
+        kernel == tap_kernel ? "iface=mgplb" + std::to_string(getpid() % 100000) : "";
+    uint16_t id = 0;
+    rte_eth_conf conf{};
+    if (rte_eal_hotplug_add("vdev", kernel_vdevs[kernel], args.c_str()) != 0 ||
+        rte_eth_dev_get_port_by_name(kernel_vdevs[kernel], &id) != 0 ||
+        rte_eth_dev_configure(id, 1, d->workers, &conf) != 0 ||
+        rte_eth_rx_queue_setup(id, 0, 512, 0, nullptr, d->pool) != 0)
+        return nullptr;
+    for (uint16_t q = 0; q < d->workers; ++q)
+        if (rte_eth_tx_queue_setup(id, q, 512, 0, nullptr) != 0) return nullptr;
+    if (rte_eth_dev_start(id) != 0) return nullptr;
+    d->ports[0].kernel_port_id = id;
+    opened[kernel] = std::move(d);
+    return opened[kernel].get();
+}
+
 // One gateway: tables, connection table, a worker, on the devices. Built per flow count.
 struct gateway_fixture : test_support::gateway_fixture {
-    explicit gateway_fixture(uint32_t capacity)
-        : test_support::gateway_fixture(bench_config(capacity), devices())
+    explicit gateway_fixture(uint32_t capacity, int64_t kernel = no_kernel)
+        : test_support::gateway_fixture(bench_config(capacity, kernel), *devices(kernel))
     {
     }
 };
+
+// The kernel interface of STATE's second argument, or false if it cannot be opened.
+bool kernel_of(benchmark::State &state, int64_t &kernel)
+{
+    kernel = state.range(1);
+    if (devices(kernel) != nullptr) return true;
+    state.SkipWithError("the kernel interface's vdev did not start");
+    return false;
+}
 
 // Frames of flows FIRST..FIRST+FLOWS.
 std::vector<std::vector<uint8_t>> frames_of(uint32_t flows, uint8_t flags, uint32_t first = 0)
@@ -156,19 +204,33 @@ void timed_bursts(benchmark::State &state, gateway_fixture &g,
     state.counters["cycles/packet"] = packets ? double(cycles) / double(packets) : 0.0;
 }
 
+// FLOWS established flows and the kernel interface: none, or a ring (the established path
+// never looks at it: the difference is the cost of having one), the two one after the other.
+void established_args(benchmark::internal::Benchmark *b)
+{
+    b->ArgNames({"flows", "kernel"})->Unit(benchmark::kMicrosecond);
+    for (int64_t flows : {4096, 1 << 20})
+        for (int64_t kernel : {no_kernel, ring_kernel})
+            b->Args({flows, kernel});
+}
+
 void BM_forward(benchmark::State &state)
 {
     const auto flows = static_cast<uint32_t>(state.range(0));
-    gateway_fixture g(2 * flows + 4096);
+    int64_t kernel;
+    if (!kernel_of(state, kernel)) return;
+    gateway_fixture g(2 * flows + 4096, kernel);
     g.run(frames_of(flows, RTE_TCP_SYN_FLAG), 0, flows / burst);
     timed_bursts(state, g, frames_of(flows, RTE_TCP_ACK_FLAG), 0, 1);
 }
-BENCHMARK(BM_forward)->Arg(4096)->Arg(1 << 20)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_forward)->Apply(established_args);
 
 void BM_reverse(benchmark::State &state)
 {
     const auto flows = static_cast<uint32_t>(state.range(0));
-    gateway_fixture g(2 * flows + 4096);
+    int64_t kernel;
+    if (!kernel_of(state, kernel)) return;
+    gateway_fixture g(2 * flows + 4096, kernel);
     g.run(frames_of(flows, RTE_TCP_SYN_FLAG), 0, flows / burst);
     std::vector<std::vector<uint8_t>> replies;
     replies.reserve(flows);
@@ -185,7 +247,31 @@ void BM_reverse(benchmark::State &state)
     }
     timed_bursts(state, g, replies, 1, 0);
 }
-BENCHMARK(BM_reverse)->Arg(4096)->Arg(1 << 20)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_reverse)->Apply(established_args);
+
+// One housekeeping() pass of a worker with 4096 connections, each pass one that reads the
+// kernel interface (kernel_poll() does it once a millisecond: here every time), the kernel
+// silent: its cost per packet is this over the packets of a millisecond.
+void BM_housekeeping(benchmark::State &state)
+{
+    constexpr uint32_t flows = 4096;
+    int64_t kernel;
+    if (!kernel_of(state, kernel)) return;
+    gateway_fixture g(2 * flows + 4096, kernel);
+    g.run(frames_of(flows, RTE_TCP_SYN_FLAG), 0, flows / burst);
+    uint64_t cycles = 0;
+    for (auto _ : state) {
+        g.w->kernel_poll_at = 0;
+        const uint64_t t0 = rte_rdtsc();
+        g.housekeeping(0, 1);
+        cycles += rte_rdtsc() - t0;
+    }
+    state.counters["cycles/pass"] = double(cycles) / double(state.iterations());
+    state.counters["from_kernel"] = double(g.w->counters.ports[0].from_kernel);
+}
+BENCHMARK(BM_housekeeping)
+    ->ArgNames({"flows", "kernel"})
+    ->ArgsProduct({{4096}, {no_kernel, ring_kernel, tap_kernel}});
 
 // 1M new connections into a table of 2M: it ends half full (a full cuckoo table inserts
 // far slower: conntrack_bench's create+expire shows the cost at steady size). A first million,

@@ -15,15 +15,21 @@ Directions: `in` (client -> task: decided, NATed, encapsulated), `out` (task -> 
 decapsulated, reverse NAT), `mixed` (both at once). The connections exist before the window:
 ext-in starts with one SYN per flow (and for `out` plays its file once only).
 
+With --kernel-interface yes, ext-in has a kernel interface (a TAP: issue 15's exception path,
+read from the worker's housekeeping); with `both`, meshgate runs without and with one
+alternately, each run beside its own testpmd run, --rounds times, then the medians. Any kernel
+interface puts the whole script (both variants) in a network namespace of its own.
+
   perf/throughput.py [--build DIR] [--flows N] [--size BYTES] [--direction in|out|mixed]
-                     [--workers N] [--seconds S]
-prints   direction=in flows=4096 meshgate_mpps=... testpmd_io_mpps=... ratio=... cycles_own=...
+                     [--workers N] [--seconds S] [--kernel-interface no|yes|both] [--rounds N]
+prints   direction=in flows=4096 ... meshgate_mpps=... testpmd_io_mpps=... ratio=... cycles_own=...
 """
 
 import argparse
 import os
 import re
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -95,10 +101,11 @@ def frames_in(inputs):
     return count(ext_file) + count(und_file)
 
 
-def run_meshgate(build, workdir, inputs, seconds, workers, mbufs):
+def run_meshgate(build, workdir, inputs, seconds, workers, mbufs, kernel_interface=None):
     prefix, listen = harness.unique('mgperf'), f'127.0.0.1:{harness.free_tcp_port()}'
     ext, ext_out, und, und_out = devices(inputs)
-    ports = [harness.port_toml('ext', ext, 'external', '203.0.113.10/24', EXT_MAC),
+    kernel = f'kernel_interface = "{kernel_interface}"\n' if kernel_interface else ''
+    ports = [harness.port_toml('ext', ext, 'external', '203.0.113.10/24', EXT_MAC, kernel),
              harness.port_toml('ext-out', ext_out, 'external', '198.51.100.1/24', EXT_OUT_MAC,
                                'gateway = "198.51.100.254"\n'),
              harness.port_toml('und', und, 'underlay', '192.168.60.1/24', UND_MAC),
@@ -161,20 +168,39 @@ def main():
     a.add_argument('--direction', choices=['in', 'out', 'mixed'], default='in')
     a.add_argument('--workers', type=int, default=1)
     a.add_argument('--seconds', type=float, default=10)
+    a.add_argument('--kernel-interface', choices=['no', 'yes', 'both'], default='no',
+                   help='a kernel interface on ext-in; both: without and with, alternately')
+    a.add_argument('--rounds', type=int, default=1, help='runs of each variant')
     o = a.parse_args()
+    variants = {'no': [False], 'yes': [True], 'both': [False, True]}[o.kernel_interface]
+    if any(variants):
+        harness.own_network_namespace()
     harness.ensure_hugepages()
     hz = tsc_hz()
+    runs = {k: [] for k in variants}
     with tempfile.TemporaryDirectory() as workdir:
         inputs = make_pcaps(workdir, o.flows, o.size, o.direction)
         # net_pcap's infinite_rx keeps every frame of its file in an mbuf of the pool
         need = frames_in(inputs) + 65536
         mbufs = 1 << need.bit_length()
-        mesh, drops = run_meshgate(o.build, workdir, inputs, o.seconds, o.workers, mbufs - 1)
-        io = run_testpmd(workdir, inputs, o.seconds, mbufs - 1)
-    own = hz / (mesh * 1e6) - hz / (io * 1e6) if mesh and io else float('nan')
-    print(f'direction={o.direction} flows={o.flows} size={o.size} workers={o.workers} '
-          f'meshgate_mpps={mesh:.3f} testpmd_io_mpps={io:.3f} ratio={mesh / io if io else 0:.3f} '
-          f'cycles_own={own:.0f} drops={drops or "none"}')
+        for _ in range(o.rounds):
+            for kernel in variants:
+                mesh, drops = run_meshgate(o.build, workdir, inputs, o.seconds, o.workers,
+                                           mbufs - 1, harness.unique('mgk') if kernel else None)
+                io = run_testpmd(workdir, inputs, o.seconds, mbufs - 1)
+                own = hz / (mesh * 1e6) - hz / (io * 1e6) if mesh and io else float('nan')
+                runs[kernel].append((mesh, io, own))
+                print(f'direction={o.direction} flows={o.flows} size={o.size} workers={o.workers} '
+                      f'kernel_interface={"yes" if kernel else "no"} '
+                      f'meshgate_mpps={mesh:.3f} testpmd_io_mpps={io:.3f} '
+                      f'ratio={mesh / io if io else 0:.3f} cycles_own={own:.0f} '
+                      f'drops={drops or "none"}', flush=True)
+    if o.rounds > 1:
+        for kernel, r in runs.items():
+            mesh, io, own = (statistics.median(x) for x in zip(*r))
+            print(f'median of {o.rounds}: kernel_interface={"yes" if kernel else "no"} '
+                  f'meshgate_mpps={mesh:.3f} testpmd_io_mpps={io:.3f} ratio={mesh / io:.3f} '
+                  f'cycles_own={own:.0f}')
 
 
 def tsc_hz():

@@ -122,6 +122,18 @@ def ensure_hugepages(count=HUGEPAGES):
         subprocess.run(['mount', '-t', 'hugetlbfs', 'nodev', HUGE_MOUNT], check=True)
 
 
+def own_network_namespace():
+    """Moves this process, and what it starts from then on, into a new network namespace with
+    lo up: the interfaces meshgate makes there (kernel_interface TAPs), their addresses and
+    routes stay out of the host's. The namespace goes with the last process in it. Call it
+    before starting a thread (it moves the calling thread only)."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.unshare(0x40000000) != 0:  # CLONE_NEWNET
+        raise OSError(ctypes.get_errno(), 'unshare(CLONE_NEWNET)')
+    run(['ip', 'link', 'set', 'lo', 'up'])
+
+
 def require_binary():
     if not os.access(MESHGATE_BIN, os.X_OK):
         raise unittest.SkipTest(f'meshgate binary not found: {MESHGATE_BIN} (set MESHGATE_BIN)')
