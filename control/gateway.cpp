@@ -201,6 +201,7 @@ class gateway
 
     struct drain_run {
         bool on = false;
+        steady::time_point started{};
         std::optional<steady::time_point> deadline;
         bool stop = false;
         bool ended = false;
@@ -385,6 +386,7 @@ void gateway::take_drain_order(const drain_order &order)
     } else {
         drain_ = {};
         drain_.on = true;
+        drain_.started = steady::now();
         drain_.stop = order.stop;
         if (order.deadline_s > 0)
             drain_.deadline = steady::now() + std::chrono::duration_cast<steady::duration>(
@@ -397,7 +399,8 @@ void gateway::take_drain_order(const drain_order &order)
     follow_drain();
 }
 
-// Once a second while draining: how many connections are still established; at none, or at the
+// Once a second while draining: how many connections are still established; at none (once the
+// routers had stop_delay_ms to move away: new connections may arrive until then), or at the
 // deadline, the drain has ended (and the gateway stops if asked).
 void gateway::follow_drain()
 {
@@ -405,7 +408,10 @@ void gateway::follow_drain()
     if (!drain_.on || drain_.ended || now - drain_.looked < std::chrono::seconds(1)) return;
     drain_.looked = now;
     drain_.established = scan_states(data_path_->connections()).total_active();
-    if (drain_.established == 0 || (drain_.deadline && now >= *drain_.deadline)) {
+    const bool routers_moved =
+        now - drain_.started >= std::chrono::milliseconds(api_->config().drain.stop_delay_ms);
+    if ((drain_.established == 0 && routers_moved) ||
+        (drain_.deadline && now >= *drain_.deadline)) {
         drain_.ended = true;
         drain_.left = drain_.established;
         spdlog::info("drain ended: {} established connection(s) left{}", drain_.left,
