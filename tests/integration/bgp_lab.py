@@ -149,6 +149,18 @@ def gateway_bird_config(router_id, router_address, vip_range=VIP_RANGE, interfac
 
 # --- daemons ---------------------------------------------------------------------------------
 
+
+def tails(paths):
+    """The last 6000 characters of each file of PATHS that exists, each under its name."""
+    text = ''
+    for path in paths:
+        try:
+            with open(path) as f:
+                text += f'--- {path}\n' + f.read()[-6000:]
+        except OSError:
+            pass
+    return text
+
 class Frr:
     """One FRR instance in namespace NS: zebra, bgpd and, if BFD, bfdd, each reading CONFIG
     (written to /etc/frr/NAME/frr.conf with a log file line added), in the foreground."""
@@ -199,15 +211,8 @@ class Frr:
             time.sleep(0.05)
 
     def log(self):
-        text = ''
-        for path in [self.log_path] + [os.path.join(self.workdir, f'{self.name}-{d}.out')
-                                       for d in self.procs]:
-            try:
-                with open(path) as f:
-                    text += f'--- {path}\n' + f.read()[-6000:]
-            except OSError:
-                pass
-        return text
+        return tails([self.log_path] + [os.path.join(self.workdir, f'{self.name}-{d}.out')
+                                        for d in self.procs])
 
     def vtysh(self, *commands, check=True):
         cmd = ['vtysh', '-N', self.name]
@@ -297,14 +302,7 @@ class Bird:
         return self
 
     def log(self):
-        text = ''
-        for path in (self.out_path, self.out_path + '.log'):
-            try:
-                with open(path) as f:
-                    text += f'--- {path}\n' + f.read()[-6000:]
-            except OSError:
-                pass
-        return text
+        return tails((self.out_path, self.out_path + '.log'))
 
     def birdc(self, command, check=True):
         p = subprocess.run([BIRDC, '-s', self.socket, command], stdout=subprocess.PIPE,

@@ -264,23 +264,16 @@ class Cluster:
 MANY_CLIENT = textwrap.dedent('''\
     # N connections, C at a time, each GET / to the end; prints a JSON line:
     # {"ok": n, "errors": {error: count}, "tasks": {task: count}}
-    import collections, json, socket, sys
+    import collections, json, sys
     from concurrent.futures import ThreadPoolExecutor
+    from http_get import get
     host, port, n, c = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 
     def one(i):
         try:
-            with socket.create_connection((host, port), timeout=20) as s:
-                s.sendall(b'GET / HTTP/1.0\\r\\nHost: x\\r\\n\\r\\n')
-                data = b''
-                while True:
-                    chunk = s.recv(4096)
-                    if not chunk:
-                        break
-                    data += chunk
-            head, _, body = data.partition(b'\\r\\n\\r\\n')
-            if b' 200 ' not in head.split(b'\\r\\n')[0] or not body.startswith(b'task-'):
-                return 'bad answer %r' % data[:80], None
+            status, body = get(host, port)
+            if b' 200 ' not in status or not body.startswith(b'task-'):
+                return 'bad answer %r' % (status + b' ' + body)[:80], None
             return None, body.strip().decode()
         except Exception as e:
             return '%s: %s' % (type(e).__name__, e), None
@@ -299,7 +292,7 @@ def many(lab, ns, host, port, n, concurrent=20, timeout=300):
     script = os.path.join(lab.workdir, 'gateway_lab_many.py')
     if not os.path.exists(script):
         with open(script, 'w') as f:
-            f.write(MANY_CLIENT)
+            f.write(f'import sys\nsys.path.insert(0, {HERE!r})\n' + MANY_CLIENT)
     p = mesh_lab.run(['ip', 'netns', 'exec', ns, '/usr/bin/python3', script, host, str(port),
                       str(n), str(concurrent)], timeout=timeout)
     return json.loads(p.stdout.strip().splitlines()[-1])

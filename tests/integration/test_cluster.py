@@ -43,22 +43,16 @@ LOOP_CLIENT = textwrap.dedent('''\
     # New connections (GET /), THREADS at a time, until STOPFILE exists; a JSON line at the end:
     # {"ok": [start, ...], "failed": [[start, error], ...]} (start: time.monotonic(), the
     # system's CLOCK_MONOTONIC, the test's clock too)
-    import json, os, socket, sys, threading, time
+    import json, os, sys, threading, time
+    from http_get import get
     host, port, threads, stopfile = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
     lock = threading.Lock()
     ok, failed = [], []
 
     def one():
-        with socket.create_connection((host, port), timeout=20) as s:
-            s.sendall(b'GET / HTTP/1.0\\r\\nHost: x\\r\\n\\r\\n')
-            data = b''
-            while True:
-                chunk = s.recv(4096)
-                if not chunk:
-                    break
-                data += chunk
-        if b' 200 ' not in data.split(b'\\r\\n')[0] or b'task-' not in data:
-            raise RuntimeError('bad answer %r' % data[:80])
+        status, body = get(host, port)
+        if b' 200 ' not in status or b'task-' not in status + body:
+            raise RuntimeError('bad answer %r' % (status + b' ' + body)[:80])
 
     def loop():
         while not os.path.exists(stopfile):
@@ -91,7 +85,7 @@ class Loop:
     def __init__(self, lab, workdir, threads=4):
         script = os.path.join(workdir, 'loop_client.py')
         with open(script, 'w') as f:
-            f.write(LOOP_CLIENT)
+            f.write(f'import sys\nsys.path.insert(0, {harness.HERE!r})\n' + LOOP_CLIENT)
         self.stopfile = os.path.join(workdir, 'loop.stop')
         self.proc = subprocess.Popen(['ip', 'netns', 'exec', lab.client, '/usr/bin/python3', script,
                                       VIP, str(WEB_PORT), str(threads), self.stopfile],
