@@ -66,11 +66,11 @@ void kernel_flush(worker &w)
 
 void kernel_poll(worker &w, const dataplane_tables &t, uint64_t tsc)
 {
-    if (w.kernel_polls == 0 || tsc < w.kernel_poll_at) return;
+    if (tsc < w.kernel_poll_at) return;
     w.kernel_poll_at = tsc + w.tsc_hz / 1000000 * kernel_poll_interval_us;
     rte_mbuf *frames[burst_size];
-    for (uint32_t ports = w.kernel_polls; ports != 0; ports &= ports - 1) {
-        const auto port = static_cast<uint16_t>(__builtin_ctz(ports));
+    for (uint16_t port = 0; port < w.port_count; ++port) {
+        if (!has_kernel(w, port)) continue;
         const uint16_t n = rte_eth_rx_burst(w.kernel_port_ids[port], w.id, frames, burst_size);
         w.counters.ports[port].from_kernel += n;
         for (uint16_t i = 0; i < n; ++i)

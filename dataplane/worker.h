@@ -102,8 +102,8 @@ struct alignas(RTE_CACHE_LINE_SIZE) worker {
     static_assert(max_ports <= 32);
     std::array<tx_buffer, max_ports> tx{};
     // The exception path (dataplane/kernel_path.h): DPDK port id of each gateway port's kernel
-    // interface (no_kernel_interface: none), what waits for it, and which ones this worker
-    // reads (bit p: its queue of port p's kernel interface).
+    // interface (no_kernel_interface: none; the worker's queue of it is its id) and what
+    // waits for it.
     std::array<uint16_t, max_ports> kernel_port_ids = [] {
         std::array<uint16_t, max_ports> none;
         none.fill(no_kernel_interface);
@@ -111,8 +111,7 @@ struct alignas(RTE_CACHE_LINE_SIZE) worker {
     }();
     std::array<tx_buffer, max_ports> kernel_tx{};
     uint32_t kernel_pending = 0; // bit p: kernel_tx[p] holds frames
-    uint32_t kernel_polls = 0;
-    uint64_t kernel_poll_at = 0; // TSC of the next read of those (a read of a TAP is a syscall)
+    uint64_t kernel_poll_at = 0; // TSC of the next read of them (a read of a TAP is a syscall)
     uint32_t now = 0; // seconds since start_tsc, refreshed by housekeeping() (every 100 us)
     uint64_t tsc = 0; // the TSC, refreshed every loop iteration: what rate limits count in
     pending_queue pending;

@@ -122,10 +122,8 @@ data_path::data_path(const config::gateway_config &c, std::span<const opened_por
             const std::vector<uint16_t> &rx = plan.rx_workers[p];
             if (auto q = std::find(rx.begin(), rx.end(), i); q != rx.end())
                 w->rx[w->rx_count++] = {p, static_cast<uint16_t>(q - rx.begin())};
-            // Each worker reads its own queue of the port's kernel interface.
+            // Each worker sends to and reads its own queue of the port's kernel interface.
             w->kernel_port_ids[p] = ports[p].kernel_port_id;
-            if (ports[p].kernel_port_id != dataplane::no_kernel_interface)
-                w->kernel_polls |= 1u << p;
         }
         worker_view_.push_back(w.get());
         workers_.push_back(std::move(w));
