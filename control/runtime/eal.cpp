@@ -1,6 +1,15 @@
 #include "control/runtime/eal.h"
 
+#include <algorithm>
 #include <cctype>
+
+#if defined(__SANITIZE_ADDRESS__)
+#define MESHGATE_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define MESHGATE_ASAN 1
+#endif
+#endif
 
 namespace meshgate
 {
@@ -44,6 +53,14 @@ std::vector<std::string> eal_arguments(const config::gateway_config &c)
     }
     // Without -a, EAL would take every NIC bound to a DPDK driver on the host.
     if (!any_pci) args.push_back("--no-pci");
+#ifdef MESHGATE_ASAN
+    // EAL's default base (4 GiB) lies in ASan's shadow gap, so EAL would put its memory where a
+    // plain secondary process (dpdk-dumpcap, dpdk-proc-info) may have its libraries.
+    bool base_given =
+        std::any_of(d.extra_args.begin(), d.extra_args.end(),
+                    [](const std::string &a) { return a.starts_with("--base-virtaddr"); });
+    if (!base_given) args.push_back("--base-virtaddr=0x200000000000");
+#endif
     args.insert(args.end(), d.extra_args.begin(), d.extra_args.end());
     return args;
 }
