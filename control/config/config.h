@@ -210,6 +210,40 @@ struct drain_section {
     uint32_t stop_delay_ms = 2000;
 };
 
+// Gateways that carry each other's connections (control/cluster/): they sync connections and
+// heartbeats over UDP between their underlay addresses, through the underlay port's kernel
+// interface, and one takes over a dead peer's addresses.
+struct cluster_peer {
+    std::string name;
+    ipv4_address address; // its underlay address, on the underlay port's subnet
+    source_position at;
+
+    bool operator==(const cluster_peer &o) const { return name == o.name && address == o.address; }
+};
+
+struct cluster_section {
+    static constexpr size_t max_name = 63;         // a gateway's name, as a service's
+    static constexpr size_t max_peers = 31;        // a group of at most 32 gateways
+    static constexpr size_t min_secret_bytes = 16; // of key_file
+
+    source_position at;
+    std::string name;            // this gateway, unique in the group
+    std::string key_file;        // the group's secret: authenticates every message; "" = none
+    source_position key_file_at; //
+    std::vector<cluster_peer> peers;
+    uint16_t sync_port = 7410;           // UDP, on every member's underlay address
+    uint32_t heartbeat_ms = 100;         // how often each peer hears from us
+    uint32_t dead_after_ms = 300;        // silence that makes a peer dead (3 heartbeats, like BFD)
+    uint32_t resync_interval_ms = 10000; // every connection sent again: repairs lost messages
+
+    bool operator==(const cluster_section &o) const
+    {
+        return name == o.name && key_file == o.key_file && peers == o.peers &&
+               sync_port == o.sync_port && heartbeat_ms == o.heartbeat_ms &&
+               dead_after_ms == o.dead_after_ms && resync_interval_ms == o.resync_interval_ms;
+    }
+};
+
 struct gateway_config {
     std::string file; // the path it was loaded from
     dpdk_section dpdk;
@@ -225,6 +259,7 @@ struct gateway_config {
     log_section log;
     reload_section reload;
     drain_section drain;
+    std::optional<cluster_section> cluster;
 };
 
 // One problem in a file, printed as FILE:LINE:COL: message.
@@ -264,5 +299,9 @@ std::vector<config_error> validate(const gateway_config &c);
 // keeps ADDRESS from being a task on the overlay ("" if nothing).
 bool underlay_reaches(const gateway_config &c, ipv4_address vtep);
 std::string task_address_problem(ipv4_address address, const overlay_section &overlay);
+
+// The port a [cluster] speaks and takes over addresses through: the first one that faces the
+// underlay (nullptr when none does).
+const port *cluster_port(const gateway_config &c);
 
 } // namespace meshgate::config

@@ -187,6 +187,8 @@ std::vector<config::config_error> restart_needed(const config::gateway_config &o
         old.overlay.snat_port_max != next.overlay.snat_port_max)
         needs(next.overlay.snat_ports_at.known() ? next.overlay.snat_ports_at : next.overlay.at,
               "[overlay] snat_ports");
+    // The group knows this gateway by what it said at start.
+    if (old.cluster != next.cluster) needs(next.cluster ? next.cluster->at : b.at, "[cluster]");
     if (old.limits.connections != next.limits.connections)
         needs(next.limits.connections_at.known() ? next.limits.connections_at : b.at,
               "[limits] connections " + std::to_string(old.limits.connections) + " -> " +

@@ -18,7 +18,7 @@ gateway_config read_config(const toml::value &tree, error_list &errors, const lo
 {
     const table_reader root(tree, "", false,
                             {"dpdk", "port", "neighbor", "overlay", "node", "service", "swarm",
-                             "limits", "timeouts", "stats", "log", "reload", "drain"},
+                             "limits", "timeouts", "stats", "log", "reload", "drain", "cluster"},
                             errors);
     gateway_config c;
     c.dpdk = read_dpdk(root, options);
@@ -34,6 +34,7 @@ gateway_config read_config(const toml::value &tree, error_list &errors, const lo
     c.log = read_log(root);
     c.reload = read_reload(root);
     c.drain = read_drain(root);
+    c.cluster = read_cluster(root);
     // What ties the parts together, as for every other input.
     validate(c, errors);
     return c;

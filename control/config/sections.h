@@ -32,5 +32,6 @@ std::vector<service> read_services(const table_reader &root);
 // config_sections.cpp
 reload_section read_reload(const table_reader &root);
 drain_section read_drain(const table_reader &root);
+std::optional<cluster_section> read_cluster(const table_reader &root);
 
 } // namespace meshgate::config

@@ -183,10 +183,41 @@ void check_memory(const gateway_config &c, error_list &errors)
                                          " (lower [limits] connections or raise memory_mb)");
 }
 
+// Peers are on the cluster port's link: a survivor takes a dead peer's address by ARP there,
+// and the messages go through that port's kernel interface.
+void check_cluster(const gateway_config &c, error_list &errors)
+{
+    if (!c.cluster || !ports_known(c)) return;
+    const cluster_section &cl = *c.cluster;
+    const port *p = cluster_port(c);
+    if (p == nullptr) return; // the port check has said it
+    if (p->kernel_interface.empty())
+        errors.add(cl.at, "[cluster] speaks through the kernel: port " + in_quotes(p->name) +
+                              " (the first facing the underlay) needs a kernel_interface");
+    for (const cluster_peer &peer : cl.peers) {
+        if (peer.address == p->address.address)
+            errors.add(peer.at, "peer " + in_quotes(peer.name) + " has port " + in_quotes(p->name) +
+                                    "'s own address " + to_string(peer.address));
+        else if (!p->address.contains(peer.address))
+            errors.add(peer.at, "peer " + in_quotes(peer.name) + " at " + to_string(peer.address) +
+                                    " is not on the subnet " + subnet_text(p->address) +
+                                    " of port " + in_quotes(p->name) +
+                                    ": a survivor takes a dead peer's address by ARP");
+    }
+}
+
 } // namespace
+
+const port *cluster_port(const gateway_config &c)
+{
+    for (const port &p : c.ports)
+        if (p.role != port_role::external) return &p;
+    return nullptr;
+}
 
 void validate(const gateway_config &c, error_list &errors)
 {
+    check_cluster(c, errors);
     check_nodes(c, errors);
     check_services(c, errors);
     check_memory(c, errors);

@@ -282,6 +282,95 @@ stop_delay_ms = 0
     EXPECT_EQ(r.config->drain.stop_delay_ms, 0u);
 }
 
+// [cluster]: a gateway of a group, its peers on the underlay port's link, its key file.
+std::string cluster_config(const std::string &cluster, bool kernel = true)
+{
+    return R"([dpdk]
+lcores = "0-1"
+[[port]]
+name = "ext"
+device = "net_null0"
+role = "external"
+address = "203.0.113.10/24"
+[[port]]
+name = "und"
+device = "net_null1"
+role = "underlay"
+address = "192.168.50.1/24"
+)" + std::string(kernel ? "kernel_interface = \"mg-und\"\n" : "\n") +
+           R"([overlay]
+address = "10.255.0.2/16"
+)" + cluster;
+}
+
+const std::string group_file = ::testing::TempDir() + "/group.toml";
+
+load_result load_cluster(const std::string &text)
+{
+    std::ofstream(group_file) << text;
+    return load(group_file, four_cpus());
+}
+
+TEST(ConfigCluster, PeersKeyAndTimers)
+{
+    const std::string key = ::testing::TempDir() + "/group.key";
+    std::ofstream(key) << "0123456789abcdef0123456789abcdef";
+    const load_result r = load_cluster(cluster_config(R"([cluster]
+name = "gw-a"
+key_file = ")" + key + R"("
+heartbeat_ms = 50
+dead_after_ms = 150
+  [[cluster.peer]]
+  name = "gw-b"
+  address = "192.168.50.2"
+  [[cluster.peer]]
+  name = "gw-c"
+  address = "192.168.50.3"
+)"));
+    ASSERT_TRUE(r.errors.empty()) << ::testing::PrintToString(error_texts(r));
+    const cluster_section &c = *r.config->cluster;
+    EXPECT_EQ(c.name, "gw-a");
+    EXPECT_EQ(c.key_file, key);
+    EXPECT_EQ(c.heartbeat_ms, 50u);
+    EXPECT_EQ(c.dead_after_ms, 150u);
+    EXPECT_EQ(c.sync_port, 7410u);
+    ASSERT_EQ(c.peers.size(), 2u);
+    EXPECT_EQ(c.peers[1].name, "gw-c");
+    EXPECT_EQ(c.peers[1].address, ip("192.168.50.3"));
+    EXPECT_EQ(cluster_port(*r.config), &r.config->ports[1]);
+}
+
+TEST(ConfigCluster, MistakesAreNamedWhereTheyAre)
+{
+    const std::pair<std::string, std::string> cases[] = {
+        {"[cluster]\nname = \"gw-a\"\n  [[cluster.peer]]\n  name = \"gw-b\"\n"
+         "  address = \"192.168.51.2\"\n",
+         "18:3: peer 'gw-b' at 192.168.51.2 is not on the subnet 192.168.50.0/24 of port 'und': "
+         "a survivor takes a dead peer's address by ARP"},
+        {"[cluster]\nname = \"gw-a\"\n  [[cluster.peer]]\n  name = \"gw-a\"\n"
+         "  address = \"192.168.50.2\"\n",
+         "19:10: gateway name 'gw-a' is already used on line 16"},
+        {"[cluster]\nname = \"gw-a\"\ndead_after_ms = 150\n",
+         "18:17: dead_after_ms 150 is less than two heartbeats (heartbeat_ms 100): one late "
+         "heartbeat would kill a peer"},
+        {"[cluster]\nname = \"gw-a\"\nkey_file = \"/nonexistent/group.key\"\n",
+         "18:12: key_file '/nonexistent/group.key' cannot be read"},
+    };
+    for (const auto &[cluster, expected] : cases) {
+        const load_result r = load_cluster(cluster_config(cluster));
+        EXPECT_EQ(::testing::PrintToString(error_texts(r)),
+                  ::testing::PrintToString(std::vector<std::string>{group_file + ":" + expected}))
+            << cluster;
+    }
+    const load_result no_kernel =
+        load_cluster(cluster_config("[cluster]\nname = \"gw-a\"\n", false));
+    EXPECT_EQ(::testing::PrintToString(error_texts(no_kernel)),
+              ::testing::PrintToString(std::vector<std::string>{
+                  group_file +
+                  ":16:1: [cluster] speaks through the kernel: port 'und' (the first facing the "
+                  "underlay) needs a kernel_interface"}));
+}
+
 // --- invalid files: one expected error each ----------------------------------------------
 
 struct invalid_case {
