@@ -13,7 +13,7 @@ packages=(
     clang-14 libfuzzer-14-dev
     libdpdk-dev dpdk dpdk-dev libtbb-dev libtoml11-dev libspdlog-dev prometheus-cpp-dev
     libcli11-dev nlohmann-json3-dev libcurl4-openssl-dev libgtest-dev libgmock-dev
-    libbenchmark-dev libnl-route-3-dev
+    libbenchmark-dev libnl-route-3-dev libssl-dev
     # tests: packet oracle, namespaces, kernel peers
     python3 python3-scapy iproute2 ethtool iputils-ping iputils-arping tshark
     curl netcat-openbsd procps kmod prometheus
