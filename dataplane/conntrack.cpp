@@ -498,6 +498,7 @@ create_result connection_table::create(uint8_t worker, const flow_key &forward, 
     c.last_seen.store(now, std::memory_order_relaxed);
     c.created = now;
     c.client_port = client_port;
+    c.peer = 0;
     c.live.store(1, std::memory_order_relaxed);
 
     // rte_hash publishes pdata with release semantics: the fields above are visible first.
@@ -517,6 +518,71 @@ create_result connection_table::create(uint8_t worker, const flow_key &forward, 
     file(o, index, now);
     o.live.store(o.live.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     return {index, create_status::ok};
+}
+
+install_status connection_table::install(uint8_t worker, const synced_connection &s, uint32_t now,
+                                         removed_connection *out) noexcept
+{
+    if (worker >= n_workers_ || owner_of_reverse(s.reverse) != worker)
+        return install_status::refused;
+    owner_state &o = owners_[worker];
+    if (!o.cursor_set) {
+        o.cursor = now;
+        o.cursor_set = true;
+    }
+    const hash_sig_t fwd_hash = hash(s.forward), rev_hash = hash(s.reverse);
+    const conn_ref known = lookup_in(worker, s.forward, fwd_hash);
+    if (known.hit()) {
+        connection &c = conns_[known.index()];
+        if (known.dir() != direction::forward || c.peer != s.peer || !(c.reverse == s.reverse))
+            return install_status::refused; // a connection of its own here has the key
+        if (s.ended != 0)
+            return remove(worker, known.index(), out) ? install_status::removed
+                                                      : install_status::refused;
+        // The peer saw it later than we did: it lives as long as the peer sees it.
+        const uint32_t seen = now - std::min(s.idle, now);
+        if (static_cast<int32_t>(seen - c.last_seen.load(std::memory_order_relaxed)) > 0)
+            c.last_seen.store(seen, std::memory_order_relaxed);
+        c.state.store(s.state, std::memory_order_relaxed);
+        return install_status::refreshed;
+    }
+    if (s.ended != 0) return install_status::removed; // never had it: nothing to do
+    // Another worker's connection of ours with this client flow, or this reverse key taken.
+    if (lookup_elsewhere(worker, s.forward, fwd_hash).hit() ||
+        lookup_in(worker, s.reverse, rev_hash).hit())
+        return install_status::refused;
+    const uint32_t index = alloc_slot(o);
+    if (index == no_index) return install_status::refused;
+    connection &c = conns_[index];
+    c.forward = s.forward;
+    c.reverse = s.reverse;
+    c.service = s.service;
+    c.task = s.task;
+    c.owner = worker;
+    c.tclass = s.forward.proto == IPPROTO_TCP ? timeout_class::tcp : timeout_class::udp;
+    c.state.store(s.state, std::memory_order_relaxed);
+    c.last_seen.store(now - std::min(s.idle, now), std::memory_order_relaxed);
+    c.created = now;
+    c.client_port = 0; // replies go out of whichever external port reaches the client
+    c.peer = s.peer;
+    c.live.store(1, std::memory_order_relaxed);
+    if (rte_hash_add_key_with_hash_data(o.hash, &s.reverse, rev_hash, as_data(index << 1 | 1)) <
+        0) {
+        c.live.store(0, std::memory_order_relaxed);
+        o.free_stack[o.free_top++] = index;
+        return install_status::refused;
+    }
+    if (rte_hash_add_key_with_hash_data(o.hash, &s.forward, fwd_hash, as_data(index << 1)) < 0) {
+        rte_hash_del_key_with_hash(o.hash, &s.reverse, rev_hash);
+        c.live.store(0, std::memory_order_relaxed);
+        const uint32_t from = o.deferred_tail;
+        defer_free(o, index);
+        stamp_deferred(o, from);
+        return install_status::refused;
+    }
+    file(o, index, now);
+    o.live.store(o.live.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    return install_status::installed;
 }
 
 void connection_table::unpublish(connection &c) noexcept

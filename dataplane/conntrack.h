@@ -136,6 +136,8 @@ struct alignas(RTE_CACHE_LINE_SIZE) connection {
     uint32_t created;                // seconds of the gateway clock
     uint32_t wheel_next;             // owner only: next slot index in the same wheel list
     uint8_t client_port;             // gateway port the client's first packet came in on
+    uint8_t peer;                    // 0: this gateway's; else 1 + the index of the [cluster]
+                                     // peer that made it and whose SNAT address it has
 
     uint32_t task_ip() const { return reverse.src_ip; }       // network order
     uint16_t target_port() const { return reverse.src_port; } // network order
@@ -173,6 +175,29 @@ struct create_result {
 struct update_result {
     tcp_state state;
     bool reuse;
+    bool changed; // the packet moved the state (TCP) or made a UDP flow replied
+};
+
+// A connection a peer of the cluster told of (control/cluster/), for install(): its keys, what
+// they are here (service and task ids), its state and how long the peer has not seen it.
+struct synced_connection {
+    flow_key forward;
+    flow_key reverse;
+    uint16_t service;
+    uint16_t task;
+    uint32_t idle; // seconds
+    uint8_t state; // tcp_state or udp_state
+    uint8_t peer;  // connection::peer: 0 for ours, handed back after a restart
+    uint8_t ended; // 1: the owner ended it (install() removes it)
+    uint8_t pad = 0;
+};
+static_assert(sizeof(synced_connection) == 44);
+
+enum class install_status : uint8_t {
+    installed, // a new connection
+    refreshed, // known already: last_seen and state updated
+    removed,   // ended by its owner, gone here too
+    refused,   // a different connection has one of its keys, no slot is free, or not ours
 };
 
 // What expire()/remove() took out, so the caller can decrement per-task active counts.
@@ -245,20 +270,35 @@ class connection_table
             c.last_seen.store(now, std::memory_order_relaxed); // skip the store: line stays shared
         if (c.tclass != timeout_class::tcp) {
             if (dir == direction::reverse &&
-                c.state.load(std::memory_order_relaxed) != uint8_t(udp_state::replied))
+                c.state.load(std::memory_order_relaxed) != uint8_t(udp_state::replied)) {
                 c.state.store(uint8_t(udp_state::replied), std::memory_order_relaxed);
-            return {tcp_state::none, false};
+                return {tcp_state::none, false, true};
+            }
+            return {tcp_state::none, false, false};
         }
         uint8_t cur = c.state.load(std::memory_order_relaxed);
         if (is_port_reuse(static_cast<tcp_state>(cur), dir, tcp_flags))
-            return {static_cast<tcp_state>(cur), true};
+            return {static_cast<tcp_state>(cur), true, false};
         for (;;) {
             const auto next =
                 static_cast<uint8_t>(next_state(static_cast<tcp_state>(cur), dir, tcp_flags));
-            if (next == cur || c.state.compare_exchange_weak(cur, next, std::memory_order_relaxed))
-                return {static_cast<tcp_state>(next), false};
+            if (next == cur) return {static_cast<tcp_state>(next), false, false};
+            if (c.state.compare_exchange_weak(cur, next, std::memory_order_relaxed))
+                return {static_cast<tcp_state>(next), false, true};
             // another worker moved the state (other direction): apply ours to theirs
         }
+    }
+
+    // Owner `worker` only, the one owner_of_reverse(s.reverse) names: a peer's connection
+    // installed (or refreshed, or removed when S says it ended) in this worker's hash, as that
+    // peer's. What it removed goes to *OUT (for the task's count).
+    install_status install(uint8_t worker, const synced_connection &s, uint32_t now,
+                           removed_connection *out) noexcept;
+
+    // The owner whose hash holds reverse key KEY: its SNAT port's residue.
+    uint32_t owner_of_reverse(const flow_key &key) const noexcept
+    {
+        return n_workers_ == 1 ? 0 : rte_be_to_cpu_16(key.dst_port) % n_workers_;
     }
 
     // Owner only: take a connection out now (port reuse, flushing a task). The keys are deleted
@@ -377,11 +417,6 @@ class connection_table
                    std::span<const uint32_t> snat_ips, uint32_t &rev_hash,
                    uint32_t *budget) noexcept;
     void unpublish(connection &c) noexcept;
-    // The owner whose hash holds reverse key KEY: its SNAT port's residue.
-    uint32_t owner_of_reverse(const flow_key &key) const noexcept
-    {
-        return n_workers_ == 1 ? 0 : rte_be_to_cpu_16(key.dst_port) % n_workers_;
-    }
     conn_ref lookup_in(uint32_t owner, const flow_key &key, hash_sig_t key_hash) const noexcept;
     conn_ref lookup_elsewhere(uint32_t owner, const flow_key &key,
                               hash_sig_t key_hash) const noexcept;

@@ -110,7 +110,12 @@ struct port_counters {
     X(tcp_resets_sent, "RSTs sent for TCP segments to a port nothing publishes")                   \
     X(tcp_resets_rate_limited, "RSTs not sent: over [limits] tcp_resets_per_second")               \
     X(connections_expired_under_pressure,                                                          \
-      "half-open TCP or unreplied UDP connections expired early (half_open_under_pressure)")
+      "half-open TCP or unreplied UDP connections expired early (half_open_under_pressure)")       \
+    X(sync_events_lost, "connection changes not told to the cluster's peers: the queue was full")  \
+    X(synced_connections_installed, "connections a peer told of, installed as the peer's")         \
+    X(synced_connections_refreshed, "connections a peer told of again, refreshed")                 \
+    X(synced_connections_refused,                                                                  \
+      "connections a peer told of that clash with one here, or found no room")
 
 enum class event : uint8_t {
 #define MESHGATE_X(name, help) name,

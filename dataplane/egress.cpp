@@ -168,11 +168,11 @@ void classify_inner(worker &w, const dataplane_tables &t, rte_mbuf *m, rte_be32_
         return;
     }
     auto *ip = rte_pktmbuf_mtod_offset(m, rte_ipv4_hdr *, sizeof(rte_ether_hdr));
-    if (!rte_is_same_ether_addr(&eth->dst_addr, &t.overlay_mac)) {
-        s.v = drop_as(drop_reason::not_local);
-    } else if (!valid_ipv4(m, ip)) {
+    const bool ours = rte_is_same_ether_addr(&eth->dst_addr, &t.overlay_mac);
+    if (!valid_ipv4(m, ip)) {
         s.v = drop_as(drop_reason::malformed);
-    } else if (!t.is_overlay_address(ip->dst_addr)) {
+    } else if (ours ? !t.is_overlay_address(ip->dst_addr)
+                    : !t.is_adopted(eth->dst_addr, ip->dst_addr)) {
         s.v = drop_as(drop_reason::not_local);
     } else if (rte_ipv4_frag_pkt_is_fragmented(ip)) {
         reassemble(w, m, ip, vtep, s);
@@ -252,8 +252,10 @@ verdict reverse_stage(worker &w, const dataplane_tables &t, rte_mbuf *m, packet_
     if (!s.ref.hit() || s.ref.dir() != direction::reverse)
         return drop_as(drop_reason::no_connection);
     connection_table &connections = *w.shared->connections;
-    connections.update(s.ref.index(), direction::reverse, s.tcp_flags, w.now);
+    const update_result u =
+        connections.update(s.ref.index(), direction::reverse, s.tcp_flags, w.now);
     const connection &c = connections.at(s.ref.index());
+    if (u.changed) sync_note(w, c, false);
     // Its owner ends it (a forward packet or its sweep); replies stop here meanwhile.
     if (t.tasks[c.task].state == task_state::absent) return drop_as(drop_reason::task_gone);
 

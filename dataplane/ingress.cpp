@@ -185,6 +185,7 @@ verdict forward_stage(worker &w, const dataplane_tables &t, uint16_t port, rte_m
         // A packet dropped anyway moves no connection state.
         if (ip->time_to_live <= 1) return time_exceeded(w, t, port, ip);
         update_result u = connections.update(s.ref.index(), direction::forward, s.tcp_flags, w.now);
+        if (u.changed) sync_note(w, connections.at(s.ref.index()), false);
         if (!u.reuse)
             index = s.ref.index();
         else if (!end_reused(w, s.ref.index(), s.key))

@@ -38,14 +38,16 @@ verdict arp_input(worker &w, const dataplane_tables &t, uint16_t port, rte_mbuf 
     bool sender_ok = sender != 0 && is_unicast(sender_mac) &&
                      (sender & p.netmask) == (p.address & p.netmask) && sender != p.address;
 
-    if (arp->arp_data.arp_tip != p.address) {
+    // The port's address, or a dead peer's that the cluster took over on this port.
+    const rte_be32_t target = arp->arp_data.arp_tip;
+    if (target != p.address && t.local_addresses.find(target) != port) {
         // Not for us; still take news of neighbors we talk to (gratuitous ARP after a move).
         if (sender_ok) w.shared->neighbors->refresh(port, sender, sender_mac, w.tsc);
         return drop_as(drop_reason::not_local);
     }
 
     // The host keeps its own neighbors (its BGP peer's MAC): it sees what is for our address.
-    if (has_kernel(w, port)) copy_to_kernel(w, t, port, m);
+    if (target == p.address && has_kernel(w, port)) copy_to_kernel(w, t, port, m);
     if (sender_ok && w.shared->neighbors->learn(port, sender, sender_mac, w.tsc))
         w.counters.count(event::arp_learned);
     // A probe (sender 0.0.0.0, RFC 5227) is answered like Linux does, but teaches nothing.
@@ -63,7 +65,7 @@ verdict arp_input(worker &w, const dataplane_tables &t, uint16_t port, rte_mbuf 
     arp->arp_data.arp_tha = sender_mac;
     arp->arp_data.arp_tip = sender;
     arp->arp_data.arp_sha = p.mac;
-    arp->arp_data.arp_sip = p.address;
+    arp->arp_data.arp_sip = target;
     eth->dst_addr = sender_mac;
     eth->src_addr = p.mac;
     w.counters.count(event::arp_replies_sent);

@@ -13,6 +13,7 @@
 
 #include "dataplane/output.h"
 #include "dataplane/pipeline.h"
+#include "dataplane/sync.h"
 #include "dataplane/worker.h"
 
 namespace meshgate::dataplane
@@ -124,9 +125,11 @@ verdict fragment_each(worker &w, const dataplane_tables &t, rte_mbuf *m, uint16_
 }
 
 // A connection ended: lc/wlc see one less for its task. Task ids outlive their connections.
+// The peers hear of it too (its slot is intact until a grace period has passed).
 inline void release_task(worker &w, const removed_connection &gone)
 {
     w.shared->task_active[gone.task].fetch_sub(1, std::memory_order_relaxed);
+    sync_note(w, w.shared->connections->at(gone.index), true);
 }
 
 // Owner only: ends connection INDEX now (its ports are reused, or its task has ended); does

@@ -115,6 +115,15 @@ struct service_entry {
         scheduler; // shared with snapshots it did not change in
 };
 
+// A gateway of the cluster whose addresses this one took over when it died: its underlay
+// address is the cluster port's in local_addresses (ARP answered, its tunnel traffic taken),
+// and the replies its tasks send to its overlay MAC and SNAT addresses are taken like ours.
+struct adopted_gateway {
+    rte_be32_t underlay = 0;
+    rte_ether_addr overlay_mac{};
+    std::vector<rte_be32_t> snat_addresses;
+};
+
 struct dataplane_tables {
     uint16_t port_count = 0;
     std::array<gateway_port, max_ports> ports{}; // indexed by gateway port index (config order)
@@ -174,6 +183,18 @@ struct dataplane_tables {
     {
         for (rte_be32_t s : snat_addresses)
             if (s == a) return true;
+        return false;
+    }
+
+    std::vector<adopted_gateway> adopted; // dead peers' addresses, taken over
+
+    // Is a reply to MAC, ADDRESS on the overlay one for a dead peer we took over from?
+    bool is_adopted(const rte_ether_addr &mac, rte_be32_t address) const
+    {
+        for (const adopted_gateway &g : adopted)
+            if (rte_is_same_ether_addr(&g.overlay_mac, &mac))
+                for (rte_be32_t s : g.snat_addresses)
+                    if (s == address) return true;
         return false;
     }
 

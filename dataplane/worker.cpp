@@ -29,7 +29,8 @@ void classify_ipv4(worker &w, const dataplane_tables &t, uint16_t port, rte_mbuf
         s.v = drop_as(drop_reason::malformed);
         return;
     }
-    if (t.local_addresses.find(ip->dst_addr) == address_map::none) {
+    const uint16_t local = t.local_addresses.find(ip->dst_addr);
+    if (local == address_map::none) {
         s.v = drop_as(drop_reason::not_local);
     } else if (rte_ipv4_frag_pkt_is_fragmented(ip)) {
         s.v = host_takes(w, t, port, ip->dst_addr) ? to_kernel(w, t, port, false)
@@ -37,8 +38,7 @@ void classify_ipv4(worker &w, const dataplane_tables &t, uint16_t port, rte_mbuf
     } else if (ip->next_proto_id == IPPROTO_ICMP) {
         s.stage = mesh_stage::client_icmp;
         s.ip = ip;
-    } else if (ip->next_proto_id == IPPROTO_UDP && t.ports[port].underlay &&
-               ip->dst_addr == t.ports[port].address &&
+    } else if (ip->next_proto_id == IPPROTO_UDP && t.ports[port].underlay && local == port &&
                rte_be_to_cpu_16(ip->total_length) >= rte_ipv4_hdr_len(ip) + sizeof(rte_udp_hdr) &&
                reinterpret_cast<const rte_udp_hdr *>(reinterpret_cast<const uint8_t *>(ip) +
                                                      rte_ipv4_hdr_len(ip))
@@ -179,6 +179,7 @@ void housekeeping(worker &w, const dataplane_tables &t, uint64_t tsc)
     w.now = static_cast<uint32_t>((tsc - w.shared->start_tsc) / w.tsc_hz);
     expire_connections(w);
     sweep_connections(w, t);
+    if (w.sync_installs != nullptr) sync_apply(w);
     if (w.reassembly != nullptr) { // incomplete datagrams give their mbufs back in time
         rte_ip_frag_table_del_expired_entries(w.reassembly, &w.death_row, tsc);
         free_dropped_fragments(w);

@@ -11,6 +11,7 @@
 #include <rte_ip_frag.h>
 #include <rte_mbuf.h>
 #include <rte_rcu_qsbr.h>
+#include <rte_ring.h>
 
 #include "dataplane/affinity.h"
 #include "dataplane/conntrack.h"
@@ -112,6 +113,9 @@ struct alignas(RTE_CACHE_LINE_SIZE) worker {
     std::array<tx_buffer, max_ports> kernel_tx{};
     uint32_t kernel_pending = 0; // bit p: kernel_tx[p] holds frames
     uint64_t kernel_poll_at = 0; // TSC of the next read of them (a read of a TAP is a syscall)
+    // The cluster's connection sync (dataplane/sync.h); null without [cluster].
+    rte_ring *sync_events = nullptr;   // changes of our connections, to the control thread
+    rte_ring *sync_installs = nullptr; // the peers' connections, from it
     uint32_t now = 0; // seconds since start_tsc, refreshed by housekeeping() (every 100 us)
     uint64_t tsc = 0; // the TSC, refreshed every loop iteration: what rate limits count in
     pending_queue pending;

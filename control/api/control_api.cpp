@@ -153,6 +153,21 @@ void control_api::release_ids()
     }
 }
 
+bool control_api::adopt(std::vector<dataplane::adopted_gateway> adopted)
+{
+    if (!started()) return false;
+    try {
+        auto tables = std::make_unique<dataplane::dataplane_tables>(*tables_);
+        set_adopted(config_, std::move(adopted), *tables);
+        runtime_.publish(tables.get());
+        tables_ = std::move(tables);
+        return true;
+    } catch (const std::exception &e) {
+        spdlog::error("taking over addresses: {}", e.what());
+        return false;
+    }
+}
+
 bool control_api::tick()
 {
     if (!started()) return false;

@@ -88,6 +88,10 @@ class control_api
     apply_result upsert_node(config::node n);
     apply_result remove_node(const std::string &name);
 
+    // The cluster took over the addresses of ADOPTED (dead peers), or gave some back: a new
+    // snapshot of the same configuration with them. Never throws; false if nothing changed.
+    bool adopt(std::vector<dataplane::adopted_gateway> adopted);
+
     // Often (the control loop): ends removed tasks whose grace ran out, in a new snapshot, and
     // gives back the ids nothing names any more. True if it published.
     bool tick();

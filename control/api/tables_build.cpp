@@ -182,7 +182,8 @@ void compile_limits(const config::gateway_config &c, dataplane::dataplane_tables
                                  std::max<uint64_t>(c.limits.kernel_syns_per_second / 10, 8), c);
 }
 
-// The port addresses, then the routed service addresses (those no port holds).
+// The port addresses, then the routed service addresses (those no port holds), then the
+// underlay addresses of dead peers taken over, on the cluster port.
 void compile_local_addresses(const config::gateway_config &c, dataplane::dataplane_tables &t)
 {
     std::vector<std::pair<rte_be32_t, uint16_t>> local;
@@ -190,6 +191,9 @@ void compile_local_addresses(const config::gateway_config &c, dataplane::datapla
         local.emplace_back(t.ports[i].address, i);
     for (const config::service &s : c.services)
         if (s.address) local.emplace_back(network_order(*s.address), dataplane::routed_address);
+    if (const config::port *p = config::cluster_port(c))
+        for (const dataplane::adopted_gateway &g : t.adopted)
+            local.emplace_back(g.underlay, static_cast<uint16_t>(p - c.ports.data()));
     t.local_addresses.build(local);
 }
 
@@ -275,10 +279,18 @@ build_tables(const config::gateway_config &c, const identities &ids,
     compile_services(c, ids, previous, options, *t);
     compile_listeners(c, ids, *t);
     compile_limits(c, *t);
+    if (previous != nullptr) t->adopted = previous->adopted; // a reload keeps a takeover
     compile_local_addresses(c, *t);
     t->sweep_epoch = sweep_epoch;
     t->timeouts = c.timeouts;
     return t;
+}
+
+void set_adopted(const config::gateway_config &c, std::vector<dataplane::adopted_gateway> adopted,
+                 dataplane::dataplane_tables &t)
+{
+    t.adopted = std::move(adopted);
+    compile_local_addresses(c, t);
 }
 
 void install_static_neighbors(const config::gateway_config &c,

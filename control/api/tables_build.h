@@ -25,6 +25,11 @@ build_tables(const config::gateway_config &c, const identities &ids,
              const std::vector<opened_port> &ports, const dataplane::dataplane_tables *previous,
              uint64_t sweep_epoch, const compile_options &options = {});
 
+// T takes over the addresses of ADOPTED (dead peers of the cluster): their underlay addresses
+// join the local addresses on C's cluster port.
+void set_adopted(const config::gateway_config &c, std::vector<dataplane::adopted_gateway> adopted,
+                 dataplane::dataplane_tables &t);
+
 // [[neighbor]] and [[node]].mac entries, on the port whose subnet holds each address; static
 // entries that PREVIOUS had on a port where C has them not (gone from the file, or their port
 // moved to another subnet) become ordinary ones (ARP refreshes or replaces them).

@@ -207,6 +207,55 @@ TEST_F(Conntrack, CreateAndLookupBothDirections)
     EXPECT_EQ(table->size(), 2u);
 }
 
+// A peer's connection (the cluster's sync): both keys find it, it is the peer's, a later word
+// of the peer refreshes it, the owner's end removes it, and it never displaces one of ours.
+TEST_F(Conntrack, InstallsAPeersConnection)
+{
+    const uint32_t peer_snat = ip(10, 255, 0, 9);
+    mg::synced_connection s{};
+    s.forward = client(20);
+    s.reverse = mg::make_flow_key(task_ip_a, peer_snat, port(80), port(40000), IPPROTO_TCP);
+    s.service = 7;
+    s.task = 3;
+    s.idle = 5;
+    s.state = uint8_t(tcp_state::established);
+    s.peer = 2;
+    mg::removed_connection gone{};
+    ASSERT_EQ(table->install(0, s, now, &gone), mg::install_status::installed);
+    const conn_ref f = table->lookup(s.forward), b = table->lookup(s.reverse);
+    ASSERT_TRUE(f.hit());
+    ASSERT_TRUE(b.hit());
+    EXPECT_EQ(f.index(), b.index());
+    EXPECT_EQ(b.dir(), direction::reverse);
+    const mg::connection &c = table->at(f.index());
+    EXPECT_EQ(c.peer, 2);
+    EXPECT_EQ(c.snat_ip(), peer_snat);
+    EXPECT_EQ(c.tcp(), tcp_state::established);
+    EXPECT_EQ(c.last_seen.load(), now - 5);
+
+    s.idle = 0;
+    s.state = uint8_t(tcp_state::close_wait);
+    EXPECT_EQ(table->install(0, s, now + 10, &gone), mg::install_status::refreshed);
+    EXPECT_EQ(c.last_seen.load(), now + 10);
+    EXPECT_EQ(c.tcp(), tcp_state::close_wait);
+
+    // One of ours with the same client flow is not the peer's to replace.
+    const auto ours = add(client(21), 3);
+    ASSERT_EQ(ours.status, create_status::ok);
+    mg::synced_connection clash = s;
+    clash.forward = client(21);
+    clash.reverse.dst_port = port(40001);
+    EXPECT_EQ(table->install(0, clash, now, &gone), mg::install_status::refused);
+    EXPECT_EQ(table->at(ours.index).peer, 0);
+
+    s.ended = 1;
+    EXPECT_EQ(table->install(0, s, now + 11, &gone), mg::install_status::removed);
+    EXPECT_EQ(gone.index, f.index());
+    EXPECT_FALSE(table->lookup(s.forward).hit());
+    EXPECT_FALSE(table->lookup(s.reverse).hit());
+    EXPECT_EQ(table->size(), 1u);
+}
+
 TEST_F(Conntrack, CreateOnExistingKeyReportsIt)
 {
     const auto r = add(client(1));
