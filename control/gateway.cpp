@@ -22,9 +22,11 @@
 
 #include "control/api/control_api.h"
 #include "control/api/control_requests.h"
+#include "control/cluster/group.h"
 #include "control/config/lcores.h"
 #include "control/config/memory.h"
 #include "control/kernel/announce.h"
+#include "control/kernel/arp.h"
 #include "control/kernel/interfaces.h"
 #include "control/observe/metrics.h"
 #include "control/observe/stats_view.h"
@@ -35,6 +37,7 @@
 #include "control/runtime/ports.h"
 #include "control/swarm/state.h"
 #include "control/swarm/sync.h"
+#include "dataplane/sync.h"
 #include "dataplane/worker.h"
 
 namespace meshgate
@@ -118,6 +121,43 @@ struct owned_ports {
     ~owned_ports() { close(); }
 };
 
+// The workers' rings of the cluster's sync (dataplane/sync.h), one pair per worker; freed after
+// the workers stopped.
+struct sync_rings {
+    std::vector<rte_ring *> events, installs;
+
+    void create(std::span<dataplane::worker *const> workers)
+    {
+        static std::atomic<uint32_t> seq{0};
+        auto make = [](const char *what, uint32_t slots, size_t element, int socket) {
+            char name[RTE_RING_NAMESIZE];
+            std::snprintf(name, sizeof name, "%s%u", what, seq.fetch_add(1));
+            rte_ring *r = rte_ring_create_elem(name, static_cast<unsigned>(element), slots, socket,
+                                               RING_F_SP_ENQ | RING_F_SC_DEQ);
+            if (r == nullptr)
+                throw std::runtime_error(std::string("cluster: rte_ring_create_elem: ") +
+                                         rte_strerror(rte_errno));
+            return r;
+        };
+        for (dataplane::worker *w : workers) {
+            const int socket = static_cast<int>(rte_lcore_to_socket_id(w->lcore));
+            events.push_back(make("sync_ev", dataplane::sync_event_slots,
+                                  sizeof(dataplane::sync_event), socket));
+            installs.push_back(make("sync_in", dataplane::sync_install_slots,
+                                    sizeof(dataplane::synced_connection), socket));
+            w->sync_events = events.back();
+            w->sync_installs = installs.back();
+        }
+    }
+    ~sync_rings()
+    {
+        for (rte_ring *r : events)
+            rte_ring_free(r);
+        for (rte_ring *r : installs)
+            rte_ring_free(r);
+    }
+};
+
 // Live capture (dpdk-dumpcap) while the ports run.
 struct capture_server {
     bool on = false;
@@ -158,6 +198,9 @@ class gateway
     void publish_drain();
     // SIGTERM: true once the gateway may stop (its addresses withdrawn stop_delay_ms ago).
     bool may_stop();
+    // [cluster]: this gateway as a member of its group (control/cluster/group.h).
+    void join_cluster();
+    void follow_cluster();
     void stop();
 
     gateway_runtime runtime();
@@ -179,7 +222,11 @@ class gateway
     capture_server capture_;
     std::unique_ptr<announcer> announcer_;
     std::unique_ptr<data_path> data_path_;
+    sync_rings sync_rings_;
     std::unique_ptr<control_api> api_;
+    std::unique_ptr<cluster::group> group_;
+    bool group_ready_ = false;
+    std::vector<std::string> service_names_; // by service id, for the cluster's records
     stats_state stats_;
     control_requests requests_;
     std::shared_ptr<gateway_collector> collector_ = std::make_shared<gateway_collector>(stats_);
@@ -357,6 +404,7 @@ void gateway::start()
     after_change();
     register_telemetry(stats_, requests_);
 
+    if (initial_.cluster) join_cluster();
     data_path_->launch();
     for (const dataplane::worker *w : data_path_->workers())
         spdlog::info("worker {} polling on lcore {} (cpu {}, socket {}): {}", w->id, w->lcore,
@@ -367,14 +415,76 @@ void gateway::start()
 // The readers' view and the announced addresses follow the API's state.
 void gateway::after_change()
 {
+    service_names_.assign(dataplane::service_id_capacity, std::string());
+    for (const auto &[name, record] : api_->ids().services())
+        service_names_[record.id] = name;
     stats_.set_view(build_view(*api_, ports_.ports));
     announce();
 }
 
 void gateway::announce()
 {
-    announcer_->set(routed_addresses(api_->config()), drain_.on || stop_at_);
+    // A gateway that joins its group announces once it has the group's connections.
+    const bool joining = group_ && !group_ready_;
+    announcer_->set(routed_addresses(api_->config()), drain_.on || stop_at_ || joining);
+    if (group_) group_->set_draining(drain_.on);
     publish_drain();
+}
+
+void gateway::join_cluster()
+{
+    const config::gateway_config &c = initial_;
+    const config::port *port = config::cluster_port(c);
+    const size_t port_index = static_cast<size_t>(port - c.ports.data());
+    auto kernel =
+        std::find_if(ports_.kernels.begin(), ports_.kernels.end(),
+                     [&](const kernel_interface &k) { return k.port_index == port_index; });
+    if (kernel == ports_.kernels.end())
+        throw std::runtime_error("cluster: port " + port->name + " has no kernel interface");
+    cluster::identity self;
+    self.underlay = network_order(port->address.address);
+    self.overlay_mac = c.overlay.mac.bytes;
+    self.snat_addresses.push_back(network_order(c.overlay.address.address));
+    for (ipv4_address a : c.overlay.snat_addresses)
+        self.snat_addresses.push_back(network_order(a));
+    sync_rings_.create(data_path_->workers());
+    std::array<uint8_t, 6> port_mac{};
+    std::copy(std::begin(ports_.ports[port_index].mac.addr_bytes),
+              std::end(ports_.ports[port_index].mac.addr_bytes), port_mac.begin());
+    const int ifindex = kernel->ifindex;
+    cluster::group_hooks hooks;
+    hooks.resolve = [this](const std::string &service,
+                           uint32_t task_ip) -> std::optional<std::pair<uint16_t, uint16_t>> {
+        const task_record *t = api_->ids().task(task_key{service, ipv4_address{ntohl(task_ip)}});
+        const service_record *s = api_->ids().service(service);
+        if (t == nullptr || s == nullptr) return std::nullopt;
+        return std::pair{s->id, t->id};
+    };
+    hooks.service_name = [this](uint16_t id) {
+        return id < service_names_.size() ? service_names_[id] : std::string();
+    };
+    hooks.adopt = [this](std::vector<dataplane::adopted_gateway> adopted) {
+        api_->adopt(std::move(adopted));
+    };
+    hooks.announce_address = [ifindex, port_mac](uint32_t address) {
+        if (!send_gratuitous_arp(ifindex, port_mac, address))
+            spdlog::warn("cluster: gratuitous ARP not sent: {}", strerror(errno));
+    };
+    group_ = std::make_unique<cluster::group>(
+        *c.cluster, std::move(self), data_path_->connections(), sync_rings_.events,
+        sync_rings_.installs, data_path_->shared().start_tsc, std::move(hooks));
+    announce(); // withdrawn while joining
+}
+
+void gateway::follow_cluster()
+{
+    if (!group_) return;
+    group_->tick();
+    if (group_->ready() != group_ready_) {
+        group_ready_ = group_->ready();
+        announce();
+    }
+    stats_.set_cluster(group_->status());
 }
 
 void gateway::take_drain_order(const drain_order &order)
@@ -410,7 +520,9 @@ void gateway::follow_drain()
     drain_.established = scan_states(data_path_->connections()).total_active();
     const bool routers_moved =
         now - drain_.started >= std::chrono::milliseconds(api_->config().drain.stop_delay_ms);
-    if ((drain_.established == 0 && routers_moved) ||
+    // In a group, the peers carry what is still established once they have all of it.
+    const bool carried = group_ && group_->shared_all_since(drain_.started);
+    if (((drain_.established == 0 || carried) && routers_moved) ||
         (drain_.deadline && now >= *drain_.deadline)) {
         drain_.ended = true;
         drain_.left = drain_.established;
@@ -439,11 +551,18 @@ void gateway::publish_drain()
 
 bool gateway::may_stop()
 {
-    if (stop_at_) return steady::now() >= *stop_at_;
+    if (stop_at_) {
+        if (steady::now() < *stop_at_) return false;
+        if (group_) group_->leave(); // the peers take our addresses now, not in dead_after_ms
+        return true;
+    }
     const bool withdrawn = announcer_->withdraw_all();
     publish_drain();
     const uint32_t delay = api_->config().drain.stop_delay_ms;
-    if (!withdrawn || delay == 0) return true;
+    if (!withdrawn || delay == 0) {
+        if (group_) group_->leave();
+        return true;
+    }
     spdlog::info("stopping: addresses withdrawn, serving {} ms more while the routers move away",
                  delay);
     stop_at_ = steady::now() + std::chrono::milliseconds(delay);
@@ -594,6 +713,7 @@ void gateway::control_loop()
                 if (swarm_) stats_.set_swarm(swarm_->status());
             }
             if (api_->tick()) after_change();
+            follow_cluster();
             update_rates();
             watch_links();
         } catch (const std::exception &e) {
@@ -612,6 +732,7 @@ void gateway::stop()
     unregister_telemetry();
     swarm_.reset();
     if (data_path_) data_path_->stop();
+    group_.reset();
     endpoint_.reset();
     capture_.stop();
     ports_.close();

@@ -17,11 +17,6 @@ namespace meshgate
 namespace
 {
 
-rte_be32_t network_order(ipv4_address a)
-{
-    return rte_cpu_to_be_32(a.value);
-}
-
 rte_ether_addr ether(const mac_address &m)
 {
     rte_ether_addr e;

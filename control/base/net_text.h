@@ -7,6 +7,8 @@
 #include <string>
 #include <string_view>
 
+#include <arpa/inet.h>
+
 namespace meshgate
 {
 
@@ -34,6 +36,12 @@ struct mac_address {
 
 // A decimal number in [0, max] that uses all of TEXT (at most 10 digits).
 std::optional<uint32_t> parse_decimal(std::string_view text, uint32_t max);
+
+// A as the packets carry it (network byte order).
+inline uint32_t network_order(ipv4_address a)
+{
+    return htonl(a.value);
+}
 
 std::optional<ipv4_address> parse_ipv4(std::string_view text);
 std::optional<ipv4_prefix> parse_ipv4_prefix(std::string_view text); // "a.b.c.d/len"

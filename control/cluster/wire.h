@@ -76,8 +76,8 @@ struct heartbeat {
 
 struct connection_record {
     record_kind kind = record_kind::upsert;
-    uint8_t proto = 6;   // IPPROTO_TCP or IPPROTO_UDP
-    uint8_t state = 0;   // dataplane tcp_state (TCP) or udp_state (UDP) value
+    uint8_t proto = 6;                        // IPPROTO_TCP or IPPROTO_UDP
+    uint8_t state = 0;                        // dataplane tcp_state (TCP) or udp_state (UDP) value
     uint32_t client_ip = 0, published_ip = 0; // network order (all addresses and ports)
     uint16_t client_port = 0, published_port = 0;
     uint32_t task_ip = 0;
@@ -112,7 +112,7 @@ enum class wire_error : uint8_t {
     bad_mac,         // the MAC does not match under our key (forged, or another key)
 };
 inline constexpr std::array<std::string_view, 8> wire_error_names = {
-    "truncated", "bad_magic", "bad_version", "bad_kind",
+    "truncated", "bad_magic", "bad_version",     "bad_kind",
     "bad_field", "trailing",  "unauthenticated", "bad_mac"};
 
 using group_key = std::array<uint8_t, key_bytes>;

@@ -140,6 +140,52 @@ void drain_families(std::vector<MetricFamily> &out, const drain_status &d)
         announced.add({{"address", a.address}}, a.announced ? 1 : 0);
 }
 
+void cluster_families(std::vector<MetricFamily> &out, const cluster::group_status &c)
+{
+    family_builder up(out, "meshgate_cluster_peer_up",
+                      "1 while a peer of the [cluster] is heard within dead_after_ms.",
+                      MetricType::Gauge);
+    family_builder adopted(out, "meshgate_cluster_peer_adopted",
+                           "1 while this gateway serves a dead peer's addresses.",
+                           MetricType::Gauge);
+    family_builder conns(out, "meshgate_cluster_connections",
+                         "Connections here by owner (this gateway, or a peer that synced them), "
+                         "as of the last walk of the table.",
+                         MetricType::Gauge);
+    family_builder messages(out, "meshgate_cluster_messages_total",
+                            "Sync messages (heartbeats, connections) to and from each peer.",
+                            MetricType::Counter);
+    family_builder records(out, "meshgate_cluster_records_total",
+                           "Connection records to and from each peer.", MetricType::Counter);
+    conns.add({{"owner", c.name}}, c.own_connections);
+    for (const cluster::peer_status &p : c.peers) {
+        up.add({{"peer", p.name}}, p.health == cluster::peer_health::alive ? 1 : 0);
+        adopted.add({{"peer", p.name}}, p.adopted ? 1 : 0);
+        conns.add({{"owner", p.name}}, p.connections);
+        messages.add({{"peer", p.name}, {"direction", "in"}}, static_cast<double>(p.messages_in));
+        messages.add({{"peer", p.name}, {"direction", "out"}}, static_cast<double>(p.messages_out));
+        records.add({{"peer", p.name}, {"direction", "in"}}, static_cast<double>(p.records_in));
+        records.add({{"peer", p.name}, {"direction", "out"}}, static_cast<double>(p.records_out));
+    }
+    family_builder(out, "meshgate_cluster_takeovers_total",
+                   "Dead peers whose addresses this gateway took over.", MetricType::Counter)
+        .add({}, static_cast<double>(c.takeovers));
+    family_builder(out, "meshgate_cluster_last_takeover_seconds",
+                   "From the last message of the dead peer to this gateway's gratuitous ARP.",
+                   MetricType::Gauge)
+        .add({}, c.last_takeover_ms / 1000);
+    family_builder refused(out, "meshgate_cluster_refused_total",
+                           "Sync datagrams and records refused, by reason.", MetricType::Counter);
+    for (size_t e = 0; e < c.refused.size(); ++e)
+        refused.add({{"reason", std::string(cluster::wire_error_names[e])}},
+                    static_cast<double>(c.refused[e]));
+    refused.add({{"reason", "source"}}, static_cast<double>(c.refused_source));
+    refused.add({{"reason", "replay"}}, static_cast<double>(c.refused_replay));
+    refused.add({{"reason", "unknown_task"}}, static_cast<double>(c.records_unknown));
+    refused.add({{"reason", "install_queue_full"}}, static_cast<double>(c.installs_lost));
+    refused.add({{"reason", "send_error"}}, static_cast<double>(c.send_errors));
+}
+
 void drop_and_event_families(std::vector<MetricFamily> &out, const gateway_totals &totals)
 {
     family_builder drops(out, "meshgate_drops_total", "Packets dropped, by reason.",
@@ -308,6 +354,7 @@ std::vector<MetricFamily> gateway_collector::Collect() const
         kernel_families(out, *v, totals);
         drop_and_event_families(out, totals);
         drain_families(out, state_.drain());
+        if (std::optional<cluster::group_status> c = state_.cluster()) cluster_families(out, *c);
         config_families(out, *v, state_.reload());
         service_families(out, *v, counters);
         if (std::optional<swarm_status> s = state_.swarm()) swarm_families(out, *s);

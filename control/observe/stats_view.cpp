@@ -203,6 +203,18 @@ void stats_state::set_drain(drain_status d)
     drain_ = std::move(d);
 }
 
+void stats_state::set_cluster(cluster::group_status c)
+{
+    std::lock_guard lock(mutex_);
+    cluster_ = std::move(c);
+}
+
+std::optional<cluster::group_status> stats_state::cluster() const
+{
+    std::lock_guard lock(mutex_);
+    return cluster_;
+}
+
 drain_status stats_state::drain() const
 {
     std::lock_guard lock(mutex_);

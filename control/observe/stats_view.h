@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "control/api/control_api.h"
+#include "control/cluster/group.h"
 #include "control/runtime/ports.h"
 #include "control/swarm/sync.h"
 #include "dataplane/conntrack.h"
@@ -153,6 +154,9 @@ class stats_state
     std::optional<swarm_status> swarm() const;
     void set_drain(drain_status d);
     drain_status drain() const;
+    // While [cluster] is set.
+    void set_cluster(cluster::group_status c);
+    std::optional<cluster::group_status> cluster() const;
 
     counter_sources counters; // set once before any reader starts
 
@@ -163,6 +167,7 @@ class stats_state
     std::vector<task_rate> rates_;
     std::optional<swarm_status> swarm_;
     drain_status drain_;
+    std::optional<cluster::group_status> cluster_;
 };
 
 } // namespace meshgate
