@@ -121,6 +121,7 @@ class Gateway:
         self.overlay_mac = mesh_lab.task_mac(self.overlay_ip)
         self.mg = self.frr = None
         self.config_extra = None
+        self.peers = []  # the other gateways of its [cluster]; none: no [cluster]
 
     def config_text(self, services, limits='', extra=''):
         ports = [harness.port_toml('ext', harness.af_packet(0, 'eth0'), 'external',
@@ -128,7 +129,12 @@ class Gateway:
                                    f'gateway = "{self.cluster.lab.router_address}"\n'
                                    f'kernel_interface = "{self.tap}"\n'),
                  harness.port_toml('underlay', harness.af_packet(1, 'ul0'), 'underlay',
-                                   f'{self.vtep}/24', self.und_mac)]
+                                   f'{self.vtep}/24', self.und_mac,
+                                   f'kernel_interface = "{self.tap}u"\n' if self.peers else '')]
+        if self.peers:  # a [cluster] with the other gateways (issue 16)
+            extra += f'\n[cluster]\nname = "gw{self.index}"\n' + ''.join(
+                f'  [[cluster.peer]]\n  name = "gw{p.index}"\n  address = "{p.vtep}"\n'
+                for p in self.peers)
         return harness.config_toml(self.prefix, ports, self.listen,
                                    overlay_address=f'{self.overlay_ip}/16', limits=limits,
                                    extra=services + extra)

@@ -144,12 +144,14 @@ class Streamer:
 @unittest.skipUnless(bgp_lab.have_frr(), 'FRR is not installed (scripts/setup.sh installs it)')
 class ClusterTest(harness.WorkdirTestCase):
 
-    def build(self, bfd=False):
+    def build(self, bfd=False, group=False):
         self.cluster = gateway_lab.Cluster(self.workdir)
         self.addCleanup(self.cluster.destroy)
         self.cluster.build(gateways=2, bfd=bfd)
         self.lab = self.cluster.lab
         self.a, self.b = self.cluster.gateways
+        if group:
+            self.a.peers, self.b.peers = [self.b], [self.a]
         for gw in (self.a, self.b):
             gw.start_meshgate(gateway_lab.services_toml(mesh_lab.TASKS))
         for gw in (self.a, self.b):
@@ -332,6 +334,55 @@ class ClusterTest(harness.WorkdirTestCase):
         r = self.many(20)
         self.assertEqual(r['ok'], 20, f'{r}\n{self.diag()}')
         self.assertEqual(self.connections(b) - cb, 20, self.diag())
+
+
+    def test_failover_keeps_connections(self):
+        # Issue 16: A and B sync their connections; SIGKILL of A: B takes over A's underlay
+        # address (gratuitous ARP), the router moves A's clients to B (BFD), and every stream
+        # through A goes on through B
+        self.build(bfd=True, group=True)
+        a, b, lab = self.a, self.b, self.lab
+        lab.router_frr.wait_established(2, timeout=90)
+        lab.wait_next_hops(ROUTE, sorted([a.address, b.address]), timeout=60)
+        for gw in (a, b):
+            gateway_lab.wait(lambda gw=gw: gw.mg.metrics().get('meshgate_cluster_peer_up', 0) == 1,
+                             'the peer up', 30, diag=self.diag)
+        streamers, through_b = [], 0
+        for _ in range(60):
+            if len(streamers) >= 6:
+                break
+            before = self.connections(a)
+            stream = mesh_lab.Stream(lab, lab.client, VIP, WEB_PORT, self.workdir)
+            if self.connections(a) > before:
+                streamers.append(Streamer(stream, 'A'))
+            else:
+                through_b += 1
+                streamers.append(Streamer(stream, 'B'))
+        for s in streamers:
+            s.start()
+        gateway_lab.wait(lambda: b.mg.metrics().get('meshgate_cluster_records_total', 0,
+                                                    peer='gw1', direction='in') >= 6,
+                         "A's connections at B", 30, diag=self.diag)
+        time.sleep(1)
+        started = time.monotonic()
+        os.kill(a.mg.proc.pid, signal.SIGKILL)
+        a.mg.proc.wait(60)
+        lab.wait_next_hops(ROUTE, [b.address], timeout=60)
+        moved = time.monotonic() - started
+        gateway_lab.wait(lambda: b.mg.metrics().get('meshgate_cluster_takeovers_total', 0) == 1,
+                         'the takeover at B', 30, diag=self.diag)
+        time.sleep(5)
+        for s in streamers:
+            s.stop()
+        broken = [s for s in streamers if s.broke_at is not None]
+        via_a = sum(1 for s in streamers if s.gateway == 'A')
+        note(f'SIGKILL of A in a [cluster] with B: router moved {moved:.2f} s after the signal; '
+             f'takeover at B {b.mg.metrics().get("meshgate_cluster_last_takeover_seconds", 0):.3f}'
+             f' s after A was last heard; streams through A {via_a}, through B '
+             f'{len(streamers) - via_a}, broken {len(broken)} '
+             f'({[s.how for s in broken]})')
+        self.assertEqual(len(broken), 0, f'{[(s.gateway, s.how) for s in broken]}\n'
+                         + b.mg.log()[-3000:] + self.diag())
 
 
 if __name__ == '__main__':
