@@ -224,6 +224,7 @@ class gateway
     std::unique_ptr<data_path> data_path_;
     sync_rings sync_rings_;
     std::unique_ptr<control_api> api_;
+    std::unique_ptr<arp_prober> prober_;
     std::unique_ptr<cluster::group> group_;
     bool group_ready_ = false;
     std::vector<std::string> service_names_; // by service id, for the cluster's records
@@ -470,6 +471,9 @@ void gateway::join_cluster()
         if (!send_gratuitous_arp(ifindex, port_mac, address))
             spdlog::warn("cluster: gratuitous ARP not sent: {}", strerror(errno));
     };
+    prober_ = std::make_unique<arp_prober>(ifindex, port_mac, self.underlay);
+    hooks.probe = [this](uint32_t address) { prober_->ask(address); };
+    hooks.probe_answers = [this] { return prober_->answers(); };
     group_ = std::make_unique<cluster::group>(
         *c.cluster, std::move(self), data_path_->connections(), sync_rings_.events,
         sync_rings_.installs, data_path_->shared().start_tsc, std::move(hooks));

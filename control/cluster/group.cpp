@@ -34,6 +34,8 @@ constexpr uint32_t events_per_tick = 16384;
 constexpr int datagrams_per_tick = 4096;
 // How long a joining gateway waits for its peers' connections before it serves anyway.
 constexpr auto join_limit = std::chrono::seconds(10);
+// A silent peer's address is asked for by ARP this long before it would be dead.
+constexpr auto probe_window = std::chrono::milliseconds(100);
 // Gratuitous ARPs after a takeover, after the first (a lost one must not leave a node behind).
 constexpr std::array<std::chrono::milliseconds, 2> arp_repeats = {std::chrono::milliseconds(200),
                                                                   std::chrono::milliseconds(1000)};
@@ -75,10 +77,13 @@ struct group::peer {
     bool known_identity = false;
     identity who;
     bool adopted = false;
-    bool synced_us = false;     // its heartbeat's bulk_done_for is our incarnation
-    uint64_t bulk_done_for = 0; // its incarnation whose bulk we completed
-    bool wants_bulk = false;    // asked, not yet served
+    bool synced_us = false;      // its heartbeat's bulk_done_for is our incarnation
+    uint64_t bulk_done_for = 0;  // its incarnation whose bulk we completed
+    bool wants_bulk = false;     // asked, not yet served
+    bool probing = false;        // its address was asked for by ARP since it went silent
+    bool probe_answered = false; // and its data path answered
     clock::time_point heard, bulk_at;
+    clock::time_point recheck_from; // cut: its silence counts from here for the next probe
     std::vector<clock::time_point> arp_due;
     std::vector<connection_record> outbox;
     size_t outbox_bytes = 0;
@@ -259,6 +264,7 @@ void group::take(const message &m, peer &p)
         p.synced_us = false;
     }
     p.heard = clock::now();
+    p.probing = p.probe_answered = false;
     if (p.health != peer_health::alive) {
         spdlog::info("cluster: peer {} is alive", p.config.name);
         p.health = peer_health::alive;
@@ -524,13 +530,35 @@ bool group::survivor_for(const peer &dead) const
 void group::detect()
 {
     const auto now = clock::now();
+    const auto dead_after = std::chrono::milliseconds(config_.dead_after_ms);
+    const auto probe_at = dead_after - std::min<clock::duration>(probe_window, dead_after / 3);
+    for (uint32_t sender : hooks_.probe_answers())
+        for (peer &p : peers_)
+            if (p.probing && network_order(p.config.address) == sender) p.probe_answered = true;
     for (peer &p : peers_) {
-        if (p.health != peer_health::alive) continue;
-        if (now - p.heard < std::chrono::milliseconds(config_.dead_after_ms)) continue;
+        if (p.health != peer_health::alive && p.health != peer_health::cut) continue;
+        const auto silence = now - std::max(p.heard, p.recheck_from);
+        if (silence >= probe_at && !p.probing) {
+            p.probing = true;
+            p.probe_answered = false;
+            hooks_.probe(network_order(p.config.address));
+        }
+        if (silence < dead_after) continue;
+        const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(silence).count();
+        if (p.probe_answered) {
+            if (p.health != peer_health::cut)
+                spdlog::warn("cluster: peer {} silent for {} ms but its data path answers ARP: "
+                             "the sync channel is cut, its addresses stay its own",
+                             p.config.name, ms);
+            p.health = peer_health::cut;
+            p.recheck_from = now - probe_at; // ask again in probe_window
+            p.probing = false;
+            continue;
+        }
         p.health = peer_health::dead;
         p.wants_bulk = false;
-        spdlog::warn("cluster: peer {} is dead (silent for {} ms)", p.config.name,
-                     std::chrono::duration_cast<std::chrono::milliseconds>(now - p.heard).count());
+        spdlog::warn("cluster: peer {} is dead (silent for {} ms, no ARP answer)", p.config.name,
+                     ms);
         if (survivor_for(p)) take_over(p);
     }
 }

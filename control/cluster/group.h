@@ -15,9 +15,12 @@
 // back, takes its address back by gratuitous ARP and only then serves; we give its addresses
 // back when its heartbeats say it serves.
 //
-// Split brain (both up, neither hears the other): each takes over the other's addresses, so both
-// answer ARP for both underlay addresses; the nodes follow whichever gratuitous ARP came last,
-// and each keeps serving the connections that stay on it (the routers still reach both).
+// Split brain. Before a silent peer is declared dead, its underlay address is asked for by ARP
+// (from dead_after_ms - probe_window on): a data path that answers is alive, only the sync
+// channel is cut (a firewall, a full queue), and nothing is taken over from it: each gateway
+// keeps its addresses and serves the connections that reach it (those synced before the cut
+// wherever the routers send them, new ones where they were made, as the routers keep their
+// paths). Only a peer that neither speaks nor answers ARP is taken over.
 #pragma once
 
 #include <array>
@@ -58,10 +61,17 @@ struct group_hooks {
     std::function<void(std::vector<dataplane::adopted_gateway>)> adopt;
     // A gratuitous ARP for ADDRESS (network order) out of the underlay port.
     std::function<void(uint32_t address)> announce_address;
+    // An ARP request for ADDRESS on the underlay, and the senders of the replies since the last
+    // call: whether a silent peer's data path still runs.
+    std::function<void(uint32_t address)> probe;
+    std::function<std::vector<uint32_t>()> probe_answers;
 };
 
-enum class peer_health : uint8_t { unknown, alive, dead };
-inline constexpr std::array<std::string_view, 3> peer_health_names = {"unknown", "alive", "dead"};
+// cut: its heartbeats stopped but its data path still answers ARP on the underlay (the sync
+// channel is cut, not the gateway): nothing is taken over from it.
+enum class peer_health : uint8_t { unknown, alive, dead, cut };
+inline constexpr std::array<std::string_view, 4> peer_health_names = {"unknown", "alive", "dead",
+                                                                      "cut"};
 
 struct peer_status {
     std::string name;
