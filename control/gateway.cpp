@@ -555,21 +555,21 @@ void gateway::publish_drain()
 
 bool gateway::may_stop()
 {
-    if (stop_at_) {
-        if (steady::now() < *stop_at_) return false;
-        if (group_) group_->leave(); // the peers take our addresses now, not in dead_after_ms
-        return true;
+    if (!stop_at_) {
+        const bool withdrawn = announcer_->withdraw_all();
+        publish_drain();
+        const uint32_t delay = api_->config().drain.stop_delay_ms;
+        if (withdrawn && delay != 0)
+            spdlog::info(
+                "stopping: addresses withdrawn, serving {} ms more while the routers move away",
+                delay);
+        stop_at_ = steady::now() + std::chrono::milliseconds(withdrawn ? delay : 0);
     }
-    const bool withdrawn = announcer_->withdraw_all();
-    publish_drain();
-    const uint32_t delay = api_->config().drain.stop_delay_ms;
-    if (!withdrawn || delay == 0) {
-        if (group_) group_->leave();
-        return true;
-    }
-    spdlog::info("stopping: addresses withdrawn, serving {} ms more while the routers move away",
-                 delay);
-    stop_at_ = steady::now() + std::chrono::milliseconds(delay);
+    if (steady::now() < *stop_at_) return false;
+    if (!group_ || group_->status().state == cluster::member_state::leaving) return true;
+    // The peers take our addresses now, not in dead_after_ms; one more loop pass lets the
+    // workers send the word out of the port (they read the kernel interface every ms).
+    group_->leave();
     return false;
 }
 

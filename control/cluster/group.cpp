@@ -32,8 +32,14 @@ constexpr uint32_t walk_slots_per_tick = 20000;
 constexpr uint32_t events_per_tick = 16384;
 // Datagrams read per tick.
 constexpr int datagrams_per_tick = 4096;
+// How long a joining gateway waits to hear from a peer before it takes it for dead.
+constexpr auto join_wait = std::chrono::seconds(1);
 // How long a joining gateway waits for its peers' connections before it serves anyway.
 constexpr auto join_limit = std::chrono::seconds(10);
+// A returning peer's addresses are given back this long after it says it serves: its gratuitous
+// ARPs (and their repeats) reach every node first, since Linux ignores a new MAC for an entry
+// younger than neigh locktime (1 s); meanwhile the replies that still come here are served.
+constexpr auto give_back_delay = std::chrono::milliseconds(2500);
 // A silent peer's address is asked for by ARP this long before it would be dead.
 constexpr auto probe_window = std::chrono::milliseconds(100);
 // Gratuitous ARPs after a takeover, after the first (a lost one must not leave a node behind).
@@ -84,6 +90,7 @@ struct group::peer {
     bool probe_answered = false; // and its data path answered
     clock::time_point heard, bulk_at;
     clock::time_point recheck_from; // cut: its silence counts from here for the next probe
+    std::optional<clock::time_point> give_back_at; // adopted, and it serves again
     std::vector<clock::time_point> arp_due;
     std::vector<connection_record> outbox;
     size_t outbox_bytes = 0;
@@ -179,21 +186,39 @@ void group::tick()
     }
     step_walk();
     for (peer &p : peers_) {
+        if (p.give_back_at && now >= *p.give_back_at) {
+            p.give_back_at.reset();
+            p.adopted = false;
+            readopt();
+            spdlog::info("cluster: peer {} serves again: its addresses are its own", p.config.name);
+        }
         flush(p);
         while (!p.arp_due.empty() && p.arp_due.front() <= now) {
             if (p.adopted && p.known_identity) hooks_.announce_address(p.who.underlay);
             p.arp_due.erase(p.arp_due.begin());
         }
     }
+    while (!own_arp_due_.empty() && own_arp_due_.front() <= now) {
+        hooks_.announce_address(self_.underlay);
+        own_arp_due_.erase(own_arp_due_.begin());
+    }
     if (state_ == member_state::joining) {
-        const bool waited = now - started_ >= std::chrono::milliseconds(config_.dead_after_ms);
+        // A peer not heard yet may be dead, or its heartbeats not here yet: wait for them a while.
+        const bool waited =
+            now - started_ >= std::max<clock::duration>(
+                                  join_wait, 2 * std::chrono::milliseconds(config_.dead_after_ms));
         const bool all_synced = std::all_of(peers_.begin(), peers_.end(), [](const peer &p) {
             return p.health != peer_health::alive || p.synced_us;
         });
-        if ((waited && all_synced) || now - started_ >= join_limit) {
+        const bool all_heard = std::all_of(peers_.begin(), peers_.end(), [](const peer &p) {
+            return p.health == peer_health::alive;
+        });
+        if (((waited || all_heard) && all_synced) || now - started_ >= join_limit) {
             if (!all_synced) spdlog::warn("cluster: serving before every peer synced to us");
             state_ = member_state::serving;
             hooks_.announce_address(self_.underlay); // ours again, if a peer had it
+            for (auto repeat : arp_repeats)
+                own_arp_due_.push_back(now + repeat);
             send_heartbeats();
             spdlog::info("cluster {}: joined, serving", config_.name);
         }
@@ -291,12 +316,12 @@ void group::take_heartbeat(const heartbeat &h, peer &p)
         if (survivor_for(p)) take_over(p);
         return;
     }
-    // It serves again (it has its connections and took its address back): give them back.
-    if (p.adopted && (h.state == member_state::serving || h.state == member_state::draining)) {
-        p.adopted = false;
+    // It serves again (it has its connections and took its address back): no more ARP from us
+    // for its address, and its addresses go back once its own ARP has reached the nodes.
+    if (p.adopted && !p.give_back_at &&
+        (h.state == member_state::serving || h.state == member_state::draining)) {
         p.arp_due.clear();
-        readopt();
-        spdlog::info("cluster: peer {} serves again: its addresses are its own", p.config.name);
+        p.give_back_at = clock::now() + give_back_delay;
     }
 }
 
@@ -565,6 +590,7 @@ void group::detect()
 
 void group::take_over(peer &p)
 {
+    p.give_back_at.reset(); // it came back and went again before we gave them back
     if (p.adopted || !p.known_identity) return;
     p.adopted = true;
     readopt();

@@ -162,6 +162,7 @@ class group
     member_state state_ = member_state::joining;
     clock::time_point started_, heartbeat_at_, resync_at_, last_full_walk_;
     std::vector<peer> peers_;
+    std::vector<clock::time_point> own_arp_due_; // repeats of the gratuitous ARP after joining
     std::unique_ptr<walk> walk_;
     group_status counters_;
 };

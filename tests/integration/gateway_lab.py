@@ -94,7 +94,10 @@ class NsMeshgate(harness.Meshgate):
                               timeout=timeout)
 
 
-def services_toml(tasks, vip=VIP, weights=None):
+UDP_PORT = 9000  # mesh_lab's servers answer UDP there too (name + what was sent)
+
+
+def services_toml(tasks, vip=VIP, weights=None, udp=False):
     """The published service: VIP:8000 -> the tasks' 8000 (maglev); WEIGHTS maps a task address
     to its weight (default 1); an empty TASKS list leaves the service without tasks."""
     weights = weights or {}
@@ -103,6 +106,9 @@ def services_toml(tasks, vip=VIP, weights=None):
     text += (f'[[service]]\nname = "web"\naddress = "{vip}"\n'
              f'  [[service.port]]\n  protocol = "tcp"\n  published = {WEB_PORT}\n'
              f'  target = {WEB_PORT}\n')
+    if udp:
+        text += (f'  [[service.port]]\n  protocol = "udp"\n  published = {UDP_PORT}\n'
+                 f'  target = {UDP_PORT}\n')
     text += ''.join(f'  [[service.task]]\n  address = "{ip}"\n  node = "{node}"\n'
                     f'  weight = {weights.get(ip, 1)}\n' for ip, node in tasks)
     return text
@@ -165,7 +171,7 @@ class Gateway:
         """FRR in the gateway's namespace, peering over the TAP (with BFD, through it too)."""
         self.frr = self.cluster.lab.start_frr(self.ns, bgp_lab.gateway_frr_config(
             self.address, self.cluster.lab.router_address, interface=self.tap, bfd=bfd,
-            hostname=self.ns), bfd=bfd)
+            timers=self.cluster.bfd_timers, hostname=self.ns), bfd=bfd)
         return self.frr
 
     def addresses(self):
@@ -192,11 +198,13 @@ class Cluster:
         self.lab = bgp_lab.BgpLab(harness.unique, workdir)
         self.cleanups = []
         self.gateways = []
+        self.bfd_timers = bgp_lab.BFD_TIMERS
         self._spare_underlay = None
 
-    def build(self, gateways=1, bfd=False):
+    def build(self, gateways=1, bfd=False, bfd_timers=bgp_lab.BFD_TIMERS):
         lab = self.lab
-        lab.add_router(bfd=bfd)
+        self.bfd_timers = bfd_timers
+        lab.add_router(bfd=bfd, timers=bfd_timers)
         # the swarm: bridge namespace, nodes, tasks (fdb/neighbor for gateway 1 by mesh_lab)
         first = Gateway(self, 1, None, None)
         lab.gateway_vtep, lab.overlay_ip, lab.overlay_mac = (first.vtep, first.overlay_ip,
