@@ -128,6 +128,7 @@ class Gateway:
         self.mg = self.frr = None
         self.config_extra = None
         self.peers = []  # the other gateways of its [cluster]; none: no [cluster]
+        self.cluster_options = ''  # more lines of its [cluster] table
 
     def config_text(self, services, limits='', extra=''):
         ports = [harness.port_toml('ext', harness.af_packet(0, 'eth0'), 'external',
@@ -138,7 +139,7 @@ class Gateway:
                                    f'{self.vtep}/24', self.und_mac,
                                    f'kernel_interface = "{self.tap}u"\n' if self.peers else '')]
         if self.peers:  # a [cluster] with the other gateways (issue 16)
-            extra += f'\n[cluster]\nname = "gw{self.index}"\n' + ''.join(
+            extra += f'\n[cluster]\nname = "gw{self.index}"\n{self.cluster_options}' + ''.join(
                 f'  [[cluster.peer]]\n  name = "gw{p.index}"\n  address = "{p.vtep}"\n'
                 for p in self.peers)
         return harness.config_toml(self.prefix, ports, self.listen,

@@ -139,6 +139,26 @@ class UdpLoop:
         return json.loads(out.strip().splitlines()[-1])
 
 
+# A heartbeat of gw1 saying it leaves (control/cluster/wire.h), MAC'd under KEY if not None,
+# sent three times from a node with gw1's underlay address as its source.
+FORGE = textwrap.dedent('''\
+    import hashlib, hmac, socket, struct, time
+    from scapy.all import Ether, IP, UDP, sendp, conf
+    key = {key}
+    name = b'gw1'
+    body = (struct.pack('!BB', 4, 0) + struct.pack('!Q', 0) + socket.inet_aton('{src}')
+            + bytes(6) + struct.pack('!B', 1) + socket.inet_aton('10.255.0.2'))
+    head = (b'MGCL' + struct.pack('!BBBB', 1, 1, 1 if key else 0, 0) + bytes([len(name)]) + name
+            + struct.pack('!QQ', time.time_ns() + 10**12, 1))
+    msg = head + body
+    if key:
+        msg += hmac.new(hashlib.sha256(key).digest(), msg, hashlib.sha256).digest()
+    frame = (Ether(dst='{dst_mac}') / IP(src='{src}', dst='{dst}')
+             / UDP(sport=7410, dport=7410) / msg)
+    sendp(frame, iface='eth0', count=3, verbose=False)
+    ''')
+
+
 def note(text):
     print(f'\n  measured: {text}', file=sys.stderr, flush=True)
 
@@ -509,6 +529,94 @@ class ClusterTest(harness.WorkdirTestCase):
                          + self.diag())
         self.assertEqual(late, [], self.diag())
         self.assertEqual(failed_after, [], self.diag())
+
+
+    def test_group_guards(self):
+        # Issue 16, what must not move a group: a host on the underlay that forges a peer's
+        # "leaving" heartbeat (no MAC, or a MAC under another key) changes nothing; a cut sync
+        # channel (UDP 7410 dropped both ways, both gateways up and routed) takes nothing over
+        # (the silent peer still answers ARP) and every stream goes on; what was not synced
+        # meanwhile reaches the peer by the periodic exchange once the channel is back.
+        key = os.path.join(self.workdir, 'group.key')
+        with open(key, 'wb') as f:
+            f.write(os.urandom(32))
+        self.cluster = gateway_lab.Cluster(self.workdir)
+        self.addCleanup(self.cluster.destroy)
+        self.cluster.build(gateways=2)
+        self.lab = lab = self.cluster.lab
+        a, b = self.a, self.b = self.cluster.gateways
+        a.peers, b.peers = [b], [a]
+        for gw in (a, b):
+            gw.cluster_options = f'key_file = "{key}"\nresync_interval_ms = 2000\n'
+            gw.start_meshgate(gateway_lab.services_toml(mesh_lab.TASKS))
+        for gw in (a, b):
+            gw.start_frr()
+        lab.router_frr.wait_established(2, timeout=90)
+        lab.wait_next_hops(ROUTE, sorted([a.address, b.address]), timeout=60)
+        for gw in (a, b):
+            gateway_lab.wait(lambda gw=gw: gw.mg.metrics().get('meshgate_cluster_peer_up', 0) == 1,
+                             'the peer up', 30, diag=self.diag)
+
+        # forged "gw1 leaves" from a node, with A's address as source
+        node_ns = next(iter(lab.nodes.values()))
+        for forged_key in (None, b'another key, not the group one'):
+            script = os.path.join(self.workdir, 'forge.py')
+            with open(script, 'w') as f:
+                f.write(FORGE.format(src=a.vtep, dst=b.vtep, dst_mac=b.und_mac,
+                                     key=repr(forged_key)))
+            lab.exec(node_ns, ['/usr/bin/python3', script])
+        gateway_lab.wait(lambda: b.mg.metrics().get('meshgate_cluster_refused_total', 0,
+                                                    reason='unauthenticated') >= 3 and
+                         b.mg.metrics().get('meshgate_cluster_refused_total', 0,
+                                            reason='bad_mac') >= 3,
+                         'the forged heartbeats refused', 30, diag=self.diag)
+        time.sleep(1)
+        self.assertEqual(b.mg.metrics().get('meshgate_cluster_takeovers_total', 0), 0)
+        self.assertEqual(b.mg.metrics().get('meshgate_cluster_peer_up', 0), 1)
+
+        # a cut sync channel
+        streamers = [Streamer(mesh_lab.Stream(lab, lab.client, VIP, WEB_PORT, self.workdir),
+                              '?') for _ in range(8)]
+        for s in streamers:
+            s.start()
+        for gw in (a, b):
+            for cmd in (['add', 'table', 'inet', 'mgsync'],
+                        ['add', 'chain', 'inet', 'mgsync', 'out',
+                         '{ type filter hook output priority 0 ; }'],
+                        ['add', 'rule', 'inet', 'mgsync', 'out', 'udp', 'dport', '7410', 'drop']):
+                lab.exec(gw.ns, ['nft'] + cmd)
+        gateway_lab.wait(lambda: all(gw.mg.metrics().get('meshgate_cluster_peer_up', 1) == 0
+                                     for gw in (a, b)), 'the peers silent', 30, diag=self.diag)
+        cut_at_b = b.mg.metrics().get('meshgate_cluster_connections', 0, owner='gw1')
+        opened_during = []
+        for _ in range(10):
+            opened_during.append(Streamer(mesh_lab.Stream(lab, lab.client, VIP, WEB_PORT,
+                                                          self.workdir), '?'))
+            opened_during[-1].start()
+        time.sleep(3)
+        takeovers = [gw.mg.metrics().get('meshgate_cluster_takeovers_total', 0) for gw in (a, b)]
+        for gw in (a, b):
+            lab.exec(gw.ns, ['nft', 'delete', 'table', 'inet', 'mgsync'])
+        gateway_lab.wait(lambda: all(gw.mg.metrics().get('meshgate_cluster_peer_up', 0) == 1
+                                     for gw in (a, b)), 'the peers heard again', 30,
+                         diag=self.diag)
+        # A's and B's streams opened during the cut reach the other by the periodic exchange
+        def owned(gw, owner):
+            return gw.mg.metrics().get('meshgate_cluster_connections', 0, owner=owner)
+        gateway_lab.wait(lambda: owned(b, 'gw1') + owned(a, 'gw2') >= len(streamers) + 10,
+                         'the connections made during the cut at the peers', 30,
+                         diag=self.diag)
+        for s in streamers + opened_during:
+            s.stop()
+        broken = [s for s in streamers if s.broke_at is not None]
+        note(f'[cluster] guards: forged leaving heartbeats refused (unauthenticated '
+             f'{b.mg.metrics().get("meshgate_cluster_refused_total", 0, reason="unauthenticated")}'
+             f', bad_mac {b.mg.metrics().get("meshgate_cluster_refused_total", 0, reason="bad_mac")}'
+             f'), no takeover; sync cut 3 s: takeovers {takeovers}, streams broken '
+             f'{len(broken)} of {len(streamers)}; A\'s connections at B {cut_at_b} during the '
+             f'cut, {owned(b, "gw1")} after the periodic exchange')
+        self.assertEqual(takeovers, [0, 0], self.diag())
+        self.assertEqual(len(broken), 0, self.diag())
 
 
 if __name__ == '__main__':
