@@ -159,6 +159,21 @@ FORGE = textwrap.dedent('''\
     ''')
 
 
+# Plays the UDP payloads of the recorded heartbeats in CAPTURE to B again, with their source,
+# every 50 ms for 2 s.
+REPLAY = textwrap.dedent('''\
+    import time
+    from scapy.all import Ether, IP, UDP, rdpcap, sendp
+    frames = [p for p in rdpcap('{capture}') if p.haslayer(UDP)]
+    out = [Ether(dst='{dst_mac}') / IP(src=p[IP].src, dst=p[IP].dst)
+           / UDP(sport=p[UDP].sport, dport=p[UDP].dport) / bytes(p[UDP].payload) for p in frames]
+    end = time.monotonic() + 2
+    while out and time.monotonic() < end:
+        sendp(out, iface='eth0', verbose=False)
+        time.sleep(0.05)
+    ''')
+
+
 def note(text):
     print(f'\n  measured: {text}', file=sys.stderr, flush=True)
 
@@ -617,6 +632,25 @@ class ClusterTest(harness.WorkdirTestCase):
              f'cut, {owned(b, "gw1")} after the periodic exchange')
         self.assertEqual(takeovers, [0, 0], self.diag())
         self.assertEqual(len(broken), 0, self.diag())
+
+        # A's own heartbeats, recorded on the underlay and played again to B after A died,
+        # keep nothing alive: their sequence numbers are old
+        capture = os.path.join(self.workdir, 'heartbeats.pcap')
+        lab.exec(lab.bridge_ns, ['tshark', '-q', '-i', 'any', '-a', 'duration:2', '-F', 'pcap',
+                                  '-w', capture, '-f',
+                                  f'udp and src host {a.vtep} and dst port 7410'], timeout=30)
+        script = os.path.join(self.workdir, 'replay.py')
+        with open(script, 'w') as f:
+            f.write(REPLAY.format(capture=capture, dst_mac=b.und_mac))
+        os.kill(a.mg.proc.pid, signal.SIGKILL)
+        a.mg.proc.wait(60)
+        lab.exec(node_ns, ['/usr/bin/python3', script])
+        gateway_lab.wait(lambda: b.mg.metrics().get('meshgate_cluster_takeovers_total', 0) == 1,
+                         'the takeover at B despite the replays', 30, diag=self.diag)
+        replays = b.mg.metrics().get('meshgate_cluster_refused_total', 0, reason='replay')
+        note(f'[cluster] guards: A\'s recorded heartbeats played to B after A died: {replays:.0f} '
+             f'refused as replays; B took over A {b.mg.metrics().get("meshgate_cluster_last_takeover_seconds", 0):.3f} s after A was last heard')
+        self.assertGreater(replays, 0, self.diag())
 
 
 if __name__ == '__main__':
