@@ -52,6 +52,10 @@ enum class member_state : uint8_t {
     draining = 3, // withdrawn, still serving what arrives
     leaving = 4,  // about to stop: peers take its addresses now rather than after dead_after_ms
 };
+// By value: member_state_names[size_t(member_state::serving)] is "serving"; 0 is no state.
+inline constexpr std::array<std::string_view, 5> member_state_names = {"none", "joining", "serving",
+                                                                       "draining", "leaving"};
+static_assert(member_state_names.size() == size_t(member_state::leaving) + 1);
 
 enum class record_kind : uint8_t {
     upsert = 1, // the connection exists in this state: install it or refresh it

@@ -1,9 +1,10 @@
 // meshgatectl: the running gateway seen and reloaded through its DPDK telemetry socket.
-//   meshgatectl [--file-prefix PREFIX] services|conns|stats|reload|swarm [--json]
+//   meshgatectl [--file-prefix PREFIX] services|conns|stats|reload|swarm|cluster [--json]
 //   meshgatectl [--file-prefix PREFIX] drain [--deadline S] [--stop] [--cancel]
-// Tables for people by default (services like `ipvsadm -Ln --rate`, conns like `ipvsadm -Lnc`),
-// one JSON document with --json. Exit status 0, or 1 when the gateway is not there or a reload
-// was rejected.
+// Tables for people by default (services like `ipvsadm -Ln --rate`, conns like `ipvsadm -Lnc`,
+// cluster a line for this gateway and one per peer), one JSON document with --json. Exit status
+// 0, or 1 when the gateway is not there, a reload was rejected, or `cluster` asks a gateway
+// without [cluster].
 #include <chrono>
 #include <cstdio>
 #include <ctime>
@@ -213,6 +214,66 @@ int swarm(telemetry_client &gw, bool as_json)
     return 0;
 }
 
+// "40 ms ago" below 10 s, "12.3 s ago" above, "never" for -1.
+std::string heard(const json &ms)
+{
+    const int64_t v = ms.is_number() ? ms.get<int64_t>() : -1;
+    if (v < 0) return "never";
+    return v < 10000 ? fmt::format("{} ms ago", v) : fmt::format("{:.1f} s ago", v / 1000.0);
+}
+
+// This gateway in its [cluster], then one line per peer and the refusals that happened:
+//   cluster gw-a: serving, 12 connection(s) of its own, 1 takeover(s) (last 0.301 s)
+//     gw-b 192.168.50.2: alive (serving), heard 40 ms ago, 3 connection(s) here, messages
+//     in/out 120/118, records in/out 30/29, its addresses taken over
+//   refused: bad_mac 3, replay 1
+int cluster(telemetry_client &gw, bool as_json)
+{
+    const json c = gw.call("/meshgate/cluster");
+    if (c["state"] == "off") {
+        std::cerr << "meshgatectl: "
+                  << text(c.value("error", json("no [cluster] in the configuration"))) << "\n";
+        return 1;
+    }
+    // The peers' columns as rows, each named first.
+    json doc = json::object();
+    for (auto &[key, value] : c.items())
+        if (!value.is_array()) doc[key] = value;
+    doc["peers"] = json::array();
+    for (const json &row : rows_of(c)) {
+        json p{{"name", row.value("peer", json(""))}};
+        for (auto &[key, value] : row.items())
+            if (key != "peer") p[key] = value;
+        doc["peers"].push_back(p);
+    }
+    if (as_json) {
+        std::cout << doc.dump(2) << "\n";
+        return 0;
+    }
+    const uint64_t takeovers = doc.value("takeovers", uint64_t{0});
+    std::cout << fmt::format(
+        "cluster {}: {}, {} connection(s) of its own, {} takeover(s){}\n", text(doc["name"]),
+        text(doc["state"]), text(doc["own_connections"]), takeovers,
+        takeovers == 0
+            ? ""
+            : fmt::format(" (last {:.3f} s)", doc.value("last_takeover_ms", uint64_t{0}) / 1000.0));
+    for (const json &p : doc["peers"])
+        std::cout << fmt::format("  {} {}: {} ({}), heard {}, {} connection(s) here, messages "
+                                 "in/out {}/{}, records in/out {}/{}{}\n",
+                                 text(p["name"]), text(p["address"]), text(p["health"]),
+                                 text(p["says"]), heard(p["heard_ms_ago"]), text(p["connections"]),
+                                 text(p["messages_in"]), text(p["messages_out"]),
+                                 text(p["records_in"]), text(p["records_out"]),
+                                 p["adopted"] == 1 ? ", its addresses taken over" : "");
+    std::string refused;
+    const json reasons = doc.value("refused", json::object());
+    for (auto &[reason, n] : reasons.items())
+        if (n.is_number() && n.get<uint64_t>() != 0)
+            refused += fmt::format("{}{} {}", refused.empty() ? "" : ", ", reason, text(n));
+    if (!refused.empty()) std::cout << "refused: " << refused << "\n";
+    return 0;
+}
+
 int reload(telemetry_client &gw, bool as_json)
 {
     const json r = gw.call("/meshgate/reload");
@@ -300,6 +361,8 @@ int main(int argc, char **argv)
     auto *stats_cmd = app.add_subcommand("stats", "counters of ports, drops and events");
     auto *reload_cmd = app.add_subcommand("reload", "reload the configuration file");
     auto *swarm_cmd = app.add_subcommand("swarm", "the swarm sync: connected, events, errors");
+    auto *cluster_cmd = app.add_subcommand(
+        "cluster", "this gateway in its [cluster]: the peers, their health, sync and takeovers");
     auto *drain_cmd = app.add_subcommand(
         "drain", "withdraw the published addresses from the routers, serve what still arrives "
                  "until no connection is established or the deadline, say how many were left");
@@ -309,7 +372,8 @@ int main(int argc, char **argv)
         ->check(CLI::NonNegativeNumber);
     drain_cmd->add_flag("--stop", stop, "stop the gateway when the drain ends");
     drain_cmd->add_flag("--cancel", cancel, "announce the addresses again");
-    for (CLI::App *c : {services_cmd, conns_cmd, stats_cmd, reload_cmd, swarm_cmd, drain_cmd})
+    for (CLI::App *c :
+         {services_cmd, conns_cmd, stats_cmd, reload_cmd, swarm_cmd, cluster_cmd, drain_cmd})
         c->add_flag("--json", as_json, "one JSON document instead of tables");
     CLI11_PARSE(app, argc, argv);
 
@@ -319,6 +383,7 @@ int main(int argc, char **argv)
         if (*conns_cmd) return conns(gw, only, limit, as_json);
         if (*stats_cmd) return stats(gw, as_json);
         if (*swarm_cmd) return swarm(gw, as_json);
+        if (*cluster_cmd) return cluster(gw, as_json);
         if (*drain_cmd) return drain(gw, deadline, stop, cancel, as_json);
         return reload(gw, as_json);
     } catch (const std::exception &e) {

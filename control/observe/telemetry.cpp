@@ -2,8 +2,10 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <charconv>
 #include <chrono>
+#include <climits>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -73,25 +75,35 @@ std::string second_param(const char *params)
     return comma == std::string_view::npos ? "" : std::string(p.substr(comma + 1));
 }
 
-// Columns of one reply: each a string or a u64 array, all of one length.
+// Columns of one reply: each a string, a u64 or an int array, all of one length.
 class columns
 {
   public:
-    void text(const char *name, std::string value) { column(name, true).texts.push_back(value); }
-    void number(const char *name, uint64_t value) { column(name, false).numbers.push_back(value); }
+    void text(const char *name, std::string value)
+    {
+        column(name, RTE_TEL_STRING_VAL).texts.push_back(value);
+    }
+    void number(const char *name, uint64_t value)
+    {
+        column(name, RTE_TEL_U64_VAL).numbers.push_back(value);
+    }
+    void integer(const char *name, int value)
+    {
+        column(name, RTE_TEL_INT_VAL).integers.push_back(value);
+    }
     size_t estimate() const { return bytes_; }
 
     void write(rte_tel_data *d) const
     {
         for (const col &c : cols_) {
             rte_tel_data *a = rte_tel_data_alloc();
-            rte_tel_data_start_array(a, c.is_text ? RTE_TEL_STRING_VAL : RTE_TEL_U64_VAL);
-            if (c.is_text)
-                for (const std::string &s : c.texts)
-                    rte_tel_data_add_array_string(a, s.c_str());
-            else
-                for (uint64_t v : c.numbers)
-                    rte_tel_data_add_array_u64(a, v);
+            rte_tel_data_start_array(a, c.type);
+            for (const std::string &s : c.texts)
+                rte_tel_data_add_array_string(a, s.c_str());
+            for (uint64_t v : c.numbers)
+                rte_tel_data_add_array_u64(a, v);
+            for (int v : c.integers)
+                rte_tel_data_add_array_int(a, v);
             rte_tel_data_add_dict_container(d, c.name, a, 0);
         }
     }
@@ -99,16 +111,17 @@ class columns
   private:
     struct col {
         const char *name;
-        bool is_text;
+        rte_tel_value_type type;
         std::vector<std::string> texts;
         std::vector<uint64_t> numbers;
+        std::vector<int> integers;
     };
-    col &column(const char *name, bool is_text)
+    col &column(const char *name, rte_tel_value_type type)
     {
-        bytes_ += is_text ? 40 : 21;
+        bytes_ += type == RTE_TEL_STRING_VAL ? 40 : 21;
         for (col &c : cols_)
             if (std::string_view(c.name) == name) return c;
-        return cols_.emplace_back(col{name, is_text, {}, {}});
+        return cols_.emplace_back(col{name, type, {}, {}, {}});
     }
     std::vector<col> cols_;
     size_t bytes_ = 0;
@@ -362,6 +375,62 @@ int cmd_swarm(const char *, const char *, rte_tel_data *d)
     return 0;
 }
 
+// This gateway in its [cluster] and one column each of what it knows of its peers (in 22.11 a
+// container holds no container: no list of dicts): meshgatectl cluster.
+int cmd_cluster(const char *, const char *, rte_tel_data *d)
+{
+    const std::optional<cluster::group_status> c = state->cluster();
+    rte_tel_data_start_dict(d);
+    if (!c) {
+        rte_tel_data_add_dict_string(d, "state", "off");
+        rte_tel_data_add_dict_string(d, "error", "no [cluster] in the configuration");
+        return 0;
+    }
+    auto name = [](cluster::member_state s) {
+        return std::string(cluster::member_state_names[static_cast<size_t>(s)]);
+    };
+    rte_tel_data_add_dict_string(d, "name", c->name.c_str());
+    rte_tel_data_add_dict_string(d, "state", name(c->state).c_str());
+    rte_tel_data_add_dict_u64(d, "own_connections", c->own_connections);
+    rte_tel_data_add_dict_u64(d, "takeovers", c->takeovers);
+    rte_tel_data_add_dict_u64(d, "last_takeover_ms",
+                              static_cast<uint64_t>(std::max(c->last_takeover_ms, 0.0) + 0.5));
+    // The reasons of meshgate_cluster_refused_total.
+    rte_tel_data *refused = rte_tel_data_alloc();
+    rte_tel_data_start_dict(refused);
+    for (size_t e = 0; e < c->refused.size(); ++e)
+        rte_tel_data_add_dict_u64(refused, std::string(cluster::wire_error_names[e]).c_str(),
+                                  c->refused[e]);
+    for (auto [reason, n] :
+         {std::pair{"source", c->refused_source}, std::pair{"replay", c->refused_replay},
+          std::pair{"unknown_task", c->records_unknown},
+          std::pair{"install_queue_full", c->installs_lost},
+          std::pair{"send_error", c->send_errors}})
+        rte_tel_data_add_dict_u64(refused, reason, n);
+    rte_tel_data_add_dict_container(d, "refused", refused, 0);
+    columns peers;
+    for (const cluster::peer_status &p : c->peers) {
+        peers.text("peer", p.name);
+        peers.text("address", to_string(ipv4_address{__builtin_bswap32(p.address)}));
+        peers.text("health",
+                   std::string(cluster::peer_health_names[static_cast<size_t>(p.health)]));
+        peers.text("says", name(p.says));
+        peers.number("adopted", p.adopted);
+        peers.number("synced_us", p.synced_us);
+        peers.integer("heard_ms_ago", p.heard_ms_ago < 0 ? -1
+                                      : p.heard_ms_ago >= INT_MAX
+                                          ? INT_MAX
+                                          : static_cast<int>(p.heard_ms_ago + 0.5));
+        peers.number("messages_in", p.messages_in);
+        peers.number("messages_out", p.messages_out);
+        peers.number("records_in", p.records_in);
+        peers.number("records_out", p.records_out);
+        peers.number("connections", p.connections);
+    }
+    peers.write(d);
+    return 0;
+}
+
 int cmd_reload(const char *, const char *, rte_tel_data *d)
 {
     rte_tel_data_start_dict(d);
@@ -469,6 +538,9 @@ void register_telemetry(const stats_state &s, control_requests &r)
              command{"/meshgate/swarm", guarded<cmd_swarm>,
                      "The swarm sync: connected, last event, last full read, errors. No "
                      "parameters"},
+             command{"/meshgate/cluster", guarded<cmd_cluster>,
+                     "This gateway in its [cluster] and its peers: health, state, sync "
+                     "counters, takeovers. No parameters"},
              command{"/meshgate/drain", guarded<cmd_drain>,
                      "Withdraw the routed addresses. Parameters: none (status), "
                      "start[,DEADLINE_S][,stop], cancel"},
