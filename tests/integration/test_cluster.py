@@ -494,6 +494,10 @@ class ClusterTest(harness.WorkdirTestCase):
                          'the takeover at B', 30, diag=self.diag)
         taken_over = time.monotonic()
         takeover_s = b.mg.metrics().get('meshgate_cluster_last_takeover_seconds', 0)
+        shown = b.mg.ctl('cluster')
+        self.assertEqual(shown.returncode, 0, shown.stdout)
+        self.assertRegex(shown.stdout, r'gw1 192\.168\.50\.1: dead .*its addresses taken over',
+                         shown.stdout)
         time.sleep(4)
 
         steps.append(step('A started again'))
