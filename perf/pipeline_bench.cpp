@@ -22,7 +22,6 @@
 #include <vector>
 
 #include <netinet/in.h>
-#include <unistd.h>
 #include <rte_cycles.h>
 #include <rte_dev.h>
 #include <rte_eal.h>
@@ -32,6 +31,7 @@
 #include <rte_tcp.h>
 #include <rte_udp.h>
 #include <rte_vxlan.h>
+#include <unistd.h>
 
 #include "control/api/control_api.h"
 #include "dataplane/output.h"
