@@ -3,7 +3,9 @@
 // worker sees them:
 //   BM_forward/FLOWS      client -> task on established TCP connections (NAT, VXLAN encap)
 //   BM_reverse/FLOWS      task -> client replies (decap, reverse NAT)
-//   BM_new_connections    SYNs of flows never seen: schedule, create, NAT, encap
+//   BM_new_connections/packets:P  SYNs of flows never seen: schedule, create, NAT, encap;
+//                         P = 2: each one's ACK a burst later too (ESTABLISHED), P = 3: and its
+//                         FIN (CLOSE_WAIT)
 //   BM_parse_and_match    ACKs of flows never seen: parse, key, lookup (a miss), published-port
 //                         match, drop as no_connection: what precedes every verdict
 //   BM_housekeeping/K     one housekeeping() pass (every 100 us in a worker) that reads the
@@ -286,12 +288,31 @@ BENCHMARK(BM_housekeeping)
     ->ArgNames({"flows", "kernel"})
     ->ArgsProduct({{4096}, {no_kernel, ring_kernel, tap_kernel}});
 
-// 1M new connections into a table of 2M: it ends half full (a full cuckoo table inserts
-// far slower: conntrack_bench's create+expire shows the cost at steady size). A first million,
-// made and ended before, has touched the table's memory: no first-touch page faults timed.
+// The client's packets of FLOWS new connections, PACKETS each, in bursts of one kind: a burst
+// of 32 SYNs (32 connections in SYN_RECV), then (PACKETS >= 2) their ACKs, which complete the
+// handshakes (ESTABLISHED), then (PACKETS >= 3) their FINs (CLOSE_WAIT): each later packet comes
+// a burst after its connection was made, as it would a round trip later.
+std::vector<std::vector<uint8_t>> connection_frames(uint32_t flows, uint32_t packets)
+{
+    const uint8_t flags[] = {RTE_TCP_SYN_FLAG, RTE_TCP_ACK_FLAG,
+                             RTE_TCP_FIN_FLAG | RTE_TCP_ACK_FLAG};
+    std::vector<std::vector<uint8_t>> f;
+    f.reserve(size_t(flows) * packets);
+    for (uint32_t first = 0; first < flows; first += burst)
+        for (uint32_t p = 0; p < packets; ++p)
+            for (uint32_t i = first; i < first + burst; ++i)
+                f.push_back(client_frame(i, flags[p]));
+    return f;
+}
+
+// 1M new connections into a table of 2M, PACKETS client packets each (connection_frames()): it
+// ends half full (a full cuckoo table inserts far slower: conntrack_bench's create+expire shows
+// the cost at steady size). A first million, made and ended before, has touched the table's
+// memory: no first-touch page faults timed.
 void BM_new_connections(benchmark::State &state)
 {
     constexpr uint32_t flows = 1 << 20;
+    const auto packets = static_cast<uint32_t>(state.range(0));
     gateway_fixture g(2 * flows);
     g.run(frames_of(flows, RTE_TCP_SYN_FLAG, 1u << 21), 0, flows / burst);
     std::vector<dp::removed_connection> gone(4096);
@@ -304,10 +325,26 @@ void BM_new_connections(benchmark::State &state)
     for (uint32_t second = 0; g.connections->size() != 0 || second < 4; ++second) {
         g.connections->expire(0, g.w->now + 200 + second, 1u << 22, gone.data());
     }
-    timed_bursts(state, g, frames_of(flows, RTE_TCP_SYN_FLAG), 0, 1);
+    timed_bursts(state, g, connection_frames(flows, packets), 0, 1);
     state.counters["connections"] = double(g.connections->size());
+    state.counters["cycles/connection"] = state.counters["cycles/packet"].value * packets;
 }
-BENCHMARK(BM_new_connections)->Iterations((1 << 20) / burst)->Unit(benchmark::kMicrosecond);
+// Each the time of 1M connections: SYNs only; SYN + ACK; SYN + ACK + FIN.
+BENCHMARK(BM_new_connections)
+    ->ArgName("packets")
+    ->Arg(1)
+    ->Iterations((1 << 20) / burst)
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_new_connections)
+    ->ArgName("packets")
+    ->Arg(2)
+    ->Iterations(2 * (1 << 20) / burst)
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_new_connections)
+    ->ArgName("packets")
+    ->Arg(3)
+    ->Iterations(3 * (1 << 20) / burst)
+    ->Unit(benchmark::kMicrosecond);
 
 void BM_parse_and_match(benchmark::State &state)
 {
