@@ -1,9 +1,11 @@
 // Cycles per packet of the whole data path: bursts of 32 frames through process_burst() and out
 // of net_null ports (EAL without hugepages, the real tables built by the control API), as a
 // worker sees them:
-//   BM_forward/FLOWS      client -> task on established TCP connections (NAT, VXLAN encap)
-//   BM_reverse/FLOWS      task -> client replies (decap, reverse NAT)
-//   BM_new_connections    SYNs of flows never seen: schedule, create, NAT, encap
+//   BM_forward/flows:F    client -> task on F established TCP connections (NAT, VXLAN encap)
+//   BM_reverse/flows:F    task -> client replies (decap, reverse NAT)
+//   BM_new_connections/packets:P  SYNs of flows never seen: schedule, create, NAT, encap;
+//                         P = 2: each one's ACK a burst later too (ESTABLISHED), P = 3: and its
+//                         FIN (CLOSE_WAIT)
 //   BM_parse_and_match    ACKs of flows never seen: parse, key, lookup (a miss), published-port
 //                         match, drop as no_connection: what precedes every verdict
 //   BM_housekeeping/K     one housekeeping() pass (every 100 us in a worker) that reads the
@@ -11,29 +13,38 @@
 // Frames are copied into fresh mbufs outside the timed part, as an RX queue would hand them.
 // BM_forward and BM_reverse run with the external port's kernel interface (issue 15) K = none,
 // net_ring: the ring is polled the way a TAP is; BM_housekeeping also with K = net_tap, a real
-// TAP (root; its read is a system call).
+// TAP (root; its read is a system call). BM_forward, BM_reverse and BM_new_connections also run
+// with the cluster's sync rings on the worker, .../sync:S: 0 none (no [cluster]), 1 drained
+// every 128 bursts with the timing paused (the control thread's part), 2 (new connections) the
+// event ring full, never drained (every change a counted loss).
 //   build/perf/pipeline_bench [--benchmark_filter=...]
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
 #include <netinet/in.h>
-#include <unistd.h>
 #include <rte_cycles.h>
 #include <rte_dev.h>
 #include <rte_eal.h>
 #include <rte_ethdev.h>
 #include <rte_ip.h>
 #include <rte_mbuf.h>
+#include <rte_ring.h>
+#include <rte_ring_elem.h>
 #include <rte_tcp.h>
 #include <rte_udp.h>
 #include <rte_vxlan.h>
+#include <unistd.h>
 
 #include "control/api/control_api.h"
 #include "dataplane/output.h"
+#include "dataplane/sync.h"
 #include "dataplane/worker.h"
 #include "tests/support/frames.h"
 #include "tests/support/gateway_fixture.h"
@@ -161,6 +172,66 @@ bool kernel_of(benchmark::State &state, int64_t &kernel)
     return false;
 }
 
+// The cluster's sync on the worker (dataplane/sync.h): none (no [cluster], the rings' pointers
+// null), its event ring drained before it can fill (the control thread keeping up: it takes it
+// every 20 ms), or that ring full and never drained (every change a counted loss).
+enum sync_kind : int64_t { no_sync, sync_drained, sync_full };
+
+// The worker's two sync rings, made as control/gateway.cpp's sync_rings makes them (SP/SC,
+// sync_event_slots and sync_install_slots), unless KIND is no_sync; detached and freed at the
+// end. drain() takes every change, as group::drain_events() does, and counts them.
+struct sync_rings {
+    dp::worker &w;
+    int64_t kind;
+    rte_ring *events = nullptr, *installs = nullptr;
+    uint64_t drained = 0;
+
+    sync_rings(dp::worker &worker, int64_t k) : w(worker), kind(k)
+    {
+        if (kind == no_sync) return;
+        static uint32_t seq = 0;
+        auto make = [](const char *what, uint32_t slots, size_t element) {
+            char name[RTE_RING_NAMESIZE];
+            std::snprintf(name, sizeof name, "%s%u", what, seq++);
+            rte_ring *r = rte_ring_create_elem(name, static_cast<unsigned>(element), slots,
+                                               SOCKET_ID_ANY, RING_F_SP_ENQ | RING_F_SC_DEQ);
+            if (r == nullptr) throw std::runtime_error("rte_ring_create_elem failed");
+            return r;
+        };
+        events = make("plb_ev", dp::sync_event_slots, sizeof(dp::sync_event));
+        installs = make("plb_in", dp::sync_install_slots, sizeof(dp::synced_connection));
+        w.sync_events = events;
+        w.sync_installs = installs;
+        if (kind == sync_full) {
+            dp::sync_event e{};
+            while (rte_ring_sp_enqueue_elem(events, &e, sizeof e) == 0) {
+            }
+        }
+    }
+    ~sync_rings()
+    {
+        w.sync_events = nullptr;
+        w.sync_installs = nullptr;
+        rte_ring_free(events);
+        rte_ring_free(installs);
+    }
+    sync_rings(const sync_rings &) = delete;
+    sync_rings &operator=(const sync_rings &) = delete;
+
+    void drain()
+    {
+        if (kind != sync_drained) return;
+        dp::sync_event e[64];
+        while (const unsigned n =
+                   rte_ring_sc_dequeue_burst_elem(events, e, sizeof e[0], 64, nullptr))
+            drained += n;
+    }
+    uint64_t lost() const
+    {
+        return w.counters.events[static_cast<size_t>(dp::event::sync_events_lost)];
+    }
+};
+
 // Frames of flows FIRST..FIRST+FLOWS.
 std::vector<std::vector<uint8_t>> frames_of(uint32_t flows, uint8_t flags, uint32_t first = 0)
 {
@@ -174,11 +245,12 @@ std::vector<std::vector<uint8_t>> frames_of(uint32_t flows, uint8_t flags, uint3
 // Times FRAMES through process_burst() + TX, per packet.
 void timed_bursts(benchmark::State &state, gateway_fixture &g,
                   const std::vector<std::vector<uint8_t>> &frames, uint16_t port, uint16_t out_port,
-                  bool all_sent = true)
+                  bool all_sent = true, sync_rings *sync = nullptr)
 {
     rte_mbuf *pkts[burst];
     uint64_t cycles = 0, packets = 0, sent_before = g.w->counters.ports[out_port].tx_packets;
-    size_t next = 0;
+    size_t next = 0, bursts = 0;
+    const uint64_t drained_before = sync ? sync->drained : 0, lost_before = sync ? sync->lost() : 0;
     for (auto _ : state) {
         if (!g.load(pkts, burst, frames, next)) {
             state.SkipWithError("pool empty");
@@ -190,7 +262,14 @@ void timed_bursts(benchmark::State &state, gateway_fixture &g,
         dp::tx_flush(*g.w, out_port);
         cycles += rte_rdtsc() - t0;
         packets += burst;
+        // The control thread's part, untimed: at most one change per packet, 4096 per drain.
+        if (sync != nullptr && sync->kind == sync_drained && ++bursts % 128 == 0) {
+            state.PauseTiming();
+            sync->drain();
+            state.ResumeTiming();
+        }
     }
+    if (sync != nullptr) sync->drain();
     const uint64_t sent = g.w->counters.ports[out_port].tx_packets - sent_before;
     if (all_sent && sent != packets) {
         std::string why = "not every packet went out:";
@@ -202,16 +281,37 @@ void timed_bursts(benchmark::State &state, gateway_fixture &g,
     }
     state.SetItemsProcessed(int64_t(packets));
     state.counters["cycles/packet"] = packets ? double(cycles) / double(packets) : 0.0;
+    if (sync != nullptr && sync->kind != no_sync) {
+        state.counters["sync_events"] = double(sync->drained - drained_before);
+        state.counters["sync_lost"] = double(sync->lost() - lost_before);
+    }
 }
 
-// FLOWS established flows and the kernel interface: none, or a ring (the established path
-// never looks at it: the difference is the cost of having one), the two one after the other.
+// FLOWS established flows, the kernel interface (none, or a ring: the established path never
+// looks at it, the difference is the cost of having one) and the cluster's sync (none, or its
+// rings drained: an established flow's packets change no state, so make no sync event), each
+// variant right after the plain one.
 void established_args(benchmark::internal::Benchmark *b)
 {
-    b->ArgNames({"flows", "kernel"})->Unit(benchmark::kMicrosecond);
-    for (int64_t flows : {4096, 1 << 20})
-        for (int64_t kernel : {no_kernel, ring_kernel})
-            b->Args({flows, kernel});
+    b->ArgNames({"flows", "kernel", "sync"})->Unit(benchmark::kMicrosecond);
+    for (int64_t flows : {4096, 1 << 20}) {
+        b->Args({flows, no_kernel, no_sync});
+        b->Args({flows, no_kernel, sync_drained});
+        b->Args({flows, ring_kernel, no_sync});
+    }
+}
+
+// Opens FLOWS connections and completes their handshakes, a block at a time: the client's SYN,
+// then its ACK (SYN_RECV -> ESTABLISHED), so that no timed packet moves a connection's state.
+void establish(gateway_fixture &g, uint32_t flows, sync_rings &sync)
+{
+    constexpr uint32_t block = 4096;
+    for (uint32_t first = 0; first < flows; first += block) {
+        const uint32_t n = std::min(block, flows - first);
+        g.run(frames_of(n, RTE_TCP_SYN_FLAG, first), 0, n / burst);
+        g.run(frames_of(n, RTE_TCP_ACK_FLAG, first), 0, n / burst);
+        sync.drain(); // n changes (ESTABLISHED): within a ring
+    }
 }
 
 void BM_forward(benchmark::State &state)
@@ -220,8 +320,9 @@ void BM_forward(benchmark::State &state)
     int64_t kernel;
     if (!kernel_of(state, kernel)) return;
     gateway_fixture g(2 * flows + 4096, kernel);
-    g.run(frames_of(flows, RTE_TCP_SYN_FLAG), 0, flows / burst);
-    timed_bursts(state, g, frames_of(flows, RTE_TCP_ACK_FLAG), 0, 1);
+    sync_rings sync(*g.w, state.range(2));
+    establish(g, flows, sync);
+    timed_bursts(state, g, frames_of(flows, RTE_TCP_ACK_FLAG), 0, 1, true, &sync);
 }
 BENCHMARK(BM_forward)->Apply(established_args);
 
@@ -231,7 +332,8 @@ void BM_reverse(benchmark::State &state)
     int64_t kernel;
     if (!kernel_of(state, kernel)) return;
     gateway_fixture g(2 * flows + 4096, kernel);
-    g.run(frames_of(flows, RTE_TCP_SYN_FLAG), 0, flows / burst);
+    sync_rings sync(*g.w, state.range(2));
+    establish(g, flows, sync);
     std::vector<std::vector<uint8_t>> replies;
     replies.reserve(flows);
     for (uint32_t i = 0; i < flows; ++i) {
@@ -245,7 +347,7 @@ void BM_reverse(benchmark::State &state)
         }
         replies.push_back(reply_frame(i, g.connections->at(ref.index())));
     }
-    timed_bursts(state, g, replies, 1, 0);
+    timed_bursts(state, g, replies, 1, 0, true, &sync);
 }
 BENCHMARK(BM_reverse)->Apply(established_args);
 
@@ -273,12 +375,32 @@ BENCHMARK(BM_housekeeping)
     ->ArgNames({"flows", "kernel"})
     ->ArgsProduct({{4096}, {no_kernel, ring_kernel, tap_kernel}});
 
-// 1M new connections into a table of 2M: it ends half full (a full cuckoo table inserts
-// far slower: conntrack_bench's create+expire shows the cost at steady size). A first million,
-// made and ended before, has touched the table's memory: no first-touch page faults timed.
+// The client's packets of FLOWS new connections, PACKETS each, in bursts of one kind: a burst
+// of 32 SYNs (32 connections in SYN_RECV), then (PACKETS >= 2) their ACKs, which complete the
+// handshakes (ESTABLISHED), then (PACKETS >= 3) their FINs (CLOSE_WAIT): each later packet comes
+// a burst after its connection was made, as it would a round trip later.
+std::vector<std::vector<uint8_t>> connection_frames(uint32_t flows, uint32_t packets)
+{
+    const uint8_t flags[] = {RTE_TCP_SYN_FLAG, RTE_TCP_ACK_FLAG,
+                             RTE_TCP_FIN_FLAG | RTE_TCP_ACK_FLAG};
+    std::vector<std::vector<uint8_t>> f;
+    f.reserve(size_t(flows) * packets);
+    for (uint32_t first = 0; first < flows; first += burst)
+        for (uint32_t p = 0; p < packets; ++p)
+            for (uint32_t i = first; i < first + burst; ++i)
+                f.push_back(client_frame(i, flags[p]));
+    return f;
+}
+
+// 1M new connections into a table of 2M, PACKETS client packets each (connection_frames()), with
+// the cluster's sync as SYNC says (sync_kind; its rings made after the table was filled): it
+// ends half full (a full cuckoo table inserts far slower: conntrack_bench's create+expire shows
+// the cost at steady size). A first million, made and ended before, has touched the table's
+// memory: no first-touch page faults timed.
 void BM_new_connections(benchmark::State &state)
 {
     constexpr uint32_t flows = 1 << 20;
+    const auto packets = static_cast<uint32_t>(state.range(0));
     gateway_fixture g(2 * flows);
     g.run(frames_of(flows, RTE_TCP_SYN_FLAG, 1u << 21), 0, flows / burst);
     std::vector<dp::removed_connection> gone(4096);
@@ -291,10 +413,32 @@ void BM_new_connections(benchmark::State &state)
     for (uint32_t second = 0; g.connections->size() != 0 || second < 4; ++second) {
         g.connections->expire(0, g.w->now + 200 + second, 1u << 22, gone.data());
     }
-    timed_bursts(state, g, frames_of(flows, RTE_TCP_SYN_FLAG), 0, 1);
+    sync_rings sync(*g.w, state.range(1));
+    timed_bursts(state, g, connection_frames(flows, packets), 0, 1, true, &sync);
     state.counters["connections"] = double(g.connections->size());
+    state.counters["cycles/connection"] = state.counters["cycles/packet"].value * packets;
 }
-BENCHMARK(BM_new_connections)->Iterations((1 << 20) / burst)->Unit(benchmark::kMicrosecond);
+// Each the time of 1M connections: SYNs only (no sync event: a SYN flood makes no sync
+// traffic); SYN + ACK (one event each, ESTABLISHED); SYN + ACK + FIN (two: and CLOSE_WAIT). Each
+// variant with the sync right after the same without.
+BENCHMARK(BM_new_connections)
+    ->ArgNames({"packets", "sync"})
+    ->Args({1, no_sync})
+    ->Iterations((1 << 20) / burst)
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_new_connections)
+    ->ArgNames({"packets", "sync"})
+    ->Args({2, no_sync})
+    ->Args({2, sync_drained})
+    ->Args({2, sync_full})
+    ->Iterations(2 * (1 << 20) / burst)
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_new_connections)
+    ->ArgNames({"packets", "sync"})
+    ->Args({3, no_sync})
+    ->Args({3, sync_drained})
+    ->Iterations(3 * (1 << 20) / burst)
+    ->Unit(benchmark::kMicrosecond);
 
 void BM_parse_and_match(benchmark::State &state)
 {
