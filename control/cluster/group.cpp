@@ -465,6 +465,11 @@ void group::step_walk()
     for (uint32_t i = walk_->next; i < end; ++i) {
         const dataplane::connection &c = table_.at(i);
         if (c.live.load(std::memory_order_relaxed) == 0 || !dataplane::worth_syncing(c)) continue;
+        // The periodic exchange repairs what carries data: a connection closed on both sides
+        // (TIME_WAIT, CLOSE) is left to its own timeout at the peer (most of a busy table).
+        if (!walk_->bulk && c.tclass == dataplane::timeout_class::tcp &&
+            c.tcp() >= dataplane::tcp_state::time_wait)
+            continue;
         if (c.peer == 0)
             ++walk_->own;
         else if (c.peer <= peers_.size())
