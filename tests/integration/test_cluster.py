@@ -18,6 +18,10 @@ multipath route, a client behind the router.
      stop_delay_ms, stops; no new connection fails (the counts are printed);
   5. SIGKILL of A (a crash): the TAP goes with the process, the VIP with it; the time until the
      router has no route is printed.
+
+With [cluster] (issue 16): test_group_loses_nothing (SIGKILL of a gateway, its rejoin, drain
+--stop of the other: no stream breaks, UDP answered once the takeover is done) and
+test_group_guards (forged and replayed heartbeats, a cut sync channel).
 Figures are printed as `measured:` lines (docs/cluster.md quotes them).
 """
 
