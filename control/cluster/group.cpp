@@ -71,6 +71,24 @@ std::string address_text(uint32_t be)
     return text;
 }
 
+// What a connection's keys and STATE say, as the wire carries it (an upsert, its names unset).
+connection_record record_of(const dataplane::flow_key &forward, const dataplane::flow_key &reverse,
+                            uint8_t state)
+{
+    connection_record r;
+    r.proto = forward.proto;
+    r.state = state;
+    r.client_ip = forward.src_ip;
+    r.published_ip = forward.dst_ip;
+    r.client_port = forward.src_port;
+    r.published_port = forward.dst_port;
+    r.task_ip = reverse.src_ip;
+    r.target_port = reverse.src_port;
+    r.snat_ip = reverse.dst_ip;
+    r.snat_port = reverse.dst_port;
+    return r;
+}
+
 } // namespace
 
 struct group::peer {
@@ -419,18 +437,8 @@ void group::drain_events()
                 rte_ring_sc_dequeue_burst_elem(ring, events, sizeof events[0], batch, nullptr);
             for (uint32_t i = 0; i < n; ++i) {
                 const dataplane::sync_event &e = events[i];
-                connection_record r;
+                connection_record r = record_of(e.forward, e.reverse, e.state);
                 r.kind = e.ended ? record_kind::gone : record_kind::upsert;
-                r.proto = e.forward.proto;
-                r.state = e.state;
-                r.client_ip = e.forward.src_ip;
-                r.published_ip = e.forward.dst_ip;
-                r.client_port = e.forward.src_port;
-                r.published_port = e.forward.dst_port;
-                r.task_ip = e.reverse.src_ip;
-                r.target_port = e.reverse.src_port;
-                r.snat_ip = e.reverse.dst_ip;
-                r.snat_port = e.reverse.dst_port;
                 r.service = hooks_.service_name(e.service);
                 r.owner = config_.name;
                 if (r.service.empty()) continue; // its service went with a reload
@@ -476,18 +484,8 @@ void group::step_walk()
             ++peers_[c.peer - 1u].counting;
         else
             continue;
-        connection_record r;
-        r.kind = record_kind::upsert;
-        r.proto = c.forward.proto;
-        r.state = c.state.load(std::memory_order_relaxed);
-        r.client_ip = c.forward.src_ip;
-        r.published_ip = c.forward.dst_ip;
-        r.client_port = c.forward.src_port;
-        r.published_port = c.forward.dst_port;
-        r.task_ip = c.reverse.src_ip;
-        r.target_port = c.reverse.src_port;
-        r.snat_ip = c.reverse.dst_ip;
-        r.snat_port = c.reverse.dst_port;
+        connection_record r =
+            record_of(c.forward, c.reverse, c.state.load(std::memory_order_relaxed));
         const int32_t idle = table_.idle_at(c, now);
         r.idle_seconds = idle > 0 ? static_cast<uint32_t>(idle) : 0;
         r.service = hooks_.service_name(c.service);
