@@ -467,6 +467,12 @@ void gateway::join_cluster()
     hooks.adopt = [this](std::vector<dataplane::adopted_gateway> adopted) {
         api_->adopt(std::move(adopted));
     };
+    // Until it has the group's connections, only its peers learn where its address is.
+    std::vector<uint32_t> peers;
+    for (const config::cluster_peer &p : c.cluster->peers)
+        peers.push_back(network_order(p.address));
+    api_->set_joining(std::move(peers), static_cast<uint16_t>(port_index));
+    hooks.joined = [this] { api_->set_joining({}, 0); };
     hooks.announce_address = [ifindex, port_mac](uint32_t address) {
         if (!send_gratuitous_arp(ifindex, port_mac, address))
             spdlog::warn("cluster: gratuitous ARP not sent: {}", strerror(errno));

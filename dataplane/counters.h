@@ -46,7 +46,8 @@ namespace meshgate::dataplane
       "for the host's kernel (exception path) over [limits] kernel_packets_per_second "            \
       "or kernel_syns_per_second")                                                                 \
     X(kernel_full, "for the host's kernel: its interface's queue was full (the kernel did not "    \
-                   "keep up)")
+                   "keep up)")                                                                     \
+    X(joining_arp, "the host's ARP request on the underlay while the gateway joins its cluster")
 
 enum class drop_reason : uint8_t {
 #define MESHGATE_X(name, help) name,
@@ -98,6 +99,8 @@ struct port_counters {
     X(arp_replies_rate_limited, "ARP requests not answered: over [limits] arp_replies_per_second") \
     X(arp_requests_sent, "ARP requests sent to resolve a next hop")                                \
     X(arp_learned, "neighbor entries learned or refreshed from ARP")                               \
+    X(arp_withheld_joining,                                                                        \
+      "ARP requests for the underlay address not answered: the gateway joins its cluster")         \
     X(icmp_echo_replies_sent, "ICMP echo requests to a gateway address answered")                  \
     X(icmp_errors_sent,                                                                            \
       "ICMP errors the gateway originated (time exceeded, fragmentation needed)")                  \

@@ -1,5 +1,7 @@
 #include "dataplane/kernel_path.h"
 
+#include <rte_arp.h>
+
 #include <rte_ethdev.h>
 
 #include "dataplane/output.h"
@@ -64,6 +66,18 @@ void kernel_flush(worker &w)
     w.kernel_pending = 0;
 }
 
+// The host's ARP request: while joining its cluster it would tell every node where our
+// underlay address is (Linux updates a known sender's entry from a request); the peers' own
+// requests teach the host their MACs instead.
+bool is_arp_request(const rte_mbuf *m)
+{
+    if (rte_pktmbuf_data_len(m) < sizeof(rte_ether_hdr) + sizeof(rte_arp_hdr)) return false;
+    const auto *eth = rte_pktmbuf_mtod(m, const rte_ether_hdr *);
+    const auto *arp = reinterpret_cast<const rte_arp_hdr *>(eth + 1);
+    return eth->ether_type == RTE_BE16(RTE_ETHER_TYPE_ARP) &&
+           arp->arp_opcode == RTE_BE16(RTE_ARP_OP_REQUEST);
+}
+
 void kernel_poll(worker &w, const dataplane_tables &t, uint64_t tsc)
 {
     if (tsc < w.kernel_poll_at) return;
@@ -74,7 +88,10 @@ void kernel_poll(worker &w, const dataplane_tables &t, uint64_t tsc)
         const uint16_t n = rte_eth_rx_burst(w.kernel_port_ids[port], w.id, frames, burst_size);
         w.counters.ports[port].from_kernel += n;
         for (uint16_t i = 0; i < n; ++i)
-            deliver(w, t, frames[i], send_frame(port));
+            deliver(w, t, frames[i],
+                    port == t.joining_port && is_arp_request(frames[i])
+                        ? drop_as(drop_reason::joining_arp)
+                        : send_frame(port));
     }
 }
 

@@ -46,6 +46,10 @@ verdict arp_input(worker &w, const dataplane_tables &t, uint16_t port, rte_mbuf 
         return drop_as(drop_reason::not_local);
     }
 
+    if (target == p.address && t.withheld_arp(port, sender)) {
+        w.counters.count(event::arp_withheld_joining);
+        return spent();
+    }
     // The host keeps its own neighbors (its BGP peer's MAC): it sees what is for our address.
     if (target == p.address && has_kernel(w, port)) copy_to_kernel(w, t, port, m);
     if (sender_ok && w.shared->neighbors->learn(port, sender, sender_mac, w.tsc))

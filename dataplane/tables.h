@@ -187,6 +187,19 @@ struct dataplane_tables {
     }
 
     std::vector<adopted_gateway> adopted; // dead peers' addresses, taken over
+    // While the gateway joins its cluster: ARP for the cluster port's own address is answered
+    // (by the workers, and by the kernel they copy it to) only for these peers, so that no node
+    // sends replies here before the peers' connections are (joining_port: none when empty).
+    std::vector<rte_be32_t> joining_peers;
+    uint16_t joining_port = UINT16_MAX;
+
+    bool withheld_arp(uint16_t port, rte_be32_t sender) const
+    {
+        if (port != joining_port) return false;
+        for (rte_be32_t p : joining_peers)
+            if (p == sender) return false;
+        return true;
+    }
 
     // Is a reply to MAC, ADDRESS on the overlay one for a dead peer we took over from?
     bool is_adopted(const rte_ether_addr &mac, rte_be32_t address) const

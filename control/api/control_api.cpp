@@ -168,6 +168,22 @@ bool control_api::adopt(std::vector<dataplane::adopted_gateway> adopted)
     }
 }
 
+bool control_api::set_joining(std::vector<uint32_t> peers, uint16_t port)
+{
+    if (!started()) return false;
+    try {
+        auto tables = std::make_unique<dataplane::dataplane_tables>(*tables_);
+        tables->joining_port = peers.empty() ? UINT16_MAX : port;
+        tables->joining_peers = std::move(peers);
+        runtime_.publish(tables.get());
+        tables_ = std::move(tables);
+        return true;
+    } catch (const std::exception &e) {
+        spdlog::error("joining the cluster: {}", e.what());
+        return false;
+    }
+}
+
 bool control_api::tick()
 {
     if (!started()) return false;

@@ -91,6 +91,9 @@ class control_api
     // The cluster took over the addresses of ADOPTED (dead peers), or gave some back: a new
     // snapshot of the same configuration with them. Never throws; false if nothing changed.
     bool adopt(std::vector<dataplane::adopted_gateway> adopted);
+    // While this gateway joins its cluster, ARP for PORT's address is answered only for PEERS
+    // (network order); an empty list ends that.
+    bool set_joining(std::vector<uint32_t> peers, uint16_t port);
 
     // Often (the control loop): ends removed tasks whose grace ran out, in a new snapshot, and
     // gives back the ids nothing names any more. True if it published.

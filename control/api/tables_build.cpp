@@ -274,7 +274,11 @@ build_tables(const config::gateway_config &c, const identities &ids,
     compile_services(c, ids, previous, options, *t);
     compile_listeners(c, ids, *t);
     compile_limits(c, *t);
-    if (previous != nullptr) t->adopted = previous->adopted; // a reload keeps a takeover
+    if (previous != nullptr) { // a reload keeps a takeover, and a join going on
+        t->adopted = previous->adopted;
+        t->joining_peers = previous->joining_peers;
+        t->joining_port = previous->joining_port;
+    }
     compile_local_addresses(c, *t);
     t->sweep_epoch = sweep_epoch;
     t->timeouts = c.timeouts;

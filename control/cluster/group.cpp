@@ -234,6 +234,7 @@ void group::tick()
         if (((waited || all_heard) && all_synced) || now - started_ >= join_limit) {
             if (!all_synced) spdlog::warn("cluster: serving before every peer synced to us");
             state_ = member_state::serving;
+            hooks_.joined();
             hooks_.announce_address(self_.underlay); // ours again, if a peer had it
             for (auto repeat : arp_repeats)
                 own_arp_due_.push_back(now + repeat);

@@ -65,6 +65,8 @@ struct group_hooks {
     // call: whether a silent peer's data path still runs.
     std::function<void(uint32_t address)> probe;
     std::function<std::vector<uint32_t>()> probe_answers;
+    // Joined: the workers answer ARP for our underlay address to everyone again.
+    std::function<void()> joined;
 };
 
 // cut: its heartbeats stopped but its data path still answers ARP on the underlay (the sync
