@@ -153,35 +153,35 @@ void control_api::release_ids()
     }
 }
 
-bool control_api::adopt(std::vector<dataplane::adopted_gateway> adopted)
+bool control_api::republish(const char *what,
+                            const std::function<void(dataplane::dataplane_tables &)> &change)
 {
     if (!started()) return false;
     try {
         auto tables = std::make_unique<dataplane::dataplane_tables>(*tables_);
-        set_adopted(config_, std::move(adopted), *tables);
+        change(*tables);
         runtime_.publish(tables.get());
         tables_ = std::move(tables);
         return true;
     } catch (const std::exception &e) {
-        spdlog::error("taking over addresses: {}", e.what());
+        spdlog::error("{}: {}", what, e.what());
         return false;
     }
 }
 
+bool control_api::adopt(std::vector<dataplane::adopted_gateway> adopted)
+{
+    return republish("taking over addresses", [&](dataplane::dataplane_tables &t) {
+        set_adopted(config_, std::move(adopted), t);
+    });
+}
+
 bool control_api::set_joining(std::vector<uint32_t> peers, uint16_t port)
 {
-    if (!started()) return false;
-    try {
-        auto tables = std::make_unique<dataplane::dataplane_tables>(*tables_);
-        tables->joining_port = peers.empty() ? UINT16_MAX : port;
-        tables->joining_peers = std::move(peers);
-        runtime_.publish(tables.get());
-        tables_ = std::move(tables);
-        return true;
-    } catch (const std::exception &e) {
-        spdlog::error("joining the cluster: {}", e.what());
-        return false;
-    }
+    return republish("joining the cluster", [&](dataplane::dataplane_tables &t) {
+        t.joining_port = peers.empty() ? UINT16_MAX : port;
+        t.joining_peers = std::move(peers);
+    });
 }
 
 bool control_api::tick()

@@ -108,6 +108,9 @@ class control_api
   private:
     apply_result commit(config::gateway_config next, bool first);
     apply_result refuse(std::string message) const; // an error of an API call, nothing changed
+    // A copy of the running tables changed by CHANGE, published; WHAT names it in the log.
+    bool republish(const char *what,
+                   const std::function<void(dataplane::dataplane_tables &)> &change);
     void release_ids();
     // The ids IDS gave out in GENERATION start their counts again (runtime_.reset_counters).
     void reset_new_holders(const identities &ids, uint64_t generation);
