@@ -499,6 +499,10 @@ create_result connection_table::create(uint8_t worker, const flow_key &forward, 
     c.created = now;
     c.client_port = client_port;
     c.peer = 0;
+    c.proxy_start = 0;
+    c.proxy_len = 0;
+    c.proxy_version = 0;
+    c.proxy_acked.store(0, std::memory_order_relaxed);
     c.live.store(1, std::memory_order_relaxed);
 
     // rte_hash publishes pdata with release semantics: the fields above are visible first.
@@ -565,6 +569,10 @@ install_status connection_table::install(uint8_t worker, const synced_connection
     c.created = now;
     c.client_port = 0; // replies go out of whichever external port reaches the client
     c.peer = s.peer;
+    c.proxy_start = s.proxy_start;
+    c.proxy_len = s.proxy_len;
+    c.proxy_version = s.proxy_version;
+    c.proxy_acked.store(0, std::memory_order_relaxed); // a header sent twice does no harm
     c.live.store(1, std::memory_order_relaxed);
     if (rte_hash_add_key_with_hash_data(o.hash, &s.reverse, rev_hash, as_data(index << 1 | 1)) <
         0) {

@@ -138,6 +138,12 @@ struct alignas(RTE_CACHE_LINE_SIZE) connection {
     uint8_t client_port;             // gateway port the client's first packet came in on
     uint8_t peer;                    // 0: this gateway's; else 1 + the index of the [cluster]
                                      // peer that made it and whose SNAT address it has
+    // The PROXY protocol header the task gets (dataplane/proxy_protocol.h): set by the owner
+    // with the client's SYN, before the task can answer; acked moves on any worker.
+    uint32_t proxy_start;             // the client's ISN + 1, host order
+    uint8_t proxy_len;                // header bytes; 0: the connection has none
+    uint8_t proxy_version;            // proxy_protocol
+    std::atomic<uint8_t> proxy_acked; // 1 once the task acknowledged the whole header
 
     uint32_t task_ip() const { return reverse.src_ip; }       // network order
     uint16_t target_port() const { return reverse.src_port; } // network order
@@ -185,13 +191,15 @@ struct synced_connection {
     flow_key reverse;
     uint16_t service;
     uint16_t task;
-    uint32_t idle; // seconds
-    uint8_t state; // tcp_state or udp_state
-    uint8_t peer;  // connection::peer: 0 for ours, handed back after a restart
-    uint8_t ended; // 1: the owner ended it (install() removes it)
-    uint8_t pad = 0;
+    uint32_t idle;             // seconds
+    uint8_t state;             // tcp_state or udp_state
+    uint8_t peer;              // connection::peer: 0 for ours, handed back after a restart
+    uint8_t ended;             // 1: the owner ended it (install() removes it)
+    uint8_t proxy_version = 0; // connection::proxy_*: the header's shift goes with it
+    uint8_t proxy_len = 0;
+    uint32_t proxy_start = 0;
 };
-static_assert(sizeof(synced_connection) == 44);
+static_assert(sizeof(synced_connection) == 52);
 
 enum class install_status : uint8_t {
     installed, // a new connection

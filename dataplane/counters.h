@@ -47,7 +47,9 @@ namespace meshgate::dataplane
       "or kernel_syns_per_second")                                                                 \
     X(kernel_full, "for the host's kernel: its interface's queue was full (the kernel did not "    \
                    "keep up)")                                                                     \
-    X(joining_arp, "the host's ARP request on the underlay while the gateway joins its cluster")
+    X(joining_arp, "the host's ARP request on the underlay while the gateway joins its cluster")   \
+    X(proxy_header, "client segment that must carry the PROXY protocol header, with no room in "   \
+                    "its buffer to insert it")
 
 enum class drop_reason : uint8_t {
 #define MESHGATE_X(name, help) name,
@@ -114,6 +116,8 @@ struct port_counters {
     X(tcp_resets_rate_limited, "RSTs not sent: over [limits] tcp_resets_per_second")               \
     X(connections_expired_under_pressure,                                                          \
       "half-open TCP or unreplied UDP connections expired early (half_open_under_pressure)")       \
+    X(proxy_headers_sent, "PROXY protocol headers sent to tasks (again while a task has not "      \
+                          "acknowledged one)")                                                     \
     X(sync_events_lost, "connection changes not told to the cluster's peers: the queue was full")  \
     X(synced_connections_installed, "connections a peer told of, installed as the peer's")         \
     X(synced_connections_refreshed, "connections a peer told of again, refreshed")                 \

@@ -12,6 +12,7 @@
 #include "dataplane/mesh.h"
 #include "dataplane/nat_rewrite.h"
 #include "dataplane/output.h"
+#include "dataplane/proxy_protocol.h"
 #include "dataplane/vxlan.h"
 
 namespace meshgate::dataplane
@@ -277,6 +278,8 @@ verdict reverse_stage(worker &w, const dataplane_tables &t, rte_mbuf *m, packet_
     const bool too_big = l3_len > t.ports[out].mtu;
     if (too_big && (ip->fragment_offset & RTE_BE16(RTE_IPV4_HDR_DF_FLAG)))
         return drop_as(drop_reason::mtu);
+    if (c.proxy_len != 0 && ip->next_proto_id == IPPROTO_TCP)
+        proxy_to_client(reinterpret_cast<rte_tcp_hdr *>(s.l4), connections.at(s.ref.index()));
     nat_endpoints to{c.forward.dst_ip, c.forward.src_ip, c.forward.dst_port, c.forward.src_port};
     if (ip->next_proto_id == IPPROTO_TCP)
         nat_forward<IPPROTO_TCP>(ip, s.l4, to);

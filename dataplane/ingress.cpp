@@ -8,6 +8,7 @@
 #include "dataplane/kernel_path.h"
 #include "dataplane/nat_rewrite.h"
 #include "dataplane/output.h"
+#include "dataplane/proxy_protocol.h"
 #include "dataplane/vxlan.h"
 
 namespace meshgate::dataplane
@@ -204,6 +205,16 @@ verdict forward_stage(worker &w, const dataplane_tables &t, uint16_t port, rte_m
         if (index == connection_table::no_index) return drop_as(why);
         connections.update(index, direction::forward, s.tcp_flags, w.now);
         opened = true;
+        const proxy_protocol proxy = t.services[t.listeners[li].service].proxy;
+        if (proxy != proxy_protocol::off && proto == IPPROTO_TCP) {
+            // The header the connection keeps for its life, whatever a reload does to its service.
+            connection &c = connections.at(index);
+            uint8_t header[proxy_header_max_len];
+            c.proxy_version = uint8_t(proxy);
+            c.proxy_start =
+                rte_be_to_cpu_32(reinterpret_cast<const rte_tcp_hdr *>(s.l4)->sent_seq) + 1;
+            c.proxy_len = uint8_t(proxy_header_write(proxy, c.forward, header));
+        }
     }
 
     const connection &c = connections.at(index);
@@ -211,6 +222,22 @@ verdict forward_stage(worker &w, const dataplane_tables &t, uint16_t port, rte_m
     if (task.state == task_state::absent) {
         end_connection(w, index); // its task ended with a reload
         return drop_as(drop_reason::task_gone);
+    }
+
+    if (c.proxy_len != 0 && proto == IPPROTO_TCP) {
+        auto *tcp = reinterpret_cast<rte_tcp_hdr *>(s.l4);
+        switch (proxy_to_task(m, ip, tcp, connections.at(index), vxlan_outer_len)) {
+        case proxy_step::no_room:
+            return drop_as(drop_reason::proxy_header);
+        case proxy_step::inserted:
+            w.counters.count(event::proxy_headers_sent);
+            s.ip = ip;
+            s.l4 = reinterpret_cast<uint8_t *>(tcp);
+            break;
+        case proxy_step::none:
+        case proxy_step::shifted:
+            break;
+        }
     }
 
     const node_entry &node = t.nodes[task.node];

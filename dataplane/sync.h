@@ -22,10 +22,14 @@ struct sync_event {
     flow_key forward;
     flow_key reverse;
     uint16_t service;
-    uint8_t state; // tcp_state or udp_state
-    uint8_t ended; // 1: the connection is gone
+    uint8_t state;         // tcp_state or udp_state
+    uint8_t ended;         // 1: the connection is gone
+    uint32_t proxy_start;  // connection::proxy_*
+    uint8_t proxy_version; //
+    uint8_t proxy_len;     //
+    uint8_t pad[2];
 };
-static_assert(sizeof(sync_event) == 36);
+static_assert(sizeof(sync_event) == 44);
 
 // Slots of each worker's rings (powers of two): a burst of changes between two control loop
 // passes (20 ms) of a worker making ~100k connections per second.
@@ -45,8 +49,10 @@ inline void sync_note(worker &w, const connection &c, bool ended)
 {
     if (w.sync_events == nullptr || c.peer != 0 || !worth_syncing(c)) return;
     // Not const: DPDK 22.11 takes it as void *.
-    sync_event e{c.forward, c.reverse, c.service, c.state.load(std::memory_order_relaxed),
-                 uint8_t(ended)};
+    sync_event e{
+        c.forward,      c.reverse,     c.service,       c.state.load(std::memory_order_relaxed),
+        uint8_t(ended), c.proxy_start, c.proxy_version, c.proxy_len,
+        {0, 0}};
     if (rte_ring_sp_enqueue_elem(w.sync_events, &e, sizeof e) != 0)
         w.counters.count(event::sync_events_lost);
 }

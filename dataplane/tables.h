@@ -12,6 +12,7 @@
 #include <rte_ether.h>
 
 #include "dataplane/counters.h"
+#include "dataplane/proxy_protocol.h"
 #include "dataplane/rate_limit.h"
 #include "dataplane/scheduler.h"
 #include "dataplane/timeouts.h"
@@ -112,7 +113,8 @@ struct service_entry {
     uint32_t persistence_timeout = 0; // seconds of client-address affinity; 0 = off
     rate_limit new_connections;       // max_new_connections_per_second, this worker's share
     std::shared_ptr<const service_scheduler>
-        scheduler; // shared with snapshots it did not change in
+        scheduler;                              // shared with snapshots it did not change in
+    proxy_protocol proxy = proxy_protocol::off; // the header its new TCP connections' tasks get
 };
 
 // A gateway of the cluster whose addresses this one took over when it died: its underlay

@@ -25,6 +25,9 @@ packages=(
     # are left alone: the tests run their own instances in their own namespaces, FRR with its
     # own pathspace (-N) and BIRD with its own control socket, which the system ones never meet.
     frr bird2 nftables
+    # tasks that read the PROXY protocol header (tests/integration/test_proxy_protocol.py); on a
+    # machine with systemd the package starts nginx.service on port 80, which the tests never use
+    nginx-light
 )
 
 install_missing() {

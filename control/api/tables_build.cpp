@@ -207,6 +207,7 @@ void compile_services(const config::gateway_config &c, const identities &ids,
         const uint16_t id = ids.service(cs.name)->id;
         dataplane::service_entry &s = t.services[id];
         s.persistence_timeout = cs.persistence_timeout;
+        s.proxy = cs.proxy;
         s.new_connections = connection_rate(cs.max_new_connections_per_second, c);
         std::vector<dataplane::scheduler_task> tasks = scheduler_input(cs, ids);
         if (previous != nullptr && previous->services[id].scheduler &&

@@ -18,6 +18,7 @@
 #include <rte_ring_elem.h>
 #include <spdlog/spdlog.h>
 
+#include "dataplane/proxy_protocol.h"
 #include "dataplane/sync.h"
 
 namespace meshgate::cluster
@@ -73,11 +74,13 @@ std::string address_text(uint32_t be)
 
 // What a connection's keys and STATE say, as the wire carries it (an upsert, its names unset).
 connection_record record_of(const dataplane::flow_key &forward, const dataplane::flow_key &reverse,
-                            uint8_t state)
+                            uint8_t state, uint8_t proxy_version, uint32_t proxy_start)
 {
     connection_record r;
     r.proto = forward.proto;
     r.state = state;
+    r.proxy_version = proxy_version;
+    r.proxy_start = proxy_version != 0 ? proxy_start : 0;
     r.client_ip = forward.src_ip;
     r.published_ip = forward.dst_ip;
     r.client_port = forward.src_port;
@@ -375,6 +378,12 @@ void group::take_connections(const connections &c, peer &p)
         s.idle = r.idle_seconds;
         s.state = r.state;
         s.ended = r.kind == record_kind::gone;
+        // The header's length follows from its version and the client flow, as at its owner.
+        uint8_t header[dataplane::proxy_header_max_len];
+        s.proxy_version = r.proxy_version;
+        s.proxy_start = r.proxy_start;
+        s.proxy_len = uint8_t(dataplane::proxy_header_write(
+            dataplane::proxy_protocol(r.proxy_version), s.forward, header));
         rte_ring *ring = installs_[table_.owner_of_reverse(s.reverse)];
         if (rte_ring_sp_enqueue_elem(ring, &s, sizeof s) != 0) ++counters_.installs_lost;
     }
@@ -438,7 +447,8 @@ void group::drain_events()
                 rte_ring_sc_dequeue_burst_elem(ring, events, sizeof events[0], batch, nullptr);
             for (uint32_t i = 0; i < n; ++i) {
                 const dataplane::sync_event &e = events[i];
-                connection_record r = record_of(e.forward, e.reverse, e.state);
+                connection_record r =
+                    record_of(e.forward, e.reverse, e.state, e.proxy_version, e.proxy_start);
                 r.kind = e.ended ? record_kind::gone : record_kind::upsert;
                 r.service = hooks_.service_name(e.service);
                 r.owner = config_.name;
@@ -486,7 +496,8 @@ void group::step_walk()
         else
             continue;
         connection_record r =
-            record_of(c.forward, c.reverse, c.state.load(std::memory_order_relaxed));
+            record_of(c.forward, c.reverse, c.state.load(std::memory_order_relaxed),
+                      c.proxy_version, c.proxy_start);
         const int32_t idle = table_.idle_at(c, now);
         r.idle_seconds = idle > 0 ? static_cast<uint32_t>(idle) : 0;
         r.service = hooks_.service_name(c.service);

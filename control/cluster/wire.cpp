@@ -9,6 +9,7 @@
 #include <openssl/hmac.h>
 
 #include "dataplane/conntrack.h"
+#include "dataplane/proxy_kind.h"
 #include "dataplane/tcp_state.h"
 
 namespace meshgate::cluster
@@ -25,7 +26,7 @@ constexpr size_t prefix_bytes = 8;           // magic, version, kind, flags, res
 constexpr size_t version_at = 4, kind_at = 5, flags_at = 6, reserved_at = 7;
 constexpr size_t header_fixed = prefix_bytes + 1 + 8 + 8; // + the sender's name
 constexpr size_t connections_fixed = 1 + 8 + 1;           // flags, bulk_for, count
-constexpr size_t record_fixed = 4 + 12 + 12 + 4;          // + the service's and owner's names
+constexpr size_t record_fixed = 4 + 12 + 12 + 4 + 4;      // + the service's and owner's names
 constexpr size_t max_records = 255;                       // count is a u8
 constexpr uint8_t ipproto_tcp = 6, ipproto_udp = 17;
 constexpr uint8_t tcp_states = 9, udp_states = 2;
@@ -133,7 +134,7 @@ void put(writer &w, const connection_record &r)
     w.u8(uint8_t(r.kind));
     w.u8(r.proto);
     w.u8(r.state);
-    w.u8(0);
+    w.u8(r.proxy_version);
     w.raw(r.client_ip);
     w.raw(r.published_ip);
     w.raw(r.client_port);
@@ -143,6 +144,7 @@ void put(writer &w, const connection_record &r)
     w.raw(r.snat_ip);
     w.raw(r.snat_port);
     w.u32(r.idle_seconds);
+    w.u32(r.proxy_start);
     w.name(r.service);
     w.name(r.owner);
 }
@@ -273,7 +275,10 @@ connection_record read_record(reader &r)
     c.proto = r.u8();
     c.state = r.u8();
     if (!valid_state(c.proto, c.state)) r.fail(wire_error::bad_field);
-    expect_bits(r, r.u8(), 0);
+    c.proxy_version = r.u8();
+    if (c.proxy_version > uint8_t(dataplane::proxy_protocol::v2) ||
+        (c.proxy_version != 0 && c.proto != 6))
+        r.fail(wire_error::bad_field);
     c.client_ip = r.raw<uint32_t>();
     c.published_ip = r.raw<uint32_t>();
     c.client_port = r.raw<uint16_t>();
@@ -283,6 +288,7 @@ connection_record read_record(reader &r)
     c.snat_ip = r.raw<uint32_t>();
     c.snat_port = r.raw<uint16_t>();
     c.idle_seconds = r.u32();
+    c.proxy_start = r.u32();
     c.service = r.name();
     c.owner = r.name();
     return c;

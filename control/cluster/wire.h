@@ -14,10 +14,11 @@
 // connections body:
 //   flags u8 (bit 0: last message of a bulk sync) | bulk_for u64 (0 outside a bulk sync)
 //   count u8 (0..) then count records:
-//     kind u8 (record_kind) | proto u8 (6 or 17) | state u8 | reserved u8 (0)
+//     kind u8 (record_kind) | proto u8 (6 or 17) | state u8 | proxy_protocol u8 (0 off, 1, 2)
 //     client ip be32, published ip be32, client port be16, published port be16
 //     task ip be32, target port be16, snat ip be32, snat port be16
 //     idle_seconds u32 (how long the sender has not seen a packet of it)
+//     proxy_start u32 (with a PROXY header: the client's ISN + 1, where the header's shift starts)
 //     service: len u8 (1..63) + bytes | owner: len u8 (1..63) + bytes (a gateway's name)
 // Decoding checks every length, count and enum against its bound and that nothing trails; it
 // never reads past the datagram and never trusts a length it has not checked.
@@ -35,7 +36,7 @@
 namespace meshgate::cluster
 {
 
-inline constexpr uint8_t wire_version = 1;
+inline constexpr uint8_t wire_version = 2;   // 2: records carry the PROXY header's shift
 inline constexpr size_t max_datagram = 1400; // within a 1500-byte underlay with IP and UDP
 inline constexpr size_t max_name = 63;       // gateway and service names, as the config's
 inline constexpr size_t max_snat = 16;       // overlay addresses one gateway SNATs with
@@ -89,8 +90,10 @@ struct connection_record {
     uint32_t snat_ip = 0;
     uint16_t snat_port = 0;
     uint32_t idle_seconds = 0;
-    std::string service; // the service's name
-    std::string owner;   // the gateway whose SNAT address and port it uses
+    uint8_t proxy_version = 0; // dataplane::proxy_protocol of the connection's header
+    uint32_t proxy_start = 0;  // host order: connection::proxy_start
+    std::string service;       // the service's name
+    std::string owner;         // the gateway whose SNAT address and port it uses
 };
 
 struct connections {

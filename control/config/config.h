@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "control/base/net_text.h"
+#include "dataplane/proxy_kind.h"
 #include "dataplane/scheduler.h"
 #include "dataplane/timeouts.h"
 
@@ -106,6 +107,7 @@ struct node {
 };
 
 using scheduler_kind = dataplane::scheduler_kind;
+using proxy_protocol = dataplane::proxy_protocol;
 enum class protocol : uint8_t { tcp = 6, udp = 17 };
 
 struct service_port {
@@ -140,10 +142,11 @@ struct service {
     uint32_t persistence_timeout = 0;            // seconds of client-address affinity; 0 = off
     uint32_t max_new_connections_per_second = 0; // over all workers; 0 = no limit
     std::optional<ipv4_address> address; // match only this destination (else any external address)
+    proxy_protocol proxy = proxy_protocol::off; // the header its tasks get ahead of each TCP stream
     std::vector<service_port> ports;
     std::vector<task> tasks;
     origin from = origin::file;
-    source_position at{}, name_at{};
+    source_position at{}, name_at{}, proxy_at{};
     bool name_unread = false; // the file's value had an error, reported: checks skip it
 
     bool operator==(const service &o) const
@@ -151,7 +154,7 @@ struct service {
         return name == o.name && scheduler == o.scheduler &&
                persistence_timeout == o.persistence_timeout &&
                max_new_connections_per_second == o.max_new_connections_per_second &&
-               address == o.address && ports == o.ports && tasks == o.tasks;
+               address == o.address && proxy == o.proxy && ports == o.ports && tasks == o.tasks;
     }
 };
 

@@ -50,7 +50,7 @@ service read_service(const toml::value &table, error_list &errors)
 {
     table_reader t(table, "service", true,
                    {"name", "scheduler", "persistence_timeout", "max_new_connections_per_second",
-                    "address", "port", "task"},
+                    "address", "proxy_protocol", "port", "task"},
                    errors);
     service s;
     s.at = t.at();
@@ -68,6 +68,11 @@ service read_service(const toml::value &table, error_list &errors)
     if (auto r = t.get("max_new_connections_per_second").integer(0, INT32_MAX))
         s.max_new_connections_per_second = static_cast<uint32_t>(*r);
     s.address = t.get("address").ipv4();
+    const field proxy = t.get("proxy_protocol");
+    if (auto v = proxy.choice(dataplane::proxy_protocol_names)) {
+        s.proxy = static_cast<proxy_protocol>(*v);
+        s.proxy_at = proxy.at();
+    }
     const auto port_tables = t.tables("port");
     const field ports = t.get("port");
     if (port_tables.empty() && (!ports || ports.value().is_array()))

@@ -120,6 +120,12 @@ void check_services(const gateway_config &c, error_list &errors)
         if (s.from != origin::file && s.ports.empty()) // the file reader says it of its own
             errors.add(s.from, s.at, "service " + in_quotes(s.name) + " has no published port");
         for (const service_port &sp : s.ports) {
+            if (s.proxy != proxy_protocol::off && sp.proto != protocol::tcp)
+                errors.add(s.from, s.proxy_at.known() ? s.proxy_at : sp.at,
+                           "service " + in_quotes(s.name) + " has proxy_protocol = \"" +
+                               std::string(dataplane::proxy_protocol_names[size_t(s.proxy)]) +
+                               "\": a PROXY header goes ahead of a TCP stream; its port " +
+                               std::to_string(sp.published) + " is udp");
             if (++listeners == dataplane::max_listeners + 1)
                 errors.add(s.from, sp.at,
                            "too many published ports: at most " +

@@ -96,8 +96,8 @@ int services(telemetry_client &gw, bool as_json)
                              text(info["version"]), text(info["generation"]), text(info["config"]),
                              text(info["connections"]), text(info["capacity"]));
     std::cout << drain_line(doc["drain"]) << "\n";
-    std::cout << fmt::format("{:<20} {:<9} {:>7} {:<6}  {}\n", "Service", "Scheduler", "Persist",
-                             "Origin", "Published -> target port");
+    std::cout << fmt::format("{:<20} {:<9} {:>7} {:<5} {:<6}  {}\n", "Service", "Scheduler",
+                             "Persist", "Proxy", "Origin", "Published -> target port");
     std::cout << fmt::format("  -> {:<15} {:<12} {:>6} {:<9} {:>10} {:>9} {:>9} {:>6} {:>8} "
                              "{:>8} {:>10} {:>10}\n",
                              "Task", "Node", "Weight", "State", "ActiveConn", "InActConn", "Conns",
@@ -106,9 +106,9 @@ int services(telemetry_client &gw, bool as_json)
         std::string ports;
         for (const json &p : s["ports"])
             ports += (ports.empty() ? "" : ", ") + text(p);
-        std::cout << fmt::format("{:<20} {:<9} {:>7} {:<6}  {}\n", text(s["name"]),
+        std::cout << fmt::format("{:<20} {:<9} {:>7} {:<5} {:<6}  {}\n", text(s["name"]),
                                  text(s["scheduler"]), text(s["persistence_timeout"]),
-                                 text(s["origin"]), ports);
+                                 text(s["proxy_protocol"]), text(s["origin"]), ports);
         for (const json &t : s["tasks"])
             print_task(t);
     }

@@ -231,10 +231,14 @@ void service_families(std::vector<MetricFamily> &out, const gateway_view &v,
                                                 {"task", to_string(t.address)}};
     };
     family_builder service_info(out, "meshgate_service_info",
-                                "A service and where it came from: file, api or swarm.",
+                                "A service, where it came from (file, api or swarm) and the PROXY "
+                                "protocol header its tasks get (off, v1, v2).",
                                 MetricType::Gauge);
     for (const service_view &s : v.services)
-        service_info.add({{"service", s.name}, {"origin", std::string(name_of(s.from))}}, 1);
+        service_info.add({{"service", s.name},
+                          {"origin", std::string(name_of(s.from))},
+                          {"proxy_protocol", s.proxy_protocol}},
+                         1);
     family_builder task_info(out, "meshgate_task_info",
                              "A task: its node, state and where it came from.", MetricType::Gauge);
     for (const task_view &t : v.tasks) {

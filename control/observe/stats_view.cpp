@@ -91,6 +91,7 @@ std::shared_ptr<const gateway_view> build_view(const control_api &api,
         sv.name = s.name;
         sv.scheduler = dataplane::scheduler_kind_names[static_cast<size_t>(s.scheduler)];
         sv.persistence_timeout = s.persistence_timeout;
+        sv.proxy_protocol = dataplane::proxy_protocol_names[static_cast<size_t>(s.proxy)];
         for (const config::service_port &p : s.ports)
             sv.ports.push_back(port_text(s, p));
         sv.from = s.from;

@@ -45,6 +45,7 @@ struct service_view {
     std::string name;
     std::string scheduler;
     uint32_t persistence_timeout = 0;
+    std::string proxy_protocol;     // "off", "v1", "v2"
     std::vector<std::string> ports; // "tcp 8000 -> 8000", with " on ADDRESS" when bound
     config::origin from = config::origin::file;
     std::vector<size_t> tasks; // indices into gateway_view::tasks, serving ones in config order

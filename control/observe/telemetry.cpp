@@ -241,6 +241,7 @@ int cmd_services(const char *, const char *params, rte_tel_data *d)
         c.number("id", s.id);
         c.text("scheduler", s.scheduler);
         c.number("persistence_timeout", s.persistence_timeout);
+        c.text("proxy_protocol", s.proxy_protocol);
         c.text("origin", std::string(name_of(s.from)));
         c.number("tasks", s.tasks.size());
         c.number("connections", sum_service_connections(state->counters, s.id));

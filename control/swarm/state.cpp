@@ -51,6 +51,20 @@ void apply_labels(const service &sv, config::service &c, std::vector<std::string
             c.scheduler =
                 static_cast<config::scheduler_kind>(it - dataplane::scheduler_kind_names.begin());
     }
+    if (const std::string *v = label(proxy_protocol_label)) {
+        auto it = std::find(dataplane::proxy_protocol_names.begin(),
+                            dataplane::proxy_protocol_names.end(), *v);
+        if (it == dataplane::proxy_protocol_names.end())
+            ignored(proxy_protocol_label, *v,
+                    "not one of: " + config::join(dataplane::proxy_protocol_names));
+        else if (std::any_of(sv.ports.begin(), sv.ports.end(), [](const published_port &p) {
+                     return p.mode == publish_mode::ingress && p.proto != config::protocol::tcp;
+                 }))
+            ignored(proxy_protocol_label, *v, "the service publishes UDP ports (TCP only)");
+        else
+            c.proxy =
+                static_cast<config::proxy_protocol>(it - dataplane::proxy_protocol_names.begin());
+    }
     for (auto [key, field] : {std::pair{persistence_label, &c.persistence_timeout},
                               std::pair{rate_label, &c.max_new_connections_per_second}}) {
         const std::string *v = label(key);

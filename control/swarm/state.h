@@ -30,6 +30,7 @@ struct state {
 // Service labels that set what a file's [[service]] keys would (docs/swarm.md).
 inline constexpr std::string_view scheduler_label = "com.meshgate.scheduler";
 inline constexpr std::string_view persistence_label = "com.meshgate.persistence_timeout";
+inline constexpr std::string_view proxy_protocol_label = "com.meshgate.proxy_protocol";
 inline constexpr std::string_view rate_label = "com.meshgate.max_new_connections_per_second";
 
 state assemble(const network &net, const std::vector<service> &services,

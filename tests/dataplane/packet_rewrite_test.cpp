@@ -6,6 +6,7 @@
 #include <cstring>
 #include <random>
 #include <set>
+#include <string>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -18,6 +19,7 @@
 
 #include "dataplane/checksum.h"
 #include "dataplane/nat_rewrite.h"
+#include "dataplane/proxy_protocol.h"
 #include "dataplane/vxlan.h"
 
 namespace
@@ -730,6 +732,255 @@ TEST(Vxlan, DecapRejectsFragments)
     bytes later_fragment = vxlan_expected;
     later_fragment[21] = 0x10;
     EXPECT_EQ(parse(later_fragment).status, vxlan_status::fragment);
+}
+
+// --- the PROXY protocol -----------------------------------------------------------------------
+
+flow_key client_flow(rte_be32_t client, uint16_t client_port, rte_be32_t published,
+                     uint16_t published_port)
+{
+    return make_flow_key(client, published, rte_cpu_to_be_16(client_port),
+                         rte_cpu_to_be_16(published_port), IPPROTO_TCP);
+}
+
+std::string header_text(proxy_protocol v, const flow_key &forward)
+{
+    uint8_t out[proxy_header_max_len];
+    const uint32_t n = proxy_header_write(v, forward, out);
+    return std::string(reinterpret_cast<const char *>(out), n);
+}
+
+TEST(ProxyHeader, V1IsTheSpecsLine)
+{
+    EXPECT_EQ(header_text(proxy_protocol::v1,
+                          client_flow(addr(192, 0, 2, 10), 51234, addr(10, 99, 0, 5), 8000)),
+              "PROXY TCP4 192.0.2.10 10.99.0.5 51234 8000\r\n");
+    EXPECT_EQ(
+        header_text(proxy_protocol::v1, client_flow(addr(0, 0, 0, 0), 0, addr(1, 2, 3, 4), 1)),
+        "PROXY TCP4 0.0.0.0 1.2.3.4 0 1\r\n");
+    const std::string longest =
+        header_text(proxy_protocol::v1,
+                    client_flow(addr(255, 255, 255, 255), 65535, addr(255, 255, 255, 255), 65535));
+    EXPECT_EQ(longest, "PROXY TCP4 255.255.255.255 255.255.255.255 65535 65535\r\n");
+    EXPECT_EQ(longest.size(), proxy_v1_max_len);
+    EXPECT_EQ(header_text(proxy_protocol::off, client_flow(1, 2, 3, 4)), "");
+}
+
+TEST(ProxyHeader, V2IsTheSpecsBinaryBlock)
+{
+    const std::string h = header_text(
+        proxy_protocol::v2, client_flow(addr(192, 0, 2, 10), 51234, addr(10, 99, 0, 5), 8000));
+    const bytes expected = {0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51, 0x55, 0x49,
+                            0x54, 0x0A, 0x21, 0x11, 0x00, 0x0C, 192,  0,    2,    10,
+                            10,   99,   0,    5,    0xC8, 0x22, 0x1F, 0x40};
+    EXPECT_EQ(bytes(h.begin(), h.end()), expected);
+    EXPECT_EQ(h.size(), proxy_v2_len);
+}
+
+TEST(ProxySpan, MapsBothWaysAcrossTheWrap)
+{
+    const proxy_span span{0xFFFFFFF0u, 28};
+    EXPECT_EQ(span.end(), 0x0000000Cu);
+    EXPECT_EQ(span.to_task(0xFFFFFFF0u), 0x0000000Cu);
+    EXPECT_EQ(span.to_task(0xFFFFFFFFu), 0x0000001Bu);
+    for (uint32_t s : {0xFFFFFFF0u, 0xFFFFFFFFu, 0u, 5u, 0x10000000u})
+        EXPECT_EQ(span.to_client(span.to_task(s)), s) << s;
+    // inside the header: the client sent nothing there
+    EXPECT_EQ(span.to_client(0xFFFFFFF0u), 0xFFFFFFF0u);
+    EXPECT_EQ(span.to_client(0xFFFFFFF5u), 0xFFFFFFF0u);
+    EXPECT_EQ(span.to_client(0x0000000Bu), 0xFFFFFFF0u);
+    EXPECT_EQ(span.to_client(0x0000000Cu), 0xFFFFFFF0u);
+    EXPECT_EQ(span.to_client(0x0000000Du), 0xFFFFFFF1u);
+    // before it (the SYN-ACK's ack of the SYN is start itself): unchanged
+    EXPECT_EQ(span.to_client(0xFFFFFFEFu), 0xFFFFFFEFu);
+    EXPECT_TRUE(seq_at_or_after(0x00000001u, 0xFFFFFFFFu));
+    EXPECT_FALSE(seq_at_or_after(0xFFFFFFFFu, 0x00000001u));
+}
+
+// An Ethernet + IPv4 + TCP frame with valid checksums: client -> published address.
+bytes tcp_frame(const flow_key &f, uint32_t seq, uint32_t ack, uint8_t flags, const bytes &options,
+                const bytes &payload)
+{
+    const uint32_t tcp_len = 20 + static_cast<uint32_t>(options.size());
+    bytes frame(14 + 20 + tcp_len + payload.size(), 0);
+    frame[12] = 0x08;
+    bytes p(frame.begin() + 14, frame.end());
+    rte_ipv4_hdr *ip = ipv4(p);
+    ip->version_ihl = 0x45;
+    ip->total_length = rte_cpu_to_be_16(static_cast<uint16_t>(p.size()));
+    ip->time_to_live = 64;
+    ip->next_proto_id = IPPROTO_TCP;
+    ip->src_addr = f.src_ip;
+    ip->dst_addr = f.dst_ip;
+    auto *tcp = reinterpret_cast<rte_tcp_hdr *>(l4_of(p));
+    tcp->src_port = f.src_port;
+    tcp->dst_port = f.dst_port;
+    tcp->sent_seq = rte_cpu_to_be_32(seq);
+    tcp->recv_ack = rte_cpu_to_be_32(ack);
+    tcp->data_off = static_cast<uint8_t>(tcp_len / 4 << 4);
+    tcp->tcp_flags = flags;
+    tcp->rx_win = RTE_BE16(64240);
+    std::copy(options.begin(), options.end(), l4_of(p) + 20);
+    std::copy(payload.begin(), payload.end(), l4_of(p) + tcp_len);
+    full_ipv4_checksum(ip);
+    full_l4_checksum(p, false);
+    std::copy(p.begin(), p.end(), frame.begin() + 14);
+    return frame;
+}
+
+struct frame_view {
+    rte_ipv4_hdr *ip;
+    rte_tcp_hdr *tcp;
+};
+
+frame_view view_of(test_mbuf &m)
+{
+    auto *ip = rte_pktmbuf_mtod_offset(m.m, rte_ipv4_hdr *, 14);
+    return {ip, reinterpret_cast<rte_tcp_hdr *>(reinterpret_cast<uint8_t *>(ip) + 20)};
+}
+
+bool checksums_hold(const frame_view &v)
+{
+    return rte_ipv4_cksum(v.ip) == 0 && rte_ipv4_udptcp_cksum_verify(v.ip, v.tcp) == 0;
+}
+
+struct proxied_connection {
+    connection c{};
+    explicit proxied_connection(proxy_protocol v, const flow_key &forward, uint32_t isn)
+    {
+        uint8_t header[proxy_header_max_len];
+        c.forward = forward;
+        c.proxy_version = uint8_t(v);
+        c.proxy_start = isn + 1;
+        c.proxy_len = uint8_t(proxy_header_write(v, forward, header));
+    }
+};
+
+const flow_key proxied_flow = client_flow(addr(192, 0, 2, 10), 51235, addr(10, 99, 0, 5), 8000);
+
+TEST(ProxyToTask, TheFirstSegmentCarriesTheHeaderInFrontOfItsData)
+{
+    // v1 is 45 bytes here and the payload odd: every word of the payload moves by one byte
+    for (uint32_t isn : {1000u, 0xFFFFFFFFu, 0xFFFFFFE0u}) {
+        proxied_connection pc(proxy_protocol::v1, proxied_flow, isn);
+        const bytes payload = {'G', 'E', 'T', ' ', '/', '\r', '\n'};
+        test_mbuf m(tcp_frame(proxied_flow, isn + 1, 7777, tcp_flag::ack | 0x08, {}, payload));
+        frame_view v = view_of(m);
+        const uint16_t room_before = rte_pktmbuf_headroom(m.m);
+        EXPECT_EQ(proxy_to_task(m.m, v.ip, v.tcp, pc.c, vxlan_outer_len), proxy_step::inserted);
+        EXPECT_EQ(rte_pktmbuf_headroom(m.m), room_before - pc.c.proxy_len);
+        EXPECT_EQ(reinterpret_cast<uint8_t *>(v.ip), rte_pktmbuf_mtod(m.m, uint8_t *) + 14);
+        EXPECT_TRUE(checksums_hold(v));
+        EXPECT_EQ(rte_be_to_cpu_32(v.tcp->sent_seq), isn + 1); // the header takes the start
+        const std::string carried(reinterpret_cast<const char *>(v.tcp + 1),
+                                  rte_be_to_cpu_16(v.ip->total_length) - 40);
+        EXPECT_EQ(carried, "PROXY TCP4 192.0.2.10 10.99.0.5 51235 8000\r\nGET /\r\n");
+    }
+}
+
+TEST(ProxyToTask, APureAckCarriesTheHeaderAloneAndABadChecksumStaysBad)
+{
+    proxied_connection pc(proxy_protocol::v2, proxied_flow, 5000);
+    test_mbuf m(tcp_frame(proxied_flow, 5001, 9, tcp_flag::ack, {}, {}));
+    frame_view v = view_of(m);
+    ASSERT_EQ(proxy_to_task(m.m, v.ip, v.tcp, pc.c, vxlan_outer_len), proxy_step::inserted);
+    EXPECT_TRUE(checksums_hold(v));
+    EXPECT_EQ(rte_be_to_cpu_16(v.ip->total_length), 40 + proxy_v2_len);
+
+    test_mbuf bad(tcp_frame(proxied_flow, 5001, 9, tcp_flag::ack, {}, {'x'}));
+    frame_view b = view_of(bad);
+    b.tcp->cksum ^= 0x0101;
+    ASSERT_EQ(proxy_to_task(bad.m, b.ip, b.tcp, pc.c, vxlan_outer_len), proxy_step::inserted);
+    EXPECT_NE(rte_ipv4_udptcp_cksum_verify(b.ip, b.tcp), 0);
+}
+
+TEST(ProxyToTask, LaterSegmentsShiftAndTheHeaderGoesAgainUntilAcknowledged)
+{
+    proxied_connection pc(proxy_protocol::v2, proxied_flow, 0xFFFFFFF0u);
+    const uint32_t start = 0xFFFFFFF1u;
+    auto step = [&](uint32_t seq, uint8_t flags, uint32_t *seq_out) {
+        test_mbuf m(tcp_frame(proxied_flow, seq, 1, flags, {}, {'a', 'b'}));
+        frame_view v = view_of(m);
+        const proxy_step s = proxy_to_task(m.m, v.ip, v.tcp, pc.c, vxlan_outer_len);
+        EXPECT_TRUE(checksums_hold(v));
+        *seq_out = rte_be_to_cpu_32(v.tcp->sent_seq);
+        return s;
+    };
+    uint32_t out = 0;
+    EXPECT_EQ(step(0xFFFFFFF0u, tcp_flag::syn, &out), proxy_step::none);
+    EXPECT_EQ(out, 0xFFFFFFF0u);
+    EXPECT_EQ(step(start + 100, tcp_flag::ack, &out), proxy_step::shifted);
+    EXPECT_EQ(out, start + 100 + proxy_v2_len);                        // across the wrap
+    EXPECT_EQ(step(start, tcp_flag::ack, &out), proxy_step::inserted); // a retransmission
+    EXPECT_EQ(out, start);
+    EXPECT_EQ(step(start, tcp_flag::rst, &out), proxy_step::none); // the task expects start
+    EXPECT_EQ(out, start);
+    pc.c.proxy_acked.store(1);
+    EXPECT_EQ(step(start, tcp_flag::ack, &out), proxy_step::shifted);
+    EXPECT_EQ(out, start + proxy_v2_len);
+    EXPECT_EQ(step(start, tcp_flag::rst | tcp_flag::ack, &out), proxy_step::shifted);
+    EXPECT_EQ(out, start + proxy_v2_len);
+}
+
+TEST(ProxyToTask, NoHeadroomForTheHeaderAndTheEncapsulationIsNoRoom)
+{
+    proxied_connection pc(proxy_protocol::v1, proxied_flow, 1);
+    test_mbuf m(tcp_frame(proxied_flow, 2, 1, tcp_flag::ack, {}, {}),
+                uint16_t(vxlan_outer_len + pc.c.proxy_len - 1));
+    frame_view v = view_of(m);
+    const bytes before = m.contents();
+    EXPECT_EQ(proxy_to_task(m.m, v.ip, v.tcp, pc.c, vxlan_outer_len), proxy_step::no_room);
+    EXPECT_EQ(m.contents(), before);
+}
+
+TEST(ProxyToClient, AcksSackEdgesAndTheSynAcksMssAreTheClients)
+{
+    proxied_connection pc(proxy_protocol::v2, proxied_flow, 0xFFFFFFF0u);
+    const uint32_t start = 0xFFFFFFF1u, end = start + proxy_v2_len, len = proxy_v2_len;
+    const flow_key reply = client_flow(addr(10, 255, 0, 5), 8000, addr(10, 255, 0, 2), 40000);
+    // SYN-ACK: MSS 1460, then SACK-permitted and padding
+    {
+        test_mbuf m(tcp_frame(reply, 77, start, tcp_flag::syn | tcp_flag::ack,
+                              {2, 4, 0x05, 0xB4, 4, 2, 1, 1}, {}));
+        frame_view v = view_of(m);
+        proxy_to_client(v.tcp, pc.c);
+        EXPECT_TRUE(checksums_hold(v));
+        EXPECT_EQ(rte_be_to_cpu_32(v.tcp->recv_ack), start);
+        const uint8_t *opt = reinterpret_cast<const uint8_t *>(v.tcp + 1);
+        EXPECT_EQ(opt[2] << 8 | opt[3], 1460 - int(len));
+        EXPECT_EQ(pc.c.proxy_acked.load(), 0);
+    }
+    // an ACK inside the header, with a D-SACK of the header and a SACK of the client's data
+    auto be = [](uint32_t v) {
+        return bytes{uint8_t(v >> 24), uint8_t(v >> 16), uint8_t(v >> 8), uint8_t(v)};
+    };
+    bytes sack = {1, 1, 5, 18};
+    for (uint32_t edge : {start, end, end + 100, end + 200})
+        for (uint8_t b : be(edge))
+            sack.push_back(b);
+    {
+        test_mbuf m(tcp_frame(reply, 78, start + 3, tcp_flag::ack, sack, {}));
+        frame_view v = view_of(m);
+        proxy_to_client(v.tcp, pc.c);
+        EXPECT_TRUE(checksums_hold(v));
+        EXPECT_EQ(rte_be_to_cpu_32(v.tcp->recv_ack), start);
+        const uint8_t *opt = reinterpret_cast<const uint8_t *>(v.tcp + 1);
+        EXPECT_EQ(opt[2], 5);
+        EXPECT_EQ(opt[3], 10); // one block left
+        EXPECT_EQ(detail::load_be32(opt + 4), start + 100);
+        EXPECT_EQ(detail::load_be32(opt + 8), start + 200);
+        EXPECT_EQ(opt[12], 1); // NOPs where the other block was
+        EXPECT_EQ(pc.c.proxy_acked.load(), 0);
+    }
+    // the whole header acknowledged, and data after it
+    {
+        test_mbuf m(tcp_frame(reply, 79, end + 50, tcp_flag::ack, {}, {}));
+        frame_view v = view_of(m);
+        proxy_to_client(v.tcp, pc.c);
+        EXPECT_TRUE(checksums_hold(v));
+        EXPECT_EQ(rte_be_to_cpu_32(v.tcp->recv_ack), start + 50);
+        EXPECT_EQ(pc.c.proxy_acked.load(), 1);
+    }
 }
 
 } // namespace

@@ -66,6 +66,8 @@ message connections_message()
     c.bulk_for = 1'699'999'999'000'000'000;
     c.records = {record(6, 3, "web", "gw-a"), record(17, 1, "dns", "gw-b")};
     c.records[1].kind = record_kind::gone;
+    c.records[0].proxy_version = 2; // a TCP connection whose task gets a PROXY v2 header
+    c.records[0].proxy_start = 0xfffffff1;
     return {{message_kind::connections, "gw-a", 1'700'000'000'000'000'000, 43}, c};
 }
 
@@ -92,10 +94,10 @@ void expect_same(const message &a, const message &b)
         const connection_record &r = c.records[i], &s = d.records[i];
         EXPECT_EQ(std::tie(r.kind, r.proto, r.state, r.client_ip, r.published_ip, r.client_port,
                            r.published_port, r.task_ip, r.target_port, r.snat_ip, r.snat_port,
-                           r.idle_seconds, r.service, r.owner),
+                           r.idle_seconds, r.proxy_version, r.proxy_start, r.service, r.owner),
                   std::tie(s.kind, s.proto, s.state, s.client_ip, s.published_ip, s.client_port,
                            s.published_port, s.task_ip, s.target_port, s.snat_ip, s.snat_port,
-                           s.idle_seconds, s.service, s.owner));
+                           s.idle_seconds, s.proxy_version, s.proxy_start, s.service, s.owner));
     }
 }
 
@@ -187,7 +189,7 @@ TEST(WireLayout, HeartbeatBytes)
     message m;
     m.head = {message_kind::heartbeat, "a", 0x0102030405060708, 9};
     m.body = h;
-    const bytes want = {'M', 'G',  'C',  'L',  1,    1, 0, 0, 1, 'a', 1, 2,    3, 4,    5,    6, 7,
+    const bytes want = {'M', 'G',  'C',  'L',  2,    1, 0, 0, 1, 'a', 1, 2,    3, 4,    5,    6, 7,
                         8,   0,    0,    0,    0,    0, 0, 0, 9, 3,   1, 0,    0, 0,    0,    0, 0,
                         0,   0x10, 0xc0, 0xa8, 0x32, 1, 2, 0, 0, 0,   0, 0x20, 1, 0x0a, 0xff, 0, 2};
     EXPECT_EQ(encode(m, nullptr), want);
@@ -215,13 +217,22 @@ TEST(WireSize, ABatchFillingMaxDatagramEncodesWithinIt)
     records.clear();
     const std::string longest(max_name, 'n');
     size_t size = connections_overhead(m.head.sender, true);
-    while (size + record_size(record(6, 1, longest, longest)) <= max_datagram) {
+    // The last record takes exactly what is left.
+    connection_record last = record(17, 0, "s", "o");
+    while (size + record_size(record(6, 1, longest, longest)) + record_size(last) <= max_datagram) {
         records.push_back(record(6, 1, longest, longest));
         size += record_size(records.back());
     }
-    // The last record takes exactly what is left.
-    connection_record last = record(17, 0, "s", "o");
     ASSERT_LE(size + record_size(last), max_datagram);
+    if (const size_t over = max_datagram - size - record_size(last); over > 2 * (max_name - 1)) {
+        // more than the last record's names can take: a middle record takes it but for them
+        connection_record middle = record(6, 1, "m", "m");
+        const size_t extra = over - record_size(middle);
+        middle.service += std::string(extra / 2, 'm');
+        middle.owner += std::string(extra - extra / 2, 'm');
+        records.push_back(middle);
+        size += record_size(middle);
+    }
     const size_t left = max_datagram - size - record_size(last);
     last.service += std::string(left / 2, 's');
     last.owner += std::string(left - left / 2, 'o');
@@ -339,7 +350,8 @@ TEST(WireDecode, PrefixErrors)
     EXPECT_TRUE(refused_as(patched(m, 3, 'X'), &key_a, wire_error::bad_magic));
     EXPECT_TRUE(refused_as({'M', 'X'}, nullptr, wire_error::bad_magic));
     EXPECT_TRUE(refused_as({'M', 'G'}, nullptr, wire_error::truncated));
-    EXPECT_TRUE(refused_as(patched(m, 4, 2), nullptr, wire_error::bad_version));
+    EXPECT_TRUE(refused_as(patched(m, 4, 1), nullptr, wire_error::bad_version)); // before PROXY
+    EXPECT_TRUE(refused_as(patched(m, 4, 3), nullptr, wire_error::bad_version));
     EXPECT_TRUE(refused_as(patched(m, 4, 0), &key_a, wire_error::bad_version));
     EXPECT_TRUE(refused_as(patched(m, 5, 0), nullptr, wire_error::bad_kind));
     EXPECT_TRUE(refused_as(patched(m, 5, 3), nullptr, wire_error::bad_kind));
@@ -364,10 +376,10 @@ TEST(WireDecode, FieldsOutOfBounds)
         patched(c, record_at, 3),                 // record kind above gone
         patched(c, record_at + 1, 1),             // proto
         patched(c, record_at + 2, 9),             // TCP state
-        patched(c, record_at + 3, 1),             // record reserved
-        patched(c, record_at + 32, 0),            // empty service
-        patched(c, record_at + 32, max_name + 1), // service too long
-        patched(c, record_at + 36, 0),            // empty owner
+        patched(c, record_at + 3, 3),             // PROXY protocol version
+        patched(c, record_at + 36, 0),            // empty service
+        patched(c, record_at + 36, max_name + 1), // service too long
+        patched(c, record_at + 40, 0),            // empty owner
         patched_and_signed(c, record_at + 1, 1),  // proto, under the key: checked after the MAC
     };
     for (size_t i = 0; i < bad.size(); ++i)
@@ -378,6 +390,8 @@ TEST(WireDecode, FieldsOutOfBounds)
     const size_t second = record_at + record_size(std::get<connections>(c.body).records[0]);
     EXPECT_TRUE(refused_as(patched(c, second + 2, 2), nullptr, wire_error::bad_field));
     EXPECT_TRUE(std::holds_alternative<message>(decode(patched(c, second + 2, 0), nullptr)));
+    // A PROXY header goes with TCP only.
+    EXPECT_TRUE(refused_as(patched(c, second + 3, 1), nullptr, wire_error::bad_field));
 }
 
 TEST(WireDecode, ADatagramAboveMaxDatagramIsABadField)

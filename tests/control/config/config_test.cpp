@@ -423,6 +423,9 @@ const invalid_case invalid_cases[] = {
     {"task_twice", "34:13: task address 10.255.0.5 is already used on line 31"},
     {"service_without_port", "25:1: service 'web' has no [[service.port]]"},
     {"scheduler_unknown", "27:13: scheduler 'random' is not one of: maglev, rr, wrr, lc, wlc, sh"},
+    {"proxy_protocol_unknown", "27:18: proxy_protocol 'v3' is not one of: off, v1, v2"},
+    {"proxy_protocol_udp", "27:18: service 'web' has proxy_protocol = \"v1\": a PROXY header goes "
+                           "ahead of a TCP stream; its port 8000 is udp"},
     {"weight_range", "33:12: weight 65536 out of range 0..65535"},
     {"stats_listen",
      "35:10: listen 'localhost:9091' is not HOST:PORT like 127.0.0.1:9091, or \"\" for off"},
