@@ -25,6 +25,7 @@
 #include "control/cluster/group.h"
 #include "control/config/lcores.h"
 #include "control/config/memory.h"
+#include "control/kernel/addresses.h"
 #include "control/kernel/announce.h"
 #include "control/kernel/arp.h"
 #include "control/kernel/interfaces.h"
@@ -453,6 +454,7 @@ void gateway::join_cluster()
     std::copy(std::begin(ports_.ports[port_index].mac.addr_bytes),
               std::end(ports_.ports[port_index].mac.addr_bytes), port_mac.begin());
     const int ifindex = kernel->ifindex;
+    self.underlay_mac = port_mac;
     cluster::group_hooks hooks;
     hooks.resolve = [this](const std::string &service,
                            uint32_t task_ip) -> std::optional<std::pair<uint16_t, uint16_t>> {
@@ -473,6 +475,10 @@ void gateway::join_cluster()
         peers.push_back(network_order(p.address));
     api_->set_joining(std::move(peers), static_cast<uint16_t>(port_index));
     hooks.joined = [this] { api_->set_joining({}, 0); };
+    hooks.learn_peer = [ifindex](uint32_t address, const std::array<uint8_t, 6> &mac) {
+        if (std::string e = kernel_addresses().set_neighbor(ifindex, address, mac); !e.empty())
+            spdlog::warn("cluster: the peer's neighbor entry not set: {}", e);
+    };
     hooks.announce_address = [ifindex, port_mac](uint32_t address) {
         if (!send_gratuitous_arp(ifindex, port_mac, address))
             spdlog::warn("cluster: gratuitous ARP not sent: {}", strerror(errno));

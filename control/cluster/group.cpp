@@ -325,8 +325,11 @@ void group::take(const message &m, peer &p)
 void group::take_heartbeat(const heartbeat &h, peer &p)
 {
     p.says = h.state;
+    if (hooks_.learn_peer &&
+        (!p.known_identity || p.who.underlay != h.underlay || p.who.underlay_mac != h.underlay_mac))
+        hooks_.learn_peer(h.underlay, h.underlay_mac);
     p.known_identity = true;
-    p.who = identity{h.underlay, h.overlay_mac, h.snat_addresses};
+    p.who = identity{h.underlay, h.overlay_mac, h.snat_addresses, h.underlay_mac};
     p.synced_us = h.bulk_done_for == incarnation_;
     if (h.wants_bulk && p.bulk_done_for != p.incarnation) {
         if (!p.wants_bulk) p.bulk_at = {};
@@ -544,6 +547,7 @@ void group::send_heartbeats()
         h.bulk_done_for = p.bulk_done_for;
         h.underlay = self_.underlay;
         h.overlay_mac = self_.overlay_mac;
+        h.underlay_mac = self_.underlay_mac;
         h.snat_addresses = self_.snat_addresses;
         m.body = std::move(h);
         send(p, m);

@@ -47,7 +47,8 @@ namespace meshgate::cluster
 struct identity {
     uint32_t underlay = 0; // network order
     std::array<uint8_t, 6> overlay_mac{};
-    std::vector<uint32_t> snat_addresses; // network order
+    std::vector<uint32_t> snat_addresses;  // network order
+    std::array<uint8_t, 6> underlay_mac{}; // the underlay port's
 };
 
 // What the group needs of the rest of the gateway.
@@ -65,6 +66,9 @@ struct group_hooks {
     // call: whether a silent peer's data path still runs.
     std::function<void(uint32_t address)> probe;
     std::function<std::vector<uint32_t>()> probe_answers;
+    // A peer's underlay address ADDRESS (network order) is at MAC: the host's kernel sends it
+    // heartbeats without asking ARP (a joining gateway's requests do not leave, see joined).
+    std::function<void(uint32_t address, const std::array<uint8_t, 6> &mac)> learn_peer;
     // Joined: the workers answer ARP for our underlay address to everyone again.
     std::function<void()> joined;
 };

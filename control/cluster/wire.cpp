@@ -124,6 +124,7 @@ void put(writer &w, const heartbeat &h)
     w.u64(h.bulk_done_for);
     w.raw(h.underlay);
     w.raw(h.overlay_mac);
+    w.raw(h.underlay_mac);
     w.u8(uint8_t(h.snat_addresses.size()));
     for (uint32_t a : h.snat_addresses)
         w.raw(a);
@@ -259,6 +260,7 @@ heartbeat read_heartbeat(reader &r)
     h.bulk_done_for = r.u64();
     h.underlay = r.raw<uint32_t>();
     h.overlay_mac = r.raw<std::array<uint8_t, 6>>();
+    h.underlay_mac = r.raw<std::array<uint8_t, 6>>();
     const uint8_t n_snat = r.u8();
     if (n_snat < 1 || n_snat > max_snat) r.fail(wire_error::bad_field);
     for (uint8_t i = 0; i < n_snat && !r.failed(); ++i)

@@ -10,7 +10,8 @@
 //   [authenticated: HMAC-SHA256 under the group's key of every byte before it, 32 bytes]
 // heartbeat body:
 //   state u8 (member_state) | flags u8 (bit 0: wants a bulk sync) | bulk_done_for u64
-//   underlay address be32 | overlay mac 6 bytes | n_snat u8 (1..max_snat) + n_snat x be32
+//   underlay address be32 | overlay mac 6 bytes | underlay mac 6 bytes (the underlay port's)
+//   n_snat u8 (1..max_snat) + n_snat x be32
 // connections body:
 //   flags u8 (bit 0: last message of a bulk sync) | bulk_for u64 (0 outside a bulk sync)
 //   count u8 (0..) then count records:
@@ -76,7 +77,8 @@ struct heartbeat {
     uint64_t bulk_done_for = 0; // the receiver's incarnation whose bulk sync the sender finished
     uint32_t underlay = 0;      // the sender's underlay address, network order
     std::array<uint8_t, 6> overlay_mac{};
-    std::vector<uint32_t> snat_addresses; // network order, 1..max_snat: the sender's SNAT sources
+    std::array<uint8_t, 6> underlay_mac{}; // where its underlay address is, without asking ARP
+    std::vector<uint32_t> snat_addresses;  // network order, 1..max_snat: the sender's SNAT sources
 };
 
 struct connection_record {

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <netlink/errno.h>
 #include <netlink/route/addr.h>
+#include <netlink/route/neighbour.h>
 
 #include <stdexcept>
 
@@ -68,6 +69,28 @@ std::string kernel_addresses::remove(int ifindex, ipv4_prefix prefix)
     if (!a.ok()) return "no memory";
     const int rc = rtnl_addr_delete(socket_, a.object, 0);
     return rc < 0 && rc != -NLE_NOADDR && rc != -NLE_OBJ_NOTFOUND ? nl_geterror(rc) : "";
+}
+
+std::string kernel_addresses::set_neighbor(int ifindex, uint32_t address,
+                                           const std::array<uint8_t, 6> &mac)
+{
+    rtnl_neigh *neigh = rtnl_neigh_alloc();
+    nl_addr *dst = nl_addr_build(AF_INET, &address, sizeof address);
+    nl_addr *lladdr = nl_addr_build(AF_LLC, mac.data(), mac.size());
+    std::string error = "no memory";
+    if (neigh != nullptr && dst != nullptr && lladdr != nullptr) {
+        rtnl_neigh_set_ifindex(neigh, ifindex);
+        rtnl_neigh_set_family(neigh, AF_INET);
+        rtnl_neigh_set_dst(neigh, dst);
+        rtnl_neigh_set_lladdr(neigh, lladdr);
+        rtnl_neigh_set_state(neigh, NUD_PERMANENT);
+        const int rc = rtnl_neigh_add(socket_, neigh, NLM_F_CREATE | NLM_F_REPLACE);
+        error = rc < 0 ? nl_geterror(rc) : "";
+    }
+    if (lladdr != nullptr) nl_addr_put(lladdr);
+    if (dst != nullptr) nl_addr_put(dst);
+    if (neigh != nullptr) rtnl_neigh_put(neigh);
+    return error;
 }
 
 } // namespace meshgate

@@ -2,6 +2,8 @@
 // published address to the host's BGP daemon.
 #pragma once
 
+#include <array>
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -25,6 +27,8 @@ class kernel_addresses
     std::string add(int ifindex, ipv4_prefix prefix);
     // Takes it off; not there is success.
     std::string remove(int ifindex, ipv4_prefix prefix);
+    // A permanent neighbor entry on IFINDEX: ADDRESS (network order) is at MAC.
+    std::string set_neighbor(int ifindex, uint32_t address, const std::array<uint8_t, 6> &mac);
 
   private:
     nl_sock *socket_;

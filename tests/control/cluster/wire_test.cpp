@@ -35,6 +35,7 @@ message heartbeat_message()
     h.bulk_done_for = 0x1122334455667788;
     h.underlay = htonl(0xc0a83201);
     h.overlay_mac = {0x02, 0x42, 0x0a, 0xff, 0x00, 0x02};
+    h.underlay_mac = {0x02, 0x00, 0x00, 0x00, 0x0b, 0x0b};
     h.snat_addresses = {htonl(0x0aff0002), htonl(0x0aff0003)};
     return {{message_kind::heartbeat, "gw-a", 1'700'000'000'000'000'000, 42}, h};
 }
@@ -83,6 +84,7 @@ void expect_same(const message &a, const message &b)
         EXPECT_EQ(std::tie(h->state, h->wants_bulk, h->bulk_done_for, h->underlay),
                   std::tie(g.state, g.wants_bulk, g.bulk_done_for, g.underlay));
         EXPECT_EQ(h->overlay_mac, g.overlay_mac);
+        EXPECT_EQ(h->underlay_mac, g.underlay_mac);
         EXPECT_EQ(h->snat_addresses, g.snat_addresses);
         return;
     }
@@ -185,13 +187,15 @@ TEST(WireLayout, HeartbeatBytes)
     h.bulk_done_for = 0x10;
     h.underlay = htonl(0xc0a83201);
     h.overlay_mac = {0x02, 0, 0, 0, 0, 0x20};
+    h.underlay_mac = {0x02, 0, 0, 0, 0x0b, 0x0b};
     h.snat_addresses = {htonl(0x0aff0002)};
     message m;
     m.head = {message_kind::heartbeat, "a", 0x0102030405060708, 9};
     m.body = h;
-    const bytes want = {'M', 'G',  'C',  'L',  2,    1, 0, 0, 1, 'a', 1, 2,    3, 4,    5,    6, 7,
-                        8,   0,    0,    0,    0,    0, 0, 0, 9, 3,   1, 0,    0, 0,    0,    0, 0,
-                        0,   0x10, 0xc0, 0xa8, 0x32, 1, 2, 0, 0, 0,   0, 0x20, 1, 0x0a, 0xff, 0, 2};
+    const bytes want = {'M',  'G', 'C', 'L', 2, 1,    0,    0,    1,    'a',  1, 2, 3, 4, 5,
+                        6,    7,   8,   0,   0, 0,    0,    0,    0,    0,    9, 3, 1, 0, 0,
+                        0,    0,   0,   0,   0, 0x10, 0xc0, 0xa8, 0x32, 1,    2, 0, 0, 0, 0,
+                        0x20, 2,   0,   0,   0, 0x0b, 0x0b, 1,    0x0a, 0xff, 0, 2};
     EXPECT_EQ(encode(m, nullptr), want);
     bytes authenticated = want;
     authenticated[6] = 1;
@@ -369,8 +373,8 @@ TEST(WireDecode, FieldsOutOfBounds)
         patched(h, body_at, 0),                   // member state below joining
         patched(h, body_at, 5),                   // member state above leaving
         patched(h, body_at + 1, 0x03),            // an unknown heartbeat flag
-        patched(h, body_at + 20, 0),              // no SNAT address
-        patched(h, body_at + 20, max_snat + 1),   // too many SNAT addresses
+        patched(h, body_at + 26, 0),              // no SNAT address
+        patched(h, body_at + 26, max_snat + 1),   // too many SNAT addresses
         patched(c, body_at, 0x81),                // an unknown connections flag
         patched(c, record_at, 0),                 // record kind below upsert
         patched(c, record_at, 3),                 // record kind above gone
