@@ -44,6 +44,7 @@
 
 #include "control/api/control_api.h"
 #include "dataplane/output.h"
+#include "dataplane/proxy_protocol.h"
 #include "dataplane/sync.h"
 #include "dataplane/worker.h"
 #include "tests/support/frames.h"
@@ -66,8 +67,10 @@ enum kernel_kind : int64_t { no_kernel, ring_kernel, tap_kernel };
 const char *const kernel_vdevs[] = {nullptr, "net_ring0", "net_tap0"};
 
 // The null ports' gateway, clients behind a router, 16 SNAT addresses (a task has 64512 SNAT
-// ports per address: 1M connections over 3 tasks need more), one rr service of 3 tasks.
-config::gateway_config bench_config(uint32_t connections, int64_t kernel = no_kernel)
+// ports per address: 1M connections over 3 tasks need more), one rr service of 3 tasks, with
+// the PROXY header PROXY.
+config::gateway_config bench_config(uint32_t connections, int64_t kernel = no_kernel,
+                                    config::proxy_protocol proxy = config::proxy_protocol::off)
 {
     config::gateway_config c = test_support::null_ports_gateway("pipeline_bench", connections);
     if (kernel != no_kernel) c.ports[0].kernel_interface = "mgplbench";
@@ -78,6 +81,7 @@ config::gateway_config bench_config(uint32_t connections, int64_t kernel = no_ke
     config::service s;
     s.name = "bench";
     s.scheduler = config::scheduler_kind::rr;
+    s.proxy = proxy;
     s.ports.push_back(
         config::service_port{.proto = config::protocol::tcp, .published = 8000, .target = 80});
     s.tasks = {test_support::task_on_n1("10.255.0.5"), test_support::task_on_n1("10.255.0.6"),
@@ -104,7 +108,9 @@ std::vector<uint8_t> client_frame(uint32_t i, uint8_t flags)
                                     .published = ipv4_address{0xcb00710a}, // 203.0.113.10
                                     .client_port = client_port(i),
                                     .published_port = 8000,
-                                    .flags = flags});
+                                    .flags = flags,
+                                    // the SYN's ISN is 0: the client's bytes start at 1
+                                    .seq = (flags & RTE_TCP_SYN_FLAG) ? 0u : 1u});
 }
 
 // The task's reply on connection C: VXLAN from the node, inner task:80 -> SNAT address:port.
@@ -157,8 +163,10 @@ const test_support::gateway_devices *devices(int64_t kernel)
 
 // One gateway: tables, connection table, a worker, on the devices. Built per flow count.
 struct gateway_fixture : test_support::gateway_fixture {
-    explicit gateway_fixture(uint32_t capacity, int64_t kernel = no_kernel)
-        : test_support::gateway_fixture(bench_config(capacity, kernel), *devices(kernel))
+    explicit gateway_fixture(uint32_t capacity, int64_t kernel = no_kernel, int64_t proxy = 0)
+        : test_support::gateway_fixture(
+              bench_config(capacity, kernel, static_cast<config::proxy_protocol>(proxy)),
+              *devices(kernel))
     {
     }
 };
@@ -291,14 +299,25 @@ void timed_bursts(benchmark::State &state, gateway_fixture &g,
 // looks at it, the difference is the cost of having one) and the cluster's sync (none, or its
 // rings drained: an established flow's packets change no state, so make no sync event), each
 // variant right after the plain one.
+// And the PROXY protocol: v2 headers, which every task has acknowledged (the sequence numbers
+// shift, the acks shift back).
 void established_args(benchmark::internal::Benchmark *b)
 {
-    b->ArgNames({"flows", "kernel", "sync"})->Unit(benchmark::kMicrosecond);
+    b->ArgNames({"flows", "kernel", "sync", "proxy"})->Unit(benchmark::kMicrosecond);
     for (int64_t flows : {4096, 1 << 20}) {
-        b->Args({flows, no_kernel, no_sync});
-        b->Args({flows, no_kernel, sync_drained});
-        b->Args({flows, ring_kernel, no_sync});
+        b->Args({flows, no_kernel, no_sync, 0});
+        b->Args({flows, no_kernel, sync_drained, 0});
+        b->Args({flows, ring_kernel, no_sync, 0});
+        b->Args({flows, no_kernel, no_sync, int64_t(dp::proxy_protocol::v2)});
     }
+}
+
+// The task of every connection acknowledged its PROXY header (as its reply to the header's
+// segment would say): the client's later segments only shift.
+void acknowledge_headers(gateway_fixture &g)
+{
+    for (uint32_t i = 0; i < g.connections->capacity(); ++i)
+        g.connections->at(i).proxy_acked.store(1, std::memory_order_relaxed);
 }
 
 // Opens FLOWS connections and completes their handshakes, a block at a time: the client's SYN,
@@ -319,9 +338,10 @@ void BM_forward(benchmark::State &state)
     const auto flows = static_cast<uint32_t>(state.range(0));
     int64_t kernel;
     if (!kernel_of(state, kernel)) return;
-    gateway_fixture g(2 * flows + 4096, kernel);
+    gateway_fixture g(2 * flows + 4096, kernel, state.range(3));
     sync_rings sync(*g.w, state.range(2));
     establish(g, flows, sync);
+    acknowledge_headers(g);
     timed_bursts(state, g, frames_of(flows, RTE_TCP_ACK_FLAG), 0, 1, true, &sync);
 }
 BENCHMARK(BM_forward)->Apply(established_args);
@@ -331,9 +351,10 @@ void BM_reverse(benchmark::State &state)
     const auto flows = static_cast<uint32_t>(state.range(0));
     int64_t kernel;
     if (!kernel_of(state, kernel)) return;
-    gateway_fixture g(2 * flows + 4096, kernel);
+    gateway_fixture g(2 * flows + 4096, kernel, state.range(3));
     sync_rings sync(*g.w, state.range(2));
     establish(g, flows, sync);
+    acknowledge_headers(g);
     std::vector<std::vector<uint8_t>> replies;
     replies.reserve(flows);
     for (uint32_t i = 0; i < flows; ++i) {
@@ -401,7 +422,7 @@ void BM_new_connections(benchmark::State &state)
 {
     constexpr uint32_t flows = 1 << 20;
     const auto packets = static_cast<uint32_t>(state.range(0));
-    gateway_fixture g(2 * flows);
+    gateway_fixture g(2 * flows, no_kernel, state.range(2));
     g.run(frames_of(flows, RTE_TCP_SYN_FLAG, 1u << 21), 0, flows / burst);
     std::vector<dp::removed_connection> gone(4096);
     uint32_t cursor = 0;
@@ -421,22 +442,24 @@ void BM_new_connections(benchmark::State &state)
 // Each the time of 1M connections: SYNs only (no sync event: a SYN flood makes no sync
 // traffic); SYN + ACK (one event each, ESTABLISHED); SYN + ACK + FIN (two: and CLOSE_WAIT). Each
 // variant with the sync right after the same without.
+// With the PROXY protocol (v1, the longer header): each handshake's ACK carries the header.
 BENCHMARK(BM_new_connections)
-    ->ArgNames({"packets", "sync"})
-    ->Args({1, no_sync})
+    ->ArgNames({"packets", "sync", "proxy"})
+    ->Args({1, no_sync, 0})
     ->Iterations((1 << 20) / burst)
     ->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_new_connections)
-    ->ArgNames({"packets", "sync"})
-    ->Args({2, no_sync})
-    ->Args({2, sync_drained})
-    ->Args({2, sync_full})
+    ->ArgNames({"packets", "sync", "proxy"})
+    ->Args({2, no_sync, 0})
+    ->Args({2, sync_drained, 0})
+    ->Args({2, sync_full, 0})
+    ->Args({2, no_sync, int64_t(dp::proxy_protocol::v1)})
     ->Iterations(2 * (1 << 20) / burst)
     ->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_new_connections)
-    ->ArgNames({"packets", "sync"})
-    ->Args({3, no_sync})
-    ->Args({3, sync_drained})
+    ->ArgNames({"packets", "sync", "proxy"})
+    ->Args({3, no_sync, 0})
+    ->Args({3, sync_drained, 0})
     ->Iterations(3 * (1 << 20) / burst)
     ->Unit(benchmark::kMicrosecond);
 
