@@ -62,6 +62,8 @@ if [ "$answered" -ne 1 ]; then
     exit 1
 fi
 for _ in 1 2 3; do echo "  $(curl -s --max-time 2 http://203.0.113.10:8000/)"; done
+echo "demo: port 8001 gives the tasks a PROXY header, they know the client:"
+echo "  $(curl -s --max-time 2 http://203.0.113.10:8001/)"
 $CTL services
 
 cat <<MSG
@@ -69,6 +71,7 @@ cat <<MSG
 meshgate is running (pid $(cat "$PIDFILE"), log $LOG), configured by $CONFIG.
 Try:
   curl http://203.0.113.10:8000/     # answered by the tasks in turn
+  curl http://203.0.113.10:8001/     # the task says who you are: from a PROXY protocol header
   $CTL services
   $CTL conns
   $CTL stats

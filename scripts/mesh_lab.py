@@ -6,7 +6,9 @@
               Docker's peerAdd entry for the gateway: fdb OVERLAY_MAC -> the gateway's VTEP
   task        eth0 on the overlay (MTU 1450, MAC 02:42 + address) in its node's br0, a static
               neighbor for the gateway's overlay address, an HTTP server on 8000 answering its
-              name ("/" ), a long-lived echo ("/lines") and a download ("/big"), UDP echo on 9000
+              name ("/" ), a long-lived echo ("/lines") and a download ("/big"), UDP echo on 9000,
+              and on 8001 an HTTP server behind a PROXY protocol header (v1 or v2) that answers
+              who the header says the client is
   client      (optional) a namespace whose eth0 faces the gateway's external port
 
 The end-to-end tests build it with unique names and tear it down; scripts/demo.sh runs
@@ -82,12 +84,45 @@ SERVER = textwrap.dedent('''\
                 data = b'x' * min(int(data[4:] or 0), 60000)
             s.sendto(name + b' ' + data, peer)
 
+    def proxy_header(f):
+        """The client the PROXY header at the start of F names: (address, port, version)."""
+        first = f.read(5)
+        if first == b'PROXY':
+            fields = (first + f.readline()).decode().split()
+            return fields[2], int(fields[4]), 'v1'
+        rest = f.read(11)
+        if first + rest[:7] != b'\\r\\n\\r\\n\\x00\\r\\nQUIT\\n' or rest[7] != 0x21 or rest[8] != 0x11:
+            raise ValueError('no PROXY header')
+        block = f.read(int.from_bytes(rest[9:11], 'big'))
+        return socket.inet_ntoa(block[0:4]), int.from_bytes(block[8:10], 'big'), 'v2'
+
+    def behind_proxy(conn, peer):
+        with conn, conn.makefile('rb') as f:
+            try:
+                client, port, version = proxy_header(f)
+            except (ValueError, IndexError):
+                conn.sendall(b'HTTP/1.1 400 Bad Request\\r\\nConnection: close\\r\\n\\r\\n')
+                return
+            while f.readline() not in (b'\\r\\n', b''):
+                pass
+            body = (name + f'; you are {client}:{port} (PROXY {version} header; the '
+                    f'connection came from {peer[0]}:{peer[1]})\\n'.encode())
+            conn.sendall(b'HTTP/1.1 200 OK\\r\\nContent-Length: ' + str(len(body)).encode()
+                         + b'\\r\\nConnection: close\\r\\n\\r\\n' + body)
+
+    def proxy_server():
+        s = socket.create_server((address, 8001), backlog=1024)
+        while True:
+            conn, peer = s.accept()
+            threading.Thread(target=behind_proxy, args=(conn, peer), daemon=True).start()
+
     class Server(http.server.ThreadingHTTPServer):
         request_queue_size = 1024
         daemon_threads = True
 
     http_server = Server((address, 8000), Handler)
     threading.Thread(target=udp_echo, daemon=True).start()
+    threading.Thread(target=proxy_server, daemon=True).start()
     open(ready, 'w').close()
     http_server.serve_forever()
     ''')
