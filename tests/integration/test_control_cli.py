@@ -85,7 +85,7 @@ class ControlCliTest(harness.WorkdirTestCase):
 
         # services: a table for people, a document for scripts
         out = self.ctl('services').stdout
-        self.assertRegex(out, r'whoami\s+rr\s+0\s+file\s+tcp 8000 -> 8000')
+        self.assertRegex(out, r'whoami\s+rr\s+0\s+off\s+file\s+tcp 8000 -> 8000')
         for ip, node in mesh_lab.TASKS:
             active = 1 if ip == task_ip else 0
             self.assertRegex(out, rf'-> {ip}\s+{node}\s+1 serving\s+{active}\s', out)

@@ -744,8 +744,11 @@ TEST(ExampleConfigs, DemoLoads)
     ASSERT_TRUE(r.errors.empty()) << ::testing::PrintToString(error_texts(r));
     EXPECT_EQ(r.config->ports.size(), 2u);
     EXPECT_EQ(r.config->dpdk.file_prefix, "meshgate-demo");
-    ASSERT_EQ(r.config->services.size(), 1u);
+    ASSERT_EQ(r.config->services.size(), 2u);
     EXPECT_EQ(r.config->services[0].tasks.size(), 3u);
+    EXPECT_EQ(r.config->services[0].proxy, proxy_protocol::off);
+    EXPECT_EQ(r.config->services[1].name, "whoami-client");
+    EXPECT_EQ(r.config->services[1].proxy, proxy_protocol::v1);
 }
 
 TEST(ExampleConfigs, GatewayHostLoads)

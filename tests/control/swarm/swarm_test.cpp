@@ -109,6 +109,48 @@ TEST(SwarmState, ServiceLabelsSetSchedulerAffinityAndRate)
         << said;
 }
 
+TEST(SwarmState, ProxyProtocolLabelOnTcpServicesOnly)
+{
+    const network n = value_of(read_network(recorded("network.json")));
+    auto published = [](config::protocol proto, uint16_t port) {
+        return published_port{proto, port, port, publish_mode::ingress};
+    };
+    const std::vector<service> list = {
+        {"id1",
+         "v2",
+         {published(config::protocol::tcp, 8000)},
+         {},
+         {{"com.meshgate.proxy_protocol", "v2"}}},
+        {"id2",
+         "wrong",
+         {published(config::protocol::tcp, 8001)},
+         {},
+         {{"com.meshgate.proxy_protocol", "yes"}}},
+        {"id3",
+         "dns",
+         {published(config::protocol::tcp, 53), published(config::protocol::udp, 53)},
+         {},
+         {{"com.meshgate.proxy_protocol", "v1"}}},
+        {"id4", "plain", {published(config::protocol::tcp, 8002)}, {}, {}},
+    };
+    const state s = assemble(n, list, {}, {});
+    EXPECT_EQ(find(s.services, "v2")->proxy, config::proxy_protocol::v2);
+    EXPECT_EQ(find(s.services, "wrong")->proxy, config::proxy_protocol::off);
+    EXPECT_EQ(find(s.services, "dns")->proxy, config::proxy_protocol::off);
+    EXPECT_EQ(find(s.services, "plain")->proxy, config::proxy_protocol::off);
+    std::string said;
+    for (const std::string &l : s.left_out)
+        said += l + "\n";
+    EXPECT_NE(said.find("service 'wrong': label com.meshgate.proxy_protocol=yes ignored: not one "
+                        "of: off, v1, v2"),
+              std::string::npos)
+        << said;
+    EXPECT_NE(said.find("service 'dns': label com.meshgate.proxy_protocol=v1 ignored: the service "
+                        "publishes UDP ports (TCP only)"),
+              std::string::npos)
+        << said;
+}
+
 TEST(EngineObjects, SctpPortsAreNamedNotCarried)
 {
     const std::vector<service> list = value_of(read_services(recorded("services-sctp.json")));
