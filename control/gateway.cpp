@@ -476,8 +476,13 @@ void gateway::join_cluster()
     api_->set_joining(std::move(peers), static_cast<uint16_t>(port_index));
     hooks.joined = [this] { api_->set_joining({}, 0); };
     hooks.learn_peer = [ifindex](uint32_t address, const std::array<uint8_t, 6> &mac) {
-        if (std::string e = kernel_addresses().set_neighbor(ifindex, address, mac); !e.empty())
-            spdlog::warn("cluster: the peer's neighbor entry not set: {}", e);
+        std::string e;
+        try {
+            e = kernel_addresses().set_neighbor(ifindex, address, mac);
+        } catch (const std::runtime_error &x) {
+            e = x.what();
+        }
+        if (!e.empty()) spdlog::warn("cluster: the peer's neighbor entry not set: {}", e);
     };
     hooks.announce_address = [ifindex, port_mac](uint32_t address) {
         if (!send_gratuitous_arp(ifindex, port_mac, address))
