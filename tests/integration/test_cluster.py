@@ -51,11 +51,12 @@ LOOP_CLIENT = textwrap.dedent('''\
     import json, os, sys, threading, time
     from http_get import get
     host, port, threads, stopfile = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+    timeout = float(sys.argv[5])
     lock = threading.Lock()
     ok, failed = [], []
 
     def one():
-        status, body = get(host, port)
+        status, body = get(host, port, timeout)
         if b' 200 ' not in status or b'task-' not in status + body:
             raise RuntimeError('bad answer %r' % (status + b' ' + body)[:80])
 
@@ -187,13 +188,14 @@ def note(text):
 class Loop:
     """LOOP_CLIENT in the client's namespace until stop()."""
 
-    def __init__(self, lab, workdir, threads=4):
+    def __init__(self, lab, workdir, threads=4, timeout=20):
         script = os.path.join(workdir, 'loop_client.py')
         with open(script, 'w') as f:
             f.write(f'import sys\nsys.path.insert(0, {harness.HERE!r})\n' + LOOP_CLIENT)
         self.stopfile = os.path.join(workdir, 'loop.stop')
         self.proc = subprocess.Popen(['ip', 'netns', 'exec', lab.client, '/usr/bin/python3', script,
-                                      VIP, str(WEB_PORT), str(threads), self.stopfile],
+                                      VIP, str(WEB_PORT), str(threads), self.stopfile,
+                                      str(timeout)],
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                      start_new_session=True)
         lab.procs.append(self.proc)
@@ -390,7 +392,9 @@ class ClusterTest(harness.WorkdirTestCase):
         # the router dropped B goes to A: none of those may fail. One in flight through B at the
         # moment the router moved it to A breaks (A has no state for it, as for the streams
         # above): those are counted apart.
-        loop = Loop(lab, self.workdir)
+        # A connection in flight when the router moves it breaks: its thread gives up after 2 s
+        # (not http_get's 20), so that every thread opens new ones through A before the end.
+        loop = Loop(lab, self.workdir, timeout=2)
         time.sleep(2)
         started = time.monotonic()
         b.mg.proc.send_signal(signal.SIGTERM)
@@ -398,7 +402,7 @@ class ClusterTest(harness.WorkdirTestCase):
         moved = time.monotonic()
         rc = b.mg.proc.wait(60)
         stopped = time.monotonic() - started
-        time.sleep(2)
+        time.sleep(3)
         result = loop.stop()
         new_ok = sum(t >= moved for t in result['ok'])
         new_failed = [(t, e) for t, e in result['failed'] if t >= moved]
