@@ -209,11 +209,10 @@ verdict forward_stage(worker &w, const dataplane_tables &t, uint16_t port, rte_m
         if (proxy != proxy_protocol::off && proto == IPPROTO_TCP) {
             // The header the connection keeps for its life, whatever a reload does to its service.
             connection &c = connections.at(index);
-            uint8_t header[proxy_header_max_len];
             c.proxy_version = uint8_t(proxy);
             c.proxy_start =
                 rte_be_to_cpu_32(reinterpret_cast<const rte_tcp_hdr *>(s.l4)->sent_seq) + 1;
-            c.proxy_len = uint8_t(proxy_header_write(proxy, c.forward, header));
+            c.proxy_len = proxy_header_length(proxy, c.forward);
         }
     }
 

@@ -110,6 +110,13 @@ inline uint32_t proxy_header_write(proxy_protocol v, const flow_key &forward, ui
     return 0;
 }
 
+// The length of that header: what a connection keeps (connection::proxy_len).
+inline uint8_t proxy_header_length(proxy_protocol v, const flow_key &forward)
+{
+    uint8_t header[proxy_header_max_len];
+    return static_cast<uint8_t>(proxy_header_write(v, forward, header));
+}
+
 // Where the header sits in the task's view of the client's stream.
 struct proxy_span {
     uint32_t start; // the client's ISN + 1

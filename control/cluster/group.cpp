@@ -382,11 +382,10 @@ void group::take_connections(const connections &c, peer &p)
         s.state = r.state;
         s.ended = r.kind == record_kind::gone;
         // The header's length follows from its version and the client flow, as at its owner.
-        uint8_t header[dataplane::proxy_header_max_len];
         s.proxy_version = r.proxy_version;
         s.proxy_start = r.proxy_start;
-        s.proxy_len = uint8_t(dataplane::proxy_header_write(
-            dataplane::proxy_protocol(r.proxy_version), s.forward, header));
+        s.proxy_len =
+            dataplane::proxy_header_length(dataplane::proxy_protocol(r.proxy_version), s.forward);
         rte_ring *ring = installs_[table_.owner_of_reverse(s.reverse)];
         if (rte_ring_sp_enqueue_elem(ring, &s, sizeof s) != 0) ++counters_.installs_lost;
     }

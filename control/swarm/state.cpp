@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <climits>
 #include <map>
+#include <optional>
 
 #include "control/config/errors.h"
 
@@ -41,29 +42,25 @@ void apply_labels(const service &sv, config::service &c, std::vector<std::string
         left_out.push_back("service '" + sv.name + "': label " + std::string(key) + "=" +
                            config::printable(value) + " ignored: " + why);
     };
-    if (const std::string *v = label(scheduler_label)) {
-        auto it = std::find(dataplane::scheduler_kind_names.begin(),
-                            dataplane::scheduler_kind_names.end(), *v);
-        if (it == dataplane::scheduler_kind_names.end())
-            ignored(scheduler_label, *v,
-                    "not one of: " + config::join(dataplane::scheduler_kind_names));
+    // The index of label KEY's value among NAMES; none (said) when it is not one of them.
+    auto choice = [&](std::string_view key, const auto &names) -> std::optional<size_t> {
+        const std::string *v = label(key);
+        if (v == nullptr) return std::nullopt;
+        auto it = std::find(names.begin(), names.end(), *v);
+        if (it != names.end()) return static_cast<size_t>(it - names.begin());
+        ignored(key, *v, "not one of: " + config::join(names));
+        return std::nullopt;
+    };
+    if (auto k = choice(scheduler_label, dataplane::scheduler_kind_names))
+        c.scheduler = static_cast<config::scheduler_kind>(*k);
+    if (auto k = choice(proxy_protocol_label, dataplane::proxy_protocol_names)) {
+        if (std::any_of(sv.ports.begin(), sv.ports.end(), [](const published_port &p) {
+                return p.mode == publish_mode::ingress && p.proto != config::protocol::tcp;
+            }))
+            ignored(proxy_protocol_label, *label(proxy_protocol_label),
+                    "the service publishes UDP ports (TCP only)");
         else
-            c.scheduler =
-                static_cast<config::scheduler_kind>(it - dataplane::scheduler_kind_names.begin());
-    }
-    if (const std::string *v = label(proxy_protocol_label)) {
-        auto it = std::find(dataplane::proxy_protocol_names.begin(),
-                            dataplane::proxy_protocol_names.end(), *v);
-        if (it == dataplane::proxy_protocol_names.end())
-            ignored(proxy_protocol_label, *v,
-                    "not one of: " + config::join(dataplane::proxy_protocol_names));
-        else if (std::any_of(sv.ports.begin(), sv.ports.end(), [](const published_port &p) {
-                     return p.mode == publish_mode::ingress && p.proto != config::protocol::tcp;
-                 }))
-            ignored(proxy_protocol_label, *v, "the service publishes UDP ports (TCP only)");
-        else
-            c.proxy =
-                static_cast<config::proxy_protocol>(it - dataplane::proxy_protocol_names.begin());
+            c.proxy = static_cast<config::proxy_protocol>(*k);
     }
     for (auto [key, field] : {std::pair{persistence_label, &c.persistence_timeout},
                               std::pair{rate_label, &c.max_new_connections_per_second}}) {

@@ -848,11 +848,10 @@ struct proxied_connection {
     connection c{};
     explicit proxied_connection(proxy_protocol v, const flow_key &forward, uint32_t isn)
     {
-        uint8_t header[proxy_header_max_len];
         c.forward = forward;
         c.proxy_version = uint8_t(v);
         c.proxy_start = isn + 1;
-        c.proxy_len = uint8_t(proxy_header_write(v, forward, header));
+        c.proxy_len = proxy_header_length(v, forward);
     }
 };
 
