@@ -13,8 +13,6 @@
 
 #include <rte_byteorder.h>
 #include <rte_errno.h>
-#include <rte_hash.h>
-#include <rte_hash_crc.h>
 #include <rte_malloc.h>
 #include <rte_rcu_qsbr.h>
 #include <rte_ring.h>
@@ -29,15 +27,10 @@ namespace
 constexpr uint32_t wheel_mask = connection_table::wheel_slots - 1;
 static_assert(std::has_single_bit(connection_table::wheel_slots));
 
-// Keys deleted from rte_hash wait in its defer queue; reclaiming in batches of this many keeps
-// the cost of rte_rcu_qsbr_check off most deletes.
-constexpr uint32_t hash_reclaim_trigger = 64;
-
 // Free-stack refill when empty: enough to amortize the qsbr check, small enough for a packet.
 constexpr uint32_t alloc_reclaim_batch = 64;
 
-// Names of DPDK objects are process-wide; the rings rte_hash and its defer queue create from
-// this name must fit RTE_RING_NAMESIZE with their prefixes ("RCU_DQ_HASH_RCU_").
+// Names of DPDK objects are process-wide: each owner's ring of end requests gets its own.
 std::atomic<uint32_t> table_seq{0};
 
 template <typename T>
@@ -48,50 +41,12 @@ T *zalloc(const char *what, size_t n, int socket)
     return static_cast<T *>(p);
 }
 
-inline void *as_data(uint32_t ref)
-{
-    return reinterpret_cast<void *>(static_cast<uintptr_t>(ref));
-}
-inline uint32_t from_data(void *d)
-{
-    return static_cast<uint32_t>(reinterpret_cast<uintptr_t>(d));
-}
-
 inline uint32_t xorshift32(uint64_t &s)
 {
     s ^= s << 13;
     s ^= s >> 7;
     s ^= s << 17;
     return static_cast<uint32_t>(s >> 32);
-}
-
-// One owner's hash: both keys of ENTRIES / 2 connections, lock-free readers, one writer.
-rte_hash *create_hash(uint32_t entries, int socket, rte_rcu_qsbr *qsbr)
-{
-    char name[RTE_HASH_NAMESIZE];
-    std::snprintf(name, sizeof(name), "ct%u", table_seq.fetch_add(1));
-    rte_hash_parameters hp{};
-    hp.name = name;
-    hp.entries = std::max<uint32_t>(entries, 16);
-    hp.key_len = sizeof(flow_key);
-    hp.hash_func = rte_hash_crc; // with init 0: what connection_table::hash() computes
-    hp.hash_func_init_val = 0;
-    hp.socket_id = socket;
-    hp.extra_flag = RTE_HASH_EXTRA_FLAGS_RW_CONCURRENCY_LF | RTE_HASH_EXTRA_FLAGS_EXT_TABLE;
-    rte_hash *h = rte_hash_create(&hp);
-    if (h == nullptr)
-        throw std::runtime_error(std::string("conntrack: rte_hash_create: ") +
-                                 rte_strerror(rte_errno));
-    rte_hash_rcu_config rc{};
-    rc.v = qsbr;
-    rc.mode = RTE_HASH_QSBR_MODE_DQ;
-    rc.trigger_reclaim_limit = hash_reclaim_trigger;
-    if (rte_hash_rcu_qsbr_add(h, &rc) != 0) {
-        rte_hash_free(h);
-        throw std::runtime_error(std::string("conntrack: rte_hash_rcu_qsbr_add: ") +
-                                 rte_strerror(rte_errno));
-    }
-    return h;
 }
 
 } // namespace
@@ -121,6 +76,7 @@ std::unique_ptr<connection_table> connection_table::create(const conntrack_param
         new (&t->conns_[i]) connection{};
 
     t->owners_ = zalloc<owner_state>("conntrack_owners", p.n_workers, p.socket_id);
+    t->indexes_ = std::make_unique<flow_index[]>(p.n_workers);
     for (uint32_t w = 0; w < p.n_workers; w++)
         new (&t->owners_[w]) owner_state{};
 
@@ -135,8 +91,9 @@ std::unique_ptr<connection_table> connection_table::create(const conntrack_param
             o.free_stack[i] = o.first + o.count - 1 - i; // pops come out in ascending order
         o.free_top = o.count;
         const uint32_t ring = std::bit_ceil(o.count);
-        o.deferred = zalloc<deferred_slot>("conntrack_deferred", ring, p.socket_id);
+        o.deferred = zalloc<uint32_t>("conntrack_deferred", ring, p.socket_id);
         o.deferred_mask = ring - 1;
+        o.batches = zalloc<deferred_batch>("conntrack_batches", deferred_batches, p.socket_id);
         o.wheel = zalloc<uint32_t>("conntrack_wheel", wheel_slots, p.socket_id);
         std::fill_n(o.wheel, wheel_slots, no_index);
         o.rng = (uint64_t{p.rng_seed} << 32 | (w + 1)) * 0x9e3779b97f4a7c15ULL | 1;
@@ -146,7 +103,7 @@ std::unique_ptr<connection_table> connection_table::create(const conntrack_param
         const uint32_t first = lo + (w + n - lo % n) % n;
         o.port_first = static_cast<uint16_t>(first);
         o.port_count = first <= hi ? (hi - first) / n + 1 : 0;
-        o.hash = create_hash(2 * o.count, p.socket_id, p.qsbr);
+        t->indexes_[w] = flow_index(2 * o.count, p.socket_id);
         if (n > 1) {
             char name[RTE_RING_NAMESIZE];
             std::snprintf(name, sizeof(name), "ct%u_end", table_seq.fetch_add(1));
@@ -184,13 +141,13 @@ void connection_table::set_timeouts(const conntrack_timeouts &to) noexcept
 
 connection_table::~connection_table()
 {
-    // Workers must be stopped or offline: the hashes' defer queues free what they can now.
+    // Workers must be stopped or offline.
     if (owners_ != nullptr) {
         for (uint32_t w = 0; w < n_workers_; w++) {
-            if (owners_[w].hash != nullptr) rte_hash_free(owners_[w].hash);
             rte_ring_free(owners_[w].end_requests);
             rte_free(owners_[w].free_stack);
             rte_free(owners_[w].deferred);
+            rte_free(owners_[w].batches);
             rte_free(owners_[w].wheel);
         }
         rte_free(owners_);
@@ -199,16 +156,15 @@ connection_table::~connection_table()
 }
 
 conn_ref connection_table::lookup_in(uint32_t owner, const flow_key &key,
-                                     hash_sig_t key_hash) const noexcept
+                                     flow_key_hash key_hash) const noexcept
 {
-    void *data;
-    if (rte_hash_lookup_with_hash_data(owners_[owner].hash, &key, key_hash, &data) < 0) return {};
-    return {from_data(data)};
+    return {index(owner).find(key, key_hash,
+                              [this](uint32_t ref) -> const flow_key & { return key_of(ref); })};
 }
 
 // A forward key that missed at OWNER: its flow reached another worker than usual.
 conn_ref connection_table::lookup_elsewhere(uint32_t owner, const flow_key &key,
-                                            hash_sig_t key_hash) const noexcept
+                                            flow_key_hash key_hash) const noexcept
 {
     for (uint32_t o = 0; o < n_workers_; o++)
         if (o != owner)
@@ -217,7 +173,7 @@ conn_ref connection_table::lookup_elsewhere(uint32_t owner, const flow_key &key,
 }
 
 conn_ref connection_table::lookup(uint8_t worker, direction dir, const flow_key &key,
-                                  hash_sig_t key_hash) const noexcept
+                                  flow_key_hash key_hash) const noexcept
 {
     const uint32_t owner = dir == direction::reverse ? owner_of_reverse(key) : worker;
     const conn_ref r = lookup_in(owner, key, key_hash);
@@ -227,30 +183,31 @@ conn_ref connection_table::lookup(uint8_t worker, direction dir, const flow_key 
 
 conn_ref connection_table::lookup(const flow_key &key) const noexcept
 {
-    const hash_sig_t h = hash(key);
+    const flow_key_hash h = hash(key);
     const conn_ref r = lookup_in(owner_of_reverse(key), key, h);
     return r.hit() || n_workers_ == 1 ? r : lookup_elsewhere(owner_of_reverse(key), key, h);
 }
 
 uint32_t connection_table::lookup_bulk(uint8_t worker, const direction dirs[],
-                                       const flow_key *const keys[], const hash_sig_t hashes[],
+                                       const flow_key *const keys[], const flow_key_hash hashes[],
                                        uint32_t n, conn_ref results[]) const noexcept
 {
+    constexpr uint32_t stride = 64; // keys per pass: one bit each in `pending`
     uint32_t hits = 0;
-    for (uint32_t off = 0; off < n; off += RTE_HASH_LOOKUP_BULK_MAX) {
-        const uint32_t m = std::min<uint32_t>(n - off, RTE_HASH_LOOKUP_BULK_MAX);
-        uint32_t owner_of[RTE_HASH_LOOKUP_BULK_MAX];
+    for (uint32_t off = 0; off < n; off += stride) {
+        const uint32_t m = std::min<uint32_t>(n - off, stride);
+        uint32_t owner_of[stride];
         for (uint32_t i = 0; i < m; i++)
             owner_of[i] =
                 dirs[off + i] == direction::reverse ? owner_of_reverse(*keys[off + i]) : worker;
-        // One bulk lookup per owner's hash among these keys (one, mostly; two or three with
+        // One bulk lookup per owner's index among these keys (one, mostly; two or three with
         // replies for several owners).
         uint64_t pending = m == 64 ? ~uint64_t{0} : (uint64_t{1} << m) - 1;
         while (pending != 0) {
             const uint32_t owner = owner_of[std::countr_zero(pending)];
-            const void *kp[RTE_HASH_LOOKUP_BULK_MAX];
-            hash_sig_t sig[RTE_HASH_LOOKUP_BULK_MAX];
-            uint32_t at[RTE_HASH_LOOKUP_BULK_MAX];
+            const flow_key *kp[stride];
+            flow_key_hash sig[stride];
+            uint32_t at[stride];
             uint32_t k = 0;
             for (uint64_t left = pending; left != 0; left &= left - 1) {
                 const auto i = static_cast<uint32_t>(std::countr_zero(left));
@@ -260,12 +217,12 @@ uint32_t connection_table::lookup_bulk(uint8_t worker, const direction dirs[],
                 at[k++] = i;
                 pending &= ~(uint64_t{1} << i);
             }
-            void *data[RTE_HASH_LOOKUP_BULK_MAX];
-            uint64_t mask = 0;
-            rte_hash_lookup_with_hash_bulk_data(owners_[owner].hash, kp, sig, k, &mask, data);
+            uint32_t refs[stride];
+            index(owner).find_bulk(
+                kp, sig, k, refs, [this](uint32_t ref) -> const flow_key & { return key_of(ref); });
             for (uint32_t j = 0; j < k; j++) {
                 conn_ref &r = results[off + at[j]];
-                r.value = (mask >> j & 1) ? from_data(data[j]) : conn_ref::miss_value;
+                r.value = refs[j];
                 if (!r.hit() && n_workers_ > 1 && dirs[off + at[j]] == direction::forward)
                     r = lookup_elsewhere(owner, *keys[off + at[j]], sig[j]);
                 hits += r.hit();
@@ -354,7 +311,7 @@ void connection_table::file(owner_state &o, uint32_t index, uint32_t now) noexce
 
 void connection_table::defer_free(owner_state &o, uint32_t index) noexcept
 {
-    o.deferred[o.deferred_tail & o.deferred_mask] = {0, index};
+    o.deferred[o.deferred_tail & o.deferred_mask] = index;
     o.deferred_tail++;
 }
 
@@ -363,20 +320,27 @@ void connection_table::stamp_deferred(owner_state &o, uint32_t from) noexcept
 {
     if (from == o.deferred_tail) return;
     const uint64_t token = rte_rcu_qsbr_start(qsbr_);
-    for (uint32_t i = from; i != o.deferred_tail; i++)
-        o.deferred[i & o.deferred_mask].token = token;
+    if (o.batch_tail - o.batch_head == deferred_batches) {
+        // All batches wait: the newest one takes these too, under the newer token.
+        o.batches[(o.batch_tail - 1) & (deferred_batches - 1)] = {token, o.deferred_tail};
+        return;
+    }
+    o.batches[o.batch_tail++ & (deferred_batches - 1)] = {token, o.deferred_tail};
 }
 
 uint32_t connection_table::reclaim(owner_state &o, uint32_t max) noexcept
 {
     uint32_t n = 0;
-    while (n < max && o.deferred_head != o.deferred_tail) {
-        const deferred_slot &d = o.deferred[o.deferred_head & o.deferred_mask];
-        if (rte_rcu_qsbr_check(qsbr_, d.token, false) != 1)
+    while (n < max && o.batch_head != o.batch_tail) {
+        const deferred_batch &b = o.batches[o.batch_head & (deferred_batches - 1)];
+        if (rte_rcu_qsbr_check(qsbr_, b.token, false) != 1)
             break; // FIFO: later tokens are not older
-        o.free_stack[o.free_top++] = d.index;
-        o.deferred_head++;
-        n++;
+        while (n < max && o.deferred_head != b.end) {
+            o.free_stack[o.free_top++] = o.deferred[o.deferred_head & o.deferred_mask];
+            o.deferred_head++;
+            n++;
+        }
+        if (o.deferred_head == b.end) o.batch_head++;
     }
     return n;
 }
@@ -396,17 +360,19 @@ bool connection_table::pick_snat(owner_state &o, uint8_t worker, flow_key &rev,
     // buckets' cache misses overlap instead of following one another.
     constexpr uint32_t round = 4;
     flow_key candidates[round];
-    hash_sig_t hashes[round];
+    flow_key_hash hashes[round];
     uint32_t count = 0;
     bool found = false;
     auto probe = [&]() {
-        const void *keys[round];
+        const flow_key *keys[round];
         for (uint32_t i = 0; i < count; i++)
             keys[i] = &candidates[i];
-        uint64_t hits = 0;
-        void *unused[round];
-        rte_hash_lookup_with_hash_bulk_data(o.hash, keys, hashes, count, &hits, unused);
-        const uint64_t free = ~hits & ((uint64_t{1} << count) - 1);
+        uint32_t refs[round];
+        index(worker).find_bulk(keys, hashes, count, refs,
+                                [this](uint32_t ref) -> const flow_key & { return key_of(ref); });
+        uint64_t free = 0;
+        for (uint32_t i = 0; i < count; i++)
+            free |= uint64_t{refs[i] == flow_index::empty} << i;
         if (free != 0) {
             const auto first = static_cast<uint32_t>(std::countr_zero(free));
             rev = candidates[first];
@@ -451,11 +417,11 @@ bool connection_table::pick_snat(owner_state &o, uint8_t worker, flow_key &rev,
     return found;
 }
 
-create_result connection_table::create(uint8_t worker, const flow_key &forward, hash_sig_t fwd_hash,
-                                       uint16_t service, uint16_t task, uint32_t task_ip,
-                                       uint16_t target_port, std::span<const uint32_t> snat_ips,
-                                       uint32_t now, uint32_t *probe_budget,
-                                       uint8_t client_port) noexcept
+create_result connection_table::create(uint8_t worker, const flow_key &forward,
+                                       flow_key_hash fwd_hash, uint16_t service, uint16_t task,
+                                       uint32_t task_ip, uint16_t target_port,
+                                       std::span<const uint32_t> snat_ips, uint32_t now,
+                                       uint32_t *probe_budget, uint8_t client_port) noexcept
 {
     owner_state &o = owners_[worker];
     if (!o.cursor_set) {
@@ -464,9 +430,8 @@ create_result connection_table::create(uint8_t worker, const flow_key &forward, 
     }
 
     // The caller just missed, but a bulk lookup earlier in the burst may be stale.
-    void *data;
-    if (rte_hash_lookup_with_hash_data(o.hash, &forward, fwd_hash, &data) >= 0)
-        return {from_data(data) >> 1, create_status::exists};
+    if (const conn_ref known = lookup_in(worker, forward, fwd_hash); known.hit())
+        return {known.index(), create_status::exists};
     if (snat_ips.empty()) return {no_index, create_status::snat_exhausted};
 
     const uint32_t index = alloc_slot(o);
@@ -505,18 +470,9 @@ create_result connection_table::create(uint8_t worker, const flow_key &forward, 
     c.proxy_acked.store(0, std::memory_order_relaxed);
     c.live.store(1, std::memory_order_relaxed);
 
-    // rte_hash publishes pdata with release semantics: the fields above are visible first.
-    if (rte_hash_add_key_with_hash_data(o.hash, &rev, rev_hash, as_data(index << 1 | 1)) < 0) {
-        c.live.store(0, std::memory_order_relaxed);
-        o.free_stack[o.free_top++] = index;
-        return {no_index, create_status::table_full};
-    }
-    if (rte_hash_add_key_with_hash_data(o.hash, &forward, fwd_hash, as_data(index << 1)) < 0) {
-        rte_hash_del_key_with_hash(o.hash, &rev, rev_hash); // a reply may have seen it: defer
-        c.live.store(0, std::memory_order_relaxed);
-        const uint32_t from = o.deferred_tail;
-        defer_free(o, index);
-        stamp_deferred(o, from);
+    // The index publishes a reference with release: the fields above are visible first.
+    if (!publish(o, worker, index, fwd_hash, rev_hash)) {
+        note_failure(o, now);
         return {no_index, create_status::table_full};
     }
     file(o, index, now);
@@ -534,7 +490,7 @@ install_status connection_table::install(uint8_t worker, const synced_connection
         o.cursor = now;
         o.cursor_set = true;
     }
-    const hash_sig_t fwd_hash = hash(s.forward), rev_hash = hash(s.reverse);
+    const flow_key_hash fwd_hash = hash(s.forward), rev_hash = hash(s.reverse);
     const conn_ref known = lookup_in(worker, s.forward, fwd_hash);
     if (known.hit()) {
         connection &c = conns_[known.index()];
@@ -574,30 +530,41 @@ install_status connection_table::install(uint8_t worker, const synced_connection
     c.proxy_version = s.proxy_version;
     c.proxy_acked.store(0, std::memory_order_relaxed); // a header sent twice does no harm
     c.live.store(1, std::memory_order_relaxed);
-    if (rte_hash_add_key_with_hash_data(o.hash, &s.reverse, rev_hash, as_data(index << 1 | 1)) <
-        0) {
-        c.live.store(0, std::memory_order_relaxed);
-        o.free_stack[o.free_top++] = index;
-        return install_status::refused;
-    }
-    if (rte_hash_add_key_with_hash_data(o.hash, &s.forward, fwd_hash, as_data(index << 1)) < 0) {
-        rte_hash_del_key_with_hash(o.hash, &s.reverse, rev_hash);
-        c.live.store(0, std::memory_order_relaxed);
-        const uint32_t from = o.deferred_tail;
-        defer_free(o, index);
-        stamp_deferred(o, from);
-        return install_status::refused;
-    }
+    if (!publish(o, worker, index, fwd_hash, rev_hash)) return install_status::refused;
     file(o, index, now);
     o.live.store(o.live.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     return install_status::installed;
 }
 
-void connection_table::unpublish(connection &c) noexcept
+// Both keys of the live slot INDEX into its owner's index, reverse first; on failure (a chain
+// at its limit) the slot is given back and false returned.
+bool connection_table::publish(owner_state &o, uint8_t worker, uint32_t index,
+                               flow_key_hash fwd_hash, flow_key_hash rev_hash) noexcept
 {
-    rte_hash *h = owners_[c.owner].hash;
-    rte_hash_del_key(h, &c.forward);
-    rte_hash_del_key(h, &c.reverse);
+    connection &c = conns_[index];
+    flow_index &keys = indexes_[worker];
+    if (!keys.insert(rev_hash, index << 1 | 1)) {
+        c.live.store(0, std::memory_order_relaxed);
+        o.free_stack[o.free_top++] = index; // never published: reuse at once
+        return false;
+    }
+    if (!keys.insert(fwd_hash, index << 1)) {
+        keys.erase(rev_hash, index << 1 | 1); // a reply may have seen it: defer the slot
+        c.live.store(0, std::memory_order_relaxed);
+        const uint32_t from = o.deferred_tail;
+        defer_free(o, index);
+        stamp_deferred(o, from);
+        return false;
+    }
+    return true;
+}
+
+void connection_table::unpublish(uint32_t index) noexcept
+{
+    connection &c = conns_[index];
+    flow_index &keys = indexes_[c.owner];
+    keys.erase(hash(c.forward), index << 1);
+    keys.erase(hash(c.reverse), index << 1 | 1);
     c.live.store(0, std::memory_order_relaxed);
 }
 
@@ -606,7 +573,7 @@ bool connection_table::remove(uint8_t worker, uint32_t index, removed_connection
     if (index >= capacity_ || worker >= n_workers_) return false;
     connection &c = conns_[index];
     if (c.owner != worker || c.live.load(std::memory_order_relaxed) == 0) return false;
-    unpublish(c); // the slot stays in the wheel as a zombie; expire() frees it
+    unpublish(index); // the slot stays in the wheel as a zombie; expire() frees it
     owner_state &o = owners_[worker];
     o.live.store(o.live.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
     if (out != nullptr) *out = {index, c.service, c.task, c.tcp(), c.tclass, false};
@@ -686,7 +653,7 @@ uint32_t connection_table::expire(uint8_t worker, uint32_t now, uint32_t budget,
                 (c.tclass == timeout_class::tcp
                      ? tcp_timeout_[uint8_t(tcp_state::syn_recv)].load(std::memory_order_relaxed)
                      : udp_unreplied_timeout_.load(std::memory_order_relaxed));
-        unpublish(c);
+        unpublish(index);
         removed[n_removed++] = {index, c.service, c.task, c.tcp(), c.tclass, early};
         defer_free(o, index);
         live--;
@@ -698,34 +665,24 @@ uint32_t connection_table::expire(uint8_t worker, uint32_t now, uint32_t budget,
 
 uint64_t connection_table::memory_needed(const conntrack_params &p) noexcept
 {
-    // rte_hash 22.11 (rte_cuckoo_hash.c) for the parameters create_hash() passes, per owner:
-    // key slots (no per-lcore caches: one writer), 32-byte key entries, main and extendable
-    // buckets of 64 bytes, the free-slot rings, the ext-bucket free list, the RCU defer queue
-    // (16-byte entries). Checked against rte_malloc's own figures in conntrack_test.
-    auto pow2 = [](uint64_t v) { return std::bit_ceil(std::max<uint64_t>(v, 1)); };
-    constexpr uint64_t bucket_entries = 8; // RTE_HASH_BUCKET_ENTRIES
-    auto hash_bytes = [&](uint64_t connections) {
-        const uint64_t entries = std::max<uint64_t>(2 * connections, 16);
-        const uint64_t key_slots = entries + 1;
-        const uint64_t buckets = pow2(entries) / bucket_entries;
-        return key_slots * 32 + 2 * buckets * 64 + pow2(key_slots) * 4 + pow2(buckets + 1) * 4 +
-               key_slots * 4 + pow2(key_slots + 1) * 16;
-    };
+    // Per connection: its slot, its place in the free stack, its deferred ring entry (rounded up
+    // to a power of two per owner) and 2 keys in the owner's index; per owner: the index's
+    // overflow pool, the deferred batches, a wheel and (with more than one owner) the queue of
+    // end requests. Checked against rte_malloc's own figures in conntrack_test.
     const uint64_t n = std::max<uint16_t>(p.n_workers, 1);
     const uint64_t per = p.capacity / n;
-    const uint64_t hash = (n - 1) * hash_bytes(per) + hash_bytes(p.capacity - (n - 1) * per);
-
-    // Ours: the slots, one free stack, and per owner a deferred ring, a wheel and (with more
-    // than one owner) the queue of end requests.
     const uint64_t end_queue = n > 1 ? static_cast<uint64_t>(rte_ring_get_memsize_elem(
                                            sizeof(end_request), end_request_slots))
                                      : 0;
-    const uint64_t ours = uint64_t{p.capacity} * (sizeof(connection) + sizeof(uint32_t)) +
-                          n * (pow2(p.capacity / n + p.capacity % n) * sizeof(deferred_slot) +
-                               wheel_slots * sizeof(uint32_t) + sizeof(owner_state) + end_queue);
-    constexpr uint64_t allocator_overhead = 64 * 1024; // malloc headers, ring and hash structs
-    constexpr uint64_t shard_overhead = 8 * 1024;      // each further owner's hash structs
-    return hash + ours + allocator_overhead + (n - 1) * shard_overhead;
+    auto owner_bytes = [&](uint64_t count) {
+        return count * sizeof(uint32_t) + std::bit_ceil(std::max<uint64_t>(count, 1)) * 4 +
+               flow_index::shape_for(static_cast<uint32_t>(2 * count)).bytes() +
+               deferred_batches * sizeof(deferred_batch) + wheel_slots * sizeof(uint32_t) +
+               sizeof(owner_state) + end_queue;
+    };
+    const uint64_t owners = (n - 1) * owner_bytes(per) + owner_bytes(p.capacity - (n - 1) * per);
+    constexpr uint64_t allocator_overhead = 4 * 1024; // rte_malloc's headers
+    return uint64_t{p.capacity} * sizeof(connection) + owners + allocator_overhead;
 }
 
 uint32_t connection_table::size() const noexcept

@@ -70,11 +70,11 @@
 
 #include <rte_byteorder.h>
 #include <rte_common.h>
-#include <rte_hash.h>
-#include <rte_hash_crc.h>
 #include <rte_memory.h>
 #include <rte_prefetch.h>
 
+#include "dataplane/flow_index.h"
+#include "dataplane/flow_key.h"
 #include "dataplane/tcp_state.h"
 #include "dataplane/timeouts.h"
 
@@ -83,29 +83,6 @@ struct rte_ring;
 
 namespace meshgate::dataplane
 {
-
-// IPv4 5-tuple as received; every field in network byte order; pad must be zero (it is hashed).
-struct flow_key {
-    uint32_t src_ip;
-    uint32_t dst_ip;
-    uint16_t src_port;
-    uint16_t dst_port;
-    uint8_t proto; // IPPROTO_TCP or IPPROTO_UDP
-    uint8_t pad[3];
-};
-static_assert(sizeof(flow_key) == 16);
-
-inline constexpr flow_key make_flow_key(uint32_t src_ip, uint32_t dst_ip, uint16_t src_port,
-                                        uint16_t dst_port, uint8_t proto)
-{
-    return flow_key{src_ip, dst_ip, src_port, dst_port, proto, {0, 0, 0}};
-}
-
-inline constexpr bool operator==(const flow_key &a, const flow_key &b)
-{
-    return a.src_ip == b.src_ip && a.dst_ip == b.dst_ip && a.src_port == b.src_port &&
-           a.dst_port == b.dst_port && a.proto == b.proto;
-}
 
 struct conntrack_params {
     uint32_t capacity = 1048576;    // connection slots, split evenly between workers
@@ -153,9 +130,9 @@ struct alignas(RTE_CACHE_LINE_SIZE) connection {
 };
 static_assert(sizeof(connection) == 64);
 
-// What a lookup found: index << 1 | direction, or miss. The value stored in rte_hash.
+// What a lookup found: index << 1 | direction, or miss. The reference the key index stores.
 struct conn_ref {
-    static constexpr uint32_t miss_value = UINT32_MAX;
+    static constexpr uint32_t miss_value = flow_index::empty;
     uint32_t value = miss_value;
 
     bool hit() const { return value != miss_value; }
@@ -234,23 +211,20 @@ class connection_table
     connection_table(const connection_table &) = delete;
     connection_table &operator=(const connection_table &) = delete;
 
-    // The table's hash of KEY: computed once per packet, it serves the lookup, the creation
-    // and the VXLAN source port.
-    static hash_sig_t hash(const flow_key &key) noexcept
-    {
-        return rte_hash_crc(&key, sizeof key, 0);
-    }
+    // The table's hash of KEY (hash_flow()).
+    static flow_key_hash hash(const flow_key &key) noexcept { return hash_flow(key); }
 
     // Any worker, lock-free. DIR says which key of a connection KEY would be: a reverse key is
     // looked for in its owner's hash, a forward key in WORKER's, then (on a miss) in the
     // others'. The result's dir() is the direction the key was stored under.
     conn_ref lookup(uint8_t worker, direction dir, const flow_key &key,
-                    hash_sig_t key_hash) const noexcept;
+                    flow_key_hash key_hash) const noexcept;
     // keys[i] (with hashes[i] = hash(*keys[i]), of direction dirs[i]) for i < n (any n);
     // results[i] set for each; returns the number of hits. One bulk lookup per owner's hash
     // and 64 keys: buckets are prefetched.
     uint32_t lookup_bulk(uint8_t worker, const direction dirs[], const flow_key *const keys[],
-                         const hash_sig_t hashes[], uint32_t n, conn_ref results[]) const noexcept;
+                         const flow_key_hash hashes[], uint32_t n,
+                         conn_ref results[]) const noexcept;
     // Tests and slow paths: KEY in every owner's hash.
     conn_ref lookup(const flow_key &key) const noexcept;
     uint32_t lookup_bulk(const flow_key keys[], uint32_t n, conn_ref results[]) const noexcept;
@@ -262,7 +236,7 @@ class connection_table
     // The new connection is in SYN_RECV (TCP) and filed in the owner's timer wheel.
     // PROBE_BUDGET, when given, is what the caller may still spend on SNAT port candidates; each
     // one probed is taken from it. CLIENT_PORT is where replies go back out.
-    create_result create(uint8_t worker, const flow_key &forward, hash_sig_t forward_hash,
+    create_result create(uint8_t worker, const flow_key &forward, flow_key_hash forward_hash,
                          uint16_t service, uint16_t task, uint32_t task_ip, uint16_t target_port,
                          std::span<const uint32_t> snat_ips, uint32_t now,
                          uint32_t *probe_budget = nullptr, uint8_t client_port = 0) noexcept;
@@ -383,10 +357,13 @@ class connection_table
     };
     static constexpr uint32_t end_request_slots = 1024; // per owner, a power of two
 
-    struct deferred_slot {
-        uint64_t token; // rte_rcu_qsbr token taken after the keys were deleted
-        uint32_t index;
+    // Slots deferred before `end` (a count of defer_free() calls) wait for TOKEN, an
+    // rte_rcu_qsbr token taken after their keys were deleted.
+    struct deferred_batch {
+        uint64_t token;
+        uint32_t end;
     };
+    static constexpr uint32_t deferred_batches = 256; // per owner, a power of two
 
     // Everything one owner touches on create/expire, on its own cache lines.
     struct alignas(RTE_CACHE_LINE_SIZE) owner_state {
@@ -394,17 +371,19 @@ class connection_table
         uint32_t count = 0;                //
         uint32_t *free_stack = nullptr;    // free slot indices, `free_top` of them
         uint32_t free_top = 0;             //
-        deferred_slot *deferred = nullptr; // FIFO of slots waiting for a grace period
+        uint32_t *deferred = nullptr;      // FIFO of slots waiting for a grace period
         uint32_t deferred_mask = 0;        // ring size - 1 (power of two >= count)
         uint32_t deferred_head = 0;        // next to reclaim
         uint32_t deferred_tail = 0;        // next free position
+        deferred_batch *batches = nullptr; // FIFO of the tokens that cover them
+        uint32_t batch_head = 0;           //
+        uint32_t batch_tail = 0;           //
         uint32_t *wheel = nullptr;         // wheel_slots list heads (slot index or no_index)
         uint32_t cursor = 0;               // next tick to process
         bool cursor_set = false;           // the wheel starts at the first now seen
         uint64_t rng = 0;                  // xorshift64 state for SNAT ports
         uint16_t port_first = 0;           // lowest SNAT port of this owner's partition
         uint32_t port_count = 0;           // number of ports in the partition
-        rte_hash *hash = nullptr;          // both keys of this owner's connections
         uint32_t pressure_until = 0;       // a create failed: under pressure until then
         rte_ring *end_requests = nullptr;  // from other workers (request_end()); n_workers > 1
         alignas(RTE_CACHE_LINE_SIZE) std::atomic<uint32_t> live{0}; // read by the control thread
@@ -424,13 +403,25 @@ class connection_table
     bool pick_snat(owner_state &o, uint8_t worker, flow_key &rev, uint16_t client_port,
                    std::span<const uint32_t> snat_ips, uint32_t &rev_hash,
                    uint32_t *budget) noexcept;
-    void unpublish(connection &c) noexcept;
-    conn_ref lookup_in(uint32_t owner, const flow_key &key, hash_sig_t key_hash) const noexcept;
+    bool publish(owner_state &o, uint8_t worker, uint32_t index, flow_key_hash fwd_hash,
+                 flow_key_hash rev_hash) noexcept;
+    void unpublish(uint32_t index) noexcept;
+    conn_ref lookup_in(uint32_t owner, const flow_key &key, flow_key_hash key_hash) const noexcept;
     conn_ref lookup_elsewhere(uint32_t owner, const flow_key &key,
-                              hash_sig_t key_hash) const noexcept;
+                              flow_key_hash key_hash) const noexcept;
+
+    // The key a conn_ref value stands for, in its slot: forward and reverse are its first two.
+    const flow_key &key_of(uint32_t ref) const noexcept
+    {
+        const connection &c = conns_[ref >> 1];
+        return (ref & 1) != 0 ? c.reverse : c.forward;
+    }
+    // Both keys of each of owner w's connections (lock-free readers, the owner writes).
+    const flow_index &index(uint32_t owner) const noexcept { return indexes_[owner]; }
 
     rte_rcu_qsbr *qsbr_ = nullptr;
     connection *conns_ = nullptr;
+    std::unique_ptr<flow_index[]> indexes_; // per owner; read by every worker
     owner_state *owners_ = nullptr;
     uint32_t capacity_ = 0;
     uint16_t n_workers_ = 0;

@@ -44,7 +44,7 @@ uint32_t remembered_task(const worker &w, const dataplane_tables &t, const servi
 // A new connection for the client's first packet (in on PORT): pick a task and a SNAT port.
 // Returns the connection index, or connection_table::no_index after counting the drop.
 uint32_t open_connection(worker &w, const dataplane_tables &t, uint16_t port, const listener &l,
-                         const flow_key &key, hash_sig_t hash, drop_reason &why)
+                         const flow_key &key, flow_key_hash hash, drop_reason &why)
 {
     const service_entry &s = t.services[l.service];
     // The limits first: a refused flood costs a compare, not a pick and a SNAT search.

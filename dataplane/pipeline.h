@@ -82,7 +82,7 @@ struct packet_state {
     rte_ipv4_hdr *ip = nullptr; // the packet's IPv4 header (the inner one for reverse)
     uint8_t *l4 = nullptr;      // its TCP or UDP header
     rte_be32_t vtep = 0;        // reverse: the tunnel's source
-    hash_sig_t hash = 0;        // of `key`: lookup, create, VXLAN source port
+    flow_key_hash hash = 0;     // of `key`: lookup, create, VXLAN source port
     flow_key key{};
     conn_ref ref{};
     rte_mbuf *reassembled = nullptr; // the whole datagram its fragment completed: it replaces it

@@ -126,7 +126,7 @@ void process_burst(worker &w, const dataplane_tables &t, uint16_t port, rte_mbuf
 
     // One bulk lookup of every key; then the connection slots of the hits, ahead of use.
     const flow_key *keys[burst_size];
-    hash_sig_t hashes[burst_size];
+    flow_key_hash hashes[burst_size];
     direction dirs[burst_size];
     conn_ref refs[burst_size];
     uint16_t of[burst_size]; // lookup i -> packet

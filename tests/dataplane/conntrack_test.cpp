@@ -670,7 +670,7 @@ TEST_F(Conntrack, EveryWorkerFindsEveryOwnersConnectionsByDirection)
     }
     for (uint8_t worker = 0; worker < 3; worker++) {
         std::vector<const flow_key *> keys;
-        std::vector<hash_sig_t> hashes;
+        std::vector<mg::flow_key_hash> hashes;
         std::vector<direction> dirs;
         for (size_t i = 0; i < forward.size(); i++) {
             for (auto [k, d] : {std::pair{&forward[i], direction::forward},
