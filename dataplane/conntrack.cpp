@@ -103,7 +103,7 @@ std::unique_ptr<connection_table> connection_table::create(const conntrack_param
         const uint32_t first = lo + (w + n - lo % n) % n;
         o.port_first = static_cast<uint16_t>(first);
         o.port_count = first <= hi ? (hi - first) / n + 1 : 0;
-        t->indexes_[w] = flow_index(2 * o.count, p.socket_id);
+        t->indexes_[w].init(2 * o.count, p.socket_id, p.qsbr);
         if (n > 1) {
             char name[RTE_RING_NAMESIZE];
             std::snprintf(name, sizeof(name), "ct%u_end", table_seq.fetch_add(1));
@@ -681,8 +681,11 @@ uint64_t connection_table::memory_needed(const conntrack_params &p) noexcept
                sizeof(owner_state) + end_queue;
     };
     const uint64_t owners = (n - 1) * owner_bytes(per) + owner_bytes(p.capacity - (n - 1) * per);
-    constexpr uint64_t allocator_overhead = 4 * 1024; // rte_malloc's headers
-    return uint64_t{p.capacity} * sizeof(connection) + owners + allocator_overhead;
+    // rte_malloc's headers and cache-line padding: the table's own allocations, and each
+    // owner's nine (stack, rings, wheel, index).
+    constexpr uint64_t allocator_overhead = 4 * 1024, per_owner_overhead = 1024;
+    return uint64_t{p.capacity} * sizeof(connection) + owners + allocator_overhead +
+           n * per_owner_overhead;
 }
 
 uint32_t connection_table::size() const noexcept

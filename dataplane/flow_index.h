@@ -16,8 +16,10 @@
 // Sizing. Two keys per connection and `keys_per_bucket` (5) on average when every slot is taken:
 // 2 / 5 * 64 = 25.6 bytes per connection. A bucket overflows when more than 10 keys land in it
 // (Poisson(5): 1.4% of buckets at a full table); overflow buckets come from a pool of 1/8 of the
-// buckets (3.2 bytes per connection), taken in order and never given back: a chain, once linked,
-// stays for the table's life, so a reader following it can never land in another chain.
+// buckets (3.2 bytes per connection). An overflow bucket that empties is unlinked from its chain
+// and goes back to the pool after an RCU grace period, so that a reader still in it follows its
+// old link and never lands in another chain; under churn, buckets that once overflowed do not
+// keep the pool.
 //
 // Concurrency: one writer (the owner), readers on any worker without a lock. An insert writes the
 // signature, then the reference with release; a delete stores the empty reference. An entry is
@@ -38,6 +40,8 @@
 #include <rte_common.h>
 #include <rte_memory.h>
 #include <rte_prefetch.h>
+
+struct rte_rcu_qsbr;
 
 #include "dataplane/flow_key.h"
 
@@ -60,10 +64,21 @@ class flow_index
     };
     static_assert(sizeof(bucket) == RTE_CACHE_LINE_SIZE);
 
+    // An unlinked overflow bucket waiting for readers to leave it.
+    struct retired_bucket {
+        uint64_t token; // rte_rcu_qsbr token taken after the unlink
+        uint32_t at;
+    };
+
     struct shape {
         uint32_t buckets;  // where keys hash to
         uint32_t overflow; // the pool chains grow from
-        uint64_t bytes() const { return uint64_t{buckets + overflow} * sizeof(bucket); }
+        // The buckets, the pool's free stack and its ring of retired buckets.
+        uint64_t bytes() const
+        {
+            return uint64_t{buckets + overflow} * sizeof(bucket) + uint64_t{overflow} * 4 +
+                   std::bit_ceil(uint64_t{overflow}) * sizeof(retired_bucket);
+        }
     };
     // The buckets an index of KEYS keys has.
     static constexpr shape shape_for(uint32_t keys)
@@ -74,22 +89,13 @@ class flow_index
     }
 
     flow_index() = default;
-    // Control plane: throws std::runtime_error when DPDK memory runs out.
-    flow_index(uint32_t keys, int socket_id);
+    // Control plane: an index for KEYS keys whose readers report quiescent states on QSBR;
+    // throws std::runtime_error when DPDK memory runs out.
+    flow_index(uint32_t keys, int socket_id, rte_rcu_qsbr *qsbr) { init(keys, socket_id, qsbr); }
+    void init(uint32_t keys, int socket_id, rte_rcu_qsbr *qsbr);
     ~flow_index();
-    flow_index(flow_index &&o) noexcept
-        : buckets_(std::exchange(o.buckets_, nullptr)), n_buckets_(o.n_buckets_),
-          n_overflow_(o.n_overflow_), overflow_used_(o.overflow_used_)
-    {
-    }
-    flow_index &operator=(flow_index &&o) noexcept
-    {
-        std::swap(buckets_, o.buckets_);
-        n_buckets_ = o.n_buckets_;
-        n_overflow_ = o.n_overflow_;
-        overflow_used_ = o.overflow_used_;
-        return *this;
-    }
+    flow_index(const flow_index &) = delete;
+    flow_index &operator=(const flow_index &) = delete;
 
     uint32_t bucket_of(flow_key_hash h) const noexcept
     {
@@ -159,27 +165,24 @@ class flow_index
                 std::atomic_ref<uint32_t>(b.ref[i]).store(ref, std::memory_order_release);
                 return true;
             }
-            if (b.next == no_bucket) {
-                if (chain == max_chain || overflow_used_ == n_overflow_) return false;
-                const uint32_t grown = n_buckets_ + overflow_used_++;
-                bucket &o = buckets_[grown]; // all empty: nobody reads it before the link
-                o.sig[0] = sig;
-                o.ref[0] = ref;
-                std::atomic_ref<uint32_t>(b.next).store(grown, std::memory_order_release);
-                return true;
-            }
+            if (b.next == no_bucket) return chain < max_chain && grow(b, sig, ref);
             at = b.next;
         }
     }
 
-    // Owner only: the entry REF of a key of hash H emptied; false when it is not there.
+    // Owner only: the entry REF of a key of hash H emptied (and its overflow bucket retired
+    // if that left it empty); false when it is not there.
     bool erase(flow_key_hash h, uint32_t ref) noexcept
     {
-        for (uint32_t at = bucket_of(h); at != no_bucket; at = buckets_[at].next) {
+        uint32_t before = no_bucket;
+        for (uint32_t at = bucket_of(h); at != no_bucket; before = at, at = buckets_[at].next) {
             bucket &b = buckets_[at];
             for (uint32_t i = 0; i < bucket_entries; i++)
                 if (b.ref[i] == ref) {
                     std::atomic_ref<uint32_t>(b.ref[i]).store(empty, std::memory_order_release);
+                    if (before != no_bucket && std::all_of(b.ref, b.ref + bucket_entries,
+                                                           [](uint32_t r) { return r == empty; }))
+                        retire(buckets_[before], at);
                     return true;
                 }
         }
@@ -187,7 +190,8 @@ class flow_index
     }
 
     uint32_t buckets() const noexcept { return n_buckets_; }
-    uint32_t overflow_used() const noexcept { return overflow_used_; }
+    // Overflow buckets linked into chains or waiting for a grace period.
+    uint32_t overflow_used() const noexcept { return n_overflow_ - free_top_; }
     uint32_t overflow_capacity() const noexcept { return n_overflow_; }
 
   private:
@@ -220,10 +224,25 @@ class flow_index
         return empty;
     }
 
+    // Owner only, rare: a bucket from the pool linked after LAST with its first entry; false
+    // when the pool is empty. retire(): AT unlinked from after BEFORE, back in the pool after a
+    // grace period.
+    bool grow(bucket &last, uint16_t sig, uint32_t ref) noexcept;
+    void retire(bucket &before, uint32_t at) noexcept;
+    void reclaim() noexcept;
+
+    // Read by every worker.
     bucket *buckets_ = nullptr;
     uint32_t n_buckets_ = 0;
     uint32_t n_overflow_ = 0;
-    uint32_t overflow_used_ = 0; // owner only
+    // The owner's: the pool of overflow buckets.
+    alignas(RTE_CACHE_LINE_SIZE) rte_rcu_qsbr *qsbr_ = nullptr;
+    uint32_t *free_ = nullptr; // free overflow buckets, `free_top_` of them
+    uint32_t free_top_ = 0;
+    retired_bucket *retired_ = nullptr; // FIFO waiting for a grace period
+    uint32_t retired_mask_ = 0;
+    uint32_t retired_head_ = 0;
+    uint32_t retired_tail_ = 0;
 };
 
 } // namespace meshgate::dataplane

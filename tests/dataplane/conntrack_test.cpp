@@ -801,6 +801,135 @@ TEST_F(Conntrack, RandomWorkloadMatchesModel)
                 n_created, n_exists, n_full, n_snat, n_removed, n_expired);
 }
 
+// Three owners, a million random operations: creates on any owner (the table full at times),
+// lookups of both keys from every worker in bursts, removals, expiry, end requests from other
+// workers, and slots reused after grace periods; a reference map says what must be found.
+TEST_F(Conntrack, OwnersUnderAMillionRandomOperationsMatchAModel)
+{
+    mg::conntrack_timeouts timeouts;
+    timeouts.udp_unreplied = timeouts.udp = 20;
+    timeouts.tcp_syn = 20;
+    timeouts.half_open_under_pressure = 20;
+    make({.capacity = 3 * 200, .n_workers = 3, .timeouts = timeouts});
+    struct model_conn {
+        uint32_t index;
+        flow_key reverse;
+        uint32_t last_seen;
+    };
+    auto id = [](const flow_key &k) { return uint64_t{k.src_ip} << 16 | k.src_port; };
+    std::map<uint64_t, std::pair<flow_key, model_conn>> model;
+    std::mt19937 rng(20261206);
+    const std::vector<uint32_t> snat = {snat_1, snat_2};
+    uint64_t created = 0, full = 0, looked_up = 0, removed = 0, expired = 0, ended = 0;
+    // Some connection of the model, in O(log n): the one at or after a random client.
+    auto any = [&] {
+        const auto it =
+            model.lower_bound(id(client(rng() % 5000, static_cast<uint16_t>(1024 + rng() % 8))));
+        return it == model.end() ? model.begin() : it;
+    };
+    auto forget = [&](const mg::removed_connection &rm) {
+        const auto it = model.find(id(table->at(rm.index).forward));
+        ASSERT_NE(it, model.end());
+        ASSERT_EQ(it->second.second.index, rm.index);
+        model.erase(it);
+    };
+    for (uint32_t op = 0; op < 1'000'000; op++) {
+        const uint32_t pick = rng() % 100;
+        const auto worker = static_cast<uint8_t>(rng() % 3);
+        if (pick < 40) {
+            const flow_key k = client(rng() % 5000, static_cast<uint16_t>(1024 + rng() % 8));
+            const auto r = add(k, 1, task_ip_a + rte_cpu_to_be_32(rng() % 4), snat, worker);
+            const auto it = model.find(id(k));
+            if (it != model.end()) {
+                // Known to its owner; another worker makes its own (a flow that moved queue).
+                if (r.status == create_status::exists) continue;
+                ASSERT_NE(table->at(it->second.second.index).owner, worker);
+            }
+            if (r.status != create_status::ok) {
+                ASSERT_TRUE(r.status == create_status::table_full ||
+                            r.status == create_status::snat_exhausted);
+                full++;
+                continue;
+            }
+            if (it != model.end()) { // keep the model one-to-one: take the new one out again
+                ASSERT_TRUE(table->remove(worker, r.index, nullptr));
+                continue;
+            }
+            model[id(k)] = {k, {r.index, reply_key(table->at(r.index)), now}};
+            created++;
+        } else if (pick < 75 && !model.empty()) {
+            // A burst of 32 keys of both directions, some unknown, from one worker.
+            flow_key storage[32];
+            const flow_key *keys[32];
+            mg::flow_key_hash hashes[32];
+            direction dirs[32];
+            uint32_t expect[32];
+            for (uint32_t i = 0; i < 32; i++) {
+                auto it = any();
+                const uint32_t kind = rng() % 3;
+                storage[i] = kind == 0   ? it->second.first
+                             : kind == 1 ? it->second.second.reverse
+                                         : client(100000 + rng() % 1000, 7);
+                dirs[i] = kind == 1 ? direction::reverse : direction::forward;
+                expect[i] = kind == 2 ? conn_ref::miss_value
+                                      : it->second.second.index << 1 | (kind == 1 ? 1 : 0);
+                keys[i] = &storage[i];
+                hashes[i] = connection_table::hash(storage[i]);
+            }
+            conn_ref res[32];
+            table->lookup_bulk(worker, dirs, keys, hashes, 32, res);
+            for (uint32_t i = 0; i < 32; i++)
+                ASSERT_EQ(res[i].value, expect[i]) << "op " << op << " key " << i;
+            looked_up += 32;
+        } else if (pick < 85 && !model.empty()) {
+            auto it = any();
+            const uint32_t index = it->second.second.index;
+            const uint8_t owner = table->at(index).owner;
+            if (owner != worker && rng() % 2 == 0) {
+                // Asked of the owner; done at its next expire().
+                ASSERT_TRUE(table->request_end(index, it->second.first));
+                const uint32_t n = table->expire(owner, now, 100000, removed_buf.data());
+                for (uint32_t j = 0; j < n; j++)
+                    forget(removed_buf[j]);
+                ended++;
+            } else {
+                mg::removed_connection rm;
+                ASSERT_TRUE(table->remove(owner, index, &rm));
+                forget(rm);
+                removed++;
+            }
+        } else if (pick < 95 && !model.empty()) {
+            auto it = any();
+            table->update(it->second.second.index, direction::reverse, 0, now);
+            it->second.second.last_seen = now;
+        } else {
+            if (rng() % 16 == 0) now += 1 + rng() % 2; // slow enough for the table to fill
+            for (uint8_t w = 0; w < 3; w++) {
+                const uint32_t n = table->expire(w, now, 100000, removed_buf.data());
+                for (uint32_t j = 0; j < n; j++) {
+                    const auto it = model.find(id(table->at(removed_buf[j].index).forward));
+                    ASSERT_NE(it, model.end());
+                    ASSERT_GE(now - it->second.second.last_seen, 20u);
+                    forget(removed_buf[j]);
+                    expired++;
+                }
+            }
+        }
+        if (op % 8 == 0) rcu.quiescent();
+        ASSERT_EQ(table->size(), model.size()) << "op " << op;
+    }
+    std::printf("created %llu full %llu looked up %llu removed %llu ended %llu expired %llu\n",
+                (unsigned long long)created, (unsigned long long)full,
+                (unsigned long long)looked_up, (unsigned long long)removed,
+                (unsigned long long)ended, (unsigned long long)expired);
+    EXPECT_GT(created, 100'000u);
+    EXPECT_GT(full, 1000u);
+    EXPECT_GT(looked_up, 5'000'000u);
+    EXPECT_GT(removed + ended, 50'000u);
+    EXPECT_GT(ended, 10'000u);
+    EXPECT_GT(expired, 10'000u);
+}
+
 // A second lcore keeps reading a fixed set of connections while this one churns others: every
 // read must hit, with the right index, through add/delete/reclaim of other keys.
 struct reader_args {

@@ -452,7 +452,7 @@ const invalid_case invalid_cases[] = {
      "4:9: mbufs 4095 is less than the 16383 that the queues' descriptors and the workers hold"},
     {"memory_too_small",
      "4:13: memory_mb 160 is too small: 1048576 connections with 2 port(s) and 1 worker(s) need "
-     "194 MiB of DPDK memory (lower [limits] connections or raise memory_mb)"},
+     "195 MiB of DPDK memory (lower [limits] connections or raise memory_mb)"},
 };
 
 TEST_P(InvalidConfig, GivesItsErrorAtItsPosition)
