@@ -1,29 +1,32 @@
 // The connection table: full-NAT state of every client flow, found by every worker lcore.
 //
-// Layout. Each owner (worker) has its own rte_hash mapping both keys of each of its
-// connections to `index << 1 | direction`:
+// Layout. One flat array of 64-byte `connection` slots holds every connection with both its keys:
 //   forward key = the client's packet as received  (client_ip:client_port -> published_ip:port)
 //   reverse key = the task's reply as received      (task_ip:target_port -> snat_ip:snat_port)
-// and one flat array of 64-byte `connection` slots holds the rest. Any worker looks up any
-// owner's hash without a lock (RTE_HASH_EXTRA_FLAGS_RW_CONCURRENCY_LF), because replies arrive on
-// whatever queue RSS picked from the outer VXLAN header: a reverse key is in the hash of the
-// owner its SNAT port names (port % n_workers == owner, below), a forward key in the hash of the
-// worker that received it (RSS keeps a client's flow on one queue), else, looked for on a miss,
-// in the others. One writer per hash needs no writer lock: measured against one shared hash with
-// MULTI_WRITER_ADD, two workers make 2.3x the new connections per second (docs/architecture.md).
+// and each owner (worker) has its own key index (dataplane/flow_index.h: one-cache-line buckets
+// of signatures and references `index << 1 | direction`, the keys only in the slots) over both
+// keys of its connections: 104 bytes per connection in all at 10M, and an established flow's
+// lookup reads two cache lines, bucket and slot. Any worker looks up any owner's index without a
+// lock, because replies arrive on whatever queue RSS picked from the outer VXLAN header: a
+// reverse key is in the index of the owner its SNAT port names (port % n_workers == owner,
+// below), a forward key in the index of the worker that received it (RSS keeps a client's flow
+// on one queue), else, looked for on a miss, in the others. One writer per index needs no writer
+// lock: measured against one shared rte_hash with MULTI_WRITER_ADD, two workers made 2.3x the new
+// connections per second (docs/architecture.md).
 //
 // Ownership. The worker that saw a client's first packet owns the connection: only it creates,
-// expires and removes it, and only in its own hash. Any worker may refresh last_seen and move
+// expires and removes it, and only in its own index. Any worker may refresh last_seen and move
 // the TCP state (relaxed atomics). Slots are partitioned by owner too: worker w allocates only
 // from its own slice of the array and its own free stack, so allocation takes no lock.
 //
-// Reclamation. Readers hold no lock, so a removed key slot (inside rte_hash) and a removed
-// connection slot are reused only after every reader passed a quiescent state of the workers'
-// rte_rcu_qsbr variable: rte_hash does it for its keys (RTE_HASH_QSBR_MODE_DQ); the table keeps a
-// FIFO of (token, index) per owner for its slots. Workers must report quiescent states.
+// Reclamation. Readers hold no lock, so a removed connection slot (and an emptied overflow bucket
+// of an index) is reused only after every reader passed a quiescent state of the workers'
+// rte_rcu_qsbr variable: each owner keeps a FIFO of deferred slots and a FIFO of the tokens that
+// cover them, one per expire() call. An index entry is reusable at once (flow_index.h says why).
+// Workers must report quiescent states.
 //
 // SNAT ports. The reverse key must be unique; rather than a port allocator the owner probes its
-// hash: the client's port first, then pseudo-random ports, over all SNAT addresses. Worker w only
+// index: the client's port first, then pseudo-random ports, over all SNAT addresses. Worker w only
 // picks ports with port % n_workers == w, so two owners never race for the same reverse key, a
 // reply's owner is known from its key, and "lookup, then add" is safe. (With one worker every
 // port is allowed.)
@@ -36,8 +39,11 @@
 // (TCP before ESTABLISHED, unreplied UDP) get half_open_under_pressure: a flood's go first.
 //
 // Choices beyond the layout above, with reasons:
-// - The hashes also get RTE_HASH_EXTRA_FLAGS_EXT_TABLE: a cuckoo table with exactly 2 x capacity
-//   key slots fails inserts at ~95% load; extendable buckets make "2 x capacity" a real capacity.
+// - An index of our own rather than rte_hash: rte_hash keeps its own copy of both 16-byte keys
+//   (32-byte key slots), sizes buckets and its RCU defer queue for every key slot rounded up to a
+//   power of two, and took 230 bytes per connection beside the slot; it also reads up to two
+//   buckets per lookup (cuckoo). A key index sized for two keys per slot is full only when the
+//   slots are, so "table full" means one thing.
 // - Connection slots are freed through our own per-owner FIFO rather than rte_rcu_qsbr_dq (an
 //   experimental API in DPDK 22.11); one qsbr token covers every deletion of an expire() call.
 // - A connection whose state moved to a shorter timeout (FIN, RST) is noticed when its wheel slot
@@ -52,7 +58,7 @@
 // client came in on another port); that worker cannot delete the owner's keys, so it asks: each
 // owner has a queue of end requests (an rte_ring, many producers, the owner consumes), served at
 // the start of its next expire(), within a drain interval; meanwhile the asker makes the new
-// connection in its own hash, so no SYN is lost, and only the owner's own lookups can still find
+// connection in its own index, so no SYN is lost, and only the owner's own lookups can still find
 // the old one until then. A request names the connection's forward key: a slot that has moved
 // on to another connection by then is left alone.
 //
@@ -143,7 +149,7 @@ struct conn_ref {
 enum class create_status : uint8_t {
     ok,             // new connection at index
     exists,         // the forward key is already there: index is the existing connection
-    table_full,     // no free slot for this worker (or no room in the hash)
+    table_full,     // no free slot for this worker (or no room in its key index)
     snat_exhausted, // no free (snat address, port) toward this task:target_port
     probe_budget,   // the caller's SNAT probe budget ran out before a free port was found
 };
@@ -204,8 +210,8 @@ class connection_table
     static constexpr uint32_t wheel_slots = 4096; // 1 s ticks: timeouts up to ~68 min per lap
     static constexpr uint32_t no_index = UINT32_MAX;
 
-    // Control plane: allocates the hash and the slot array; throws std::invalid_argument on bad
-    // params, std::runtime_error when DPDK cannot create the table.
+    // Control plane: allocates the key indexes and the slot array; throws std::invalid_argument on
+    // bad params, std::runtime_error when DPDK cannot create the table.
     static std::unique_ptr<connection_table> create(const conntrack_params &p);
     ~connection_table();
     connection_table(const connection_table &) = delete;
@@ -215,17 +221,17 @@ class connection_table
     static flow_key_hash hash(const flow_key &key) noexcept { return hash_flow(key); }
 
     // Any worker, lock-free. DIR says which key of a connection KEY would be: a reverse key is
-    // looked for in its owner's hash, a forward key in WORKER's, then (on a miss) in the
+    // looked for in its owner's index, a forward key in WORKER's, then (on a miss) in the
     // others'. The result's dir() is the direction the key was stored under.
     conn_ref lookup(uint8_t worker, direction dir, const flow_key &key,
                     flow_key_hash key_hash) const noexcept;
     // keys[i] (with hashes[i] = hash(*keys[i]), of direction dirs[i]) for i < n (any n);
-    // results[i] set for each; returns the number of hits. One bulk lookup per owner's hash
+    // results[i] set for each; returns the number of hits. One bulk lookup per owner's index
     // and 64 keys: buckets are prefetched.
     uint32_t lookup_bulk(uint8_t worker, const direction dirs[], const flow_key *const keys[],
                          const flow_key_hash hashes[], uint32_t n,
                          conn_ref results[]) const noexcept;
-    // Tests and slow paths: KEY in every owner's hash.
+    // Tests and slow paths: KEY in every owner's index.
     conn_ref lookup(const flow_key &key) const noexcept;
     uint32_t lookup_bulk(const flow_key keys[], uint32_t n, conn_ref results[]) const noexcept;
 
@@ -272,12 +278,12 @@ class connection_table
     }
 
     // Owner `worker` only, the one owner_of_reverse(s.reverse) names: a peer's connection
-    // installed (or refreshed, or removed when S says it ended) in this worker's hash, as that
+    // installed (or refreshed, or removed when S says it ended) in this worker's index, as that
     // peer's. What it removed goes to *OUT (for the task's count).
     install_status install(uint8_t worker, const synced_connection &s, uint32_t now,
                            removed_connection *out) noexcept;
 
-    // The owner whose hash holds reverse key KEY: its SNAT port's residue.
+    // The owner whose index holds reverse key KEY: its SNAT port's residue.
     uint32_t owner_of_reverse(const flow_key &key) const noexcept
     {
         return n_workers_ == 1 ? 0 : rte_be_to_cpu_16(key.dst_port) % n_workers_;
@@ -322,8 +328,8 @@ class connection_table
     // wheel visit on.
     void set_timeouts(const conntrack_timeouts &timeouts) noexcept;
 
-    // Bytes of DPDK memory create(p) takes (rte_hash, its RCU queue, the slots, the wheels):
-    // what [limits] connections costs against [dpdk] memory_mb.
+    // Bytes of DPDK memory create(p) takes (the slots, the key indexes, the free and deferred
+    // rings, the wheels): what [limits] connections costs against [dpdk] memory_mb.
     static uint64_t memory_needed(const conntrack_params &p) noexcept;
 
     uint32_t size() const noexcept;               // live connections, all owners
