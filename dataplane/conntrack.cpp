@@ -688,6 +688,16 @@ uint64_t connection_table::memory_needed(const conntrack_params &p) noexcept
            n * per_owner_overhead;
 }
 
+connection_table::overflow_use connection_table::index_overflow() const noexcept
+{
+    overflow_use u{0, 0};
+    for (uint32_t w = 0; w < n_workers_; w++) {
+        u.used += indexes_[w].overflow_used();
+        u.capacity += indexes_[w].overflow_capacity();
+    }
+    return u;
+}
+
 uint32_t connection_table::size() const noexcept
 {
     uint32_t n = 0;

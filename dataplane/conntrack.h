@@ -332,6 +332,13 @@ class connection_table
     // rings, the wheels): what [limits] connections costs against [dpdk] memory_mb.
     static uint64_t memory_needed(const conntrack_params &p) noexcept;
 
+    // The key indexes' overflow buckets in use and in all, every owner (any thread): keys that
+    // collide, by chance or on purpose, take them.
+    struct overflow_use {
+        uint64_t used;
+        uint64_t capacity;
+    };
+    overflow_use index_overflow() const noexcept;
     uint32_t size() const noexcept;               // live connections, all owners
     uint32_t size(uint8_t worker) const noexcept; // live connections of one owner
     uint32_t capacity() const noexcept { return capacity_; }

@@ -55,7 +55,8 @@ bool flow_index::grow(bucket &last, uint16_t sig, uint32_t ref) noexcept
 {
     if (free_top_ == 0) reclaim();
     if (free_top_ == 0) return false;
-    const uint32_t at = free_[--free_top_];
+    const uint32_t at = free_[free_top_ - 1];
+    std::atomic_ref<uint32_t>(free_top_).store(free_top_ - 1, std::memory_order_relaxed);
     bucket &b = buckets_[at]; // empty, its link cleared: nobody reads it before the link below
     b.sig[0] = sig;
     b.ref[0] = ref;
@@ -77,7 +78,8 @@ void flow_index::reclaim() noexcept
         const retired_bucket &r = retired_[retired_head_ & retired_mask_];
         if (rte_rcu_qsbr_check(qsbr_, r.token, false) != 1) break; // FIFO: later are not older
         buckets_[r.at].next = no_bucket;
-        free_[free_top_++] = r.at;
+        free_[free_top_] = r.at;
+        std::atomic_ref<uint32_t>(free_top_).store(free_top_ + 1, std::memory_order_relaxed);
         retired_head_++;
     }
 }

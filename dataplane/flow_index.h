@@ -194,8 +194,12 @@ class flow_index
     }
 
     uint32_t buckets() const noexcept { return n_buckets_; }
-    // Overflow buckets linked into chains or waiting for a grace period.
-    uint32_t overflow_used() const noexcept { return n_overflow_ - free_top_; }
+    // Overflow buckets linked into chains or waiting for a grace period (any thread).
+    uint32_t overflow_used() const noexcept
+    {
+        return n_overflow_ - std::atomic_ref<uint32_t>(const_cast<uint32_t &>(free_top_))
+                                 .load(std::memory_order_relaxed);
+    }
     uint32_t overflow_capacity() const noexcept { return n_overflow_; }
 
   private:

@@ -323,6 +323,13 @@ void table_families(std::vector<MetricFamily> &out, const counter_sources &count
                             "Connections the table holds ([limits] connections).",
                             MetricType::Gauge);
     capacity.add({}, counters.connections->capacity());
+    const auto overflow = counters.connections->index_overflow();
+    family_builder overflow_use(out, "meshgate_connection_index_overflow_buckets",
+                                "The connection table's key index: overflow buckets in use "
+                                "(keys that collide take them) and in all.",
+                                MetricType::Gauge);
+    overflow_use.add({{"state", "in_use"}}, static_cast<double>(overflow.used));
+    overflow_use.add({{"state", "capacity"}}, static_cast<double>(overflow.capacity));
     family_builder pool_use(out, "meshgate_packet_pool_in_use",
                             "Packet buffers in use (queues, workers, waiting fragments and ARP), "
                             "by NUMA socket.",

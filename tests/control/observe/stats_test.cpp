@@ -109,6 +109,23 @@ TEST_F(StatsTest, AReusedIdCountsItsNewHolderFromItsFirstPacket)
               0);
 }
 
+// The key index's overflow pool is exported: all of it free in an empty table, its size 1/8 of
+// the buckets of an index sized for two keys per connection (5 keys per bucket).
+TEST_F(StatsTest, TheKeyIndexsOverflowBucketsAreExported)
+{
+    config::gateway_config c = null_gateway();
+    start(c);
+    establish(1000);
+    const double capacity =
+        metric("meshgate_connection_index_overflow_buckets", {"state=\"capacity\""});
+    double pool = 0;
+    for (uint8_t w = 0; w < g->connections->n_workers(); w++)
+        pool += dataplane::flow_index::shape_for(2 * g->connections->capacity(w)).overflow;
+    EXPECT_GT(pool, 0);
+    EXPECT_EQ(capacity, pool);
+    EXPECT_EQ(metric("meshgate_connection_index_overflow_buckets", {"state=\"in_use\""}), 0);
+}
+
 // Service web leaves the file and comes back within removed_task_grace: its tasks kept their
 // ids and their counts, and so does the service: meshgate_connections_total goes on.
 TEST_F(StatsTest, AServiceBackWithinTheGraceKeepsItsCounts)
