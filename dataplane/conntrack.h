@@ -104,6 +104,14 @@ struct conntrack_params {
 
 enum class timeout_class : uint8_t { tcp, udp };
 
+// Whether a connection was opened by a SYN cookie, and how far its handshake with the task got.
+enum class cookie_state : uint8_t {
+    none,    // opened by the client's SYN, as usual
+    waiting, // the task has our SYN, not yet answered: the client's data waits (is dropped)
+    opening, // a worker is setting seq_offset from the task's SYN-ACK
+    open,    // seq_offset known: every segment translated
+};
+
 // One connection, one cache line. Written by the owner before its keys are published; after
 // that only state and last_seen change (any worker, relaxed).
 struct alignas(RTE_CACHE_LINE_SIZE) connection {
@@ -116,17 +124,21 @@ struct alignas(RTE_CACHE_LINE_SIZE) connection {
     timeout_class tclass;            // which timeout table applies
     std::atomic<uint8_t> live;       // 1 from create to remove/expiry; owner writes
     std::atomic<uint32_t> last_seen; // seconds of the gateway clock
-    uint32_t created;                // seconds of the gateway clock
+    // A connection its client opened with a SYN cookie (dataplane/syn_proxy.h): the task's ISN
+    // minus the cookie, set by the task's SYN-ACK (until then: the cookie).
+    uint32_t seq_offset;
     uint32_t wheel_next;             // owner only: next slot index in the same wheel list
     uint8_t client_port;             // gateway port the client's first packet came in on
     uint8_t peer;                    // 0: this gateway's; else 1 + the index of the [cluster]
                                      // peer that made it and whose SNAT address it has
     // The PROXY protocol header the task gets (dataplane/proxy_protocol.h): set by the owner
     // with the client's SYN, before the task can answer; acked moves on any worker.
-    uint32_t proxy_start;             // the client's ISN + 1, host order
     uint8_t proxy_len;                // header bytes; 0: the connection has none
     uint8_t proxy_version;            // proxy_protocol
+    uint32_t proxy_start;             // the client's ISN + 1, host order
     std::atomic<uint8_t> proxy_acked; // 1 once the task acknowledged the whole header
+    std::atomic<uint8_t> cookie;      // cookie_state
+    uint8_t wscales;                  // client's << 4 | task's window scale (15: none)
 
     uint32_t task_ip() const { return reverse.src_ip; }       // network order
     uint16_t target_port() const { return reverse.src_port; } // network order

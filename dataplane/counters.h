@@ -49,7 +49,11 @@ namespace meshgate::dataplane
                    "keep up)")                                                                     \
     X(joining_arp, "the host's ARP request on the underlay while the gateway joins its cluster")   \
     X(proxy_header, "client segment that must carry the PROXY protocol header, with no room in "   \
-                    "its buffer to insert it")
+                    "its buffer to insert it")                                                     \
+    X(bad_cookie, "client ACK with no connection whose SYN cookie is not valid (forged, another "  \
+                  "gateway's secret, or older than two periods)")                                  \
+    X(cookie_pending, "client segment of a connection its SYN cookie opened, before the task "    \
+                      "answered the gateway's SYN: the client sends it again")
 
 enum class drop_reason : uint8_t {
 #define MESHGATE_X(name, help) name,
@@ -122,7 +126,9 @@ struct port_counters {
     X(synced_connections_installed, "connections a peer told of, installed as the peer's")         \
     X(synced_connections_refreshed, "connections a peer told of again, refreshed")                 \
     X(synced_connections_refused,                                                                  \
-      "connections a peer told of that clash with one here, or found no room")
+      "connections a peer told of that clash with one here, or found no room")                     \
+    X(syn_cookies_sent, "SYNs answered with a SYN cookie instead of a connection")                 \
+    X(syn_cookies_accepted, "ACKs whose SYN cookie opened a connection")
 
 enum class event : uint8_t {
 #define MESHGATE_X(name, help) name,

@@ -13,6 +13,7 @@
 #include "dataplane/nat_rewrite.h"
 #include "dataplane/output.h"
 #include "dataplane/proxy_protocol.h"
+#include "dataplane/syn_proxy.h"
 #include "dataplane/vxlan.h"
 
 namespace meshgate::dataplane
@@ -211,6 +212,43 @@ std::optional<verdict> client_icmp_error(worker &w, const dataplane_tables &t, r
     return to_node(t, m, task.node, connection_table::hash(c.forward));
 }
 
+// The task's SYN-ACK of connection INDEX, opened by a cookie: the sequence offset fixed (once),
+// the task's handshake completed by our ACK back to it (with the PROXY header, if any); the
+// client never sees it.
+verdict complete_cookie_handshake(worker &w, const dataplane_tables &t, rte_mbuf *m,
+                                  packet_state &s, uint32_t index)
+{
+    connection_table &connections = *w.shared->connections;
+    connection &c = connections.at(index);
+    rte_ipv4_hdr *ip = s.ip;
+    auto *tcp = reinterpret_cast<rte_tcp_hdr *>(s.l4);
+    uint8_t state = uint8_t(cookie_state::waiting);
+    if (c.cookie.compare_exchange_strong(state, uint8_t(cookie_state::opening),
+                                         std::memory_order_acq_rel)) {
+        const uint32_t cookie = c.seq_offset;
+        c.seq_offset = rte_be_to_cpu_32(tcp->sent_seq) - cookie;
+        c.wscales = static_cast<uint8_t>((c.wscales & 0xf0) | syn_options_of(tcp).wscale);
+        c.cookie.store(uint8_t(cookie_state::open), std::memory_order_release);
+    } else if (state != uint8_t(cookie_state::open)) {
+        return drop_as(drop_reason::cookie_pending); // another worker is at it: the task repeats
+    }
+    task_syn_ack_to_ack(m, ip, tcp, client_wscale_of(c));
+    connections.update(index, direction::forward, tcp_flag::ack, w.now);
+    if (c.proxy_len != 0) {
+        switch (proxy_to_task(m, ip, tcp, c, vxlan_outer_len)) {
+        case proxy_step::no_room:
+            return drop_as(drop_reason::proxy_header);
+        case proxy_step::inserted:
+            w.counters.count(event::proxy_headers_sent);
+            break;
+        case proxy_step::none:
+        case proxy_step::shifted:
+            break;
+        }
+    }
+    return reply_through_tunnel(t, m, s.vtep);
+}
+
 } // namespace
 
 void classify_underlay(worker &w, const dataplane_tables &t, uint16_t port, rte_mbuf *m,
@@ -269,6 +307,25 @@ verdict reverse_stage(worker &w, const dataplane_tables &t, rte_mbuf *m, packet_
             deliver(w, t, e, reply_through_tunnel(t, e, s.vtep));
         }
         return drop_as(drop_reason::ttl_exceeded);
+    }
+    if (ip->next_proto_id == IPPROTO_TCP) {
+        const uint8_t cookie = c.cookie.load(std::memory_order_acquire);
+        auto *tcp = reinterpret_cast<rte_tcp_hdr *>(s.l4);
+        if (cookie != uint8_t(cookie_state::none)) {
+            if ((tcp->tcp_flags & (tcp_flag::syn | tcp_flag::ack)) ==
+                (tcp_flag::syn | tcp_flag::ack))
+                return complete_cookie_handshake(w, t, m, s, s.ref.index());
+            if (cookie != uint8_t(cookie_state::open)) {
+                // Before its SYN-ACK only a RST (our SYN refused) has meaning for the client: at
+                // the number after the cookie, where the client expects it.
+                if (!(tcp->tcp_flags & tcp_flag::rst)) return drop_as(drop_reason::no_connection);
+                const rte_be32_t seq = rte_cpu_to_be_32(c.seq_offset + 1);
+                tcp->cksum = csum_update32(tcp->cksum, tcp->sent_seq, seq);
+                tcp->sent_seq = seq;
+            } else {
+                cookie_to_client(tcp, c);
+            }
+        }
     }
     uint16_t out = client_port_for(t, c);
     if (out == no_port) return drop_as(drop_reason::no_route);

@@ -9,6 +9,7 @@
 #include "dataplane/nat_rewrite.h"
 #include "dataplane/output.h"
 #include "dataplane/proxy_protocol.h"
+#include "dataplane/syn_proxy.h"
 #include "dataplane/vxlan.h"
 
 namespace meshgate::dataplane
@@ -149,6 +150,68 @@ verdict unpublished(worker &w, const dataplane_tables &t, uint16_t port, rte_mbu
     return route_to(port, s.ip->dst_addr);
 }
 
+// Does this worker answer a new client's SYN with a cookie rather than a connection?
+bool cookie_for_syn(const worker &w, const dataplane_tables &t)
+{
+    switch (t.syn_cookies) {
+    case syn_cookie_mode::off:
+        return false;
+    case syn_cookie_mode::under_pressure:
+        return w.shared->connections->under_pressure(static_cast<uint8_t>(w.id));
+    case syn_cookie_mode::always:
+        return true;
+    }
+    return false;
+}
+
+// A client's SYN answered with the gateway's SYN-ACK, its ISN a cookie: nothing is kept.
+verdict answer_with_cookie(worker &w, const dataplane_tables &t, uint16_t port, rte_mbuf *m,
+                           const packet_state &s)
+{
+    auto *tcp = reinterpret_cast<rte_tcp_hdr *>(s.l4);
+    const syn_options client = syn_options_of(tcp);
+    const uint32_t cookie = syn_cookie_make(t.syn_cookie_secret, s.key,
+                                            rte_be_to_cpu_32(tcp->sent_seq), w.now, client);
+    // What fits one VXLAN packet on a 1500-byte underlay, or the client's link if smaller.
+    const auto our_mss = static_cast<uint16_t>(std::min<uint32_t>(
+        syn_cookie_mss.back(), t.ports[port].mtu - sizeof(rte_ipv4_hdr) - sizeof(rte_tcp_hdr)));
+    if (!syn_to_cookie_syn_ack(m, s.ip, tcp, cookie, client, our_mss))
+        return drop_as(drop_reason::malformed);
+    w.counters.count(event::syn_cookies_sent);
+    return route_to(port, s.ip->dst_addr);
+}
+
+// A client's ACK (or data) with no connection: when its ack proves a cookie, the connection it
+// stands for, opened now, and the segment turned into the task's SYN. no_index after counting
+// the drop in WHY.
+uint32_t open_by_cookie(worker &w, const dataplane_tables &t, uint16_t port, rte_mbuf *m,
+                        const listener &l, packet_state &s, drop_reason &why)
+{
+    auto *tcp = reinterpret_cast<rte_tcp_hdr *>(s.l4);
+    const uint32_t client_isn = rte_be_to_cpu_32(tcp->sent_seq) - 1;
+    const uint32_t cookie = rte_be_to_cpu_32(tcp->recv_ack) - 1;
+    const std::optional<syn_options> client =
+        syn_cookie_check(t.syn_cookie_secret, s.key, client_isn, cookie, w.now);
+    if (!client) {
+        why = drop_reason::bad_cookie;
+        return connection_table::no_index;
+    }
+    const uint32_t index = open_connection(w, t, port, l, s.key, s.hash, why);
+    if (index == connection_table::no_index) return index;
+    if (!cookie_ack_to_syn(m, s.ip, tcp, *client)) {
+        end_connection(w, index);
+        why = drop_reason::malformed;
+        return connection_table::no_index;
+    }
+    s.tcp_flags = tcp->tcp_flags;
+    connection &c = w.shared->connections->at(index);
+    c.seq_offset = cookie; // until the task's ISN is known
+    c.wscales = static_cast<uint8_t>(client->wscale << 4 | no_wscale);
+    c.cookie.store(uint8_t(cookie_state::waiting), std::memory_order_release);
+    w.counters.count(event::syn_cookies_accepted);
+    return index;
+}
+
 } // namespace
 
 void classify_published(worker &w, const dataplane_tables &t, uint16_t port, rte_ipv4_hdr *ip,
@@ -185,6 +248,14 @@ verdict forward_stage(worker &w, const dataplane_tables &t, uint16_t port, rte_m
     if (s.ref.hit() && s.ref.dir() == direction::forward) {
         // A packet dropped anyway moves no connection state.
         if (ip->time_to_live <= 1) return time_exceeded(w, t, port, ip);
+        // Opened by a cookie, the task not yet answered our SYN: the client sends it again.
+        if (proto == IPPROTO_TCP && !(s.tcp_flags & tcp_flag::rst)) {
+            const uint8_t cookie =
+                connections.at(s.ref.index()).cookie.load(std::memory_order_acquire);
+            if (cookie == uint8_t(cookie_state::waiting) ||
+                cookie == uint8_t(cookie_state::opening))
+                return drop_as(drop_reason::cookie_pending);
+        }
         update_result u = connections.update(s.ref.index(), direction::forward, s.tcp_flags, w.now);
         if (u.changed) sync_note(w, connections.at(s.ref.index()), false);
         if (!u.reuse)
@@ -195,13 +266,20 @@ verdict forward_stage(worker &w, const dataplane_tables &t, uint16_t port, rte_m
     if (index == connection_table::no_index) {
         uint16_t li = match_listener(t, proto, s.key.dst_ip, s.key.dst_port);
         if (li == no_listener) return unpublished(w, t, port, m, s);
-        // Only a SYN opens a TCP connection, as IPVS: anything else is a stray or a late packet.
+        // Only a SYN opens a TCP connection, as IPVS: anything else is a stray or a late packet,
+        // or, with SYN cookies, the ACK that proves a cookie.
         bool opens = proto == IPPROTO_UDP || tcp_flag::opens(s.tcp_flags);
-        if (!opens) return drop_as(drop_reason::no_connection);
+        const bool cookie_ack = !opens && t.syn_cookies != syn_cookie_mode::off &&
+                                (s.tcp_flags & (tcp_flag::syn | tcp_flag::rst | tcp_flag::ack)) ==
+                                    tcp_flag::ack;
+        if (!opens && !cookie_ack) return drop_as(drop_reason::no_connection);
         // Nor does it open a connection (a TTL 1 SYN would hold a slot for tcp_syn).
         if (ip->time_to_live <= 1) return time_exceeded(w, t, port, ip);
+        if (opens && proto == IPPROTO_TCP && cookie_for_syn(w, t))
+            return answer_with_cookie(w, t, port, m, s);
         drop_reason why = drop_reason::table_full;
-        index = open_connection(w, t, port, t.listeners[li], s.key, s.hash, why);
+        index = cookie_ack ? open_by_cookie(w, t, port, m, t.listeners[li], s, why)
+                           : open_connection(w, t, port, t.listeners[li], s.key, s.hash, why);
         if (index == connection_table::no_index) return drop_as(why);
         connections.update(index, direction::forward, s.tcp_flags, w.now);
         opened = true;
@@ -222,6 +300,10 @@ verdict forward_stage(worker &w, const dataplane_tables &t, uint16_t port, rte_m
         end_connection(w, index); // its task ended with a reload
         return drop_as(drop_reason::task_gone);
     }
+
+    if (proto == IPPROTO_TCP && !opened &&
+        c.cookie.load(std::memory_order_acquire) == uint8_t(cookie_state::open))
+        cookie_to_task(reinterpret_cast<rte_tcp_hdr *>(s.l4), c);
 
     if (c.proxy_len != 0 && proto == IPPROTO_TCP) {
         auto *tcp = reinterpret_cast<rte_tcp_hdr *>(s.l4);

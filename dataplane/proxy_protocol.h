@@ -203,8 +203,6 @@ inline proxy_step proxy_to_task(rte_mbuf *m, rte_ipv4_hdr *&ip, rte_tcp_hdr *&tc
 
 namespace detail
 {
-inline constexpr uint8_t tcp_option_end = 0, tcp_option_nop = 1, tcp_option_mss = 2,
-                         tcp_option_sack = 5;
 
 inline uint32_t load_be32(const uint8_t *p)
 {
@@ -227,20 +225,20 @@ inline void proxy_options_to_client(uint8_t *opt, uint32_t opt_len, const proxy_
     uint32_t i = 0;
     while (i < opt_len) {
         const uint8_t kind = opt[i];
-        if (kind == tcp_option_end) return;
-        if (kind == tcp_option_nop) {
+        if (kind == tcp_option::end) return;
+        if (kind == tcp_option::nop) {
             ++i;
             continue;
         }
         if (i + 1 >= opt_len || opt[i + 1] < 2 || i + opt[i + 1] > opt_len) return; // malformed
         const uint32_t len = opt[i + 1];
-        if (kind == tcp_option_mss && len == 4 && syn) {
+        if (kind == tcp_option::mss && len == 4 && syn) {
             uint16_t mss;
             std::memcpy(&mss, opt + i + 2, 2);
             const uint32_t host = rte_be_to_cpu_16(mss);
             mss = rte_cpu_to_be_16(uint16_t(host > span.len + 64 ? host - span.len : 64));
             std::memcpy(opt + i + 2, &mss, 2);
-        } else if (kind == tcp_option_sack && len >= 10 && (len - 2) % 8 == 0) {
+        } else if (kind == tcp_option::sack && len >= 10 && (len - 2) % 8 == 0) {
             uint32_t kept = 0;
             for (uint32_t b = 0; b < (len - 2) / 8; ++b) {
                 const uint8_t *block = opt + i + 2 + b * 8;
@@ -253,10 +251,10 @@ inline void proxy_options_to_client(uint8_t *opt, uint32_t opt_len, const proxy_
                 ++kept;
             }
             if (kept == 0) {
-                std::memset(opt + i, tcp_option_nop, len);
+                std::memset(opt + i, tcp_option::nop, len);
             } else {
                 opt[i + 1] = uint8_t(2 + kept * 8);
-                std::memset(opt + i + 2 + kept * 8, tcp_option_nop, len - 2 - kept * 8);
+                std::memset(opt + i + 2 + kept * 8, tcp_option::nop, len - 2 - kept * 8);
             }
         }
         i += len;

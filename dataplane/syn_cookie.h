@@ -18,6 +18,7 @@
 #include <optional>
 
 #include "dataplane/flow_key.h"
+#include "dataplane/syn_cookie_kind.h"
 
 namespace meshgate::dataplane
 {
@@ -25,11 +26,6 @@ namespace meshgate::dataplane
 // SipHash-2-4 (Aumasson and Bernstein) of WORDS under a 128-bit key: a keyed PRF cheap enough
 // for every SYN of a flood (~1 cycle per byte plus ~60), unlike a CRC, whose linearity gives the
 // key away.
-struct siphash_key {
-    uint64_t k0 = 0;
-    uint64_t k1 = 0;
-};
-
 inline uint64_t siphash24(const siphash_key &key, const uint64_t *words, uint32_t n) noexcept
 {
     auto rotl = [](uint64_t x, int b) { return (x << b) | (x >> (64 - b)); };

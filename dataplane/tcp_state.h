@@ -55,6 +55,12 @@ inline constexpr bool opens(uint8_t flags)
 }
 } // namespace tcp_flag
 
+// TCP option kinds (RFC 9293, 7323, 2018) the gateway reads or writes.
+namespace tcp_option
+{
+inline constexpr uint8_t end = 0, nop = 1, mss = 2, wscale = 3, sack_permitted = 4, sack = 5;
+} // namespace tcp_option
+
 namespace tcp_state_detail
 {
 

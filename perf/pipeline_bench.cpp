@@ -6,6 +6,8 @@
 //   BM_new_connections/packets:P  SYNs of flows never seen: schedule, create, NAT, encap;
 //                         P = 2: each one's ACK a burst later too (ESTABLISHED), P = 3: and its
 //                         FIN (CLOSE_WAIT)
+//   BM_syn_cookies        SYNs of flows never seen answered with SYN cookies ([limits]
+//                         syn_cookies = "always"): what a SYN flood costs; nothing is kept
 //   BM_parse_and_match    ACKs of flows never seen: parse, key, lookup (a miss), published-port
 //                         match, drop as no_connection: what precedes every verdict
 //   BM_housekeeping/K     one housekeeping() pass (every 100 us in a worker) that reads the
@@ -70,9 +72,11 @@ const char *const kernel_vdevs[] = {nullptr, "net_ring0", "net_tap0"};
 // ports per address: 1M connections over 3 tasks need more), one rr service of 3 tasks, with
 // the PROXY header PROXY.
 config::gateway_config bench_config(uint32_t connections, int64_t kernel = no_kernel,
-                                    config::proxy_protocol proxy = config::proxy_protocol::off)
+                                    config::proxy_protocol proxy = config::proxy_protocol::off,
+                                    bool cookies = false)
 {
     config::gateway_config c = test_support::null_ports_gateway("pipeline_bench", connections);
+    if (cookies) c.limits.syn_cookies = dp::syn_cookie_mode::always;
     if (kernel != no_kernel) c.ports[0].kernel_interface = "mgplbench";
     c.ports[0].gateway = parse_ipv4("203.0.113.1");
     c.neighbors.push_back(config::neighbor{*parse_ipv4("203.0.113.1"), client_mac});
@@ -163,9 +167,10 @@ const test_support::gateway_devices *devices(int64_t kernel)
 
 // One gateway: tables, connection table, a worker, on the devices. Built per flow count.
 struct gateway_fixture : test_support::gateway_fixture {
-    explicit gateway_fixture(uint32_t capacity, int64_t kernel = no_kernel, int64_t proxy = 0)
+    explicit gateway_fixture(uint32_t capacity, int64_t kernel = no_kernel, int64_t proxy = 0,
+                             bool cookies = false)
         : test_support::gateway_fixture(
-              bench_config(capacity, kernel, static_cast<config::proxy_protocol>(proxy)),
+              bench_config(capacity, kernel, static_cast<config::proxy_protocol>(proxy), cookies),
               *devices(kernel))
     {
     }
@@ -412,6 +417,16 @@ std::vector<std::vector<uint8_t>> connection_frames(uint32_t flows, uint32_t pac
                 f.push_back(client_frame(i, flags[p]));
     return f;
 }
+
+// SYNs of 1M flows never seen, each answered with a cookie's SYN-ACK out of the external port.
+void BM_syn_cookies(benchmark::State &state)
+{
+    constexpr uint32_t flows = 1 << 20;
+    gateway_fixture g(flows, no_kernel, 0, true);
+    timed_bursts(state, g, frames_of(flows, RTE_TCP_SYN_FLAG), 0, 0);
+    if (g.connections->size() != 0) state.SkipWithError("a SYN answered with a cookie made state");
+}
+BENCHMARK(BM_syn_cookies);
 
 // 1M new connections into a table of 2M, PACKETS client packets each (connection_frames()), with
 // the cluster's sync as SYNC says (sync_kind; its rings made after the table was filled): it

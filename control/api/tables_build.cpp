@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <map>
+#include <random>
 #include <stdexcept>
 
 #include <rte_byteorder.h>
@@ -162,12 +163,26 @@ dataplane::rate_limit worker_share(uint64_t rate, uint64_t burst, const config::
                                              rte_get_tsc_hz());
 }
 
+// Without a configured secret, one drawn at the process's first compile and kept through
+// reloads: cookies stay valid on every worker, and across reloads, of this gateway.
+dataplane::siphash_key process_cookie_secret()
+{
+    static const dataplane::siphash_key secret = [] {
+        std::random_device rd;
+        auto word = [&] { return uint64_t{rd()} << 32 | rd(); };
+        return dataplane::siphash_key{word(), word()};
+    }();
+    return secret;
+}
+
 void compile_limits(const config::gateway_config &c, dataplane::dataplane_tables &t)
 {
     t.icmp_errors = worker_share(c.limits.icmp_errors_per_second, icmp_error_burst, c);
     t.new_connections_per_source = connection_rate(c.limits.new_connections_per_source, c);
     t.tcp_resets = worker_share(c.limits.tcp_resets_per_second, icmp_error_burst, c);
     t.reset_unpublished = c.limits.reset_unpublished;
+    t.syn_cookies = c.limits.syn_cookies;
+    t.syn_cookie_secret = c.limits.syn_cookie_secret.value_or(process_cookie_secret());
     t.arp_replies = worker_share(c.limits.arp_replies_per_second, arp_reply_burst, c);
     // A tenth of a second's worth at once: a BGP update or a TCP window, not a flood.
     t.kernel_packets =

@@ -1,6 +1,7 @@
 #include "control/config/sections.h"
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 
 #include "control/config/lcores.h"
@@ -182,7 +183,8 @@ limits_section read_limits(const table_reader &root)
     table_reader t(*table, "limits", false,
                    {"connections", "icmp_errors_per_second", "new_connections_per_source",
                     "reset_unpublished", "tcp_resets_per_second", "arp_replies_per_second",
-                    "kernel_packets_per_second", "kernel_syns_per_second"},
+                    "kernel_packets_per_second", "kernel_syns_per_second", "syn_cookies",
+                    "syn_cookie_secret"},
                    root.errors());
     field connections = t.get("connections");
     if (auto v = connections.integer(1, 134217728)) {
@@ -202,6 +204,22 @@ limits_section read_limits(const table_reader &root)
         l.kernel_packets_per_second = static_cast<uint32_t>(*v);
     if (auto v = t.get("kernel_syns_per_second").integer(0, INT32_MAX))
         l.kernel_syns_per_second = static_cast<uint32_t>(*v);
+    if (auto v = t.get("syn_cookies").choice(dataplane::syn_cookie_mode_names))
+        l.syn_cookies = static_cast<dataplane::syn_cookie_mode>(*v);
+    field secret = t.get("syn_cookie_secret");
+    if (auto v = secret.text()) {
+        // 32 hex digits: the 128-bit SipHash key, shared by the gateways of a group.
+        const std::string &hex = *v;
+        const bool hex_ok = hex.size() == 32 && std::all_of(hex.begin(), hex.end(), [](char ch) {
+                                return std::isxdigit(static_cast<unsigned char>(ch)) != 0;
+                            });
+        if (!hex_ok)
+            secret.error("syn_cookie_secret must be 32 hex digits (a 128-bit key), not \"" + hex +
+                         "\"");
+        else
+            l.syn_cookie_secret = dataplane::siphash_key{
+                std::stoull(hex.substr(0, 16), nullptr, 16), std::stoull(hex.substr(16), nullptr, 16)};
+    }
     return l;
 }
 

@@ -495,7 +495,9 @@ def within(value, base, span):
 
 # --- the tests -----------------------------------------------------------------------------------
 
-class ProxyProtocolTest(harness.WorkdirTestCase):
+class ProxyLab(harness.WorkdirTestCase):
+    """The lab, meshgate and the client driver, and the checks the tests share."""
+    LIMITS = ''     # [limits] lines: test_syn_cookies.py runs these tests through SYN cookies
 
     def setUp(self):
         super().setUp()
@@ -522,7 +524,8 @@ class ProxyProtocolTest(harness.WorkdirTestCase):
     def config(self, versions):
         extra = (f'[[node]]\nname = "{NODE}"\naddress = "{mesh_lab.NODES[NODE]}"\n\n'
                  '[reload]\nwatch = false\n\n' + services_toml(versions))
-        return harness.config_toml(self.prefix, self.ports, self.listen, extra=extra)
+        return harness.config_toml(self.prefix, self.ports, self.listen, extra=extra,
+                                   limits=self.LIMITS)
 
     # --- helpers -----------------------------------------------------------------------------
 
@@ -729,6 +732,9 @@ class ProxyProtocolTest(harness.WorkdirTestCase):
         m = self.mg.metrics()
         self.assertEqual(m.get('meshgate_drops_total', 0, reason='malformed'), 0, m.text)
         self.assertEqual(self.mg.stop(), 0, self.mg.log())
+
+
+class ProxyProtocolTest(ProxyLab):
 
     # --- (1) a strict parser -----------------------------------------------------------------
 

@@ -187,6 +187,10 @@ TEST_F(FullConfig, SwarmLimitsTimeoutsStatsLog)
     EXPECT_EQ(c->overlay.snat_port_min, 30000);
     EXPECT_EQ(c->overlay.snat_port_max, 39999);
     EXPECT_EQ(c->limits.new_connections_per_source, 20u);
+    EXPECT_EQ(c->limits.syn_cookies, meshgate::dataplane::syn_cookie_mode::under_pressure);
+    ASSERT_TRUE(c->limits.syn_cookie_secret.has_value());
+    EXPECT_EQ(c->limits.syn_cookie_secret->k0, 0x0011223344556677ULL);
+    EXPECT_EQ(c->limits.syn_cookie_secret->k1, 0x8899aabbccddeeffULL);
     EXPECT_EQ(c->timeouts.tcp_established, 2147483648u);
     EXPECT_EQ(c->timeouts.tcp_fin, 1u);
     EXPECT_EQ(c->timeouts.tcp_close, 2u);
@@ -238,6 +242,8 @@ TEST(ConfigDefaults, MinimalFileTakesEveryDefault)
     EXPECT_EQ(c.ports[0].kernel_interface, "");
     EXPECT_EQ(c.limits.kernel_packets_per_second, 20000u);
     EXPECT_EQ(c.limits.kernel_syns_per_second, 1000u);
+    EXPECT_EQ(c.limits.syn_cookies, meshgate::dataplane::syn_cookie_mode::off);
+    EXPECT_FALSE(c.limits.syn_cookie_secret.has_value());
     EXPECT_EQ(c.drain.stop_delay_ms, 2000u);
 }
 
@@ -424,6 +430,9 @@ const invalid_case invalid_cases[] = {
     {"service_without_port", "25:1: service 'web' has no [[service.port]]"},
     {"scheduler_unknown", "27:13: scheduler 'random' is not one of: maglev, rr, wrr, lc, wlc, sh"},
     {"proxy_protocol_unknown", "27:18: proxy_protocol 'v3' is not one of: off, v1, v2"},
+    {"syn_cookies_unknown", "26:15: syn_cookies 'yes' is not one of: off, under_pressure, always"},
+    {"syn_cookie_secret_short", "26:21: syn_cookie_secret must be 32 hex digits (a 128-bit key), "
+                                "not \"0123456789abcdef\""},
     {"proxy_protocol_udp", "27:18: service 'web' has proxy_protocol = \"v1\": a PROXY header goes "
                            "ahead of a TCP stream; its port 8000 is udp"},
     {"weight_range", "33:12: weight 65536 out of range 0..65535"},
