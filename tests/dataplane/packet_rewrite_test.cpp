@@ -20,6 +20,7 @@
 #include "dataplane/checksum.h"
 #include "dataplane/nat_rewrite.h"
 #include "dataplane/proxy_protocol.h"
+#include "dataplane/syn_proxy.h"
 #include "dataplane/vxlan.h"
 
 namespace
@@ -979,6 +980,124 @@ TEST(ProxyToClient, AcksSackEdgesAndTheSynAcksMssAreTheClients)
         EXPECT_TRUE(checksums_hold(v));
         EXPECT_EQ(rte_be_to_cpu_32(v.tcp->recv_ack), start + 50);
         EXPECT_EQ(pc.c.proxy_acked.load(), 1);
+    }
+}
+
+// --- SYN cookies (dataplane/syn_proxy.h) ----------------------------------------------------
+
+const flow_key cookie_flow = client_flow(addr(192, 0, 2, 10), 40000, addr(203, 0, 113, 10), 8000);
+
+TEST(SynProxy, ReadsTheSynsOptions)
+{
+    test_mbuf m(tcp_frame(cookie_flow, 100, 0, tcp_flag::syn,
+                          {2, 4, 0x05, 0xB4, 4, 2, 8, 10, 1, 2, 3, 4, 0, 0, 0, 0, 1, 3, 3, 9},
+                          {}));
+    const syn_options o = syn_options_of(view_of(m).tcp);
+    EXPECT_EQ(o.mss, 1460);
+    EXPECT_TRUE(o.sack);
+    EXPECT_EQ(o.wscale, 9);
+    test_mbuf bare(tcp_frame(cookie_flow, 100, 0, tcp_flag::syn, {}, {}));
+    EXPECT_EQ(syn_options_of(view_of(bare).tcp), (syn_options{.mss = 536, .wscale = no_wscale}));
+}
+
+TEST(SynProxy, TheSynBecomesTheCookiesSynAck)
+{
+    test_mbuf m(
+        tcp_frame(cookie_flow, 0xFFFFFFFFu, 0, tcp_flag::syn,
+                  {2, 4, 0x05, 0xB4, 4, 2, 8, 10, 1, 2, 3, 4, 0, 0, 0, 0, 1, 3, 3, 9}, {}));
+    frame_view v = view_of(m);
+    const syn_options client = syn_options_of(v.tcp);
+    ASSERT_TRUE(syn_to_cookie_syn_ack(m.m, v.ip, v.tcp, 0x12345678, client, 1410));
+    EXPECT_TRUE(checksums_hold(v));
+    EXPECT_EQ(v.ip->src_addr, cookie_flow.dst_ip);
+    EXPECT_EQ(v.ip->dst_addr, cookie_flow.src_ip);
+    EXPECT_EQ(v.tcp->src_port, cookie_flow.dst_port);
+    EXPECT_EQ(v.tcp->dst_port, cookie_flow.src_port);
+    EXPECT_EQ(rte_be_to_cpu_32(v.tcp->sent_seq), 0x12345678u);
+    EXPECT_EQ(rte_be_to_cpu_32(v.tcp->recv_ack), 0u); // the client's ISN + 1, wrapped
+    EXPECT_EQ(v.tcp->tcp_flags, tcp_flag::syn | tcp_flag::ack);
+    // MSS 1410 (ours is smaller), SACK-permitted, window scale 7; no timestamps.
+    const uint8_t *opt = reinterpret_cast<const uint8_t *>(v.tcp + 1);
+    EXPECT_EQ(bytes(opt, opt + 12), (bytes{2, 4, 0x05, 0x82, 1, 1, 4, 2, 1, 3, 3, 7}));
+    EXPECT_EQ(rte_be_to_cpu_16(v.ip->total_length), 20 + 32);
+    EXPECT_EQ(m.m->data_len, 14 + 20 + 32);
+}
+
+TEST(SynProxy, TheCookieAckBecomesTheTasksSynWithoutItsData)
+{
+    test_mbuf m(tcp_frame(cookie_flow, 1001, 0x12345679, tcp_flag::ack | 0x08, {}, {'h', 'i'}));
+    frame_view v = view_of(m);
+    ASSERT_TRUE(cookie_ack_to_syn(m.m, v.ip, v.tcp, {.mss = 1360, .wscale = 7, .sack = true}));
+    EXPECT_TRUE(checksums_hold(v));
+    EXPECT_EQ(rte_be_to_cpu_32(v.tcp->sent_seq), 1000u);
+    EXPECT_EQ(v.tcp->recv_ack, 0u);
+    EXPECT_EQ(v.tcp->tcp_flags, tcp_flag::syn);
+    const uint8_t *opt = reinterpret_cast<const uint8_t *>(v.tcp + 1);
+    EXPECT_EQ(bytes(opt, opt + 12), (bytes{2, 4, 0x05, 0x50, 1, 1, 4, 2, 1, 3, 3, 7}));
+    EXPECT_EQ(rte_be_to_cpu_16(v.ip->total_length), 20 + 32); // the data is gone
+}
+
+TEST(SynProxy, TheTasksSynAckBecomesTheAckBackToIt)
+{
+    const flow_key reply = client_flow(addr(10, 255, 0, 5), 80, addr(10, 255, 0, 2), 40000);
+    bytes frame = tcp_frame(reply, 5000, 1001, tcp_flag::syn | tcp_flag::ack,
+                            {2, 4, 0x05, 0xB4, 1, 3, 3, 7}, {});
+    for (int i = 0; i < 6; i++) { // inner Ethernet: to the overlay MAC from the task's
+        frame[i] = 0xaa;
+        frame[6 + i] = 0xbb;
+    }
+    test_mbuf m(frame);
+    frame_view v = view_of(m);
+    task_syn_ack_to_ack(m.m, v.ip, v.tcp, 9);
+    EXPECT_TRUE(checksums_hold(v));
+    const uint8_t *eth = rte_pktmbuf_mtod(m.m, const uint8_t *);
+    EXPECT_EQ(eth[0], 0xbb);
+    EXPECT_EQ(eth[6], 0xaa);
+    EXPECT_EQ(v.ip->src_addr, reply.dst_ip);
+    EXPECT_EQ(v.ip->dst_addr, reply.src_ip);
+    EXPECT_EQ(rte_be_to_cpu_32(v.tcp->sent_seq), 1001u);
+    EXPECT_EQ(rte_be_to_cpu_32(v.tcp->recv_ack), 5001u);
+    EXPECT_EQ(v.tcp->tcp_flags, tcp_flag::ack);
+    EXPECT_EQ(rte_be_to_cpu_16(v.tcp->rx_win), 65535u >> 9);
+    EXPECT_EQ(rte_be_to_cpu_16(v.ip->total_length), 40);
+}
+
+TEST(SynProxy, SegmentsMoveByTheOffsetBothWaysWithTheirChecksums)
+{
+    connection c{};
+    c.seq_offset = 0x80000010u; // task ISN - cookie
+    c.wscales = 7 << 4 | 9;     // the client was told 7, the task scales by 9
+    // client -> task: ack and both SACK edges (the block at an odd offset: after one NOP)
+    auto be = [](uint32_t v) {
+        return bytes{uint8_t(v >> 24), uint8_t(v >> 16), uint8_t(v >> 8), uint8_t(v)};
+    };
+    bytes sack = {1, 5, 10};
+    for (uint32_t edge : {0xFFFFFFF0u, 0x20u})
+        for (uint8_t b : be(edge))
+            sack.push_back(b);
+    sack.push_back(0);
+    {
+        test_mbuf m(tcp_frame(cookie_flow, 1, 0xFFFFFFF0u, tcp_flag::ack, sack, {'x'}));
+        frame_view v = view_of(m);
+        cookie_to_task(v.tcp, c);
+        EXPECT_TRUE(checksums_hold(v));
+        EXPECT_EQ(rte_be_to_cpu_32(v.tcp->recv_ack), 0xFFFFFFF0u + 0x80000010u);
+        const uint8_t *opt = reinterpret_cast<const uint8_t *>(v.tcp + 1);
+        EXPECT_EQ(detail::load_be32(opt + 3), 0xFFFFFFF0u + 0x80000010u);
+        EXPECT_EQ(detail::load_be32(opt + 7), 0x20u + 0x80000010u);
+    }
+    // task -> client: seq back, the window rescaled from 2^9 to 2^7 (and capped)
+    const flow_key reply = client_flow(addr(10, 255, 0, 5), 80, addr(10, 255, 0, 2), 40000);
+    for (auto [window, expect] : {std::pair{100u, 400u}, std::pair{20000u, 65535u}}) {
+        test_mbuf m(tcp_frame(reply, 0x80000011u, 2, tcp_flag::ack, {}, {'y'}));
+        frame_view v = view_of(m);
+        v.tcp->rx_win = rte_cpu_to_be_16(static_cast<uint16_t>(window));
+        v.tcp->cksum = 0;
+        v.tcp->cksum = rte_ipv4_udptcp_cksum(v.ip, v.tcp);
+        cookie_to_client(v.tcp, c);
+        EXPECT_TRUE(checksums_hold(v));
+        EXPECT_EQ(rte_be_to_cpu_32(v.tcp->sent_seq), 1u);
+        EXPECT_EQ(rte_be_to_cpu_16(v.tcp->rx_win), expect);
     }
 }
 
