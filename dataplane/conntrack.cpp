@@ -524,7 +524,7 @@ install_status connection_table::install(uint8_t worker, const synced_connection
     c.tclass = s.forward.proto == IPPROTO_TCP ? timeout_class::tcp : timeout_class::udp;
     c.state.store(s.state, std::memory_order_relaxed);
     c.last_seen.store(now - std::min(s.idle, now), std::memory_order_relaxed);
-    c.seq_offset = 0; // not synced yet: a taken-over cookie connection is not translated
+    c.seq_offset = 0;  // not synced yet: a taken-over cookie connection is not translated
     c.client_port = 0; // replies go out of whichever external port reaches the client
     c.peer = s.peer;
     c.proxy_start = s.proxy_start;

@@ -127,10 +127,10 @@ struct alignas(RTE_CACHE_LINE_SIZE) connection {
     // A connection its client opened with a SYN cookie (dataplane/syn_proxy.h): the task's ISN
     // minus the cookie, set by the task's SYN-ACK (until then: the cookie).
     uint32_t seq_offset;
-    uint32_t wheel_next;             // owner only: next slot index in the same wheel list
-    uint8_t client_port;             // gateway port the client's first packet came in on
-    uint8_t peer;                    // 0: this gateway's; else 1 + the index of the [cluster]
-                                     // peer that made it and whose SNAT address it has
+    uint32_t wheel_next; // owner only: next slot index in the same wheel list
+    uint8_t client_port; // gateway port the client's first packet came in on
+    uint8_t peer;        // 0: this gateway's; else 1 + the index of the [cluster]
+                         // peer that made it and whose SNAT address it has
     // The PROXY protocol header the task gets (dataplane/proxy_protocol.h): set by the owner
     // with the client's SYN, before the task can answer; acked moves on any worker.
     uint8_t proxy_len;                // header bytes; 0: the connection has none

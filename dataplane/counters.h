@@ -52,7 +52,7 @@ namespace meshgate::dataplane
                     "its buffer to insert it")                                                     \
     X(bad_cookie, "client ACK with no connection whose SYN cookie is not valid (forged, another "  \
                   "gateway's secret, or older than two periods)")                                  \
-    X(cookie_pending, "client segment of a connection its SYN cookie opened, before the task "    \
+    X(cookie_pending, "client segment of a connection its SYN cookie opened, before the task "     \
                       "answered the gateway's SYN: the client sends it again")
 
 enum class drop_reason : uint8_t {

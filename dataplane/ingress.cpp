@@ -170,8 +170,8 @@ verdict answer_with_cookie(worker &w, const dataplane_tables &t, uint16_t port, 
 {
     auto *tcp = reinterpret_cast<rte_tcp_hdr *>(s.l4);
     const syn_options client = syn_options_of(tcp);
-    const uint32_t cookie = syn_cookie_make(t.syn_cookie_secret, s.key,
-                                            rte_be_to_cpu_32(tcp->sent_seq), w.now, client);
+    const uint32_t cookie =
+        syn_cookie_make(t.syn_cookie_secret, s.key, rte_be_to_cpu_32(tcp->sent_seq), w.now, client);
     // What fits one VXLAN packet on a 1500-byte underlay, or the client's link if smaller.
     const auto our_mss = static_cast<uint16_t>(std::min<uint32_t>(
         syn_cookie_mss.back(), t.ports[port].mtu - sizeof(rte_ipv4_hdr) - sizeof(rte_tcp_hdr)));
@@ -269,9 +269,9 @@ verdict forward_stage(worker &w, const dataplane_tables &t, uint16_t port, rte_m
         // Only a SYN opens a TCP connection, as IPVS: anything else is a stray or a late packet,
         // or, with SYN cookies, the ACK that proves a cookie.
         bool opens = proto == IPPROTO_UDP || tcp_flag::opens(s.tcp_flags);
-        const bool cookie_ack = !opens && t.syn_cookies != syn_cookie_mode::off &&
-                                (s.tcp_flags & (tcp_flag::syn | tcp_flag::rst | tcp_flag::ack)) ==
-                                    tcp_flag::ack;
+        const bool cookie_ack =
+            !opens && t.syn_cookies != syn_cookie_mode::off &&
+            (s.tcp_flags & (tcp_flag::syn | tcp_flag::rst | tcp_flag::ack)) == tcp_flag::ack;
         if (!opens && !cookie_ack) return drop_as(drop_reason::no_connection);
         // Nor does it open a connection (a TTL 1 SYN would hold a slot for tcp_syn).
         if (ip->time_to_live <= 1) return time_exceeded(w, t, port, ip);

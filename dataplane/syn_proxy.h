@@ -25,8 +25,8 @@
 
 #include "dataplane/checksum.h"
 #include "dataplane/conntrack.h"
-#include "dataplane/tcp_state.h"
 #include "dataplane/syn_cookie.h"
+#include "dataplane/tcp_state.h"
 
 namespace meshgate::dataplane
 {
@@ -139,8 +139,8 @@ inline syn_options syn_options_of(const rte_tcp_hdr *tcp)
 // A client's SYN (in M, single segment, IP without options) becomes the gateway's SYN-ACK with
 // COOKIE as its ISN: addresses and ports swapped, MSS (at most OUR_MSS), SACK-permitted and our
 // window scale as the client offered them, no timestamps. The caller routes it to the client.
-inline bool syn_to_cookie_syn_ack(rte_mbuf *m, rte_ipv4_hdr *ip, rte_tcp_hdr *tcp,
-                                  uint32_t cookie, const syn_options &client, uint16_t our_mss)
+inline bool syn_to_cookie_syn_ack(rte_mbuf *m, rte_ipv4_hdr *ip, rte_tcp_hdr *tcp, uint32_t cookie,
+                                  const syn_options &client, uint16_t our_mss)
 {
     if (m->nb_segs != 1 || rte_ipv4_hdr_len(ip) != sizeof(rte_ipv4_hdr) ||
         !syn_proxy_detail::room_for_options(m, tcp))
@@ -175,8 +175,8 @@ inline bool cookie_ack_to_syn(rte_mbuf *m, rte_ipv4_hdr *ip, rte_tcp_hdr *tcp,
     tcp->recv_ack = 0;
     tcp->tcp_flags = RTE_TCP_SYN_FLAG;
     tcp->rx_win = RTE_BE16(65535);
-    const uint32_t opt_len = syn_proxy_detail::write_options(reinterpret_cast<uint8_t *>(tcp + 1),
-                                                             client.mss, client.sack, client.wscale);
+    const uint32_t opt_len = syn_proxy_detail::write_options(
+        reinterpret_cast<uint8_t *>(tcp + 1), client.mss, client.sack, client.wscale);
     syn_proxy_detail::finish_segment(m, ip, tcp, opt_len);
     return true;
 }
@@ -212,8 +212,14 @@ inline uint16_t window_for_client(uint16_t window, uint8_t task_wscale, bool cli
 }
 
 // The window scales a cookie connection keeps (connection::wscales).
-inline uint8_t client_wscale_of(const connection &c) { return c.wscales >> 4; }
-inline uint8_t task_wscale_of(const connection &c) { return c.wscales & 0xf; }
+inline uint8_t client_wscale_of(const connection &c)
+{
+    return c.wscales >> 4;
+}
+inline uint8_t task_wscale_of(const connection &c)
+{
+    return c.wscales & 0xf;
+}
 
 // A client's segment of an open cookie connection, before NAT: its ack and SACK edges (about
 // the task's data) moved into the task's numbers.

@@ -14,8 +14,8 @@
 #include "dataplane/counters.h"
 #include "dataplane/proxy_protocol.h"
 #include "dataplane/rate_limit.h"
-#include "dataplane/syn_cookie_kind.h"
 #include "dataplane/scheduler.h"
+#include "dataplane/syn_cookie_kind.h"
 #include "dataplane/timeouts.h"
 #include "dataplane/vxlan.h"
 
@@ -150,9 +150,9 @@ struct dataplane_tables {
     address_map local_addresses;
 
     // [limits], each worker's share of the gateway-wide rate.
-    rate_limit icmp_errors;                // errors the gateway originates
-    rate_limit tcp_resets;                 // RSTs for segments to unpublished ports
-    bool reset_unpublished = true;         // send them at all
+    rate_limit icmp_errors;        // errors the gateway originates
+    rate_limit tcp_resets;         // RSTs for segments to unpublished ports
+    bool reset_unpublished = true; // send them at all
     syn_cookie_mode syn_cookies = syn_cookie_mode::off;
     siphash_key syn_cookie_secret;         // the same on every gateway of a group that shares it
     rate_limit arp_replies;                // answers to ARP requests for our addresses

@@ -11,8 +11,8 @@
 
 #include "control/base/net_text.h"
 #include "dataplane/proxy_kind.h"
-#include "dataplane/syn_cookie_kind.h"
 #include "dataplane/scheduler.h"
+#include "dataplane/syn_cookie_kind.h"
 #include "dataplane/timeouts.h"
 
 namespace meshgate::config
@@ -171,14 +171,14 @@ struct swarm_section {
 
 // The rates are per second over all workers (each worker enforces its share); 0 = no limit.
 struct limits_section {
-    uint32_t connections = 1048576;             // connection table capacity
-    source_position connections_at;             // 0:0 when the default is in force
-    uint32_t icmp_errors_per_second = 1000;     // errors the gateway originates (Linux's default)
-    uint32_t new_connections_per_source = 0;    // new connections a second from one client address
-    bool reset_unpublished = true;              // RST for TCP to a port nothing publishes, as Linux
+    uint32_t connections = 1048576;          // connection table capacity
+    source_position connections_at;          // 0:0 when the default is in force
+    uint32_t icmp_errors_per_second = 1000;  // errors the gateway originates (Linux's default)
+    uint32_t new_connections_per_source = 0; // new connections a second from one client address
+    bool reset_unpublished = true;           // RST for TCP to a port nothing publishes, as Linux
     dataplane::syn_cookie_mode syn_cookies = dataplane::syn_cookie_mode::off;
     std::optional<dataplane::siphash_key> syn_cookie_secret; // none: one of this process's own
-    uint32_t tcp_resets_per_second = 1000;      // those RSTs
+    uint32_t tcp_resets_per_second = 1000;                   // those RSTs
     uint32_t arp_replies_per_second = 10000;    // answers to ARP requests for our addresses
     uint32_t kernel_packets_per_second = 20000; // to kernel interfaces, TCP SYNs aside
     uint32_t kernel_syns_per_second = 1000;     // TCP SYNs to kernel interfaces (a SYN flood)

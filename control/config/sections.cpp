@@ -217,8 +217,9 @@ limits_section read_limits(const table_reader &root)
             secret.error("syn_cookie_secret must be 32 hex digits (a 128-bit key), not \"" + hex +
                          "\"");
         else
-            l.syn_cookie_secret = dataplane::siphash_key{
-                std::stoull(hex.substr(0, 16), nullptr, 16), std::stoull(hex.substr(16), nullptr, 16)};
+            l.syn_cookie_secret =
+                dataplane::siphash_key{std::stoull(hex.substr(0, 16), nullptr, 16),
+                                       std::stoull(hex.substr(16), nullptr, 16)};
     }
     return l;
 }

@@ -990,8 +990,7 @@ const flow_key cookie_flow = client_flow(addr(192, 0, 2, 10), 40000, addr(203, 0
 TEST(SynProxy, ReadsTheSynsOptions)
 {
     test_mbuf m(tcp_frame(cookie_flow, 100, 0, tcp_flag::syn,
-                          {2, 4, 0x05, 0xB4, 4, 2, 8, 10, 1, 2, 3, 4, 0, 0, 0, 0, 1, 3, 3, 9},
-                          {}));
+                          {2, 4, 0x05, 0xB4, 4, 2, 8, 10, 1, 2, 3, 4, 0, 0, 0, 0, 1, 3, 3, 9}, {}));
     const syn_options o = syn_options_of(view_of(m).tcp);
     EXPECT_EQ(o.mss, 1460);
     EXPECT_TRUE(o.sack);
@@ -1002,9 +1001,8 @@ TEST(SynProxy, ReadsTheSynsOptions)
 
 TEST(SynProxy, TheSynBecomesTheCookiesSynAck)
 {
-    test_mbuf m(
-        tcp_frame(cookie_flow, 0xFFFFFFFFu, 0, tcp_flag::syn,
-                  {2, 4, 0x05, 0xB4, 4, 2, 8, 10, 1, 2, 3, 4, 0, 0, 0, 0, 1, 3, 3, 9}, {}));
+    test_mbuf m(tcp_frame(cookie_flow, 0xFFFFFFFFu, 0, tcp_flag::syn,
+                          {2, 4, 0x05, 0xB4, 4, 2, 8, 10, 1, 2, 3, 4, 0, 0, 0, 0, 1, 3, 3, 9}, {}));
     frame_view v = view_of(m);
     const syn_options client = syn_options_of(v.tcp);
     ASSERT_TRUE(syn_to_cookie_syn_ack(m.m, v.ip, v.tcp, 0x12345678, client, 1410));
