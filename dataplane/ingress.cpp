@@ -198,13 +198,18 @@ uint32_t open_by_cookie(worker &w, const dataplane_tables &t, uint16_t port, rte
     }
     const uint32_t index = open_connection(w, t, port, l, s.key, s.hash, why);
     if (index == connection_table::no_index) return index;
+    connection &c = w.shared->connections->at(index);
+    // Made by a copy of this ACK earlier in the burst (a stale bulk lookup): it waits already.
+    if (c.cookie.load(std::memory_order_acquire) != uint8_t(cookie_state::none)) {
+        why = drop_reason::cookie_pending;
+        return connection_table::no_index;
+    }
     if (!cookie_ack_to_syn(m, s.ip, tcp, *client)) {
         end_connection(w, index);
         why = drop_reason::malformed;
         return connection_table::no_index;
     }
     s.tcp_flags = tcp->tcp_flags;
-    connection &c = w.shared->connections->at(index);
     c.seq_offset = cookie; // until the task's ISN is known
     c.wscales = static_cast<uint8_t>(client->wscale << 4 | no_wscale);
     c.cookie.store(uint8_t(cookie_state::waiting), std::memory_order_release);
