@@ -133,14 +133,15 @@ int conns(telemetry_client &gw, const std::string &service, size_t limit, bool a
         return 0;
     }
     std::cout << fmt::format("{} connection entries\n", text(all.value("connections", json(0))));
-    std::cout << fmt::format("{:<4} {:<6} {:<12} {:<21} {:<21} {:<21} {:<21} {}\n", "pro", "expire",
-                             "state", "source", "virtual", "destination", "snat", "service");
+    std::cout << fmt::format("{:<4} {:<6} {:<12} {:<21} {:<21} {:<21} {:<21} {:<16} {}\n", "pro",
+                             "expire", "state", "source", "virtual", "destination", "snat",
+                             "service", "opened");
     for (const json &c : rows)
-        std::cout << fmt::format("{:<4} {:<6} {:<12} {:<21} {:<21} {:<21} {:<21} {}\n",
+        std::cout << fmt::format("{:<4} {:<6} {:<12} {:<21} {:<21} {:<21} {:<21} {:<16} {}\n",
                                  c["protocol"] == "tcp" ? "TCP" : "UDP",
                                  mm_ss(c["expires"].get<uint64_t>()), text(c["state"]),
                                  text(c["client"]), text(c["published"]), text(c["task"]),
-                                 text(c["snat"]), text(c["service"]));
+                                 text(c["snat"]), text(c["service"]), text(c["opened_by"]));
     return 0;
 }
 

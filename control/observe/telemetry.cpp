@@ -320,6 +320,8 @@ int cmd_conns(const char *, const char *params, rte_tel_data *d)
             uint16_t task;
         } copy_of_keys{c.forward, c.reverse, c.task};
         const uint8_t s = c.state.load(std::memory_order_relaxed);
+        const uint8_t cookie = c.cookie.load(std::memory_order_acquire);
+        const uint32_t seq_offset = c.seq_offset;
         const uint32_t seen = c.last_seen.load(std::memory_order_relaxed);
         const uint32_t timeout = table.timeout(c);
         if (c.live.load(std::memory_order_acquire) == 0) continue; // went while we read it
@@ -341,6 +343,13 @@ int cmd_conns(const char *, const char *params, rte_tel_data *d)
         cols.text("task", endpoint(copy_of_keys.reverse.src_ip, copy_of_keys.reverse.src_port));
         cols.text("snat", endpoint(copy_of_keys.reverse.dst_ip, copy_of_keys.reverse.dst_port));
         cols.text("service", service);
+        // A SYN cookie's connection: whether the task answered, and by how much its sequence
+        // numbers are moved for the client (the task's ISN - the cookie).
+        cols.text("opened_by", cookie == uint8_t(dataplane::cookie_state::none)   ? "syn"
+                               : cookie == uint8_t(dataplane::cookie_state::open) ? "cookie"
+                                                                                  : "cookie_waiting");
+        cols.number("task_seq_offset",
+                    cookie == uint8_t(dataplane::cookie_state::open) ? seq_offset : 0);
         ++rows;
     }
     cols.write(d);

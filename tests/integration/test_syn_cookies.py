@@ -15,9 +15,10 @@ translated for the connection's life, beside the PROXY header's shift.
       SYN flood of 5000 SYNs makes no connection; a real client is served meanwhile.
 """
 
+import json
 import os
-import socket
 import struct
+import subprocess
 import sys
 import textwrap
 import time
@@ -27,6 +28,8 @@ import test_proxy_protocol as pp
 from harness import EXT
 
 COOKIES = 'syn_cookies = "always"\n'
+MESHGATECTL = os.environ.get('MESHGATECTL_BIN') or os.path.join(
+    os.path.dirname(harness.MESHGATE_BIN), 'meshgatectl')
 
 
 def note(text):
@@ -162,6 +165,13 @@ class SynCookieTest(pp.ProxyLab):
         # A real client meanwhile, and after.
         r = self.call(op='open', id=1, port=pub, first='still served\n')
         self.assertEqual(r['first_back'], 'still served\n')
+        # meshgatectl conns says how it was opened, and by how much the task's numbers move.
+        ctl = subprocess.run([MESHGATECTL, '--file-prefix', self.prefix, 'conns', '--json'],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=60)
+        self.assertEqual(ctl.returncode, 0, ctl.stderr)
+        [conn] = json.loads(ctl.stdout)['connections']
+        self.assertEqual(conn['opened_by'], 'cookie', conn)
+        self.assertEqual(conn['client'], f'{pp.CLIENT_IP}:{r["local"][1]}', conn)
 
         # Until the counters stop moving (frames the af_packet ring or a slow worker lost never
         # count), then most of what was sent must have been seen, as what it is.
