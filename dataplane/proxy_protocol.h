@@ -222,43 +222,33 @@ inline void store_be32(uint8_t *p, uint32_t v)
 inline void proxy_options_to_client(uint8_t *opt, uint32_t opt_len, const proxy_span &span,
                                     bool syn)
 {
-    uint32_t i = 0;
-    while (i < opt_len) {
-        const uint8_t kind = opt[i];
-        if (kind == tcp_option::end) return;
-        if (kind == tcp_option::nop) {
-            ++i;
-            continue;
-        }
-        if (i + 1 >= opt_len || opt[i + 1] < 2 || i + opt[i + 1] > opt_len) return; // malformed
-        const uint32_t len = opt[i + 1];
+    tcp_option::for_each(opt, opt_len, [&](uint8_t kind, uint8_t *at, uint32_t len) {
         if (kind == tcp_option::mss && len == 4 && syn) {
             uint16_t mss;
-            std::memcpy(&mss, opt + i + 2, 2);
+            std::memcpy(&mss, at + 2, 2);
             const uint32_t host = rte_be_to_cpu_16(mss);
             mss = rte_cpu_to_be_16(uint16_t(host > span.len + 64 ? host - span.len : 64));
-            std::memcpy(opt + i + 2, &mss, 2);
+            std::memcpy(at + 2, &mss, 2);
         } else if (kind == tcp_option::sack && len >= 10 && (len - 2) % 8 == 0) {
             uint32_t kept = 0;
             for (uint32_t b = 0; b < (len - 2) / 8; ++b) {
-                const uint8_t *block = opt + i + 2 + b * 8;
+                const uint8_t *block = at + 2 + b * 8;
                 const uint32_t left = load_be32(block), right = load_be32(block + 4);
                 if (!seq_at_or_after(right, span.end() + 1) && seq_at_or_after(right, span.start))
                     continue; // wholly within the header: nothing of the client's
-                uint8_t *to = opt + i + 2 + kept * 8;
+                uint8_t *to = at + 2 + kept * 8;
                 store_be32(to, span.to_client(left));
                 store_be32(to + 4, span.to_client(right));
                 ++kept;
             }
             if (kept == 0) {
-                std::memset(opt + i, tcp_option::nop, len);
+                std::memset(at, tcp_option::nop, len);
             } else {
-                opt[i + 1] = uint8_t(2 + kept * 8);
-                std::memset(opt + i + 2 + kept * 8, tcp_option::nop, len - 2 - kept * 8);
+                at[1] = uint8_t(2 + kept * 8);
+                std::memset(at + 2 + kept * 8, tcp_option::nop, len - 2 - kept * 8);
             }
         }
-        i += len;
-    }
+    });
 }
 } // namespace detail
 

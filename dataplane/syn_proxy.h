@@ -42,24 +42,14 @@ namespace syn_proxy_detail
 inline syn_options read_options(const uint8_t *opt, uint32_t opt_len)
 {
     syn_options o{.mss = 536, .wscale = no_wscale, .sack = false};
-    for (uint32_t i = 0; i < opt_len;) {
-        const uint8_t kind = opt[i];
-        if (kind == tcp_option::end) break;
-        if (kind == tcp_option::nop) {
-            i++;
-            continue;
-        }
-        if (i + 1 >= opt_len) break;
-        const uint8_t len = opt[i + 1];
-        if (len < 2 || i + len > opt_len) break;
+    tcp_option::for_each(opt, opt_len, [&](uint8_t kind, const uint8_t *at, uint32_t len) {
         if (kind == tcp_option::mss && len == 4)
-            o.mss = static_cast<uint16_t>(opt[i + 2] << 8 | opt[i + 3]);
+            o.mss = static_cast<uint16_t>(at[2] << 8 | at[3]);
         else if (kind == tcp_option::wscale && len == 3)
-            o.wscale = opt[i + 2] > 14 ? 14 : opt[i + 2];
+            o.wscale = at[2] > 14 ? 14 : at[2];
         else if (kind == tcp_option::sack_permitted && len == 2)
             o.sack = true;
-        i += len;
-    }
+    });
     return o;
 }
 
@@ -237,27 +227,16 @@ inline void cookie_to_task(rte_tcp_hdr *tcp, const connection &c)
     auto *opt = reinterpret_cast<uint8_t *>(tcp + 1);
     const uint16_t before = rte_raw_cksum(opt, opt_len);
     bool moved_any = false;
-    for (uint32_t i = 0; i < opt_len;) {
-        const uint8_t kind = opt[i];
-        if (kind == tcp_option::end) break;
-        if (kind == tcp_option::nop) {
-            i++;
-            continue;
+    tcp_option::for_each(opt, opt_len, [&](uint8_t kind, uint8_t *at, uint32_t len) {
+        if (kind != tcp_option::sack || len < 10 || (len - 2) % 8 != 0) return;
+        for (uint32_t e = 2; e + 4 <= len; e += 4) { // left and right edges
+            uint32_t edge;
+            std::memcpy(&edge, at + e, 4);
+            edge = rte_cpu_to_be_32(rte_be_to_cpu_32(edge) + offset);
+            std::memcpy(at + e, &edge, 4);
         }
-        if (i + 1 >= opt_len) break;
-        const uint8_t len = opt[i + 1];
-        if (len < 2 || i + len > opt_len) break;
-        if (kind == tcp_option::sack && len >= 10 && (len - 2) % 8 == 0) {
-            for (uint32_t e = i + 2; e + 4 <= i + len; e += 4) {
-                uint32_t edge;
-                std::memcpy(&edge, opt + e, 4);
-                edge = rte_cpu_to_be_32(rte_be_to_cpu_32(edge) + offset);
-                std::memcpy(opt + e, &edge, 4);
-            }
-            moved_any = true;
-        }
-        i += len;
-    }
+        moved_any = true;
+    });
     if (!moved_any) return;
     const uint16_t after = rte_raw_cksum(opt, opt_len);
     csum_delta d;

@@ -59,6 +59,26 @@ inline constexpr bool opens(uint8_t flags)
 namespace tcp_option
 {
 inline constexpr uint8_t end = 0, nop = 1, mss = 2, wscale = 3, sack_permitted = 4, sack = 5;
+
+// Calls visit(kind, at, len) for each option of the OPT_LEN bytes at OPT (a TCP header's
+// options), AT its first byte and LEN its whole length (kind and length bytes included); stops at
+// the end option or at the first malformed one (a length under 2 or past the area).
+template <typename Byte, typename Visit>
+inline void for_each(Byte *opt, uint32_t opt_len, Visit visit)
+{
+    for (uint32_t i = 0; i < opt_len;) {
+        const uint8_t kind = opt[i];
+        if (kind == end) return;
+        if (kind == nop) {
+            ++i;
+            continue;
+        }
+        if (i + 1 >= opt_len || opt[i + 1] < 2 || i + opt[i + 1] > opt_len) return;
+        const uint32_t len = opt[i + 1];
+        visit(kind, opt + i, len);
+        i += len;
+    }
+}
 } // namespace tcp_option
 
 namespace tcp_state_detail

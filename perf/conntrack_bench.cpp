@@ -17,32 +17,17 @@
 #include <rte_malloc.h>
 #include <rte_rcu_qsbr.h>
 
+#include "tests/support/qsbr_var.h"
+
 namespace mg = meshgate::dataplane;
 
 namespace
 {
 
+using meshgate::test_support::qsbr_var;
+
 constexpr uint32_t n_tasks = 64;
 constexpr uint32_t burst = 32; // a worker's RX burst
-
-// One reader (this thread), online for the whole run.
-struct qsbr_var {
-    rte_rcu_qsbr *v;
-    qsbr_var()
-    {
-        v = static_cast<rte_rcu_qsbr *>(
-            rte_zmalloc(nullptr, rte_rcu_qsbr_get_memsize(1), RTE_CACHE_LINE_SIZE));
-        rte_rcu_qsbr_init(v, 1);
-        rte_rcu_qsbr_thread_register(v, 0);
-        rte_rcu_qsbr_thread_online(v, 0);
-    }
-    ~qsbr_var()
-    {
-        rte_rcu_qsbr_thread_offline(v, 0);
-        rte_free(v);
-    }
-    void quiescent() { rte_rcu_qsbr_quiescent(v, 0); }
-};
 
 const std::vector<uint32_t> &snat_ips()
 {

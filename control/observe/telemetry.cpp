@@ -345,9 +345,10 @@ int cmd_conns(const char *, const char *params, rte_tel_data *d)
         cols.text("service", service);
         // A SYN cookie's connection: whether the task answered, and by how much its sequence
         // numbers are moved for the client (the task's ISN - the cookie).
-        cols.text("opened_by", cookie == uint8_t(dataplane::cookie_state::none)   ? "syn"
-                               : cookie == uint8_t(dataplane::cookie_state::open) ? "cookie"
-                                                                                  : "cookie_waiting");
+        cols.text("opened_by", cookie == uint8_t(dataplane::cookie_state::none) ? "syn"
+                               : cookie == uint8_t(dataplane::cookie_state::open)
+                                   ? "cookie"
+                                   : "cookie_waiting");
         cols.number("task_seq_offset",
                     cookie == uint8_t(dataplane::cookie_state::open) ? seq_offset : 0);
         ++rows;

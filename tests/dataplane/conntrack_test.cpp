@@ -20,6 +20,8 @@
 #include <rte_malloc.h>
 #include <rte_rcu_qsbr.h>
 
+#include "tests/support/qsbr_var.h"
+
 namespace mg = meshgate::dataplane;
 using mg::conn_ref;
 using mg::connection_table;
@@ -31,6 +33,8 @@ namespace f = mg::tcp_flag;
 
 namespace
 {
+
+using meshgate::test_support::qsbr_var;
 
 // rte_hash lives in EAL memory: one EAL per process, no hugepages, its own file prefix.
 class eal_environment : public ::testing::Environment
@@ -89,25 +93,6 @@ flow_key reply_key(const mg::connection &c)
     return mg::make_flow_key(c.task_ip(), c.snat_ip(), c.target_port(), c.snat_port(),
                              c.forward.proto);
 }
-
-// A qsbr variable for `threads` readers; thread 0 is the test thread, online.
-struct qsbr_var {
-    rte_rcu_qsbr *v;
-    explicit qsbr_var(uint32_t threads)
-    {
-        v = static_cast<rte_rcu_qsbr *>(
-            rte_zmalloc(nullptr, rte_rcu_qsbr_get_memsize(threads), RTE_CACHE_LINE_SIZE));
-        rte_rcu_qsbr_init(v, threads);
-        rte_rcu_qsbr_thread_register(v, 0);
-        rte_rcu_qsbr_thread_online(v, 0);
-    }
-    ~qsbr_var()
-    {
-        rte_rcu_qsbr_thread_offline(v, 0);
-        rte_free(v);
-    }
-    void quiescent() { rte_rcu_qsbr_quiescent(v, 0); }
-};
 
 class Conntrack : public ::testing::Test
 {

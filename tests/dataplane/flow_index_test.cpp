@@ -14,12 +14,16 @@
 #include <rte_malloc.h>
 #include <rte_rcu_qsbr.h>
 
+#include "tests/support/qsbr_var.h"
+
 namespace mg = meshgate::dataplane;
 using mg::flow_index;
 using mg::flow_key;
 
 namespace
 {
+
+using meshgate::test_support::qsbr_var;
 
 // The index lives in EAL memory: one EAL per process, no hugepages, its own file prefix.
 class eal_environment : public ::testing::Environment
@@ -35,25 +39,6 @@ class eal_environment : public ::testing::Environment
     void TearDown() override { rte_eal_cleanup(); }
 };
 [[maybe_unused]] auto *const eal_env = ::testing::AddGlobalTestEnvironment(new eal_environment);
-
-// The workers' RCU variable, with the test thread as its one reader.
-struct qsbr_var {
-    rte_rcu_qsbr *v;
-    qsbr_var()
-    {
-        v = static_cast<rte_rcu_qsbr *>(
-            rte_zmalloc(nullptr, rte_rcu_qsbr_get_memsize(1), RTE_CACHE_LINE_SIZE));
-        rte_rcu_qsbr_init(v, 1);
-        rte_rcu_qsbr_thread_register(v, 0);
-        rte_rcu_qsbr_thread_online(v, 0);
-    }
-    ~qsbr_var()
-    {
-        rte_rcu_qsbr_thread_offline(v, 0);
-        rte_free(v);
-    }
-    void quiescent() { rte_rcu_qsbr_quiescent(v, 0); }
-};
 
 struct key_hash {
     size_t operator()(const flow_key &k) const { return mg::hash_flow(k); }
