@@ -1007,10 +1007,10 @@ TEST(SynProxy, TheSynBecomesTheCookiesSynAck)
     const syn_options client = syn_options_of(v.tcp);
     ASSERT_TRUE(syn_to_cookie_syn_ack(m.m, v.ip, v.tcp, 0x12345678, client, 1410));
     EXPECT_TRUE(checksums_hold(v));
-    EXPECT_EQ(v.ip->src_addr, cookie_flow.dst_ip);
-    EXPECT_EQ(v.ip->dst_addr, cookie_flow.src_ip);
-    EXPECT_EQ(v.tcp->src_port, cookie_flow.dst_port);
-    EXPECT_EQ(v.tcp->dst_port, cookie_flow.src_port);
+    EXPECT_EQ(uint32_t{v.ip->src_addr}, cookie_flow.dst_ip); // copies: packed fields
+    EXPECT_EQ(uint32_t{v.ip->dst_addr}, cookie_flow.src_ip);
+    EXPECT_EQ(uint16_t{v.tcp->src_port}, cookie_flow.dst_port);
+    EXPECT_EQ(uint16_t{v.tcp->dst_port}, cookie_flow.src_port);
     EXPECT_EQ(rte_be_to_cpu_32(v.tcp->sent_seq), 0x12345678u);
     EXPECT_EQ(rte_be_to_cpu_32(v.tcp->recv_ack), 0u); // the client's ISN + 1, wrapped
     EXPECT_EQ(v.tcp->tcp_flags, tcp_flag::syn | tcp_flag::ack);
@@ -1028,7 +1028,7 @@ TEST(SynProxy, TheCookieAckBecomesTheTasksSynWithoutItsData)
     ASSERT_TRUE(cookie_ack_to_syn(m.m, v.ip, v.tcp, {.mss = 1360, .wscale = 7, .sack = true}));
     EXPECT_TRUE(checksums_hold(v));
     EXPECT_EQ(rte_be_to_cpu_32(v.tcp->sent_seq), 1000u);
-    EXPECT_EQ(v.tcp->recv_ack, 0u);
+    EXPECT_EQ(uint32_t{v.tcp->recv_ack}, 0u);
     EXPECT_EQ(v.tcp->tcp_flags, tcp_flag::syn);
     const uint8_t *opt = reinterpret_cast<const uint8_t *>(v.tcp + 1);
     EXPECT_EQ(bytes(opt, opt + 12), (bytes{2, 4, 0x05, 0x50, 1, 1, 4, 2, 1, 3, 3, 7}));
@@ -1051,8 +1051,8 @@ TEST(SynProxy, TheTasksSynAckBecomesTheAckBackToIt)
     const uint8_t *eth = rte_pktmbuf_mtod(m.m, const uint8_t *);
     EXPECT_EQ(eth[0], 0xbb);
     EXPECT_EQ(eth[6], 0xaa);
-    EXPECT_EQ(v.ip->src_addr, reply.dst_ip);
-    EXPECT_EQ(v.ip->dst_addr, reply.src_ip);
+    EXPECT_EQ(uint32_t{v.ip->src_addr}, reply.dst_ip);
+    EXPECT_EQ(uint32_t{v.ip->dst_addr}, reply.src_ip);
     EXPECT_EQ(rte_be_to_cpu_32(v.tcp->sent_seq), 1001u);
     EXPECT_EQ(rte_be_to_cpu_32(v.tcp->recv_ack), 5001u);
     EXPECT_EQ(v.tcp->tcp_flags, tcp_flag::ack);
