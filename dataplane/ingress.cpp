@@ -166,15 +166,21 @@ bool cookie_for_syn(const worker &w, const dataplane_tables &t)
 
 // A client's SYN answered with the gateway's SYN-ACK, its ISN a cookie: nothing is kept.
 verdict answer_with_cookie(worker &w, const dataplane_tables &t, uint16_t port, rte_mbuf *m,
-                           const packet_state &s)
+                           const listener &l, const packet_state &s)
 {
     auto *tcp = reinterpret_cast<rte_tcp_hdr *>(s.l4);
     const syn_options client = syn_options_of(tcp);
     const uint32_t cookie =
         syn_cookie_make(t.syn_cookie_secret, s.key, rte_be_to_cpu_32(tcp->sent_seq), w.now, client);
     // What fits one VXLAN packet on a 1500-byte underlay, or the client's link if smaller.
-    const auto our_mss = static_cast<uint16_t>(std::min<uint32_t>(
-        syn_cookie_mss.back(), t.ports[port].mtu - sizeof(rte_ipv4_hdr) - sizeof(rte_tcp_hdr)));
+    // Less a PROXY header's length: a segment that must carry the header in front of its data
+    // still fits (the same rule as proxy_to_client()'s for the task's SYN-ACK).
+    const proxy_protocol proxy = t.services[l.service].proxy;
+    const uint32_t header = proxy != proxy_protocol::off ? proxy_header_length(proxy, s.key) : 0;
+    const auto our_mss = static_cast<uint16_t>(
+        std::min<uint32_t>(syn_cookie_mss.back(),
+                           t.ports[port].mtu - sizeof(rte_ipv4_hdr) - sizeof(rte_tcp_hdr)) -
+        header);
     if (!syn_to_cookie_syn_ack(m, s.ip, tcp, cookie, client, our_mss))
         return drop_as(drop_reason::malformed);
     w.counters.count(event::syn_cookies_sent);
@@ -281,7 +287,7 @@ verdict forward_stage(worker &w, const dataplane_tables &t, uint16_t port, rte_m
         // Nor does it open a connection (a TTL 1 SYN would hold a slot for tcp_syn).
         if (ip->time_to_live <= 1) return time_exceeded(w, t, port, ip);
         if (opens && proto == IPPROTO_TCP && cookie_for_syn(w, t))
-            return answer_with_cookie(w, t, port, m, s);
+            return answer_with_cookie(w, t, port, m, t.listeners[li], s);
         drop_reason why = drop_reason::table_full;
         index = cookie_ack ? open_by_cookie(w, t, port, m, t.listeners[li], s, why)
                            : open_connection(w, t, port, t.listeners[li], s.key, s.hash, why);
