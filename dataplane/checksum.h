@@ -104,4 +104,15 @@ inline uint16_t csum_raw(const void *data, uint32_t len)
     return csum_fold(sum);
 }
 
+// CHECK after the LEN bytes at DATA were edited in place, their sum before the edit BEFORE
+// (csum_raw()); DATA starts at an even offset of what CHECK covers (a TCP header's options do).
+inline rte_be16_t csum_after_edit(rte_be16_t check, uint16_t before, const void *data, uint32_t len)
+{
+    const uint16_t after = csum_raw(data, len);
+    if (before == after) return check;
+    csum_delta d;
+    d.sum += static_cast<uint16_t>(~before) + uint32_t{after};
+    return csum_apply(check, d);
+}
+
 } // namespace meshgate::dataplane

@@ -270,13 +270,9 @@ inline void proxy_to_client(rte_tcp_hdr *tcp, connection &c)
     if (opt_len == 0) return;
     // Options start at an even offset of the header: their sum before and after is the delta.
     auto *opt = reinterpret_cast<uint8_t *>(tcp + 1);
-    const uint16_t before = rte_raw_cksum(opt, opt_len);
+    const uint16_t before = csum_raw(opt, opt_len);
     detail::proxy_options_to_client(opt, opt_len, span, (flags & tcp_flag::syn) != 0);
-    const uint16_t after = rte_raw_cksum(opt, opt_len);
-    if (before == after) return;
-    csum_delta d;
-    d.sum += static_cast<uint16_t>(~before) + uint32_t{after};
-    tcp->cksum = csum_apply(tcp->cksum, d);
+    tcp->cksum = csum_after_edit(tcp->cksum, before, opt, opt_len);
 }
 
 } // namespace meshgate::dataplane

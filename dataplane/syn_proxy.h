@@ -225,7 +225,7 @@ inline void cookie_to_task(rte_tcp_hdr *tcp, const connection &c)
     // Options start at an even offset of the header: their sum before and after is the delta
     // (a SACK edge may sit at an odd offset).
     auto *opt = reinterpret_cast<uint8_t *>(tcp + 1);
-    const uint16_t before = rte_raw_cksum(opt, opt_len);
+    const uint16_t before = csum_raw(opt, opt_len);
     bool moved_any = false;
     tcp_option::for_each(opt, opt_len, [&](uint8_t kind, uint8_t *at, uint32_t len) {
         if (kind != tcp_option::sack || len < 10 || (len - 2) % 8 != 0) return;
@@ -237,11 +237,7 @@ inline void cookie_to_task(rte_tcp_hdr *tcp, const connection &c)
         }
         moved_any = true;
     });
-    if (!moved_any) return;
-    const uint16_t after = rte_raw_cksum(opt, opt_len);
-    csum_delta d;
-    d.sum += static_cast<uint16_t>(~before) + uint32_t{after};
-    tcp->cksum = csum_apply(tcp->cksum, d);
+    if (moved_any) tcp->cksum = csum_after_edit(tcp->cksum, before, opt, opt_len);
 }
 
 // A task's segment of an open cookie connection, before NAT: its sequence number moved into
