@@ -135,7 +135,7 @@ struct alignas(RTE_CACHE_LINE_SIZE) connection {
     // with the client's SYN, before the task can answer; acked moves on any worker.
     uint8_t proxy_len;                // header bytes; 0: the connection has none
     uint8_t proxy_version;            // proxy_protocol
-    uint32_t proxy_start;             // the client's ISN + 1, host order
+    uint32_t proxy_start;             // the client's ISN + 1, host order (PROXY header, cookie)
     std::atomic<uint8_t> proxy_acked; // 1 once the task acknowledged the whole header
     std::atomic<uint8_t> cookie;      // cookie_state
     uint8_t wscales;                  // client's << 4 | task's window scale (15: none)

@@ -217,10 +217,27 @@ uint32_t open_by_cookie(worker &w, const dataplane_tables &t, uint16_t port, rte
     }
     s.tcp_flags = tcp->tcp_flags;
     c.seq_offset = cookie; // until the task's ISN is known
+    c.proxy_start = client_isn + 1;
     c.wscales = static_cast<uint8_t>(client->wscale << 4 | no_wscale);
     c.cookie.store(uint8_t(cookie_state::waiting), std::memory_order_release);
     w.counters.count(event::syn_cookies_accepted);
     return index;
+}
+
+// A client segment of connection C, opened by a cookie and still waiting for the task's
+// SYN-ACK: our SYN, or that SYN-ACK, was lost. The client, nothing of its acknowledged, sends
+// again from its first byte: that segment becomes our SYN again. False for any other (dropped).
+bool cookie_syn_again(const connection &c, packet_state &s, rte_mbuf *m)
+{
+    auto *tcp = reinterpret_cast<rte_tcp_hdr *>(s.l4);
+    const uint32_t cookie = c.seq_offset;
+    if (c.cookie.load(std::memory_order_acquire) != uint8_t(cookie_state::waiting) ||
+        rte_be_to_cpu_32(tcp->sent_seq) != c.proxy_start ||
+        rte_be_to_cpu_32(tcp->recv_ack) != cookie + 1 ||
+        !cookie_ack_to_syn(m, s.ip, tcp, syn_cookie_options(cookie)))
+        return false;
+    s.tcp_flags = tcp->tcp_flags;
+    return true;
 }
 
 } // namespace
@@ -259,20 +276,23 @@ verdict forward_stage(worker &w, const dataplane_tables &t, uint16_t port, rte_m
     if (s.ref.hit() && s.ref.dir() == direction::forward) {
         // A packet dropped anyway moves no connection state.
         if (ip->time_to_live <= 1) return time_exceeded(w, t, port, ip);
+        const connection &c = connections.at(s.ref.index());
         // Opened by a cookie, the task not yet answered our SYN: the client sends it again.
-        if (proto == IPPROTO_TCP && !(s.tcp_flags & tcp_flag::rst)) {
-            const uint8_t cookie =
-                connections.at(s.ref.index()).cookie.load(std::memory_order_acquire);
-            if (cookie == uint8_t(cookie_state::waiting) ||
-                cookie == uint8_t(cookie_state::opening))
-                return drop_as(drop_reason::cookie_pending);
+        const uint8_t cookie = c.cookie.load(std::memory_order_acquire);
+        if (proto == IPPROTO_TCP && !(s.tcp_flags & tcp_flag::rst) &&
+            (cookie == uint8_t(cookie_state::waiting) ||
+             cookie == uint8_t(cookie_state::opening))) {
+            if (!cookie_syn_again(c, s, m)) return drop_as(drop_reason::cookie_pending);
+            index = s.ref.index(); // our SYN again: no state of the connection moves
+        } else {
+            update_result u =
+                connections.update(s.ref.index(), direction::forward, s.tcp_flags, w.now);
+            if (u.changed) sync_note(w, c, false);
+            if (!u.reuse)
+                index = s.ref.index();
+            else if (!end_reused(w, s.ref.index(), s.key))
+                return drop_as(drop_reason::reuse_queue_full);
         }
-        update_result u = connections.update(s.ref.index(), direction::forward, s.tcp_flags, w.now);
-        if (u.changed) sync_note(w, connections.at(s.ref.index()), false);
-        if (!u.reuse)
-            index = s.ref.index();
-        else if (!end_reused(w, s.ref.index(), s.key))
-            return drop_as(drop_reason::reuse_queue_full);
     }
     if (index == connection_table::no_index) {
         uint16_t li = match_listener(t, proto, s.key.dst_ip, s.key.dst_port);

@@ -118,6 +118,15 @@ inline uint32_t syn_cookie_make(const siphash_key &secret, const flow_key &forwa
            cookie_detail::mac(secret, forward, client_isn, period, options);
 }
 
+// The options a cookie says, unchecked: for a cookie its connection already proved.
+inline syn_options syn_cookie_options(uint32_t cookie) noexcept
+{
+    const uint32_t options = cookie >> cookie_detail::mac_bits & 0x7f;
+    return syn_options{.mss = syn_cookie_mss[options >> 5],
+                       .wscale = static_cast<uint8_t>(options & 0xf),
+                       .sack = (options >> 4 & 1) != 0};
+}
+
 // The options a cookie (the client's ACK's ack - 1) was made with, when it was made for this
 // flow and client ISN (the ACK's seq - 1) by a holder of SECRET in this period or the one before.
 inline std::optional<syn_options> syn_cookie_check(const siphash_key &secret,
@@ -132,9 +141,7 @@ inline std::optional<syn_options> syn_cookie_check(const siphash_key &secret,
         if (cookie_detail::mac(secret, forward, client_isn, period, options) !=
             (cookie & cookie_detail::mac_mask))
             return std::nullopt;
-        return syn_options{.mss = syn_cookie_mss[options >> 5],
-                           .wscale = static_cast<uint8_t>(options & 0xf),
-                           .sack = (options >> 4 & 1) != 0};
+        return syn_cookie_options(cookie);
     }
     return std::nullopt;
 }

@@ -38,6 +38,8 @@ TEST(SynCookie, ComesBackWithTheClientsOptions)
         EXPECT_EQ(back->mss, o.mss == 1460 ? 1410 : o.mss); // rounded down to the table
         EXPECT_EQ(back->wscale, o.wscale);
         EXPECT_EQ(back->sack, o.sack);
+        // What the connection reads again when our SYN to the task must go again.
+        EXPECT_EQ(mg::syn_cookie_options(cookie), *back);
     }
     // An MSS under the smallest keeps the smallest; one between two rounds down.
     const auto small = mg::syn_cookie_check(

@@ -10,7 +10,8 @@ translated for the connection's life, beside the PROXY header's shift.
       client gets within what it sent (also under 4% loss each way), a lost header, a reload;
   (2) the client with timestamps, window scaling and SACK each off and on: 8 MiB each way intact;
   (3) the client's handshake ACK lost: its first data segment proves the cookie and opens the
-      connection; the data arrives (sent again by the client);
+      connection; the data arrives (sent again by the client); the gateway's SYN to the task
+      lost: the client's data sent again is our SYN again;
   (4) forged ACKs (random numbers) are counted drops (`bad_cookie`) and make no connection; a
       SYN flood of 5000 SYNs makes no connection; a real client is served meanwhile.
 """
@@ -137,6 +138,36 @@ class SynCookieTest(pp.ProxyLab):
         self.call(op='close', id=1)
         note(f'handshake ACK dropped: the data segment opened the connection, echo back after '
              f'{seconds:.2f} s')
+        self.finish()
+
+    def test_lost_syn_to_the_task_the_client_sends_it_again(self):
+        self.start_server('echo', pp.ECHO_PORT)
+        pub = pp.published('echo-v2')
+        self.call(op='open', id='warm', port=pp.published('echo-off'), first='x\n')  # ARP
+        # The first SYN the task gets (the gateway's, made of the client's ACK) is dropped.
+        self.lab.exec(self.task_ns, ['nft', 'add table inet once'])
+        self.lab.exec(self.task_ns, ['nft', 'add chain inet once in '
+                                            '{ type filter hook input priority 0; }'])
+        self.lab.exec(self.task_ns, ['nft', f'add rule inet once in tcp dport {pp.ECHO_PORT} '
+                                            'tcp flags & (syn | ack) == syn '
+                                            'limit rate 1/hour burst 1 packets counter drop'])
+        before = self.mg.metrics()
+        started = time.monotonic()
+        r = self.call(timeout=60, op='open', id=1, port=pub, first='hello again\n')
+        seconds = time.monotonic() - started
+        text = self.lab.exec(self.task_ns, ['nft', 'list', 'table', 'inet', 'once']).stdout
+        self.lab.exec(self.task_ns, ['nft', 'delete table inet once'])
+        self.assertIn('counter packets 1 ', text, f'no SYN to the task was dropped:\n{text}')
+        self.assert_header(r['report'], 2, r['local'], 'echo-v2')
+        self.assertEqual(r['first_back'], 'hello again\n', r)
+        after = self.mg.metrics()
+        self.assertEqual(after.get('meshgate_syn_cookies_accepted_total', 0) -
+                         before.get('meshgate_syn_cookies_accepted_total', 0), 1)
+        echo = self.call(op='echo', id=1, size=100000)
+        self.assertTrue(echo['intact'], echo)
+        self.call(op='close', id=1)
+        note(f'our SYN to the task dropped: the client\'s data sent again made it again, echo '
+             f'back after {seconds:.2f} s')
         self.finish()
 
     # --- (4) forged ACKs and a SYN flood ----------------------------------------------------
