@@ -128,7 +128,12 @@ struct port_counters {
     X(synced_connections_refused,                                                                  \
       "connections a peer told of that clash with one here, or found no room")                     \
     X(syn_cookies_sent, "SYNs answered with a SYN cookie instead of a connection")                 \
-    X(syn_cookies_accepted, "ACKs whose SYN cookie opened a connection")
+    X(syn_cookies_accepted, "ACKs whose SYN cookie opened a connection")                           \
+    X(cookie_syns_resent,                                                                          \
+      "SYNs sent again to a task that had not answered a connection a cookie opened, a second on") \
+    X(cookie_syns_unwatched,                                                                       \
+      "connections a cookie opened whose SYN to the task only the client could make go again "     \
+      "(the worker's queue of them was full)")
 
 enum class event : uint8_t {
 #define MESHGATE_X(name, help) name,

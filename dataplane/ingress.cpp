@@ -187,6 +187,20 @@ verdict answer_with_cookie(worker &w, const dataplane_tables &t, uint16_t port, 
     return route_to(port, s.ip->dst_addr);
 }
 
+// Connection INDEX, opened by a cookie now, waits for the task's SYN-ACK: housekeeping sends our
+// SYN again if it does not come (resend_cookie_syns()); with the queue full only the client can.
+void watch_cookie_syn(worker &w, uint32_t index, const flow_key &forward, uint32_t client_isn,
+                      const syn_options &client)
+{
+    cookie_wait_queue &q = w.cookie_waits;
+    if (q.count == q.capacity) {
+        w.counters.count(event::cookie_syns_unwatched);
+        return;
+    }
+    q.waits[(q.head + q.count++) % q.capacity] = {
+        forward, w.tsc + w.tsc_hz, index, client_isn, client, cookie_wait_queue::syns};
+}
+
 // A client's ACK (or data) with no connection: when its ack proves a cookie, the connection it
 // stands for, opened now, and the segment turned into the task's SYN. no_index after counting
 // the drop in WHY.
@@ -220,6 +234,7 @@ uint32_t open_by_cookie(worker &w, const dataplane_tables &t, uint16_t port, rte
     c.proxy_start = client_isn + 1;
     c.wscales = static_cast<uint8_t>(client->wscale << 4 | no_wscale);
     c.cookie.store(uint8_t(cookie_state::waiting), std::memory_order_release);
+    watch_cookie_syn(w, index, s.key, client_isn, *client);
     w.counters.count(event::syn_cookies_accepted);
     return index;
 }
@@ -241,6 +256,36 @@ bool cookie_syn_again(const connection &c, packet_state &s, rte_mbuf *m)
 }
 
 } // namespace
+
+void resend_cookie_syns(worker &w, const dataplane_tables &t)
+{
+    cookie_wait_queue &q = w.cookie_waits;
+    const connection_table &connections = *w.shared->connections;
+    while (q.count != 0 && static_cast<int64_t>(w.tsc - q.waits[q.head].due) >= 0) {
+        cookie_wait wait = q.waits[q.head];
+        q.head = static_cast<uint16_t>((q.head + 1) % q.capacity);
+        q.count--;
+        const connection &c = connections.at(wait.index);
+        // Answered, ended, or its slot another connection's by now.
+        if (c.live.load(std::memory_order_relaxed) == 0 || !(c.forward == wait.forward) ||
+            c.cookie.load(std::memory_order_acquire) != uint8_t(cookie_state::waiting))
+            continue;
+        const task_entry &task = t.tasks[c.task];
+        if (task.state == task_state::absent) continue;
+        rte_mbuf *m = rte_pktmbuf_alloc(w.pool);
+        if (m == nullptr) continue;
+        if (!write_task_syn(m, c, wait.client_isn, wait.client)) {
+            rte_pktmbuf_free(m);
+            continue;
+        }
+        vxlan_inner_ether_write(rte_pktmbuf_mtod(m, rte_ether_hdr *), t.overlay_mac, task.mac);
+        deliver(w, t, m, to_node(t, m, task.node, connection_table::hash(c.forward)));
+        w.counters.count(event::cookie_syns_resent);
+        if (--wait.syns_left == 0) continue;
+        wait.due = w.tsc + w.tsc_hz;
+        q.waits[(q.head + q.count++) % q.capacity] = wait;
+    }
+}
 
 void classify_published(worker &w, const dataplane_tables &t, uint16_t port, rte_ipv4_hdr *ip,
                         packet_state &s)

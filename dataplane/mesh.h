@@ -34,6 +34,10 @@ void classify_underlay(worker &w, const dataplane_tables &t, uint16_t port, rte_
 verdict forward_stage(worker &w, const dataplane_tables &t, uint16_t port, rte_mbuf *m,
                       packet_state &s);
 
+// Housekeeping: our SYN again to each task that has not answered one, within a second, for a
+// connection a cookie opened (worker::cookie_waits).
+void resend_cookie_syns(worker &w, const dataplane_tables &t);
+
 // After the lookup: the task's reply to its client.
 verdict reverse_stage(worker &w, const dataplane_tables &t, rte_mbuf *m, packet_state &s);
 

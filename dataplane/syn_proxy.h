@@ -10,13 +10,17 @@
 //
 // offset = task ISN - cookie, fixed by the task's SYN-ACK. The client's data in or after its ACK
 // while the task has not answered is dropped: the client sends it again (its retransmission,
-// 200 ms later at least), and nothing of it reached the task. The window the client sees is the
-// task's, rescaled when the task's window scale is not the one the cookie's SYN-ACK announced.
+// 200 ms later at least), and nothing of it reached the task. A lost SYN to the task goes again
+// with the client's retransmission from its first byte, or from the gateway's housekeeping a
+// second later (a server that speaks first gets nothing from its client). The window the client
+// sees is the task's, rescaled when the task's window scale is not the one the cookie's SYN-ACK
+// announced.
 #pragma once
 
 #include <cstdint>
 #include <cstring>
 
+#include <netinet/in.h>
 #include <rte_byteorder.h>
 #include <rte_ether.h>
 #include <rte_ip.h>
@@ -163,6 +167,37 @@ inline bool cookie_ack_to_syn(rte_mbuf *m, rte_ipv4_hdr *ip, rte_tcp_hdr *tcp,
         return false;
     tcp->sent_seq = rte_cpu_to_be_32(rte_be_to_cpu_32(tcp->sent_seq) - 1);
     tcp->recv_ack = 0;
+    tcp->tcp_flags = RTE_TCP_SYN_FLAG;
+    tcp->rx_win = RTE_BE16(65535);
+    const uint32_t opt_len = syn_proxy_detail::write_options(
+        reinterpret_cast<uint8_t *>(tcp + 1), client.mss, client.sack, client.wscale);
+    syn_proxy_detail::finish_segment(m, ip, tcp, opt_len);
+    return true;
+}
+
+// Our SYN to the task of connection C, written from nothing into M (empty): what
+// cookie_ack_to_syn() made of the client's ACK (CLIENT_ISN, the options CLIENT), after NAT. The
+// inner Ethernet addresses are the caller's. False when M has no room.
+inline bool write_task_syn(rte_mbuf *m, const connection &c, uint32_t client_isn,
+                           const syn_options &client)
+{
+    constexpr uint16_t longest =
+        sizeof(rte_ether_hdr) + sizeof(rte_ipv4_hdr) + sizeof(rte_tcp_hdr) + 12;
+    auto *eth = reinterpret_cast<rte_ether_hdr *>(rte_pktmbuf_append(m, longest));
+    if (eth == nullptr) return false;
+    eth->ether_type = RTE_BE16(RTE_ETHER_TYPE_IPV4);
+    auto *ip = reinterpret_cast<rte_ipv4_hdr *>(eth + 1);
+    *ip = rte_ipv4_hdr{};
+    ip->version_ihl = RTE_IPV4_VHL_DEF;
+    ip->time_to_live = 64;
+    ip->next_proto_id = IPPROTO_TCP;
+    ip->src_addr = c.snat_ip();
+    ip->dst_addr = c.task_ip();
+    auto *tcp = reinterpret_cast<rte_tcp_hdr *>(ip + 1);
+    *tcp = rte_tcp_hdr{};
+    tcp->src_port = c.snat_port();
+    tcp->dst_port = c.target_port();
+    tcp->sent_seq = rte_cpu_to_be_32(client_isn);
     tcp->tcp_flags = RTE_TCP_SYN_FLAG;
     tcp->rx_win = RTE_BE16(65535);
     const uint32_t opt_len = syn_proxy_detail::write_options(

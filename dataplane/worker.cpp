@@ -179,6 +179,7 @@ void housekeeping(worker &w, const dataplane_tables &t, uint64_t tsc)
     w.now = static_cast<uint32_t>((tsc - w.shared->start_tsc) / w.tsc_hz);
     expire_connections(w);
     sweep_connections(w, t);
+    resend_cookie_syns(w, t);
     if (w.sync_installs != nullptr) sync_apply(w);
     if (w.reassembly != nullptr) { // incomplete datagrams give their mbufs back in time
         rte_ip_frag_table_del_expired_entries(w.reassembly, &w.death_row, tsc);

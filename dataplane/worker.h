@@ -18,6 +18,7 @@
 #include "dataplane/counters.h"
 #include "dataplane/neighbor.h"
 #include "dataplane/scheduler.h"
+#include "dataplane/syn_cookie.h"
 #include "dataplane/tables.h"
 
 namespace meshgate::dataplane
@@ -85,6 +86,28 @@ struct sweep_state {
     bool running = false; //
 };
 
+// A connection this worker opened by a cookie whose task has not answered our SYN yet: the SYN
+// goes again from housekeeping, as a client whose server speaks first sends nothing that could
+// carry it (cookie_syn_again()).
+struct cookie_wait {
+    flow_key forward;    // the connection's: its slot may have been freed and taken since
+    uint64_t due;        // TSC of the next SYN
+    uint32_t index;      // its slot
+    uint32_t client_isn; // host order
+    syn_options client;  // what the cookie kept
+    uint8_t syns_left;
+};
+
+// In the order the SYNs went: every wait is one second (Linux's first SYN retransmission), so
+// the oldest is due first.
+struct cookie_wait_queue {
+    static constexpr uint16_t capacity = 2048; // connections opened per second, per worker
+    static constexpr uint8_t syns = 5;         // sent again at most, a second apart
+    uint16_t head = 0;
+    uint16_t count = 0;
+    std::array<cookie_wait, capacity> waits{};
+};
+
 struct alignas(RTE_CACHE_LINE_SIZE) worker {
     uint16_t id = 0; // TX queue id on every port, and RCU thread id
     unsigned lcore = 0;
@@ -119,6 +142,7 @@ struct alignas(RTE_CACHE_LINE_SIZE) worker {
     uint32_t now = 0; // seconds since start_tsc, refreshed by housekeeping() (every 100 us)
     uint64_t tsc = 0; // the TSC, refreshed every loop iteration: what rate limits count in
     pending_queue pending;
+    cookie_wait_queue cookie_waits;
     std::array<removed_connection, 64> expired{}; // scratch for connection expiry
     sweep_state sweep;
     // Inner fragments from tasks, until their datagram is whole; what it drops waits in the

@@ -1035,6 +1035,31 @@ TEST(SynProxy, TheCookieAckBecomesTheTasksSynWithoutItsData)
     EXPECT_EQ(rte_be_to_cpu_16(v.ip->total_length), 20 + 32); // the data is gone
 }
 
+TEST(SynProxy, TheSynSentAgainIsTheOneTheAckBecameAfterNat)
+{
+    connection c{};
+    c.forward = cookie_flow;
+    c.reverse = client_flow(addr(10, 255, 0, 5), 80, addr(10, 255, 0, 2), 40001);
+    const syn_options client{.mss = 1220, .wscale = no_wscale, .sack = true};
+    test_mbuf ack(tcp_frame(cookie_flow, 1001, 0x12345679, tcp_flag::ack, {}, {'h', 'i'}));
+    frame_view made = view_of(ack);
+    ASSERT_TRUE(cookie_ack_to_syn(ack.m, made.ip, made.tcp, client));
+    nat_forward<IPPROTO_TCP>(
+        made.ip, made.tcp, nat_endpoints{c.snat_ip(), c.task_ip(), c.snat_port(), c.target_port()});
+    test_mbuf again(bytes{});
+    ASSERT_TRUE(write_task_syn(again.m, c, 1000, client));
+    frame_view v = view_of(again);
+    EXPECT_TRUE(checksums_hold(v));
+    EXPECT_EQ(again.m->data_len, ack.m->data_len);
+    EXPECT_EQ(uint32_t{v.ip->src_addr}, uint32_t{made.ip->src_addr});
+    EXPECT_EQ(uint32_t{v.ip->dst_addr}, uint32_t{made.ip->dst_addr});
+    EXPECT_EQ(v.ip->fragment_offset, made.ip->fragment_offset);
+    // The TCP header and its options, byte for byte.
+    const auto *ours = reinterpret_cast<const uint8_t *>(v.tcp);
+    const auto *theirs = reinterpret_cast<const uint8_t *>(made.tcp);
+    EXPECT_EQ(bytes(ours, ours + 28), bytes(theirs, theirs + 28));
+}
+
 TEST(SynProxy, TheTasksSynAckBecomesTheAckBackToIt)
 {
     const flow_key reply = client_flow(addr(10, 255, 0, 5), 80, addr(10, 255, 0, 2), 40000);

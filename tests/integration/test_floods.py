@@ -10,7 +10,9 @@ request of the clients that reached meshgate is answered (no packet of theirs lo
 connections keep being accepted), what is refused is counted under its reason, the connection
 table stays within its capacity, the rate limits hold, and meshgate's heap stays flat.
 MESHGATE_FLOOD_SECONDS sets how long each flood runs (default 8; docs/reliability.md has a
-60-second run).
+60-second run). The SYN flood runs again with no rate limit and SYN cookies ("always": no
+connection made for it; "under_pressure": connections until the table is 3/4 full, cookies
+from then on): nothing is refused for want of room.
 
 What holds however much CPU the generator and the worker get on the 2 shared cores, and only
 that, is asserted. A request the generator could not hand to the full ring toward meshgate is
@@ -70,7 +72,8 @@ max_new_connections_per_second = {LIMIT}
 
 class FloodTest(harness.WorkdirTestCase):
 
-    def flood(self, kind, target=None, sources=None, new_flows=False, ext_prefixlen=24):
+    def flood(self, kind, target=None, sources=None, new_flows=False, ext_prefixlen=24,
+              services=SERVICES, limits=''):
         """Runs one flood beside the clients; returns (flowgen's result, meshgate's metrics, the
         seconds from meshgate's start to those metrics: every packet it handled was handled
         within them)."""
@@ -89,7 +92,8 @@ class FloodTest(harness.WorkdirTestCase):
         prefix, listen = harness.unique('mgf'), f'127.0.0.1:{harness.free_tcp_port()}'
         ports, peers = harness.flowgen_ports(gen.sockets, ext_prefixlen)
         mg = harness.Meshgate(self.workdir, harness.config_toml(prefix, ports, listen,
-                                                                extra=peers + SERVICES),
+                                                                extra=peers + services,
+                                                                limits=limits),
                               prefix, listen, log_level='info')
         self.addCleanup(mg.cleanup)
         started = time.monotonic()
@@ -155,6 +159,33 @@ class FloodTest(harness.WorkdirTestCase):
         opened = m.get('meshgate_connections_total', 0, service='web')
         self.assertLessEqual(opened, harness.most_admitted(LIMIT, seconds), m.text)
         self.assertEqual(m.get('meshgate_connections_total', 0, service='dns'), result['sent'], m.text)
+
+    def syn_flood_with_cookies(self, mode):
+        """A SYN flood to web with no rate limit, SYN cookies MODE: what the table holds after."""
+        services = SERVICES.replace(f'max_new_connections_per_second = {LIMIT}\n', '')
+        result, m, seconds = self.flood('syn', target='203.0.113.10:8000', new_flows=True,
+                                        services=services, limits=f'syn_cookies = "{mode}"\n')
+        drops = m.nonzero_drops()
+        print(f'  syn_cookies = "{mode}": {m.get("meshgate_syn_cookies_sent_total", 0):.0f} SYNs '
+              f'answered with a cookie, {m.get("meshgate_connections_total", 0, service="web"):.0f} '
+              f'web connections made', flush=True)
+        # Nothing refused for want of room: every client of dns got its connection.
+        self.assertLessEqual(set(drops), {'tx_full'}, drops)
+        self.assertEqual(m.get('meshgate_connections_total', 0, service='dns'), result['sent'], m.text)
+        self.assertGreater(m.get('meshgate_syn_cookies_sent_total', 0), 0, m.text)
+        self.assertEqual(m.get('meshgate_syn_cookies_accepted_total', 0), 0, m.text)  # spoofed
+        return m
+
+    def test_syn_flood_without_limits_always_cookies_no_state(self):
+        m = self.syn_flood_with_cookies('always')
+        self.assertEqual(m.get('meshgate_connections_total', 0, service='web'), 0, m.text)
+
+    def test_syn_flood_without_limits_cookies_under_pressure(self):
+        m = self.syn_flood_with_cookies('under_pressure')
+        # State until the workers' shares were 3/4 taken; cookies from then on.
+        capacity = m.get('meshgate_connection_table_capacity', 0)
+        self.assertGreater(m.get('meshgate_connections_total', 0, service='web'), 0, m.text)
+        self.assertLess(m.get('meshgate_connection_table_entries', 0), capacity, m.text)
 
     def test_new_udp_flows_from_random_sources(self):
         result, m, seconds = self.flood('udp', target='203.0.113.10:9001')

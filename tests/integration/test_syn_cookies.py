@@ -11,7 +11,8 @@ translated for the connection's life, beside the PROXY header's shift.
   (2) the client with timestamps, window scaling and SACK each off and on: 8 MiB each way intact;
   (3) the client's handshake ACK lost: its first data segment proves the cookie and opens the
       connection; the data arrives (sent again by the client); the gateway's SYN to the task
-      lost: the client's data sent again is our SYN again;
+      lost: the client's data sent again is our SYN again, or, when the task speaks first and
+      the client sends nothing, the gateway sends it again a second later;
   (4) forged ACKs (random numbers) are counted drops (`bad_cookie`) and make no connection; a
       SYN flood of 5000 SYNs makes no connection; a real client is served meanwhile.
 """
@@ -168,6 +169,31 @@ class SynCookieTest(pp.ProxyLab):
         self.call(op='close', id=1)
         note(f'our SYN to the task dropped: the client\'s data sent again made it again, echo '
              f'back after {seconds:.2f} s')
+        self.finish()
+
+    def test_lost_syn_to_a_server_that_speaks_first_goes_again(self):
+        self.start_server('greet', pp.GREET_PORT)
+        self.start_server('echo', pp.ECHO_PORT)
+        self.call(op='open', id='warm', port=pp.published('echo-off'), first='x\n')  # ARP
+        # The client sends nothing after its ACK: only the gateway can send the SYN again.
+        self.lab.exec(self.task_ns, ['nft', 'add table inet once'])
+        self.lab.exec(self.task_ns, ['nft', 'add chain inet once in '
+                                            '{ type filter hook input priority 0; }'])
+        self.lab.exec(self.task_ns, ['nft', f'add rule inet once in tcp dport {pp.GREET_PORT} '
+                                            'tcp flags & (syn | ack) == syn '
+                                            'limit rate 1/hour burst 1 packets counter drop'])
+        before = self.mg.metrics()
+        r = self.call(timeout=60, op='greet', port=pp.published('greet-v2'), wait=30)
+        text = self.lab.exec(self.task_ns, ['nft', 'list', 'table', 'inet', 'once']).stdout
+        self.lab.exec(self.task_ns, ['nft', 'delete table inet once'])
+        self.assertIn('counter packets 1 ', text, f'no SYN to the task was dropped:\n{text}')
+        self.assert_header(r['report'], 2, r['local'], 'greet-v2')
+        after = self.mg.metrics()
+        resent = (after.get('meshgate_cookie_syns_resent_total', 0) -
+                  before.get('meshgate_cookie_syns_resent_total', 0))
+        self.assertEqual(resent, 1, after.text)
+        note(f'our SYN to a server that speaks first dropped: sent again by the gateway, the '
+             f'greeting at the client {r["greeted"] - r["connected"]:.2f} s after connect()')
         self.finish()
 
     # --- (4) forged ACKs and a SYN flood ----------------------------------------------------
