@@ -176,7 +176,8 @@ struct limits_section {
     uint32_t icmp_errors_per_second = 1000;  // errors the gateway originates (Linux's default)
     uint32_t new_connections_per_source = 0; // new connections a second from one client address
     bool reset_unpublished = true;           // RST for TCP to a port nothing publishes, as Linux
-    dataplane::syn_cookie_mode syn_cookies = dataplane::syn_cookie_mode::off;
+    // As Linux's tcp_syncookies = 1: a flood to 3/4 of the table meets cookies, not a full one.
+    dataplane::syn_cookie_mode syn_cookies = dataplane::syn_cookie_mode::under_pressure;
     std::optional<dataplane::siphash_key> syn_cookie_secret; // none: one of this process's own
     uint32_t tcp_resets_per_second = 1000;                   // those RSTs
     uint32_t arp_replies_per_second = 10000;    // answers to ARP requests for our addresses

@@ -23,6 +23,7 @@ time the run really took."""
 
 import os
 import time
+import unittest
 
 import harness
 
@@ -152,7 +153,9 @@ class FloodTest(harness.WorkdirTestCase):
 
     def test_syn_flood_from_random_sources(self):
         # new connections to dns keep being accepted while web is flooded
-        result, m, seconds = self.flood('syn', target='203.0.113.10:8000', new_flows=True)
+        # The rate limit's own test: no cookie takes the SYNs before the limit sees them.
+        result, m, seconds = self.flood('syn', target='203.0.113.10:8000', new_flows=True,
+                                        limits='syn_cookies = "off"\n')
         drops = m.nonzero_drops()
         self.assertGreater(drops.get('service_rate', 0), 0, drops)
         self.assertLessEqual(set(drops), {'service_rate', 'tx_full'}, drops)
@@ -176,6 +179,9 @@ class FloodTest(harness.WorkdirTestCase):
         self.assertEqual(m.get('meshgate_syn_cookies_accepted_total', 0), 0, m.text)  # spoofed
         return m
 
+    # Its code runs under the sanitizers in the under_pressure flood and integration-syn-cookies;
+    # the sanitizer run has no time for a third SYN flood.
+    @unittest.skipIf(harness.TIME_SCALE != 1, 'release build only')
     def test_syn_flood_without_limits_always_cookies_no_state(self):
         m = self.syn_flood_with_cookies('always')
         self.assertEqual(m.get('meshgate_connections_total', 0, service='web'), 0, m.text)

@@ -242,7 +242,7 @@ TEST(ConfigDefaults, MinimalFileTakesEveryDefault)
     EXPECT_EQ(c.ports[0].kernel_interface, "");
     EXPECT_EQ(c.limits.kernel_packets_per_second, 20000u);
     EXPECT_EQ(c.limits.kernel_syns_per_second, 1000u);
-    EXPECT_EQ(c.limits.syn_cookies, meshgate::dataplane::syn_cookie_mode::off);
+    EXPECT_EQ(c.limits.syn_cookies, meshgate::dataplane::syn_cookie_mode::under_pressure);
     EXPECT_FALSE(c.limits.syn_cookie_secret.has_value());
     EXPECT_EQ(c.drain.stop_delay_ms, 2000u);
 }
