@@ -182,7 +182,10 @@ void compile_limits(const config::gateway_config &c, dataplane::dataplane_tables
     t.tcp_resets = worker_share(c.limits.tcp_resets_per_second, icmp_error_burst, c);
     t.reset_unpublished = c.limits.reset_unpublished;
     t.syn_cookies = c.limits.syn_cookies;
-    t.syn_cookie_secret = c.limits.syn_cookie_secret.value_or(process_cookie_secret());
+    // Its own, else the cluster's (derived from its key file), else this process's.
+    t.syn_cookie_secret = c.limits.syn_cookie_secret.value_or(
+        c.cluster && c.cluster->syn_cookie_secret ? *c.cluster->syn_cookie_secret
+                                                  : process_cookie_secret());
     t.arp_replies = worker_share(c.limits.arp_replies_per_second, arp_reply_burst, c);
     // A tenth of a second's worth at once: a BGP update or a TCP window, not a flood.
     t.kernel_packets =

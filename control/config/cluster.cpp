@@ -1,7 +1,14 @@
 // [cluster] and its [[cluster.peer]] tables: the gateways this one carries connections with.
+#include <array>
+#include <cstring>
 #include <fstream>
 #include <iterator>
 #include <map>
+#include <stdexcept>
+#include <string_view>
+#include <vector>
+
+#include <openssl/evp.h>
 
 #include "control/config/sections.h"
 
@@ -11,19 +18,42 @@ namespace meshgate::config
 namespace
 {
 
-// The key file must hold a secret worth the name; what is in it is the cluster room's business.
-void check_key_file(const field &f, const std::string &path)
+// SHA-256 of a label and the group's secret: a key of its own, whatever the cluster's messages
+// are signed with, the same on every gateway that has the file.
+dataplane::siphash_key cookie_secret_of(const std::vector<uint8_t> &secret)
 {
-    std::ifstream in(path, std::ios::binary);
+    static constexpr std::string_view label = "meshgate syn cookie secret";
+    std::array<uint8_t, 32> digest{};
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    const bool ok = ctx != nullptr && EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr) == 1 &&
+                    EVP_DigestUpdate(ctx, label.data(), label.size()) == 1 &&
+                    EVP_DigestUpdate(ctx, secret.data(), secret.size()) == 1 &&
+                    EVP_DigestFinal_ex(ctx, digest.data(), nullptr) == 1;
+    EVP_MD_CTX_free(ctx);
+    if (!ok) throw std::runtime_error("config: SHA-256 failed in libcrypto");
+    dataplane::siphash_key key;
+    std::memcpy(&key.k0, digest.data(), 8);
+    std::memcpy(&key.k1, digest.data() + 8, 8);
+    return key;
+}
+
+// The key file must hold a secret worth the name; what is in it is the cluster room's business,
+// and the cookie secret's.
+void read_key_file(const field &f, cluster_section &c)
+{
+    std::ifstream in(c.key_file, std::ios::binary);
     if (!in) {
-        f.error("key_file " + in_quotes(path) + " cannot be read");
+        f.error("key_file " + in_quotes(c.key_file) + " cannot be read");
         return;
     }
-    const auto size = std::distance(std::istreambuf_iterator<char>(in), {});
-    if (size < static_cast<std::ptrdiff_t>(cluster_section::min_secret_bytes))
-        f.error("key_file " + in_quotes(path) + " holds " + std::to_string(size) +
+    const std::vector<uint8_t> secret{std::istreambuf_iterator<char>(in), {}};
+    if (secret.size() < cluster_section::min_secret_bytes) {
+        f.error("key_file " + in_quotes(c.key_file) + " holds " + std::to_string(secret.size()) +
                 " bytes, at least " + std::to_string(cluster_section::min_secret_bytes) +
                 " are needed (head -c 32 /dev/urandom > FILE)");
+        return;
+    }
+    c.syn_cookie_secret = cookie_secret_of(secret);
 }
 
 void read_peers(const table_reader &t, cluster_section &c)
@@ -70,7 +100,7 @@ std::optional<cluster_section> read_cluster(const table_reader &root)
     if (auto k = key.text()) {
         c.key_file = *k;
         c.key_file_at = key.at();
-        check_key_file(key, c.key_file);
+        read_key_file(key, c);
     }
     if (auto v = t.get("sync_port").integer(1, 65535)) c.sync_port = static_cast<uint16_t>(*v);
     if (auto v = t.get("heartbeat_ms").integer(10, 10000))

@@ -237,6 +237,9 @@ struct cluster_section {
     std::string name;            // this gateway, unique in the group
     std::string key_file;        // the group's secret: authenticates every message; "" = none
     source_position key_file_at; //
+    // From the key file: the SYN cookie secret of every gateway that shares it, unless
+    // [limits] syn_cookie_secret says another (a client's ACK may reach another gateway).
+    std::optional<dataplane::siphash_key> syn_cookie_secret;
     std::vector<cluster_peer> peers;
     uint16_t sync_port = 7410;           // UDP, on every member's underlay address
     uint32_t heartbeat_ms = 100;         // how often each peer hears from us

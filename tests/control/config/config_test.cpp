@@ -344,6 +344,20 @@ dead_after_ms = 150
     EXPECT_EQ(c.peers[1].name, "gw-c");
     EXPECT_EQ(c.peers[1].address, ip("192.168.50.3"));
     EXPECT_EQ(cluster_port(*r.config), &r.config->ports[1]);
+
+    // The SYN cookie secret the key file gives: the same for the same file, on every gateway.
+    ASSERT_TRUE(c.syn_cookie_secret.has_value());
+    auto secret_of = [&](const std::string &contents) {
+        std::ofstream(key) << contents;
+        const load_result again = load_cluster(
+            cluster_config("[cluster]\nname = \"gw-b\"\nkey_file = \"" + key + "\"\n"));
+        EXPECT_TRUE(again.errors.empty()) << ::testing::PrintToString(error_texts(again));
+        return again.config->cluster->syn_cookie_secret.value_or(
+            meshgate::dataplane::siphash_key{});
+    };
+    EXPECT_EQ(secret_of("0123456789abcdef0123456789abcdef"), *c.syn_cookie_secret);
+    EXPECT_NE(secret_of("0123456789abcdef0123456789abcdeF"), *c.syn_cookie_secret);
+    EXPECT_NE(c.syn_cookie_secret->k0, 0u);
 }
 
 TEST(ConfigCluster, MistakesAreNamedWhereTheyAre)
