@@ -524,15 +524,17 @@ install_status connection_table::install(uint8_t worker, const synced_connection
     c.tclass = s.forward.proto == IPPROTO_TCP ? timeout_class::tcp : timeout_class::udp;
     c.state.store(s.state, std::memory_order_relaxed);
     c.last_seen.store(now - std::min(s.idle, now), std::memory_order_relaxed);
-    c.seq_offset = 0;  // not synced yet: a taken-over cookie connection is not translated
+    // A cookie's translation goes with it: the task's numbers are the same at every gateway.
+    c.seq_offset = s.cookie != 0 ? s.seq_offset : 0;
     c.client_port = 0; // replies go out of whichever external port reaches the client
     c.peer = s.peer;
     c.proxy_start = s.proxy_start;
     c.proxy_len = s.proxy_len;
     c.proxy_version = s.proxy_version;
     c.proxy_acked.store(0, std::memory_order_relaxed); // a header sent twice does no harm
-    c.cookie.store(uint8_t(cookie_state::none), std::memory_order_relaxed);
-    c.wscales = 0xff;
+    c.cookie.store(uint8_t(s.cookie != 0 ? cookie_state::open : cookie_state::none),
+                   std::memory_order_relaxed);
+    c.wscales = s.cookie != 0 ? s.wscales : uint8_t{0xff};
     c.live.store(1, std::memory_order_relaxed);
     if (!publish(o, worker, index, fwd_hash, rev_hash)) return install_status::refused;
     file(o, index, now);

@@ -193,8 +193,11 @@ struct synced_connection {
     uint8_t proxy_version = 0; // connection::proxy_*: the header's shift goes with it
     uint8_t proxy_len = 0;
     uint32_t proxy_start = 0;
+    uint32_t seq_offset = 0; // connection::seq_offset, with cookie: the task's numbers move by it
+    uint8_t wscales = 0;     // connection::wscales, with cookie
+    uint8_t cookie = 0;      // 1: opened by a SYN cookie at its owner
 };
-static_assert(sizeof(synced_connection) == 52);
+static_assert(sizeof(synced_connection) == 60);
 
 enum class install_status : uint8_t {
     installed, // a new connection

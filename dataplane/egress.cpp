@@ -233,7 +233,9 @@ verdict complete_cookie_handshake(worker &w, const dataplane_tables &t, rte_mbuf
         return drop_as(drop_reason::cookie_pending); // another worker is at it: the task repeats
     }
     task_syn_ack_to_ack(m, ip, tcp, client_wscale_of(c));
-    connections.update(index, direction::forward, tcp_flag::ack, w.now);
+    // Established now, its translation fixed: the peers hear of it now, as of any other.
+    if (connections.update(index, direction::forward, tcp_flag::ack, w.now).changed)
+        sync_note(w, c, false);
     if (c.proxy_len != 0) {
         switch (proxy_to_task(m, ip, tcp, c, vxlan_outer_len)) {
         case proxy_step::no_room:

@@ -27,9 +27,11 @@ struct sync_event {
     uint32_t proxy_start;  // connection::proxy_*
     uint8_t proxy_version; //
     uint8_t proxy_len;     //
-    uint8_t pad[2];
+    uint8_t cookie;        // 1: opened by a SYN cookie; seq_offset and wscales translate it
+    uint8_t wscales;       // connection::wscales
+    uint32_t seq_offset;   // connection::seq_offset
 };
-static_assert(sizeof(sync_event) == 44);
+static_assert(sizeof(sync_event) == 48);
 
 // Slots of each worker's rings (powers of two): a burst of changes between two control loop
 // passes (20 ms) of a worker making ~100k connections per second.
@@ -48,11 +50,20 @@ inline bool worth_syncing(const connection &c)
 inline void sync_note(worker &w, const connection &c, bool ended)
 {
     if (w.sync_events == nullptr || c.peer != 0 || !worth_syncing(c)) return;
+    // Established, so a cookie's handshake is complete: open, its offset fixed.
+    const bool cookie = c.cookie.load(std::memory_order_acquire) == uint8_t(cookie_state::open);
     // Not const: DPDK 22.11 takes it as void *.
-    sync_event e{
-        c.forward,      c.reverse,     c.service,       c.state.load(std::memory_order_relaxed),
-        uint8_t(ended), c.proxy_start, c.proxy_version, c.proxy_len,
-        {0, 0}};
+    sync_event e{c.forward,
+                 c.reverse,
+                 c.service,
+                 c.state.load(std::memory_order_relaxed),
+                 uint8_t(ended),
+                 c.proxy_start,
+                 c.proxy_version,
+                 c.proxy_len,
+                 uint8_t(cookie),
+                 cookie ? c.wscales : uint8_t{0},
+                 cookie ? c.seq_offset : 0};
     if (rte_ring_sp_enqueue_elem(w.sync_events, &e, sizeof e) != 0)
         w.counters.count(event::sync_events_lost);
 }

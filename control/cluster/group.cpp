@@ -386,6 +386,9 @@ void group::take_connections(const connections &c, peer &p)
         s.proxy_start = r.proxy_start;
         s.proxy_len =
             dataplane::proxy_header_length(dataplane::proxy_protocol(r.proxy_version), s.forward);
+        s.cookie = r.cookie ? 1 : 0;
+        s.wscales = r.wscales;
+        s.seq_offset = r.seq_offset;
         rte_ring *ring = installs_[table_.owner_of_reverse(s.reverse)];
         if (rte_ring_sp_enqueue_elem(ring, &s, sizeof s) != 0) ++counters_.installs_lost;
     }
@@ -451,6 +454,9 @@ void group::drain_events()
                 const dataplane::sync_event &e = events[i];
                 connection_record r =
                     record_of(e.forward, e.reverse, e.state, e.proxy_version, e.proxy_start);
+                r.cookie = e.cookie != 0;
+                r.wscales = e.wscales;
+                r.seq_offset = e.seq_offset;
                 r.kind = e.ended ? record_kind::gone : record_kind::upsert;
                 r.service = hooks_.service_name(e.service);
                 r.owner = config_.name;
@@ -500,6 +506,11 @@ void group::step_walk()
         connection_record r =
             record_of(c.forward, c.reverse, c.state.load(std::memory_order_relaxed),
                       c.proxy_version, c.proxy_start);
+        if (c.cookie.load(std::memory_order_acquire) == uint8_t(dataplane::cookie_state::open)) {
+            r.cookie = true;
+            r.wscales = c.wscales;
+            r.seq_offset = c.seq_offset;
+        }
         const int32_t idle = table_.idle_at(c, now);
         r.idle_seconds = idle > 0 ? static_cast<uint32_t>(idle) : 0;
         r.service = hooks_.service_name(c.service);

@@ -26,7 +26,7 @@ constexpr size_t prefix_bytes = 8;           // magic, version, kind, flags, res
 constexpr size_t version_at = 4, kind_at = 5, flags_at = 6, reserved_at = 7;
 constexpr size_t header_fixed = prefix_bytes + 1 + 8 + 8; // + the sender's name
 constexpr size_t connections_fixed = 1 + 8 + 1;           // flags, bulk_for, count
-constexpr size_t record_fixed = 4 + 12 + 12 + 4 + 4;      // + the service's and owner's names
+constexpr size_t record_fixed = 4 + 12 + 12 + 4 + 4 + 6;  // + the service's and owner's names
 constexpr size_t max_records = 255;                       // count is a u8
 constexpr uint8_t ipproto_tcp = 6, ipproto_udp = 17;
 constexpr uint8_t tcp_states = 9, udp_states = 2;
@@ -55,6 +55,13 @@ bool valid_member_state(uint8_t s)
 bool valid_record_kind(uint8_t k)
 {
     return k == uint8_t(record_kind::upsert) || k == uint8_t(record_kind::gone);
+}
+
+// A cookie's translation: TCP only, and nothing without a cookie (every window scale nibble,
+// 0..14 or 15 for none, is one).
+bool valid_cookie(const connection_record &r)
+{
+    return r.cookie ? r.proto == ipproto_tcp : r.wscales == 0 && r.seq_offset == 0;
 }
 
 // ---- encoding ----
@@ -106,6 +113,7 @@ void check(const connection_record &r)
 {
     require(valid_record_kind(uint8_t(r.kind)), "record kind out of range");
     require(valid_state(r.proto, r.state), "record proto or state out of range");
+    require(valid_cookie(r), "record cookie translation out of range");
     require(valid_name(r.service.size()) && valid_name(r.owner.size()),
             "record service or owner name not within 1..max_name bytes");
 }
@@ -146,6 +154,9 @@ void put(writer &w, const connection_record &r)
     w.raw(r.snat_port);
     w.u32(r.idle_seconds);
     w.u32(r.proxy_start);
+    w.u8(r.cookie ? 1 : 0);
+    w.u8(r.wscales);
+    w.u32(r.seq_offset);
     w.name(r.service);
     w.name(r.owner);
 }
@@ -291,6 +302,11 @@ connection_record read_record(reader &r)
     c.snat_port = r.raw<uint16_t>();
     c.idle_seconds = r.u32();
     c.proxy_start = r.u32();
+    const uint8_t cookie = r.u8();
+    c.cookie = cookie == 1;
+    c.wscales = r.u8();
+    c.seq_offset = r.u32();
+    if (cookie > 1 || !valid_cookie(c)) r.fail(wire_error::bad_field);
     c.service = r.name();
     c.owner = r.name();
     return c;

@@ -20,6 +20,8 @@
 //     task ip be32, target port be16, snat ip be32, snat port be16
 //     idle_seconds u32 (how long the sender has not seen a packet of it)
 //     proxy_start u32 (with a PROXY header: the client's ISN + 1, where the header's shift starts)
+//     cookie u8 (1: opened by a SYN cookie, the task's numbers translated) | wscales u8 (the
+//     client's << 4 | the task's; 15: none) | seq_offset u32 (task ISN - cookie); 0s without
 //     service: len u8 (1..63) + bytes | owner: len u8 (1..63) + bytes (a gateway's name)
 // Decoding checks every length, count and enum against its bound and that nothing trails; it
 // never reads past the datagram and never trusts a length it has not checked.
@@ -37,7 +39,7 @@
 namespace meshgate::cluster
 {
 
-inline constexpr uint8_t wire_version = 2;   // 2: records carry the PROXY header's shift
+inline constexpr uint8_t wire_version = 3;   // 2: the PROXY header's shift; 3: a cookie's
 inline constexpr size_t max_datagram = 1400; // within a 1500-byte underlay with IP and UDP
 inline constexpr size_t max_name = 63;       // gateway and service names, as the config's
 inline constexpr size_t max_snat = 16;       // overlay addresses one gateway SNATs with
@@ -94,6 +96,9 @@ struct connection_record {
     uint32_t idle_seconds = 0;
     uint8_t proxy_version = 0; // dataplane::proxy_protocol of the connection's header
     uint32_t proxy_start = 0;  // host order: connection::proxy_start
+    bool cookie = false;       // opened by a SYN cookie: seq_offset and wscales translate it
+    uint8_t wscales = 0;       // connection::wscales
+    uint32_t seq_offset = 0;   // host order: connection::seq_offset
     std::string service;       // the service's name
     std::string owner;         // the gateway whose SNAT address and port it uses
 };

@@ -217,6 +217,23 @@ TEST_F(Conntrack, InstallsAPeersConnection)
     EXPECT_EQ(c.snat_ip(), peer_snat);
     EXPECT_EQ(c.tcp(), tcp_state::established);
     EXPECT_EQ(c.last_seen.load(), now - 5);
+    EXPECT_EQ(c.cookie.load(), uint8_t(mg::cookie_state::none)); // not opened by a cookie
+    EXPECT_EQ(c.seq_offset, 0u);
+
+    // One a SYN cookie opened at the peer: its translation comes with it.
+    mg::synced_connection by_cookie = s;
+    by_cookie.forward = client(22);
+    by_cookie.reverse.dst_port = port(40002);
+    by_cookie.cookie = 1;
+    by_cookie.seq_offset = 0x89abcdef;
+    by_cookie.wscales = 7 << 4 | 9;
+    ASSERT_EQ(table->install(0, by_cookie, now, &gone), mg::install_status::installed);
+    const mg::connection &k = table->at(table->lookup(by_cookie.forward).index());
+    EXPECT_EQ(k.cookie.load(), uint8_t(mg::cookie_state::open));
+    EXPECT_EQ(k.seq_offset, 0x89abcdefu);
+    EXPECT_EQ(k.wscales, 7 << 4 | 9);
+    by_cookie.ended = 1;
+    ASSERT_EQ(table->install(0, by_cookie, now, &gone), mg::install_status::removed);
 
     s.idle = 0;
     s.state = uint8_t(tcp_state::close_wait);

@@ -151,11 +151,11 @@ FORGE = textwrap.dedent('''\
     from scapy.all import Ether, IP, UDP, sendp, conf
     key = {key}
     name = b'gw1'
-    # wire version 2 (control/cluster/wire.h): state leaving, no flags, no bulk, the underlay
+    # wire version 3 (control/cluster/wire.h): state leaving, no flags, no bulk, the underlay
     # address, overlay and underlay MACs, one SNAT address
     body = (struct.pack('!BB', 4, 0) + struct.pack('!Q', 0) + socket.inet_aton('{src}')
             + bytes(6) + bytes(6) + struct.pack('!B', 1) + socket.inet_aton('10.255.0.2'))
-    head = (b'MGCL' + struct.pack('!BBBB', 2, 1, 1 if key else 0, 0) + bytes([len(name)]) + name
+    head = (b'MGCL' + struct.pack('!BBBB', 3, 1, 1 if key else 0, 0) + bytes([len(name)]) + name
             + struct.pack('!QQ', time.time_ns() + 10**12, 1))
     msg = head + body
     if key:

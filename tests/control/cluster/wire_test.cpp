@@ -69,6 +69,9 @@ message connections_message()
     c.records[1].kind = record_kind::gone;
     c.records[0].proxy_version = 2; // a TCP connection whose task gets a PROXY v2 header
     c.records[0].proxy_start = 0xfffffff1;
+    c.records[0].cookie = true; // opened by a SYN cookie: the task's numbers move
+    c.records[0].wscales = 7 << 4 | 15;
+    c.records[0].seq_offset = 0x89abcdef;
     return {{message_kind::connections, "gw-a", 1'700'000'000'000'000'000, 43}, c};
 }
 
@@ -96,10 +99,12 @@ void expect_same(const message &a, const message &b)
         const connection_record &r = c.records[i], &s = d.records[i];
         EXPECT_EQ(std::tie(r.kind, r.proto, r.state, r.client_ip, r.published_ip, r.client_port,
                            r.published_port, r.task_ip, r.target_port, r.snat_ip, r.snat_port,
-                           r.idle_seconds, r.proxy_version, r.proxy_start, r.service, r.owner),
+                           r.idle_seconds, r.proxy_version, r.proxy_start, r.cookie, r.wscales,
+                           r.seq_offset, r.service, r.owner),
                   std::tie(s.kind, s.proto, s.state, s.client_ip, s.published_ip, s.client_port,
                            s.published_port, s.task_ip, s.target_port, s.snat_ip, s.snat_port,
-                           s.idle_seconds, s.proxy_version, s.proxy_start, s.service, s.owner));
+                           s.idle_seconds, s.proxy_version, s.proxy_start, s.cookie, s.wscales,
+                           s.seq_offset, s.service, s.owner));
     }
 }
 
@@ -192,7 +197,7 @@ TEST(WireLayout, HeartbeatBytes)
     message m;
     m.head = {message_kind::heartbeat, "a", 0x0102030405060708, 9};
     m.body = h;
-    const bytes want = {'M',  'G', 'C', 'L', 2, 1,    0,    0,    1,    'a',  1, 2, 3, 4, 5,
+    const bytes want = {'M',  'G', 'C', 'L', 3, 1,    0,    0,    1,    'a',  1, 2, 3, 4, 5,
                         6,    7,   8,   0,   0, 0,    0,    0,    0,    0,    9, 3, 1, 0, 0,
                         0,    0,   0,   0,   0, 0x10, 0xc0, 0xa8, 0x32, 1,    2, 0, 0, 0, 0,
                         0x20, 2,   0,   0,   0, 0x0b, 0x0b, 1,    0x0a, 0xff, 0, 2};
@@ -280,6 +285,8 @@ TEST(WireEncode, RefusesWhatIsOutOfBounds)
     record_with([](connection_record &r) { r.proto = 17, r.state = 2; });
     record_with([](connection_record &r) { r.service.clear(); });
     record_with([](connection_record &r) { r.owner.assign(max_name + 1, 'o'); });
+    record_with([](connection_record &r) { r.cookie = false; }); // a translation without a cookie
+    record_with([](connection_record &r) { r.proto = 17, r.state = 1, r.proxy_version = 0; });
     bad.push_back(connections_message());
     std::get<connections>(bad.back().body).records.resize(256, record(6, 1, "s", "o"));
     for (const message &m : bad)
@@ -355,7 +362,8 @@ TEST(WireDecode, PrefixErrors)
     EXPECT_TRUE(refused_as({'M', 'X'}, nullptr, wire_error::bad_magic));
     EXPECT_TRUE(refused_as({'M', 'G'}, nullptr, wire_error::truncated));
     EXPECT_TRUE(refused_as(patched(m, 4, 1), nullptr, wire_error::bad_version)); // before PROXY
-    EXPECT_TRUE(refused_as(patched(m, 4, 3), nullptr, wire_error::bad_version));
+    EXPECT_TRUE(refused_as(patched(m, 4, 2), nullptr, wire_error::bad_version)); // before cookies
+    EXPECT_TRUE(refused_as(patched(m, 4, 4), nullptr, wire_error::bad_version));
     EXPECT_TRUE(refused_as(patched(m, 4, 0), &key_a, wire_error::bad_version));
     EXPECT_TRUE(refused_as(patched(m, 5, 0), nullptr, wire_error::bad_kind));
     EXPECT_TRUE(refused_as(patched(m, 5, 3), nullptr, wire_error::bad_kind));
@@ -381,9 +389,11 @@ TEST(WireDecode, FieldsOutOfBounds)
         patched(c, record_at + 1, 1),             // proto
         patched(c, record_at + 2, 9),             // TCP state
         patched(c, record_at + 3, 3),             // PROXY protocol version
-        patched(c, record_at + 36, 0),            // empty service
-        patched(c, record_at + 36, max_name + 1), // service too long
-        patched(c, record_at + 40, 0),            // empty owner
+        patched(c, record_at + 36, 2),            // cookie neither 0 nor 1
+        patched(c, record_at + 36, 0),            // a cookie's translation without the cookie
+        patched(c, record_at + 42, 0),            // empty service
+        patched(c, record_at + 42, max_name + 1), // service too long
+        patched(c, record_at + 46, 0),            // empty owner
         patched_and_signed(c, record_at + 1, 1),  // proto, under the key: checked after the MAC
     };
     for (size_t i = 0; i < bad.size(); ++i)
@@ -394,8 +404,9 @@ TEST(WireDecode, FieldsOutOfBounds)
     const size_t second = record_at + record_size(std::get<connections>(c.body).records[0]);
     EXPECT_TRUE(refused_as(patched(c, second + 2, 2), nullptr, wire_error::bad_field));
     EXPECT_TRUE(std::holds_alternative<message>(decode(patched(c, second + 2, 0), nullptr)));
-    // A PROXY header goes with TCP only.
+    // A PROXY header and a cookie go with TCP only.
     EXPECT_TRUE(refused_as(patched(c, second + 3, 1), nullptr, wire_error::bad_field));
+    EXPECT_TRUE(refused_as(patched(c, second + 36, 1), nullptr, wire_error::bad_field));
 }
 
 TEST(WireDecode, ADatagramAboveMaxDatagramIsABadField)
