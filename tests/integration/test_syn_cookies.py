@@ -134,39 +134,49 @@ class SynCookieTest(pp.ProxyLab):
         after = self.mg.metrics()
         self.assertGreater(after.get('meshgate_syn_cookies_accepted_total', 0),
                            before.get('meshgate_syn_cookies_accepted_total', 0))
-        echo = self.call(op='echo', id=1, size=100000)
-        self.assertTrue(echo['intact'], echo)
-        self.call(op='close', id=1)
+        self.echo_intact_then_close(1)
         note(f'handshake ACK dropped: the data segment opened the connection, echo back after '
              f'{seconds:.2f} s')
         self.finish()
+
+    def echo_intact_then_close(self, conn):
+        """100 kB echoed intact on the client's connection CONN, then closed."""
+        echo = self.call(op='echo', id=conn, size=100000)
+        self.assertTrue(echo['intact'], echo)
+        self.call(op='close', id=conn)
+
+    def drop_first_syn_at_task(self, port):
+        """The first SYN the task gets on PORT (the gateway's, made of the client's ACK) is
+        dropped; returns a check, to call after, that one was."""
+        self.lab.exec(self.task_ns, ['nft', 'add table inet once'])
+        self.lab.exec(self.task_ns, ['nft', 'add chain inet once in '
+                                            '{ type filter hook input priority 0; }'])
+        self.lab.exec(self.task_ns, ['nft', f'add rule inet once in tcp dport {port} '
+                                            'tcp flags & (syn | ack) == syn '
+                                            'limit rate 1/hour burst 1 packets counter drop'])
+
+        def check():
+            text = self.lab.exec(self.task_ns, ['nft', 'list', 'table', 'inet', 'once']).stdout
+            self.lab.exec(self.task_ns, ['nft', 'delete table inet once'])
+            self.assertIn('counter packets 1 ', text, f'no SYN to the task was dropped:\n{text}')
+        return check
 
     def test_lost_syn_to_the_task_the_client_sends_it_again(self):
         self.start_server('echo', pp.ECHO_PORT)
         pub = pp.published('echo-v2')
         self.call(op='open', id='warm', port=pp.published('echo-off'), first='x\n')  # ARP
-        # The first SYN the task gets (the gateway's, made of the client's ACK) is dropped.
-        self.lab.exec(self.task_ns, ['nft', 'add table inet once'])
-        self.lab.exec(self.task_ns, ['nft', 'add chain inet once in '
-                                            '{ type filter hook input priority 0; }'])
-        self.lab.exec(self.task_ns, ['nft', f'add rule inet once in tcp dport {pp.ECHO_PORT} '
-                                            'tcp flags & (syn | ack) == syn '
-                                            'limit rate 1/hour burst 1 packets counter drop'])
+        dropped_one = self.drop_first_syn_at_task(pp.ECHO_PORT)
         before = self.mg.metrics()
         started = time.monotonic()
         r = self.call(timeout=60, op='open', id=1, port=pub, first='hello again\n')
         seconds = time.monotonic() - started
-        text = self.lab.exec(self.task_ns, ['nft', 'list', 'table', 'inet', 'once']).stdout
-        self.lab.exec(self.task_ns, ['nft', 'delete table inet once'])
-        self.assertIn('counter packets 1 ', text, f'no SYN to the task was dropped:\n{text}')
+        dropped_one()
         self.assert_header(r['report'], 2, r['local'], 'echo-v2')
         self.assertEqual(r['first_back'], 'hello again\n', r)
         after = self.mg.metrics()
         self.assertEqual(after.get('meshgate_syn_cookies_accepted_total', 0) -
                          before.get('meshgate_syn_cookies_accepted_total', 0), 1)
-        echo = self.call(op='echo', id=1, size=100000)
-        self.assertTrue(echo['intact'], echo)
-        self.call(op='close', id=1)
+        self.echo_intact_then_close(1)
         note(f'our SYN to the task dropped: the client\'s data sent again made it again, echo '
              f'back after {seconds:.2f} s')
         self.finish()
@@ -176,17 +186,10 @@ class SynCookieTest(pp.ProxyLab):
         self.start_server('echo', pp.ECHO_PORT)
         self.call(op='open', id='warm', port=pp.published('echo-off'), first='x\n')  # ARP
         # The client sends nothing after its ACK: only the gateway can send the SYN again.
-        self.lab.exec(self.task_ns, ['nft', 'add table inet once'])
-        self.lab.exec(self.task_ns, ['nft', 'add chain inet once in '
-                                            '{ type filter hook input priority 0; }'])
-        self.lab.exec(self.task_ns, ['nft', f'add rule inet once in tcp dport {pp.GREET_PORT} '
-                                            'tcp flags & (syn | ack) == syn '
-                                            'limit rate 1/hour burst 1 packets counter drop'])
+        dropped_one = self.drop_first_syn_at_task(pp.GREET_PORT)
         before = self.mg.metrics()
         r = self.call(timeout=60, op='greet', port=pp.published('greet-v2'), wait=30)
-        text = self.lab.exec(self.task_ns, ['nft', 'list', 'table', 'inet', 'once']).stdout
-        self.lab.exec(self.task_ns, ['nft', 'delete table inet once'])
-        self.assertIn('counter packets 1 ', text, f'no SYN to the task was dropped:\n{text}')
+        dropped_one()
         self.assert_header(r['report'], 2, r['local'], 'greet-v2')
         after = self.mg.metrics()
         resent = (after.get('meshgate_cookie_syns_resent_total', 0) -
