@@ -150,6 +150,23 @@ verdict unpublished(worker &w, const dataplane_tables &t, uint16_t port, rte_mbu
     return route_to(port, s.ip->dst_addr);
 }
 
+// Can a client's ACK with no connection be the proof of a cookie? Always, with cookies always;
+// under pressure, while this worker has answered a SYN with a cookie in a cookie's lifetime
+// (the client's SYN and ACK come by one RSS queue): a stray ACK is `no_connection` otherwise,
+// as Linux checks cookies only after a recent SYN queue overflow.
+bool cookie_may_prove(const worker &w, const dataplane_tables &t)
+{
+    switch (t.syn_cookies) {
+    case syn_cookie_mode::off:
+        return false;
+    case syn_cookie_mode::under_pressure:
+        return w.cookies_sent_at != 0 && w.now + 1 - w.cookies_sent_at < 2 * cookie_period_seconds;
+    case syn_cookie_mode::always:
+        return true;
+    }
+    return false;
+}
+
 // Does this worker answer a new client's SYN with a cookie rather than a connection?
 bool cookie_for_syn(const worker &w, const dataplane_tables &t)
 {
@@ -184,6 +201,7 @@ verdict answer_with_cookie(worker &w, const dataplane_tables &t, uint16_t port, 
     if (!syn_to_cookie_syn_ack(m, s.ip, tcp, cookie, client, our_mss))
         return drop_as(drop_reason::malformed);
     w.counters.count(event::syn_cookies_sent);
+    w.cookies_sent_at = w.now + 1;
     return route_to(port, s.ip->dst_addr);
 }
 
@@ -346,8 +364,9 @@ verdict forward_stage(worker &w, const dataplane_tables &t, uint16_t port, rte_m
         // or, with SYN cookies, the ACK that proves a cookie.
         bool opens = proto == IPPROTO_UDP || tcp_flag::opens(s.tcp_flags);
         const bool cookie_ack =
-            !opens && t.syn_cookies != syn_cookie_mode::off &&
-            (s.tcp_flags & (tcp_flag::syn | tcp_flag::rst | tcp_flag::ack)) == tcp_flag::ack;
+            !opens &&
+            (s.tcp_flags & (tcp_flag::syn | tcp_flag::rst | tcp_flag::ack)) == tcp_flag::ack &&
+            cookie_may_prove(w, t);
         if (!opens && !cookie_ack) return drop_as(drop_reason::no_connection);
         // Nor does it open a connection (a TTL 1 SYN would hold a slot for tcp_syn).
         if (ip->time_to_live <= 1) return time_exceeded(w, t, port, ip);

@@ -143,6 +143,8 @@ struct alignas(RTE_CACHE_LINE_SIZE) worker {
     uint64_t tsc = 0; // the TSC, refreshed every loop iteration: what rate limits count in
     pending_queue pending;
     cookie_wait_queue cookie_waits;
+    // The connection clock (now + 1) when it last answered a SYN with a cookie; 0: never.
+    uint32_t cookies_sent_at = 0;
     std::array<removed_connection, 64> expired{}; // scratch for connection expiry
     sweep_state sweep;
     // Inner fragments from tasks, until their datagram is whole; what it drops waits in the
