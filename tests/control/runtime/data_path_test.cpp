@@ -8,6 +8,7 @@
 #include <rte_ether.h>
 #include <rte_tcp.h>
 
+#include "dataplane/syn_cookie.h"
 #include "tests/support/null_gateway.h"
 
 namespace
@@ -120,6 +121,52 @@ TEST_F(DataPathTest, StaticNeighborOfAPortMovedElsewhereIsNoLongerStatic)
     rte_ether_addr mac{};
     neighbors.lookup(0, address, &mac, now);
     EXPECT_TRUE(rte_is_same_ether_addr(&mac, &other)) << "the old static entry is still there";
+}
+
+// Under pressure (the default), a worker answers SYNs with cookies once 3/4 of its share of the
+// table is taken, and takes an ACK for a cookie's proof only while it has sent cookies: a stray
+// ACK before that is no_connection, after it bad_cookie; a real cookie's ACK opens.
+TEST_F(DataPathTest, UnderPressureCookiesAndStrayAcks)
+{
+    config::gateway_config c = null_gateway(16); // 8 a worker
+    c.limits.syn_cookie_secret = dp::siphash_key{0x0123456789abcdefULL, 0xfedcba9876543210ULL};
+    ASSERT_EQ(c.limits.syn_cookies, dp::syn_cookie_mode::under_pressure);
+    start(c);
+    auto segment = [&](uint16_t port, uint8_t flags, uint32_t seq, uint32_t ack) {
+        send(0,
+             tcp_frame({.to = ext_mac,
+                        .from = client_mac,
+                        .client = client,
+                        .published = published,
+                        .client_port = port,
+                        .published_port = 8000,
+                        .flags = flags,
+                        .seq = seq,
+                        .ack = ack}),
+             0);
+    };
+    const dp::worker_counters &counted = g->w->counters;
+    auto dropped = [&](dp::drop_reason r) { return counted.drops[size_t(r)]; };
+
+    segment(2000, RTE_TCP_ACK_FLAG, 5, 6);
+    EXPECT_EQ(dropped(dp::drop_reason::no_connection), 1u) << "no cookie sent yet: a stray ACK";
+    for (uint16_t port = 1000; port < 1006; port++) // 6 of worker 0's 8
+        segment(port, RTE_TCP_SYN_FLAG, 1, 0);
+    ASSERT_NE(connection_of(1005), nullptr);
+    g->housekeeping(0, 1); // where pressure is judged
+    segment(3000, RTE_TCP_SYN_FLAG, 1000, 0);
+    EXPECT_EQ(connection_of(3000), nullptr) << "answered with a cookie";
+    EXPECT_EQ(counted.events[size_t(dp::event::syn_cookies_sent)], 1u);
+
+    segment(2000, RTE_TCP_ACK_FLAG, 5, 6);
+    EXPECT_EQ(dropped(dp::drop_reason::bad_cookie), 1u) << "cookies are out: checked as one";
+    EXPECT_EQ(dropped(dp::drop_reason::no_connection), 1u);
+    const uint32_t cookie =
+        dp::syn_cookie_make(*c.limits.syn_cookie_secret, forward_key(3000), 1000, g->w->now, {});
+    segment(3000, RTE_TCP_ACK_FLAG, 1001, cookie + 1);
+    const dp::connection *opened = connection_of(3000);
+    ASSERT_NE(opened, nullptr) << "the cookie's ACK opens it";
+    EXPECT_EQ(opened->cookie.load(), uint8_t(dp::cookie_state::waiting));
 }
 
 } // namespace
