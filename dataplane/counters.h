@@ -129,6 +129,8 @@ struct port_counters {
       "connections a peer told of that clash with one here, or found no room")                     \
     X(syn_cookies_sent, "SYNs answered with a SYN cookie instead of a connection")                 \
     X(syn_cookies_accepted, "ACKs whose SYN cookie opened a connection")                           \
+    X(cookie_segments_held,                                                                        \
+      "client segments held until the task answered a connection a cookie opened, then sent")      \
     X(cookie_syns_resent,                                                                          \
       "SYNs sent again to a task that had not answered a connection a cookie opened, a second on") \
     X(cookie_syns_unwatched,                                                                       \

@@ -257,6 +257,27 @@ uint32_t open_by_cookie(worker &w, const dataplane_tables &t, uint16_t port, rte
     return index;
 }
 
+// The client's first data segment of connection INDEX (C, opened by a cookie, the task not
+// answered yet), kept in M to be handled again once the task answers (release_cookie_holds()).
+// False when it is not that segment, one is held already (this is the client's retransmission:
+// our SYN was lost), or there is no room.
+bool hold_for_task(worker &w, uint32_t index, const connection &c, const packet_state &s,
+                   rte_mbuf *m, uint16_t port)
+{
+    const auto *tcp = reinterpret_cast<const rte_tcp_hdr *>(s.l4);
+    const uint32_t headers = rte_ipv4_hdr_len(s.ip) + (tcp->data_off >> 4) * 4u;
+    if (rte_be_to_cpu_16(s.ip->total_length) <= headers ||
+        rte_be_to_cpu_32(tcp->sent_seq) != c.proxy_start)
+        return false;
+    cookie_hold_queue &q = w.cookie_holds;
+    if (q.count == q.capacity) return false;
+    for (uint16_t i = 0; i < q.count; i++)
+        if (q.holds[i].index == index) return false;
+    q.holds[q.count++] = {m, s.key, w.now + cookie_hold_queue::seconds, index, port};
+    w.counters.count(event::cookie_segments_held);
+    return true;
+}
+
 // A client segment of connection C, opened by a cookie and still waiting for the task's
 // SYN-ACK: our SYN, or that SYN-ACK, was lost. The client, nothing of its acknowledged, sends
 // again from its first byte: that segment becomes our SYN again. False for any other (dropped).
@@ -345,6 +366,7 @@ verdict forward_stage(worker &w, const dataplane_tables &t, uint16_t port, rte_m
         if (proto == IPPROTO_TCP && !(s.tcp_flags & tcp_flag::rst) &&
             (cookie == uint8_t(cookie_state::waiting) ||
              cookie == uint8_t(cookie_state::opening))) {
+            if (hold_for_task(w, s.ref.index(), c, s, m, port)) return {next::taken};
             if (!cookie_syn_again(c, s, m)) return drop_as(drop_reason::cookie_pending);
             index = s.ref.index(); // our SYN again: no state of the connection moves
         } else {

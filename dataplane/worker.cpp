@@ -105,18 +105,10 @@ void sweep_connections(worker &w, const dataplane_tables &t)
     w.sweep.running = w.sweep.cursor != 0;
 }
 
-} // namespace
-
-void process_burst(worker &w, const dataplane_tables &t, uint16_t port, rte_mbuf **packets,
-                   uint16_t count)
+// What process_burst() does once the packets are counted in, and what a held one goes through.
+void handle_burst(worker &w, const dataplane_tables &t, uint16_t port, rte_mbuf **packets,
+                  uint16_t count)
 {
-    port_counters &pc = w.counters.ports[port];
-    pc.rx_packets += count;
-    for (uint16_t i = 0; i < count; ++i) {
-        pc.rx_bytes += rte_pktmbuf_pkt_len(packets[i]);
-        rte_prefetch0(rte_pktmbuf_mtod(packets[i], void *));
-    }
-
     // Classify every packet: most get their key and hash, the rest their verdict.
     packet_state s[burst_size];
     for (uint16_t i = 0; i < count; ++i) {
@@ -172,6 +164,45 @@ void process_burst(worker &w, const dataplane_tables &t, uint16_t port, rte_mbuf
     free_dropped_fragments(w);
 }
 
+// Client segments held for their cookie's connection (hold_for_task()): handled again once the
+// task answered, freed when the connection went or after 1-2 s (the client sends them again).
+void release_cookie_holds(worker &w, const dataplane_tables &t)
+{
+    cookie_hold_queue &q = w.cookie_holds;
+    const connection_table &connections = *w.shared->connections;
+    for (uint16_t i = 0; i < q.count;) {
+        cookie_hold h = q.holds[i];
+        const connection &c = connections.at(h.index);
+        const bool same = c.live.load(std::memory_order_relaxed) != 0 && c.forward == h.forward;
+        const uint8_t cookie =
+            same ? c.cookie.load(std::memory_order_acquire) : uint8_t(cookie_state::none);
+        if (same && cookie != uint8_t(cookie_state::open) &&
+            static_cast<int32_t>(w.now - h.expires) < 0) {
+            ++i;
+            continue;
+        }
+        q.holds[i] = q.holds[--q.count];
+        if (same && cookie == uint8_t(cookie_state::open))
+            handle_burst(w, t, h.port, &h.segment, 1);
+        else
+            rte_pktmbuf_free(h.segment);
+    }
+}
+
+} // namespace
+
+void process_burst(worker &w, const dataplane_tables &t, uint16_t port, rte_mbuf **packets,
+                   uint16_t count)
+{
+    port_counters &pc = w.counters.ports[port];
+    pc.rx_packets += count;
+    for (uint16_t i = 0; i < count; ++i) {
+        pc.rx_bytes += rte_pktmbuf_pkt_len(packets[i]);
+        rte_prefetch0(rte_pktmbuf_mtod(packets[i], void *));
+    }
+    handle_burst(w, t, port, packets, count);
+}
+
 void housekeeping(worker &w, const dataplane_tables &t, uint64_t tsc)
 {
     kernel_poll(w, t, tsc);
@@ -180,6 +211,7 @@ void housekeeping(worker &w, const dataplane_tables &t, uint64_t tsc)
     expire_connections(w);
     sweep_connections(w, t);
     resend_cookie_syns(w, t);
+    release_cookie_holds(w, t);
     if (w.sync_installs != nullptr) sync_apply(w);
     if (w.reassembly != nullptr) { // incomplete datagrams give their mbufs back in time
         rte_ip_frag_table_del_expired_entries(w.reassembly, &w.death_row, tsc);

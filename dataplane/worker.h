@@ -108,6 +108,24 @@ struct cookie_wait_queue {
     std::array<cookie_wait, capacity> waits{};
 };
 
+// A client's first data segment of a connection its cookie opened, held while the task has not
+// answered our SYN, then handled again as if it had just arrived: the client need not wait for
+// its retransmission timer (200 ms at least) once per connection.
+struct cookie_hold {
+    rte_mbuf *segment;
+    flow_key forward; // the connection's: its slot may have been freed and taken since
+    uint32_t expires; // connection clock (worker::now) when it is freed: the client sends it again
+    uint32_t index;   // its slot
+    uint16_t port;    // the gateway port it came in by
+};
+
+struct cookie_hold_queue {
+    static constexpr uint16_t capacity = 64; // segments one worker holds at once
+    static constexpr uint32_t seconds = 2;   // held 1 to 2 s at most
+    uint16_t count = 0;
+    std::array<cookie_hold, capacity> holds{};
+};
+
 struct alignas(RTE_CACHE_LINE_SIZE) worker {
     uint16_t id = 0; // TX queue id on every port, and RCU thread id
     unsigned lcore = 0;
@@ -145,6 +163,7 @@ struct alignas(RTE_CACHE_LINE_SIZE) worker {
     cookie_wait_queue cookie_waits;
     // The connection clock (now + 1) when it last answered a SYN with a cookie; 0: never.
     uint32_t cookies_sent_at = 0;
+    cookie_hold_queue cookie_holds;
     std::array<removed_connection, 64> expired{}; // scratch for connection expiry
     sweep_state sweep;
     // Inner fragments from tasks, until their datagram is whole; what it drops waits in the

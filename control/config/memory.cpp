@@ -55,8 +55,9 @@ uint32_t packet_pool_minimum(const config::gateway_config &c)
     const uint64_t wanted =
         ports * queues * (uint64_t{c.dpdk.rx_descriptors} + c.dpdk.tx_descriptors) +
         kernels * queues * (kernel_interface_descriptors + dataplane::burst_size) +
-        queues * (ports * dataplane::burst_size + dataplane::pending_queue::capacity + 64 +
-                  dataplane::reassembly_mbufs + packet_pool_cache) +
+        queues * (ports * dataplane::burst_size + dataplane::pending_queue::capacity +
+                  dataplane::cookie_hold_queue::capacity + 64 + dataplane::reassembly_mbufs +
+                  packet_pool_cache) +
         4096;
     // A mempool is most memory-efficient at 2^n - 1 objects.
     uint64_t count = 1;

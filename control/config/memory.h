@@ -10,7 +10,8 @@ namespace meshgate
 {
 
 // The fewest mbufs the packet pool may have: every RX and TX descriptor of every queue, plus
-// what the workers hold (bursts, TX buffers, ARP waits) and the per-lcore caches.
+// what the workers hold (bursts, TX buffers, ARP waits, segments held for a cookie's
+// connection) and the per-lcore caches.
 uint32_t packet_pool_minimum(const config::gateway_config &c);
 // Mbufs of the packet pool: [dpdk] mbufs, else the minimum.
 uint32_t packet_pool_size(const config::gateway_config &c);

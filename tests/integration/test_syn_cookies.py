@@ -47,8 +47,10 @@ class CookieProxyProtocolTest(pp.ProxyProtocolTest):
         sent = m.get('meshgate_syn_cookies_sent_total', 0)
         accepted = m.get('meshgate_syn_cookies_accepted_total', 0)
         note(f'{sent:.0f} SYNs answered with a cookie, {accepted:.0f} cookies accepted, '
-             f'{m.get("meshgate_drops_total", 0, reason="cookie_pending"):.0f} client segments '
-             f'held back until the task answered')
+             f'{m.get("meshgate_cookie_segments_held_total", 0):.0f} client segments held until '
+             f'the task answered, '
+             f'{m.get("meshgate_drops_total", 0, reason="cookie_pending"):.0f} dropped meanwhile '
+             f'(the client sends them again)')
         self.assertGreater(sent, 0, 'no SYN was answered with a cookie')
         self.assertGreater(accepted, 0, 'no cookie opened a connection')
         self.assertEqual(m.get('meshgate_drops_total', 0, reason='bad_cookie'), 0, m.text)

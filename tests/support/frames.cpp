@@ -21,13 +21,15 @@ void write_mac(rte_ether_addr &to, const mac_address &m)
     std::copy(m.bytes.begin(), m.bytes.end(), to.addr_bytes);
 }
 
-// An IPv4 header and a TCP header without options or payload at IP: addresses and ports in
-// network order, sequence numbers in host order; both checksums.
+// An IPv4 header and a TCP header without options at IP, then PAYLOAD bytes ('a', 'b', ...):
+// addresses and ports in network order, sequence numbers in host order; both checksums.
 void write_ipv4_tcp(rte_ipv4_hdr *ip, rte_be32_t src, rte_be32_t dst, rte_be16_t sport,
-                    rte_be16_t dport, uint8_t flags, uint32_t seq, uint32_t ack)
+                    rte_be16_t dport, uint8_t flags, uint32_t seq, uint32_t ack,
+                    uint16_t payload = 0)
 {
     ip->version_ihl = RTE_IPV4_VHL_DEF;
-    ip->total_length = rte_cpu_to_be_16(sizeof(rte_ipv4_hdr) + sizeof(rte_tcp_hdr));
+    ip->total_length = rte_cpu_to_be_16(
+        static_cast<uint16_t>(sizeof(rte_ipv4_hdr) + sizeof(rte_tcp_hdr) + payload));
     ip->time_to_live = 64;
     ip->next_proto_id = IPPROTO_TCP;
     ip->src_addr = src;
@@ -41,6 +43,9 @@ void write_ipv4_tcp(rte_ipv4_hdr *ip, rte_be32_t src, rte_be32_t dst, rte_be16_t
     tcp->data_off = 5 << 4;
     tcp->tcp_flags = flags;
     tcp->rx_win = rte_cpu_to_be_16(65535);
+    auto *data = reinterpret_cast<uint8_t *>(tcp + 1);
+    for (uint16_t i = 0; i < payload; i++)
+        data[i] = static_cast<uint8_t>('a' + i % 26);
     tcp->cksum = rte_ipv4_udptcp_cksum(ip, tcp);
 }
 
@@ -79,14 +84,14 @@ config::task task_on_n1(const char *address)
 
 std::vector<uint8_t> tcp_frame(const client_segment &s)
 {
-    std::vector<uint8_t> f(60, 0);
+    std::vector<uint8_t> f(std::max<size_t>(60, 54 + s.payload), 0);
     auto *eth = reinterpret_cast<rte_ether_hdr *>(f.data());
     write_mac(eth->dst_addr, s.to);
     write_mac(eth->src_addr, s.from);
     eth->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4);
     write_ipv4_tcp(reinterpret_cast<rte_ipv4_hdr *>(eth + 1), rte_cpu_to_be_32(s.client.value),
                    rte_cpu_to_be_32(s.published.value), rte_cpu_to_be_16(s.client_port),
-                   rte_cpu_to_be_16(s.published_port), s.flags, s.seq, s.ack);
+                   rte_cpu_to_be_16(s.published_port), s.flags, s.seq, s.ack, s.payload);
     return f;
 }
 

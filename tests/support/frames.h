@@ -26,14 +26,16 @@ config::gateway_config null_ports_gateway(std::string name, uint32_t connections
 // A task of node n1 at ADDRESS, with Docker's MAC for it.
 config::task task_on_n1(const char *address);
 
-// A 60-byte frame: IPv4 TCP (no options, no payload) from CLIENT:CLIENT_PORT to
-// PUBLISHED:PUBLISHED_PORT with FLAGS, SEQ and ACK; host byte order throughout.
+// A frame of 60 bytes at least: IPv4 TCP (no options) from CLIENT:CLIENT_PORT to
+// PUBLISHED:PUBLISHED_PORT with FLAGS, SEQ and ACK, and PAYLOAD bytes of data; host byte order
+// throughout.
 struct client_segment {
     mac_address to, from;
     ipv4_address client, published;
     uint16_t client_port = 0, published_port = 0;
     uint8_t flags = 0;
     uint32_t seq = 0, ack = 0;
+    uint16_t payload = 0;
 };
 std::vector<uint8_t> tcp_frame(const client_segment &s);
 

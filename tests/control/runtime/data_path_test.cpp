@@ -169,4 +169,76 @@ TEST_F(DataPathTest, UnderPressureCookiesAndStrayAcks)
     EXPECT_EQ(opened->cookie.load(), uint8_t(dp::cookie_state::waiting));
 }
 
+// With SYN cookies, the client's first data sent before the task answered the gateway's SYN
+// waits at the worker that got it, and goes to the task once the task answered (here through
+// the other worker); with no answer it is freed 1-2 s later (the client sends it again).
+TEST_F(DataPathTest, CookieConnectionHoldsTheClientsFirstDataUntilTheTaskAnswers)
+{
+    config::gateway_config c = null_gateway();
+    c.limits.syn_cookies = dp::syn_cookie_mode::always;
+    c.limits.syn_cookie_secret = dp::siphash_key{0x0123456789abcdefULL, 0xfedcba9876543210ULL};
+    start(c);
+    constexpr uint32_t isn = 1000;
+    auto client_segment = [&](uint16_t port, uint8_t flags, uint32_t ack, uint16_t payload) {
+        send(0,
+             tcp_frame({.to = ext_mac,
+                        .from = client_mac,
+                        .client = client,
+                        .published = published,
+                        .client_port = port,
+                        .published_port = 8000,
+                        .flags = flags,
+                        .seq = flags & RTE_TCP_SYN_FLAG ? isn : isn + 1,
+                        .ack = ack,
+                        .payload = payload}),
+             0);
+    };
+    // The cookie the gateway's SYN-ACK carried (to net_null): the SYN had no options.
+    auto opened = [&](uint16_t port) {
+        client_segment(port, RTE_TCP_SYN_FLAG, 0, 0);
+        EXPECT_EQ(connection_of(port), nullptr) << "a SYN answered by a cookie keeps nothing";
+        const uint32_t cookie =
+            dp::syn_cookie_make(*c.limits.syn_cookie_secret, forward_key(port), isn, g->w->now, {});
+        client_segment(port, RTE_TCP_ACK_FLAG, cookie + 1, 0);
+        const dp::connection *conn = connection_of(port);
+        EXPECT_NE(conn, nullptr);
+        return std::pair{conn, cookie};
+    };
+    auto packets_to_tasks = [&] {
+        uint64_t n = 0;
+        for (size_t i = 0; i < workers; i++)
+            for (const dp::task_counters &t : g->worker(i).counters.tasks)
+                n += t.packets_in;
+        return n;
+    };
+
+    const auto [conn, cookie] = opened(3000);
+    ASSERT_NE(conn, nullptr);
+    EXPECT_EQ(conn->cookie.load(), uint8_t(dp::cookie_state::waiting));
+    EXPECT_EQ(packets_to_tasks(), 1u); // our SYN
+    client_segment(3000, RTE_TCP_ACK_FLAG | RTE_TCP_PSH_FLAG, cookie + 1, 100);
+    EXPECT_EQ(g->w->cookie_holds.count, 1);
+    EXPECT_EQ(packets_to_tasks(), 1u) << "held, not sent";
+    task_replies(3000, RTE_TCP_SYN_FLAG | RTE_TCP_ACK_FLAG, 1);
+    EXPECT_EQ(conn->cookie.load(), uint8_t(dp::cookie_state::open));
+    g->housekeeping(0, 1);
+    EXPECT_EQ(g->w->cookie_holds.count, 0);
+    EXPECT_EQ(packets_to_tasks(), 2u) << "the held segment went to the task";
+    EXPECT_EQ(g->w->counters.events[size_t(dp::event::cookie_segments_held)], 1u);
+
+    // Its retransmission is our SYN again, not held twice; with no answer the held one goes.
+    const auto [quiet, quiet_cookie] = opened(3001);
+    ASSERT_NE(quiet, nullptr);
+    client_segment(3001, RTE_TCP_ACK_FLAG | RTE_TCP_PSH_FLAG, quiet_cookie + 1, 100);
+    client_segment(3001, RTE_TCP_ACK_FLAG | RTE_TCP_PSH_FLAG, quiet_cookie + 1, 100);
+    EXPECT_EQ(g->w->cookie_holds.count, 1);
+    EXPECT_EQ(packets_to_tasks(), 4u) << "2 SYNs of 3001's";
+    const unsigned before = rte_mempool_avail_count(g->pool);
+    g->housekeeping(0, 2);
+    EXPECT_EQ(g->w->cookie_holds.count, 1) << "within its time";
+    g->housekeeping(0, 3);
+    EXPECT_EQ(g->w->cookie_holds.count, 0);
+    EXPECT_EQ(rte_mempool_avail_count(g->pool), before + 1) << "its mbuf back in the pool";
+}
+
 } // namespace
