@@ -8,9 +8,10 @@
 //   data           ->                                 ->  (ack + offset)
 //                  <-      (seq - offset)             <-  data
 //
-// offset = task ISN - cookie, fixed by the task's SYN-ACK. The client's data in or after its ACK
-// while the task has not answered is dropped: the client sends it again (its retransmission,
-// 200 ms later at least), and nothing of it reached the task. A lost SYN to the task goes again
+// offset = task ISN - cookie, fixed by the task's SYN-ACK. The client's first data segment after
+// its ACK, while the task has not answered, is held and sent once it has; other data meanwhile
+// (and any in the ACK) is dropped: the client sends it again (its retransmission, 200 ms later
+// at least), and nothing of it reached the task. A lost SYN to the task goes again
 // with the client's retransmission from its first byte, or from the gateway's housekeeping a
 // second later (a server that speaks first gets nothing from its client). The window the client
 // sees is the task's, rescaled when the task's window scale is not the one the cookie's SYN-ACK
