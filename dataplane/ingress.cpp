@@ -361,7 +361,8 @@ verdict forward_stage(worker &w, const dataplane_tables &t, uint16_t port, rte_m
         // A packet dropped anyway moves no connection state.
         if (ip->time_to_live <= 1) return time_exceeded(w, t, port, ip);
         const connection &c = connections.at(s.ref.index());
-        // Opened by a cookie, the task not yet answered our SYN: the client sends it again.
+        // Opened by a cookie, the task not yet answered our SYN: its first data waits, a
+        // retransmission of it is our SYN again, the rest the client sends again.
         const uint8_t cookie = c.cookie.load(std::memory_order_acquire);
         if (proto == IPPROTO_TCP && !(s.tcp_flags & tcp_flag::rst) &&
             (cookie == uint8_t(cookie_state::waiting) ||
