@@ -46,7 +46,7 @@ struct test_mbuf {
         m->nb_segs = 1;
         m->next = nullptr;
         rte_mbuf_refcnt_set(m, 1);
-        std::memcpy(buf + headroom, data.data(), data.size());
+        if (!data.empty()) std::memcpy(buf + headroom, data.data(), data.size()); // UBSan: no null
         m->data_len = static_cast<uint16_t>(data.size());
         m->pkt_len = static_cast<uint32_t>(data.size());
     }
