@@ -122,6 +122,19 @@ inline void finish_segment(rte_mbuf *m, rte_ipv4_hdr *ip, rte_tcp_hdr *tcp, uint
         tcp_len;
     rte_pktmbuf_trim(m, static_cast<uint16_t>(rte_pktmbuf_pkt_len(m) - frame));
 }
+// TCP (in M, IP at IP) made our SYN to the task: ISN (host order), the options CLIENT, the
+// whole of both checksums.
+inline void finish_task_syn(rte_mbuf *m, rte_ipv4_hdr *ip, rte_tcp_hdr *tcp, uint32_t isn,
+                            const syn_options &client)
+{
+    tcp->sent_seq = rte_cpu_to_be_32(isn);
+    tcp->recv_ack = 0;
+    tcp->tcp_flags = RTE_TCP_SYN_FLAG;
+    tcp->rx_win = RTE_BE16(65535);
+    const uint32_t opt_len =
+        write_options(reinterpret_cast<uint8_t *>(tcp + 1), client.mss, client.sack, client.wscale);
+    finish_segment(m, ip, tcp, opt_len);
+}
 } // namespace syn_proxy_detail
 
 // The options of a SYN (TCP header with its options in the first segment).
@@ -166,13 +179,7 @@ inline bool cookie_ack_to_syn(rte_mbuf *m, rte_ipv4_hdr *ip, rte_tcp_hdr *tcp,
     if (m->nb_segs != 1 || rte_ipv4_hdr_len(ip) != sizeof(rte_ipv4_hdr) ||
         !syn_proxy_detail::room_for_options(m, tcp))
         return false;
-    tcp->sent_seq = rte_cpu_to_be_32(rte_be_to_cpu_32(tcp->sent_seq) - 1);
-    tcp->recv_ack = 0;
-    tcp->tcp_flags = RTE_TCP_SYN_FLAG;
-    tcp->rx_win = RTE_BE16(65535);
-    const uint32_t opt_len = syn_proxy_detail::write_options(
-        reinterpret_cast<uint8_t *>(tcp + 1), client.mss, client.sack, client.wscale);
-    syn_proxy_detail::finish_segment(m, ip, tcp, opt_len);
+    syn_proxy_detail::finish_task_syn(m, ip, tcp, rte_be_to_cpu_32(tcp->sent_seq) - 1, client);
     return true;
 }
 
@@ -198,12 +205,7 @@ inline bool write_task_syn(rte_mbuf *m, const connection &c, uint32_t client_isn
     *tcp = rte_tcp_hdr{};
     tcp->src_port = c.snat_port();
     tcp->dst_port = c.target_port();
-    tcp->sent_seq = rte_cpu_to_be_32(client_isn);
-    tcp->tcp_flags = RTE_TCP_SYN_FLAG;
-    tcp->rx_win = RTE_BE16(65535);
-    const uint32_t opt_len = syn_proxy_detail::write_options(
-        reinterpret_cast<uint8_t *>(tcp + 1), client.mss, client.sack, client.wscale);
-    syn_proxy_detail::finish_segment(m, ip, tcp, opt_len);
+    syn_proxy_detail::finish_task_syn(m, ip, tcp, client_isn, client);
     return true;
 }
 

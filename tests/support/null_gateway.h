@@ -98,6 +98,25 @@ class NullGatewayTest : public ::testing::Test
         send(0, f, worker);
     }
 
+    // The client's segment from CLIENT_PORT to port 8000 with FLAGS, SEQ, ACK and PAYLOAD bytes
+    // of data, through worker 0.
+    void client_segment(uint16_t client_port, uint8_t flags, uint32_t seq, uint32_t ack,
+                        uint16_t payload = 0)
+    {
+        send(0,
+             tcp_frame({.to = ext_mac,
+                        .from = client_mac,
+                        .client = client,
+                        .published = published,
+                        .client_port = client_port,
+                        .published_port = 8000,
+                        .flags = flags,
+                        .seq = seq,
+                        .ack = ack,
+                        .payload = payload}),
+             0);
+    }
+
     // The task's reply with FLAGS on the connection of CLIENT_PORT, through worker WORKER.
     void task_replies(uint16_t client_port, uint8_t flags, size_t worker = 0)
     {

@@ -132,38 +132,25 @@ TEST_F(DataPathTest, UnderPressureCookiesAndStrayAcks)
     c.limits.syn_cookie_secret = dp::siphash_key{0x0123456789abcdefULL, 0xfedcba9876543210ULL};
     ASSERT_EQ(c.limits.syn_cookies, dp::syn_cookie_mode::under_pressure);
     start(c);
-    auto segment = [&](uint16_t port, uint8_t flags, uint32_t seq, uint32_t ack) {
-        send(0,
-             tcp_frame({.to = ext_mac,
-                        .from = client_mac,
-                        .client = client,
-                        .published = published,
-                        .client_port = port,
-                        .published_port = 8000,
-                        .flags = flags,
-                        .seq = seq,
-                        .ack = ack}),
-             0);
-    };
     const dp::worker_counters &counted = g->w->counters;
     auto dropped = [&](dp::drop_reason r) { return counted.drops[size_t(r)]; };
 
-    segment(2000, RTE_TCP_ACK_FLAG, 5, 6);
+    client_segment(2000, RTE_TCP_ACK_FLAG, 5, 6);
     EXPECT_EQ(dropped(dp::drop_reason::no_connection), 1u) << "no cookie sent yet: a stray ACK";
     for (uint16_t port = 1000; port < 1006; port++) // 6 of worker 0's 8
-        segment(port, RTE_TCP_SYN_FLAG, 1, 0);
+        client_segment(port, RTE_TCP_SYN_FLAG, 1, 0);
     ASSERT_NE(connection_of(1005), nullptr);
     g->housekeeping(0, 1); // where pressure is judged
-    segment(3000, RTE_TCP_SYN_FLAG, 1000, 0);
+    client_segment(3000, RTE_TCP_SYN_FLAG, 1000, 0);
     EXPECT_EQ(connection_of(3000), nullptr) << "answered with a cookie";
     EXPECT_EQ(counted.events[size_t(dp::event::syn_cookies_sent)], 1u);
 
-    segment(2000, RTE_TCP_ACK_FLAG, 5, 6);
+    client_segment(2000, RTE_TCP_ACK_FLAG, 5, 6);
     EXPECT_EQ(dropped(dp::drop_reason::bad_cookie), 1u) << "cookies are out: checked as one";
     EXPECT_EQ(dropped(dp::drop_reason::no_connection), 1u);
     const uint32_t cookie =
         dp::syn_cookie_make(*c.limits.syn_cookie_secret, forward_key(3000), 1000, g->w->now, {});
-    segment(3000, RTE_TCP_ACK_FLAG, 1001, cookie + 1);
+    client_segment(3000, RTE_TCP_ACK_FLAG, 1001, cookie + 1);
     const dp::connection *opened = connection_of(3000);
     ASSERT_NE(opened, nullptr) << "the cookie's ACK opens it";
     EXPECT_EQ(opened->cookie.load(), uint8_t(dp::cookie_state::waiting));
@@ -179,27 +166,17 @@ TEST_F(DataPathTest, CookieConnectionHoldsTheClientsFirstDataUntilTheTaskAnswers
     c.limits.syn_cookie_secret = dp::siphash_key{0x0123456789abcdefULL, 0xfedcba9876543210ULL};
     start(c);
     constexpr uint32_t isn = 1000;
-    auto client_segment = [&](uint16_t port, uint8_t flags, uint32_t ack, uint16_t payload) {
-        send(0,
-             tcp_frame({.to = ext_mac,
-                        .from = client_mac,
-                        .client = client,
-                        .published = published,
-                        .client_port = port,
-                        .published_port = 8000,
-                        .flags = flags,
-                        .seq = flags & RTE_TCP_SYN_FLAG ? isn : isn + 1,
-                        .ack = ack,
-                        .payload = payload}),
-             0);
+    // The client's ISN, and its numbers after it.
+    auto numbered = [&](uint16_t port, uint8_t flags, uint32_t ack, uint16_t payload) {
+        client_segment(port, flags, flags & RTE_TCP_SYN_FLAG ? isn : isn + 1, ack, payload);
     };
     // The cookie the gateway's SYN-ACK carried (to net_null): the SYN had no options.
     auto opened = [&](uint16_t port) {
-        client_segment(port, RTE_TCP_SYN_FLAG, 0, 0);
+        numbered(port, RTE_TCP_SYN_FLAG, 0, 0);
         EXPECT_EQ(connection_of(port), nullptr) << "a SYN answered by a cookie keeps nothing";
         const uint32_t cookie =
             dp::syn_cookie_make(*c.limits.syn_cookie_secret, forward_key(port), isn, g->w->now, {});
-        client_segment(port, RTE_TCP_ACK_FLAG, cookie + 1, 0);
+        numbered(port, RTE_TCP_ACK_FLAG, cookie + 1, 0);
         const dp::connection *conn = connection_of(port);
         EXPECT_NE(conn, nullptr);
         return std::pair{conn, cookie};
@@ -216,7 +193,7 @@ TEST_F(DataPathTest, CookieConnectionHoldsTheClientsFirstDataUntilTheTaskAnswers
     ASSERT_NE(conn, nullptr);
     EXPECT_EQ(conn->cookie.load(), uint8_t(dp::cookie_state::waiting));
     EXPECT_EQ(packets_to_tasks(), 1u); // our SYN
-    client_segment(3000, RTE_TCP_ACK_FLAG | RTE_TCP_PSH_FLAG, cookie + 1, 100);
+    numbered(3000, RTE_TCP_ACK_FLAG | RTE_TCP_PSH_FLAG, cookie + 1, 100);
     EXPECT_EQ(g->w->cookie_holds.count, 1);
     EXPECT_EQ(packets_to_tasks(), 1u) << "held, not sent";
     task_replies(3000, RTE_TCP_SYN_FLAG | RTE_TCP_ACK_FLAG, 1);
@@ -229,8 +206,8 @@ TEST_F(DataPathTest, CookieConnectionHoldsTheClientsFirstDataUntilTheTaskAnswers
     // Its retransmission is our SYN again, not held twice; with no answer the held one goes.
     const auto [quiet, quiet_cookie] = opened(3001);
     ASSERT_NE(quiet, nullptr);
-    client_segment(3001, RTE_TCP_ACK_FLAG | RTE_TCP_PSH_FLAG, quiet_cookie + 1, 100);
-    client_segment(3001, RTE_TCP_ACK_FLAG | RTE_TCP_PSH_FLAG, quiet_cookie + 1, 100);
+    numbered(3001, RTE_TCP_ACK_FLAG | RTE_TCP_PSH_FLAG, quiet_cookie + 1, 100);
+    numbered(3001, RTE_TCP_ACK_FLAG | RTE_TCP_PSH_FLAG, quiet_cookie + 1, 100);
     EXPECT_EQ(g->w->cookie_holds.count, 1);
     EXPECT_EQ(packets_to_tasks(), 4u) << "2 SYNs of 3001's";
     const unsigned before = rte_mempool_avail_count(g->pool);
