@@ -92,7 +92,7 @@ inline void to_lookup_stage(packet_state &s, mesh_stage stage, rte_ipv4_hdr *ip,
     s.l4 = l4.header;
     s.tcp_flags = l4.tcp_flags;
     s.key = make_flow_key(ip->src_addr, ip->dst_addr, l4.src_port, l4.dst_port, ip->next_proto_id);
-    s.hash = connection_table::hash(s.key);
+    s.hash = hash_flow(ip->src_addr, ip->dst_addr, l4.src_port, l4.dst_port, ip->next_proto_id);
 }
 
 // A new packet holding an ICMP error about OFFENDER, from SRC_ADDR to the offender's source,
