@@ -104,6 +104,23 @@ inline uint16_t csum_raw(const void *data, uint32_t len)
     return csum_fold(sum);
 }
 
+// The one's-complement sum of an IPv4 header of LEN bytes (a multiple of 4: 20 to 60) by 32-bit
+// words, carries folded at the end: what every received packet's check needs, in a quarter of
+// csum_raw()'s additions (rte_raw_cksum() was 3% of the forward path's cycles, perf record).
+inline uint16_t csum_ipv4_header(const void *header, uint32_t len)
+{
+    const auto *p = static_cast<const uint8_t *>(header);
+    uint64_t sum = 0;
+    for (uint32_t at = 0; at < len; at += 4) {
+        uint32_t word;
+        std::memcpy(&word, p + at, sizeof word);
+        sum += word;
+    }
+    sum = (sum & 0xffffffff) + (sum >> 32);
+    sum = (sum & 0xffffffff) + (sum >> 32);
+    return csum_fold(static_cast<uint32_t>(sum));
+}
+
 // CHECK after the LEN bytes at DATA were edited in place, their sum before the edit BEFORE
 // (csum_raw()); DATA starts at an even offset of what CHECK covers (a TCP header's options do).
 inline rte_be16_t csum_after_edit(rte_be16_t check, uint16_t before, const void *data, uint32_t len)

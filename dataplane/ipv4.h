@@ -5,6 +5,8 @@
 #include <rte_ip.h>
 #include <rte_mbuf.h>
 
+#include "dataplane/checksum.h"
+
 namespace meshgate::dataplane
 {
 
@@ -21,7 +23,7 @@ inline bool valid_ipv4(rte_mbuf *m, const rte_ipv4_hdr *ip)
     if (header_len < sizeof(rte_ipv4_hdr) || header_len > available || total_len < header_len ||
         total_len > available)
         return false;
-    if (rte_raw_cksum(ip, header_len) != 0xffff) return false;
+    if (csum_ipv4_header(ip, header_len) != 0xffff) return false;
     uint32_t frame_len = sizeof(rte_ether_hdr) + total_len;
     if (rte_pktmbuf_pkt_len(m) > frame_len)
         rte_pktmbuf_trim(m, static_cast<uint16_t>(rte_pktmbuf_pkt_len(m) - frame_len));
