@@ -104,6 +104,11 @@ void send_ipv4(worker &w, const dataplane_tables &t, uint16_t port, rte_mbuf *m,
     rte_be32_t next_hop = t.next_hop(port, dst);
     if (next_hop == 0) return drop(w, m, drop_reason::no_route);
 
+    next_hop_memo &last = w.last_hop;
+    if (last.port == port && last.next_hop == next_hop) {
+        fill_ethernet(m, t.ports[port].mac, last.mac);
+        return tx_enqueue(w, port, m);
+    }
     rte_ether_addr mac;
     const neighbor_state known = w.shared->neighbors->lookup(port, next_hop, &mac, w.tsc);
     if (known != neighbor_state::missing) [[likely]] {
@@ -111,6 +116,7 @@ void send_ipv4(worker &w, const dataplane_tables &t, uint16_t port, rte_mbuf *m,
         if (known == neighbor_state::stale &&
             w.shared->neighbors->claim_request(port, next_hop, w.tsc, w.arp_interval))
             send_arp_request(w, t, port, next_hop);
+        last = {port, next_hop, mac};
         fill_ethernet(m, t.ports[port].mac, mac);
         return tx_enqueue(w, port, m);
     }

@@ -110,6 +110,7 @@ void handle_burst(worker &w, const dataplane_tables &t, uint16_t port, rte_mbuf 
                   uint16_t count)
 {
     // Classify every packet: most get their key and hash, the rest their verdict.
+    w.last_hop = {}; // what housekeeping sent since the last burst may have set it
     packet_state s[burst_size];
     for (uint16_t i = 0; i < count; ++i) {
         classify(w, t, port, packets[i], s[i]);
@@ -161,6 +162,7 @@ void handle_burst(worker &w, const dataplane_tables &t, uint16_t port, rte_mbuf 
     }
     for (uint16_t i = 0; i < count; ++i)
         deliver(w, t, packets[i], s[i].v);
+    w.last_hop = {};
     free_dropped_fragments(w);
 }
 
