@@ -74,16 +74,18 @@ enum class mesh_stage : uint8_t {
     tunnel_icmp, // ICMP from the tunnel (decapsulated): an error about a connection, or a ping
 };
 
-// One packet's way through the pipeline.
+// One packet's way through the pipeline. The fields a stage sets before its own use (from
+// tcp_flags to key: to_lookup_stage(), and ip for ICMP) have no initializer, so that a burst's
+// states are not zeroed whole (a 2.3 KB memset per burst, 4% of the forward path's cycles).
 struct packet_state {
     verdict v;
     mesh_stage stage = mesh_stage::none;
-    uint8_t tcp_flags = 0;
-    rte_ipv4_hdr *ip = nullptr; // the packet's IPv4 header (the inner one for reverse)
-    uint8_t *l4 = nullptr;      // its TCP or UDP header
-    rte_be32_t vtep = 0;        // reverse: the tunnel's source
-    flow_key_hash hash = 0;     // of `key`: lookup, create, VXLAN source port
-    flow_key key{};
+    uint8_t tcp_flags;
+    rte_ipv4_hdr *ip;   // the packet's IPv4 header (the inner one for reverse)
+    uint8_t *l4;        // its TCP or UDP header
+    flow_key_hash hash; // of `key`: lookup, create, VXLAN source port
+    flow_key key;
+    rte_be32_t vtep = 0; // reverse: the tunnel's source
     conn_ref ref{};
     rte_mbuf *reassembled = nullptr; // the whole datagram its fragment completed: it replaces it
 };
