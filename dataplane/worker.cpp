@@ -133,10 +133,8 @@ void handle_burst(worker &w, const dataplane_tables &t, uint16_t port, rte_mbuf 
         }
     const connection_table &connections = *w.shared->connections;
     if (n != 0) connections.lookup_bulk(static_cast<uint8_t>(w.id), dirs, keys, hashes, n, refs);
-    for (uint16_t k = 0; k < n; ++k) {
+    for (uint16_t k = 0; k < n; ++k)
         s[of[k]].ref = refs[k];
-        if (refs[k].hit()) connections.prefetch(refs[k].index());
-    }
 
     // The mesh stages in packet order, then every verdict from one place.
     w.burst_created = 0;
