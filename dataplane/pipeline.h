@@ -5,7 +5,7 @@
 //   classify   every packet: Ethernet, ARP, IPv4, ICMP, VXLAN decap; local answers and drops get
 //              their verdict here; TCP/UDP of the mesh get a connection key and its hash
 //   lookup     one bulk lookup of every key with the hashes above (the same hash then creates
-//              connections and picks the VXLAN source port); prefetch of the connection slots
+//              connections and picks the VXLAN source port); it reads the hits' slots
 //   mesh       forward (client -> task: schedule, NAT, VXLAN), reverse (task -> client), and
 //              ICMP, which may quote a connection; in packet order
 //   deliver    drop (count, free), queue a frame, or route an IPv4 packet to its next hop

@@ -117,7 +117,7 @@ void handle_burst(worker &w, const dataplane_tables &t, uint16_t port, rte_mbuf 
         if (s[i].reassembled != nullptr) packets[i] = s[i].reassembled; // a fragment held instead
     }
 
-    // One bulk lookup of every key; then the connection slots of the hits, ahead of use.
+    // One bulk lookup of every key (it reads the slots of the hits: the stages find them cached).
     const flow_key *keys[burst_size];
     flow_key_hash hashes[burst_size];
     direction dirs[burst_size];
