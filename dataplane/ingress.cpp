@@ -219,6 +219,28 @@ void watch_cookie_syn(worker &w, uint32_t index, const flow_key &forward, uint32
         forward, w.tsc + w.tsc_hz, index, client_isn, client, cookie_wait_queue::syns};
 }
 
+// Client segment M of connection INDEX (forward key FORWARD, in on PORT) kept to be handled
+// again once the task answered (release_cookie_holds()). False when one is held for it already
+// or there is no room: the caller frees it or drops it.
+bool hold_segment(worker &w, uint32_t index, const flow_key &forward, rte_mbuf *m, uint16_t port)
+{
+    cookie_hold_queue &q = w.cookie_holds;
+    if (q.count == q.capacity) return false;
+    for (uint16_t i = 0; i < q.count; i++)
+        if (q.holds[i].index == index) return false;
+    q.holds[q.count++] = {m, forward, w.now + cookie_hold_queue::seconds, index, port};
+    w.counters.count(event::cookie_segments_held);
+    return true;
+}
+
+// Does TCP segment S carry data?
+bool carries_data(const packet_state &s)
+{
+    const auto *tcp = reinterpret_cast<const rte_tcp_hdr *>(s.l4);
+    return rte_be_to_cpu_16(s.ip->total_length) >
+           rte_ipv4_hdr_len(s.ip) + (tcp->data_off >> 4) * 4u;
+}
+
 // A client's ACK (or data) with no connection: when its ack proves a cookie, the connection it
 // stands for, opened now, and the segment turned into the task's SYN. no_index after counting
 // the drop in WHY.
@@ -242,7 +264,11 @@ uint32_t open_by_cookie(worker &w, const dataplane_tables &t, uint16_t port, rte
         why = drop_reason::cookie_pending;
         return connection_table::no_index;
     }
+    // Data in the proving ACK (the client's bare ACK was lost): a copy of the segment waits for
+    // the task's answer as a first data segment would, while M becomes our SYN.
+    rte_mbuf *data = carries_data(s) ? rte_pktmbuf_copy(m, w.pool, 0, UINT32_MAX) : nullptr;
     if (!cookie_ack_to_syn(m, s.ip, tcp, *client)) {
+        rte_pktmbuf_free(data);
         end_connection(w, index);
         why = drop_reason::malformed;
         return connection_table::no_index;
@@ -253,6 +279,7 @@ uint32_t open_by_cookie(worker &w, const dataplane_tables &t, uint16_t port, rte
     c.wscales = static_cast<uint8_t>(client->wscale << 4 | no_wscale);
     c.cookie.store(uint8_t(cookie_state::waiting), std::memory_order_release);
     watch_cookie_syn(w, index, s.key, client_isn, *client);
+    if (data != nullptr && !hold_segment(w, index, s.key, data, port)) rte_pktmbuf_free(data);
     w.counters.count(event::syn_cookies_accepted);
     return index;
 }
@@ -265,17 +292,8 @@ bool hold_for_task(worker &w, uint32_t index, const connection &c, const packet_
                    rte_mbuf *m, uint16_t port)
 {
     const auto *tcp = reinterpret_cast<const rte_tcp_hdr *>(s.l4);
-    const uint32_t headers = rte_ipv4_hdr_len(s.ip) + (tcp->data_off >> 4) * 4u;
-    if (rte_be_to_cpu_16(s.ip->total_length) <= headers ||
-        rte_be_to_cpu_32(tcp->sent_seq) != c.proxy_start)
-        return false;
-    cookie_hold_queue &q = w.cookie_holds;
-    if (q.count == q.capacity) return false;
-    for (uint16_t i = 0; i < q.count; i++)
-        if (q.holds[i].index == index) return false;
-    q.holds[q.count++] = {m, s.key, w.now + cookie_hold_queue::seconds, index, port};
-    w.counters.count(event::cookie_segments_held);
-    return true;
+    if (!carries_data(s) || rte_be_to_cpu_32(tcp->sent_seq) != c.proxy_start) return false;
+    return hold_segment(w, index, s.key, m, port);
 }
 
 // A client segment of connection C, opened by a cookie and still waiting for the task's

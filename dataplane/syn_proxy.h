@@ -171,7 +171,7 @@ inline bool syn_to_cookie_syn_ack(rte_mbuf *m, rte_ipv4_hdr *ip, rte_tcp_hdr *tc
 }
 
 // A client's ACK that proved its cookie (in M) becomes the SYN the task gets: the client's ISN
-// and the options its cookie kept; its payload, if any, is dropped (the client sends it again).
+// and the options its cookie kept, without its payload (open_by_cookie() holds a copy of it).
 // Addresses stay the client's: NAT follows as for any client segment.
 inline bool cookie_ack_to_syn(rte_mbuf *m, rte_ipv4_hdr *ip, rte_tcp_hdr *tcp,
                               const syn_options &client)

@@ -218,4 +218,34 @@ TEST_F(DataPathTest, CookieConnectionHoldsTheClientsFirstDataUntilTheTaskAnswers
     EXPECT_EQ(rte_mempool_avail_count(g->pool), before + 1) << "its mbuf back in the pool";
 }
 
+// A client whose bare ACK was lost proves the cookie with its first data segment: the segment
+// becomes the task's SYN, and a copy of it, data and all, goes to the task once it answered.
+TEST_F(DataPathTest, CookieConnectionKeepsTheDataOfTheProvingSegment)
+{
+    config::gateway_config c = null_gateway();
+    c.limits.syn_cookies = dp::syn_cookie_mode::always;
+    c.limits.syn_cookie_secret = dp::siphash_key{0x0123456789abcdefULL, 0xfedcba9876543210ULL};
+    start(c);
+    constexpr uint32_t isn = 5000;
+    constexpr uint16_t port = 3100, payload = 100;
+    client_segment(port, RTE_TCP_SYN_FLAG, isn, 0);
+    const uint32_t cookie =
+        dp::syn_cookie_make(*c.limits.syn_cookie_secret, forward_key(port), isn, g->w->now, {});
+    client_segment(port, RTE_TCP_ACK_FLAG | RTE_TCP_PSH_FLAG, isn + 1, cookie + 1, payload);
+    const dp::connection *conn = connection_of(port);
+    ASSERT_NE(conn, nullptr) << "the data segment proved the cookie";
+    const dp::task_counters &task = g->w->counters.tasks[conn->task];
+    EXPECT_EQ(task.packets_in, 1u) << "our SYN";
+    EXPECT_LT(task.bytes_in, uint64_t{payload}) << "the SYN carries no data";
+    EXPECT_EQ(g->w->cookie_holds.count, 1) << "a copy of the data waits";
+    EXPECT_EQ(g->w->counters.events[size_t(dp::event::cookie_segments_held)], 1u);
+
+    task_replies(port, RTE_TCP_SYN_FLAG | RTE_TCP_ACK_FLAG);
+    const uint64_t bytes_before = task.bytes_in;
+    g->housekeeping(0, 1);
+    EXPECT_EQ(g->w->cookie_holds.count, 0);
+    EXPECT_EQ(task.packets_in, 2u) << "the SYN, then the data";
+    EXPECT_GE(task.bytes_in - bytes_before, uint64_t{payload} + 40) << "the data, whole";
+}
+
 } // namespace
