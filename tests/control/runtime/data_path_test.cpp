@@ -23,6 +23,15 @@ namespace dp = meshgate::dataplane;
 
 using DataPathTest = NullGatewayTest;
 
+// A gateway that answers every new client's SYN with a cookie, under a secret the test knows.
+config::gateway_config cookies_always()
+{
+    config::gateway_config c = null_gateway();
+    c.limits.syn_cookies = dp::syn_cookie_mode::always;
+    c.limits.syn_cookie_secret = dp::siphash_key{0x0123456789abcdefULL, 0xfedcba9876543210ULL};
+    return c;
+}
+
 // The fixture's connection table is the one [limits], [timeouts] and [overlay] snat_ports ask
 // for, as meshgate's is: SNAT ports from the range, half-open connections gone after tcp_syn.
 TEST_F(DataPathTest, ConnectionTableFollowsTheConfiguration)
@@ -161,9 +170,7 @@ TEST_F(DataPathTest, UnderPressureCookiesAndStrayAcks)
 // the other worker); with no answer it is freed 1-2 s later (the client sends it again).
 TEST_F(DataPathTest, CookieConnectionHoldsTheClientsFirstDataUntilTheTaskAnswers)
 {
-    config::gateway_config c = null_gateway();
-    c.limits.syn_cookies = dp::syn_cookie_mode::always;
-    c.limits.syn_cookie_secret = dp::siphash_key{0x0123456789abcdefULL, 0xfedcba9876543210ULL};
+    const config::gateway_config c = cookies_always();
     start(c);
     constexpr uint32_t isn = 1000;
     // The client's ISN, and its numbers after it.
@@ -222,9 +229,7 @@ TEST_F(DataPathTest, CookieConnectionHoldsTheClientsFirstDataUntilTheTaskAnswers
 // becomes the task's SYN, and a copy of it, data and all, goes to the task once it answered.
 TEST_F(DataPathTest, CookieConnectionKeepsTheDataOfTheProvingSegment)
 {
-    config::gateway_config c = null_gateway();
-    c.limits.syn_cookies = dp::syn_cookie_mode::always;
-    c.limits.syn_cookie_secret = dp::siphash_key{0x0123456789abcdefULL, 0xfedcba9876543210ULL};
+    const config::gateway_config c = cookies_always();
     start(c);
     constexpr uint32_t isn = 5000;
     constexpr uint16_t port = 3100, payload = 100;
