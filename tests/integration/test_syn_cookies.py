@@ -136,9 +136,14 @@ class SynCookieTest(pp.ProxyLab):
         after = self.mg.metrics()
         self.assertGreater(after.get('meshgate_syn_cookies_accepted_total', 0),
                            before.get('meshgate_syn_cookies_accepted_total', 0))
+        # Its data went to the task as soon as the task answered, from a copy the worker held:
+        # not from the client's retransmission.
+        held = 'meshgate_cookie_segments_held_total'
+        self.assertEqual(after.get(held, 0) - before.get(held, 0), 1)
         self.echo_intact_then_close(1)
-        note(f'handshake ACK dropped: the data segment opened the connection, echo back after '
-             f'{seconds:.2f} s')
+        note(f'handshake ACK dropped: the data segment opened the connection, its data held for '
+             f'the task; echo back after {seconds:.2f} s (the task\'s own Nagle wait: the '
+             f'client\'s bare ACKs are dropped too)')
         self.finish()
 
     def echo_intact_then_close(self, conn):
