@@ -5,6 +5,7 @@
 #include "dataplane/local.h"
 #include "dataplane/mesh.h"
 
+#include "dataplane/ipv4.h"
 #include "dataplane/kernel_path.h"
 #include "dataplane/nat_rewrite.h"
 #include "dataplane/output.h"
@@ -233,14 +234,6 @@ bool hold_segment(worker &w, uint32_t index, const flow_key &forward, rte_mbuf *
     return true;
 }
 
-// Does TCP segment S carry data?
-bool carries_data(const packet_state &s)
-{
-    const auto *tcp = reinterpret_cast<const rte_tcp_hdr *>(s.l4);
-    return rte_be_to_cpu_16(s.ip->total_length) >
-           rte_ipv4_hdr_len(s.ip) + (tcp->data_off >> 4) * 4u;
-}
-
 // A client's ACK (or data) with no connection: when its ack proves a cookie, the connection it
 // stands for, opened now, and the segment turned into the task's SYN. no_index after counting
 // the drop in WHY.
@@ -266,7 +259,8 @@ uint32_t open_by_cookie(worker &w, const dataplane_tables &t, uint16_t port, rte
     }
     // Data in the proving ACK (the client's bare ACK was lost): a copy of the segment waits for
     // the task's answer as a first data segment would, while M becomes our SYN.
-    rte_mbuf *data = carries_data(s) ? rte_pktmbuf_copy(m, w.pool, 0, UINT32_MAX) : nullptr;
+    rte_mbuf *data =
+        tcp_payload_length(s.ip, tcp) != 0 ? rte_pktmbuf_copy(m, w.pool, 0, UINT32_MAX) : nullptr;
     if (!cookie_ack_to_syn(m, s.ip, tcp, *client)) {
         rte_pktmbuf_free(data);
         end_connection(w, index);
@@ -292,7 +286,8 @@ bool hold_for_task(worker &w, uint32_t index, const connection &c, const packet_
                    rte_mbuf *m, uint16_t port)
 {
     const auto *tcp = reinterpret_cast<const rte_tcp_hdr *>(s.l4);
-    if (!carries_data(s) || rte_be_to_cpu_32(tcp->sent_seq) != c.proxy_start) return false;
+    if (tcp_payload_length(s.ip, tcp) == 0 || rte_be_to_cpu_32(tcp->sent_seq) != c.proxy_start)
+        return false;
     return hold_segment(w, index, s.key, m, port);
 }
 

@@ -4,6 +4,7 @@
 #include <rte_ether.h>
 #include <rte_ip.h>
 #include <rte_mbuf.h>
+#include <rte_tcp.h>
 
 #include "dataplane/checksum.h"
 
@@ -28,6 +29,12 @@ inline bool valid_ipv4(rte_mbuf *m, const rte_ipv4_hdr *ip)
     if (rte_pktmbuf_pkt_len(m) > frame_len)
         rte_pktmbuf_trim(m, static_cast<uint16_t>(rte_pktmbuf_pkt_len(m) - frame_len));
     return true;
+}
+
+// Bytes of data in TCP segment TCP of packet IP, whose lengths were checked (parse_l4()).
+inline uint32_t tcp_payload_length(const rte_ipv4_hdr *ip, const rte_tcp_hdr *tcp)
+{
+    return rte_be_to_cpu_16(ip->total_length) - rte_ipv4_hdr_len(ip) - (tcp->data_off >> 4) * 4u;
 }
 
 } // namespace meshgate::dataplane

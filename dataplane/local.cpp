@@ -3,6 +3,7 @@
 #include <rte_arp.h>
 #include <rte_icmp.h>
 
+#include "dataplane/ipv4.h"
 #include "dataplane/kernel_path.h"
 
 namespace meshgate::dataplane
@@ -113,8 +114,7 @@ bool segment_to_reset(rte_mbuf *m, rte_ipv4_hdr *ip, const rte_tcp_hdr *tcp)
     const uint8_t flags = tcp->tcp_flags;
     const uint32_t seq = rte_be_to_cpu_32(tcp->sent_seq);
     const rte_be32_t ack = tcp->recv_ack;
-    const uint32_t payload =
-        rte_be_to_cpu_16(ip->total_length) - rte_ipv4_hdr_len(ip) - (tcp->data_off >> 4) * 4u;
+    const uint32_t payload = tcp_payload_length(ip, tcp);
     const uint32_t seg_len =
         payload + ((flags & RTE_TCP_SYN_FLAG) ? 1 : 0) + ((flags & RTE_TCP_FIN_FLAG) ? 1 : 0);
 
