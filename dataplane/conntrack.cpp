@@ -14,6 +14,7 @@
 #include <rte_byteorder.h>
 #include <rte_errno.h>
 #include <rte_malloc.h>
+#include <rte_prefetch.h>
 #include <rte_rcu_qsbr.h>
 #include <rte_ring.h>
 #include <rte_ring_elem.h>

@@ -77,7 +77,6 @@
 #include <rte_byteorder.h>
 #include <rte_common.h>
 #include <rte_memory.h>
-#include <rte_prefetch.h>
 
 #include "dataplane/flow_index.h"
 #include "dataplane/flow_key.h"
@@ -249,8 +248,6 @@ class connection_table
     // Tests and slow paths: KEY in every owner's index.
     conn_ref lookup(const flow_key &key) const noexcept;
     uint32_t lookup_bulk(const flow_key keys[], uint32_t n, conn_ref results[]) const noexcept;
-
-    void prefetch(uint32_t index) const noexcept { rte_prefetch0(&conns_[index]); }
 
     // Owner `worker` only, after a forward-key miss: a TCP SYN (no ACK) or any UDP datagram.
     // FORWARD_HASH = hash(forward); task_ip, target_port and snat_ips in network byte order.

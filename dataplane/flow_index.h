@@ -107,8 +107,6 @@ class flow_index
     }
     static uint16_t signature(flow_key_hash h) noexcept { return static_cast<uint16_t>(h); }
 
-    void prefetch(flow_key_hash h) const noexcept { rte_prefetch0(&buckets_[bucket_of(h)]); }
-
     // Any worker. KEY_OF(ref) is the key a reference stands for (in its slot); returns the
     // reference whose key is KEY, or empty.
     template <typename KeyOf>
