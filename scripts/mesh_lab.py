@@ -152,7 +152,7 @@ class Stream:
     """A long-lived TCP connection from a namespace to HOST:PORT (an HTTP /lines echo): ask()
     sends a line and returns the answer, None when none comes within the timeout."""
 
-    def __init__(self, lab, ns, host, port, workdir):
+    def __init__(self, lab, ns, host, port, workdir, ready_timeout=20):
         script = os.path.join(workdir, 'mesh_lab_line_client.py')
         if not os.path.exists(script):
             with open(script, 'w') as f:
@@ -163,7 +163,7 @@ class Stream:
         lab.procs.append(self.proc)
         lab.pids.append(self.proc.pid)
         self.buf = b''
-        first = self._line(20)
+        first = self._line(ready_timeout)
         if first != 'ready':
             raise RuntimeError(f'stream to {host}:{port} did not open: {first!r}')
         self.task = None

@@ -21,7 +21,9 @@ multipath route, a client behind the router.
 
 With [cluster] (issue 16): test_group_loses_nothing (SIGKILL of a gateway, its rejoin, drain
 --stop of the other: no stream breaks, UDP answered once the takeover is done) and
-test_group_guards (forged and replayed heartbeats, a cut sync channel).
+test_group_guards (forged and replayed heartbeats, a cut sync channel). With SYN cookies (issue
+18): test_cookie_proved_by_the_other_gateway (a client's SYN-ACK from A, its ACK to B once A
+died: B proves the cookie under the group's secret).
 Figures are printed as `measured:` lines (docs/cluster.md quotes them).
 """
 
@@ -260,7 +262,8 @@ class Streamer:
 @unittest.skipUnless(bgp_lab.have_frr(), 'FRR is not installed (scripts/setup.sh installs it)')
 class ClusterTest(harness.WorkdirTestCase):
 
-    def build(self, bfd=False, group=False, udp=False, bfd_timers=bgp_lab.BFD_TIMERS):
+    def build(self, bfd=False, group=False, udp=False, bfd_timers=bgp_lab.BFD_TIMERS, limits='',
+              key_file=None):
         self.cluster = gateway_lab.Cluster(self.workdir)
         self.addCleanup(self.cluster.destroy)
         self.cluster.build(gateways=2, bfd=bfd, bfd_timers=bfd_timers)
@@ -269,7 +272,9 @@ class ClusterTest(harness.WorkdirTestCase):
         if group:
             self.a.peers, self.b.peers = [self.b], [self.a]
         for gw in (self.a, self.b):
-            gw.start_meshgate(gateway_lab.services_toml(mesh_lab.TASKS, udp=udp))
+            if key_file is not None:
+                gw.cluster_options = f'key_file = "{key_file}"\n'
+            gw.start_meshgate(gateway_lab.services_toml(mesh_lab.TASKS, udp=udp), limits=limits)
         for gw in (self.a, self.b):
             gw.start_frr(bfd=bfd)
 
@@ -559,6 +564,80 @@ class ClusterTest(harness.WorkdirTestCase):
         self.assertEqual(late, [], self.diag())
         self.assertEqual(failed_after, [], self.diag())
 
+
+    def test_cookie_proved_by_the_other_gateway(self):
+        # Issue 18: the gateways of a group derive one SYN cookie secret from [cluster] key_file,
+        # so a client whose SYN-ACK (a cookie, nothing kept) came from A and whose next segments
+        # reach B once A has died is served by B, which proves A's cookie: an ECMP move between
+        # SYN-ACK and ACK resets nobody. Each client's segments after its SYN are held back
+        # (dropped at its output; TCP sends them again) until the router has moved.
+        key = os.path.join(self.workdir, 'group.key')
+        with open(key, 'wb') as f:
+            f.write(os.urandom(32))
+        self.build(bfd=True, group=True, bfd_timers=(100, 100, 3),
+                   limits='syn_cookies = "always"\n', key_file=key)
+        a, b, lab = self.a, self.b, self.lab
+        lab.router_frr.wait_established(2, timeout=90)
+        lab.wait_next_hops(ROUTE, sorted([a.address, b.address]), timeout=60)
+        gateway_lab.wait(lambda: sorted(lab.router_frr.bfd_peers().values()) == ['up', 'up'],
+                         'BFD up with both gateways', 60, diag=self.diag)
+        lab.exec(lab.client, ['nft', 'add table inet held'])
+        lab.exec(lab.client, ['nft', 'add chain inet held out '
+                                     '{ type filter hook output priority 0; }'])
+        lab.exec(lab.client, ['nft', f'add rule inet held out ip daddr {VIP} tcp dport '
+                                     f'{WEB_PORT} tcp flags & syn == 0 counter drop'])
+
+        def sent(gw):
+            return gw.mg.metrics().get('meshgate_syn_cookies_sent_total', 0)
+
+        def accepted(gw):
+            return gw.mg.metrics().get('meshgate_syn_cookies_accepted_total', 0)
+
+        streams, via = [], []
+
+        def open_stream(slot):
+            try:
+                slot.append(mesh_lab.Stream(lab, lab.client, VIP, WEB_PORT, self.workdir,
+                                            ready_timeout=60))
+            except RuntimeError as e:
+                slot.append(e)
+
+        threads = []
+        accepted_b = accepted(b)
+        while len(via) < 16 and (via.count('A') < 3 or via.count('B') < 1):
+            before_a, before_b = sent(a), sent(b)
+            slot = []
+            streams.append(slot)
+            threads.append(threading.Thread(target=open_stream, args=(slot,), daemon=True))
+            threads[-1].start()
+            gateway_lab.wait(lambda: sent(a) + sent(b) > before_a + before_b,
+                             'a SYN-ACK with a cookie', 20, diag=self.diag)
+            via.append('A' if sent(a) > before_a else 'B')
+        self.assertGreater(via.count('A'), 0, f'no client got its SYN-ACK from A: {via}')
+
+        killed = time.monotonic()
+        os.kill(a.mg.proc.pid, signal.SIGKILL)
+        a.mg.proc.wait(60)
+        lab.wait_next_hops(ROUTE, [b.address], timeout=60)
+        moved = time.monotonic() - killed
+        held = lab.exec(lab.client, ['nft', 'list', 'table', 'inet', 'held']).stdout
+        lab.exec(lab.client, ['nft', 'delete table inet held'])
+        for t in threads:
+            t.join(90)
+        opened = time.monotonic() - killed
+        failed = [(g, slot) for g, slot in zip(via, streams)
+                  if not slot or isinstance(slot[0], Exception)]
+        self.assertEqual(failed, [], f'{via}\n{held}\n{self.diag()}')
+        answered = [g for g, slot in zip(via, streams) if slot[0].ask('after') is not None]
+        note(f'SYN cookies under one group secret: {len(via)} clients got their SYN-ACK '
+             f'({via.count("A")} from A, {via.count("B")} from B), their later segments held '
+             f'back; SIGKILL of A, the router moved {moved:.2f} s after; B proved '
+             f'{accepted(b) - accepted_b:.0f} cookies, every stream open {opened:.2f} s after the '
+             f'signal (the clients\' retransmission timers), {len(answered)} answer a line')
+        self.assertEqual(len(answered), len(via), self.diag())
+        self.assertEqual(accepted(b) - accepted_b, len(via), self.diag())
+        self.assertEqual(b.mg.metrics().get('meshgate_drops_total', 0, reason='bad_cookie'), 0,
+                         self.diag())
 
     def test_group_guards(self):
         # Issue 16, what must not move a group: a host on the underlay that forges a peer's
