@@ -142,7 +142,7 @@ void reassemble(worker &w, rte_mbuf *m, rte_ipv4_hdr *ip, rte_be32_t vtep, packe
     w.counters.count(event::datagrams_reassembled);
     auto *wip = rte_pktmbuf_mtod_offset(whole, rte_ipv4_hdr *, sizeof(rte_ether_hdr));
     wip->hdr_checksum = 0; // the library leaves it to us
-    wip->hdr_checksum = rte_ipv4_cksum(wip);
+    wip->hdr_checksum = ipv4_header_checksum(wip);
     // The UDP header must be in the first segment, where the stages read it.
     if (rte_pktmbuf_data_len(whole) <
             sizeof(rte_ether_hdr) + rte_ipv4_hdr_len(wip) + sizeof(rte_udp_hdr) ||

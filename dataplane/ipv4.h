@@ -24,11 +24,30 @@ inline bool valid_ipv4(rte_mbuf *m, const rte_ipv4_hdr *ip)
     if (header_len < sizeof(rte_ipv4_hdr) || header_len > available || total_len < header_len ||
         total_len > available)
         return false;
-    if (csum_ipv4_header(ip, header_len) != 0xffff) return false;
+    if (csum_raw(ip, header_len) != 0xffff) return false;
     uint32_t frame_len = sizeof(rte_ether_hdr) + total_len;
     if (rte_pktmbuf_pkt_len(m) > frame_len)
         rte_pktmbuf_trim(m, static_cast<uint16_t>(rte_pktmbuf_pkt_len(m) - frame_len));
     return true;
+}
+
+// IP's header checksum computed whole, its field 0: what rte_ipv4_cksum() gives.
+inline rte_be16_t ipv4_header_checksum(const rte_ipv4_hdr *ip)
+{
+    return static_cast<rte_be16_t>(~csum_raw(ip, rte_ipv4_hdr_len(ip)));
+}
+
+// The TCP or UDP checksum of IP's payload, at L4 in one segment, computed whole (its field 0):
+// what rte_ipv4_udptcp_cksum() gives, by csum_add()'s 32-bit words.
+inline rte_be16_t ipv4_l4_checksum(const rte_ipv4_hdr *ip, const void *l4)
+{
+    const auto l4_len =
+        static_cast<uint16_t>(rte_be_to_cpu_16(ip->total_length) - rte_ipv4_hdr_len(ip));
+    const uint64_t pseudo_header = uint64_t{ip->src_addr} + ip->dst_addr +
+                                   rte_cpu_to_be_16(uint16_t{ip->next_proto_id}) +
+                                   rte_cpu_to_be_16(l4_len);
+    const auto check = static_cast<rte_be16_t>(~csum_fold64(csum_add(pseudo_header, l4, l4_len)));
+    return check == 0 ? static_cast<rte_be16_t>(0xffff) : check; // a UDP 0 says "none"
 }
 
 // Bytes of data in TCP segment TCP of packet IP, whose lengths were checked (parse_l4()).

@@ -83,7 +83,7 @@ std::optional<drop_reason> echo_to_reply(rte_mbuf *m, rte_ipv4_hdr *ip,
     uint16_t header_len = rte_ipv4_hdr_len(ip);
     uint16_t icmp_len = rte_be_to_cpu_16(ip->total_length) - header_len;
     auto *icmp = reinterpret_cast<rte_icmp_hdr *>(reinterpret_cast<uint8_t *>(ip) + header_len);
-    if (icmp_len < sizeof(rte_icmp_hdr) || rte_raw_cksum(icmp, icmp_len) != 0xffff)
+    if (icmp_len < sizeof(rte_icmp_hdr) || csum_raw(icmp, icmp_len) != 0xffff)
         return drop_reason::malformed;
     if (icmp->icmp_type != RTE_IP_ICMP_ECHO_REQUEST || icmp->icmp_code != 0)
         return drop_reason::unsupported_protocol;
@@ -93,10 +93,10 @@ std::optional<drop_reason> echo_to_reply(rte_mbuf *m, rte_ipv4_hdr *ip,
     ip->dst_addr = asker;
     ip->time_to_live = 64;
     ip->hdr_checksum = 0;
-    ip->hdr_checksum = rte_ipv4_cksum(ip);
+    ip->hdr_checksum = ipv4_header_checksum(ip);
     icmp->icmp_type = RTE_IP_ICMP_ECHO_REPLY;
     icmp->icmp_cksum = 0;
-    icmp->icmp_cksum = static_cast<uint16_t>(~rte_raw_cksum(icmp, icmp_len));
+    icmp->icmp_cksum = static_cast<uint16_t>(~csum_raw(icmp, icmp_len));
     // Back to the MAC that asked, as DPDK's and most routers' fast paths do: a ping works even
     // before ARP has told us the asker's MAC.
     auto *eth = rte_pktmbuf_mtod(m, rte_ether_hdr *);
@@ -138,8 +138,8 @@ bool segment_to_reset(rte_mbuf *m, rte_ipv4_hdr *ip, const rte_tcp_hdr *tcp)
     out_ip->next_proto_id = IPPROTO_TCP;
     out_ip->src_addr = to;
     out_ip->dst_addr = from;
-    out_ip->hdr_checksum = rte_ipv4_cksum(out_ip);
-    out_tcp->cksum = rte_ipv4_udptcp_cksum(out_ip, out_tcp);
+    out_ip->hdr_checksum = ipv4_header_checksum(out_ip);
+    out_tcp->cksum = ipv4_l4_checksum(out_ip, out_tcp);
     const uint32_t frame = sizeof(rte_ether_hdr) + sizeof(rte_ipv4_hdr) + sizeof(rte_tcp_hdr);
     rte_pktmbuf_trim(m, static_cast<uint16_t>(rte_pktmbuf_pkt_len(m) - frame));
     return true;

@@ -1,6 +1,8 @@
 #include <rte_ether.h>
 
 #include "dataplane/mesh.h"
+
+#include "dataplane/ipv4.h"
 #include "dataplane/nat_rewrite.h"
 #include "dataplane/output.h"
 #include "dataplane/vxlan.h"
@@ -52,7 +54,7 @@ int32_t fragment_ipv4(worker &w, rte_mbuf *m, uint16_t mtu, rte_mbuf *fragments[
         rte_mbuf *f = fragments[i];
         auto *fip = rte_pktmbuf_mtod(f, rte_ipv4_hdr *);
         fip->hdr_checksum = 0;
-        fip->hdr_checksum = rte_ipv4_cksum(fip);
+        fip->hdr_checksum = ipv4_header_checksum(fip);
         if (rte_pktmbuf_prepend(f, sizeof(rte_ether_hdr)) == nullptr) {
             w.counters.drop(drop_reason::mtu);
             rte_pktmbuf_free(f);

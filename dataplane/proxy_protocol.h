@@ -176,13 +176,13 @@ inline proxy_step proxy_to_task(rte_mbuf *m, rte_ipv4_hdr *&ip, rte_tcp_hdr *&tc
         // The payload's words shift by LEN bytes: its share of the checksum is taken out here and
         // the header's and payload's put back below, so a segment that arrived with a bad
         // checksum still has one.
-        const uint16_t old_payload = rte_raw_cksum(old_front + front, payload_len);
+        const uint16_t old_payload = csum_raw(old_front + front, payload_len);
         auto *new_front = reinterpret_cast<uint8_t *>(rte_pktmbuf_prepend(m, uint16_t(len)));
         std::memmove(new_front, old_front, front);
         std::memcpy(new_front + front, header, len);
         ip = reinterpret_cast<rte_ipv4_hdr *>(new_front + sizeof(rte_ether_hdr));
         tcp = reinterpret_cast<rte_tcp_hdr *>(new_front + sizeof(rte_ether_hdr) + ip_len);
-        const uint16_t new_payload = rte_raw_cksum(new_front + front, len + payload_len);
+        const uint16_t new_payload = csum_raw(new_front + front, len + payload_len);
         const rte_be16_t old_total = ip->total_length;
         const rte_be16_t new_total = rte_cpu_to_be_16(uint16_t(l3_len + len));
         ip->total_length = new_total;

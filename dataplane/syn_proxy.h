@@ -30,6 +30,7 @@
 
 #include "dataplane/checksum.h"
 #include "dataplane/conntrack.h"
+#include "dataplane/ipv4.h"
 #include "dataplane/syn_cookie.h"
 #include "dataplane/tcp_state.h"
 
@@ -114,9 +115,9 @@ inline void finish_segment(rte_mbuf *m, rte_ipv4_hdr *ip, rte_tcp_hdr *tcp, uint
     ip->total_length = rte_cpu_to_be_16(static_cast<uint16_t>(rte_ipv4_hdr_len(ip) + tcp_len));
     ip->fragment_offset = RTE_BE16(RTE_IPV4_HDR_DF_FLAG);
     ip->hdr_checksum = 0;
-    ip->hdr_checksum = rte_ipv4_cksum(ip);
+    ip->hdr_checksum = ipv4_header_checksum(ip);
     tcp->cksum = 0;
-    tcp->cksum = rte_ipv4_udptcp_cksum(ip, tcp);
+    tcp->cksum = ipv4_l4_checksum(ip, tcp);
     const uint32_t frame =
         static_cast<uint32_t>(reinterpret_cast<uint8_t *>(tcp) - rte_pktmbuf_mtod(m, uint8_t *)) +
         tcp_len;

@@ -18,6 +18,7 @@
 #include <rte_udp.h>
 
 #include "dataplane/checksum.h"
+#include "dataplane/ipv4.h"
 #include "dataplane/nat_rewrite.h"
 #include "dataplane/proxy_protocol.h"
 #include "dataplane/syn_proxy.h"
@@ -188,26 +189,35 @@ TEST(Checksum, UpdateOfRandomBuffersEqualsFullSum)
     }
 }
 
-TEST(Checksum, RawSumMatchesDpdkOnOddLengths)
-{
-    std::mt19937 rng(8);
-    for (uint32_t len = 0; len < 300; ++len) {
-        bytes b(len);
-        std::generate(b.begin(), b.end(), [&] { return static_cast<uint8_t>(rng()); });
-        ASSERT_EQ(csum_raw(b.data(), len), rte_raw_cksum(b.data(), len)) << "len=" << len;
-    }
-}
-
-TEST(Checksum, Ipv4HeaderSumMatchesDpdkOnEveryHeaderLength)
+TEST(Checksum, SumByWordsMatchesDpdkOnEveryLengthAndOffset)
 {
     std::mt19937 rng(18);
+    bytes b(300);
     for (int round = 0; round < 20'000; ++round) {
-        const uint32_t len = 20 + 4 * (round % 11);
-        bytes b(len);
+        const uint32_t len = round % 257, at = 2 * (round % 8); // even offsets, as a header's
         // Random words, and words of all ones, where the carries pile up.
         std::generate(b.begin(), b.end(),
                       [&] { return round % 3 ? static_cast<uint8_t>(rng()) : uint8_t{0xff}; });
-        ASSERT_EQ(csum_ipv4_header(b.data(), len), rte_raw_cksum(b.data(), len)) << "len=" << len;
+        ASSERT_EQ(csum_raw(b.data() + at, len), rte_raw_cksum(b.data() + at, len))
+            << "len=" << len << " at=" << at;
+    }
+}
+
+TEST(Checksum, WholeIpv4AndL4ChecksumsMatchDpdkOn10000RandomPackets)
+{
+    std::mt19937 rng(1071);
+    for (int i = 0; i < 10000; ++i) {
+        const uint8_t proto = i % 2 ? IPPROTO_TCP : IPPROTO_UDP;
+        bytes p = random_packet(rng, proto, false, i % 4 ? 64 : 1400);
+        rte_ipv4_hdr *ip = ipv4(p);
+        ip->hdr_checksum = 0;
+        ASSERT_EQ(ipv4_header_checksum(ip), rte_ipv4_cksum(ip)) << i;
+        uint8_t *l4 = l4_of(p);
+        if (proto == IPPROTO_TCP)
+            reinterpret_cast<rte_tcp_hdr *>(l4)->cksum = 0;
+        else
+            reinterpret_cast<rte_udp_hdr *>(l4)->dgram_cksum = 0;
+        ASSERT_EQ(ipv4_l4_checksum(ip, l4), rte_ipv4_udptcp_cksum(ip, l4)) << i;
     }
 }
 
