@@ -16,6 +16,7 @@
 #include <rte_udp.h>
 
 #include "dataplane/checksum.h"
+#include "dataplane/ipv4.h"
 
 namespace meshgate::dataplane
 {
@@ -246,7 +247,7 @@ inline void icmp_error_translate(rte_ipv4_hdr *outer, const icmp_error_view &v,
 
     rte_be16_t old_ip_check = inner->hdr_checksum;
     inner->hdr_checksum = 0;
-    inner->hdr_checksum = static_cast<rte_be16_t>(~csum_raw(inner, rte_ipv4_hdr_len(inner)));
+    inner->hdr_checksum = ipv4_header_checksum(inner);
     icmp_delta.replace16(old_ip_check, inner->hdr_checksum);
 
     // The quoted L4 checksum is what the sender would have computed after NAT.
@@ -314,7 +315,7 @@ inline uint16_t icmp_error_build(uint8_t *out, uint32_t out_cap, const rte_ipv4_
     ip->hdr_checksum = 0;
     ip->src_addr = src_addr;
     ip->dst_addr = offender->src_addr;
-    ip->hdr_checksum = static_cast<rte_be16_t>(~csum_raw(ip, sizeof(*ip)));
+    ip->hdr_checksum = ipv4_header_checksum(ip);
 
     auto *icmp = reinterpret_cast<rte_icmp_hdr *>(out + sizeof(rte_ipv4_hdr));
     icmp->icmp_type = type;

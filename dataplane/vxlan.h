@@ -17,6 +17,7 @@
 #include <rte_vxlan.h>
 
 #include "dataplane/checksum.h"
+#include "dataplane/ipv4.h"
 
 namespace meshgate::dataplane
 {
@@ -72,7 +73,7 @@ inline vxlan_tunnel vxlan_tunnel_build(const vxlan_tunnel_config &c)
     ip->src_addr = c.underlay_addr;
     ip->dst_addr = c.vtep_addr;
     ip->hdr_checksum = 0;
-    ip->hdr_checksum = static_cast<rte_be16_t>(~csum_raw(ip, sizeof(*ip)));
+    ip->hdr_checksum = ipv4_header_checksum(ip);
 
     auto *udp = reinterpret_cast<rte_udp_hdr *>(t.outer + vxlan_offset::udp);
     udp->src_port = 0;
