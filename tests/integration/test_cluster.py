@@ -23,7 +23,8 @@ With [cluster] (issue 16): test_group_loses_nothing (SIGKILL of a gateway, its r
 --stop of the other: no stream breaks, UDP answered once the takeover is done) and
 test_group_guards (forged and replayed heartbeats, a cut sync channel). With SYN cookies (issue
 18): test_cookie_proved_by_the_other_gateway (a client's SYN-ACK from A, its ACK to B once A
-died: B proves the cookie under the group's secret).
+died: B proves the cookie under the group's secret) and test_group_loses_nothing_through_cookies
+(the group test, every TCP connection opened by a cookie).
 Figures are printed as `measured:` lines (docs/cluster.md quotes them).
 """
 
@@ -466,7 +467,20 @@ class ClusterTest(harness.WorkdirTestCase):
         # the connections, takes its address back, then announces), drain --stop of B (A takes
         # over B's address when B leaves): no stream breaks, no UDP request goes unanswered
         # once a takeover is done. The longest gap each stream saw is printed per step.
-        self.build(bfd=True, group=True, udp=True, bfd_timers=(100, 100, 3))
+        self.group_loses_nothing()
+
+    def test_group_loses_nothing_through_cookies(self):
+        # Issue 18: the same with every TCP connection opened by a SYN cookie (syn_cookies =
+        # "always", the group's secret from key_file): a record carries the cookie's sequence
+        # translation, so the peer that takes a stream over translates it as its opener did.
+        key = os.path.join(self.workdir, 'group.key')
+        with open(key, 'wb') as f:
+            f.write(os.urandom(32))
+        self.group_loses_nothing(limits='syn_cookies = "always"\n', key_file=key)
+
+    def group_loses_nothing(self, limits='', key_file=None):
+        self.build(bfd=True, group=True, udp=True, bfd_timers=(100, 100, 3), limits=limits,
+                   key_file=key_file)
         a, b, lab = self.a, self.b, self.lab
         both = sorted([a.address, b.address])
         lab.router_frr.wait_established(2, timeout=90)
@@ -480,6 +494,10 @@ class ClusterTest(harness.WorkdirTestCase):
             stream = mesh_lab.Stream(lab, lab.client, VIP, WEB_PORT, self.workdir)
             streamers.append(Streamer(stream, 'A' if self.connections(a) > before else 'B'))
         via_a = sum(1 for s in streamers if s.gateway == 'A')
+        if limits:
+            by_cookies = sum(gw.mg.metrics().get('meshgate_syn_cookies_accepted_total', 0)
+                             for gw in (a, b))
+            self.assertGreaterEqual(by_cookies, STREAMS, self.diag())
         for s in streamers:
             s.start()
         udp = UdpLoop(lab, self.workdir, flows=8)
@@ -516,7 +534,7 @@ class ClusterTest(harness.WorkdirTestCase):
         time.sleep(4)
 
         steps.append(step('A started again'))
-        a.start_meshgate(gateway_lab.services_toml(mesh_lab.TASKS, udp=True))
+        a.start_meshgate(gateway_lab.services_toml(mesh_lab.TASKS, udp=True), limits=a.limits)
         lab.wait_next_hops(ROUTE, both, timeout=90)
         gateway_lab.wait(lambda: b.mg.metrics().get('meshgate_cluster_peer_adopted', 1,
                                                     peer='gw1') == 0,
@@ -547,7 +565,8 @@ class ClusterTest(harness.WorkdirTestCase):
         late = [t for t in flows['unanswered'] if taken_over + 0.5 < t < steps[1][1]]
         failed_after = [f for f in loop_result['failed']
                         if taken_over + 1 < f[0] < steps[1][1]]
-        note(f'[cluster] of A and B: {STREAMS} streams ({via_a} through A), SIGKILL of A: router '
+        note(f'[cluster] of A and B{" (TCP by SYN cookies)" if limits else ""}: {STREAMS} '
+             f'streams ({via_a} through A), SIGKILL of A: router '
              f'moved {moved:.2f} s after the signal, B took over {takeover_s:.3f} s after A was '
              f'last heard; A rejoined and announced {rejoined:.1f} s after its start; drain '
              f'--stop of B: {drained.stdout.strip()!r}. Longest gap of a stream per step: '
