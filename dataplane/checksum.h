@@ -98,26 +98,18 @@ inline uint64_t csum_add(uint64_t sum, const void *data, uint32_t len)
         sum += word;
         carries += sum < word;
     };
-    for (; len >= 8; p += 8, len -= 8) {
-        uint64_t word;
-        std::memcpy(&word, p, 8);
+    // The next word of WORD's width, as it lies in memory.
+    auto take = [&](auto word) {
+        std::memcpy(&word, p, sizeof word);
         add(word);
-    }
-    if (len >= 4) {
-        uint32_t word;
-        std::memcpy(&word, p, 4);
-        add(word);
-        p += 4;
-        len -= 4;
-    }
-    if (len >= 2) {
-        uint16_t word;
-        std::memcpy(&word, p, 2);
-        add(word);
-        p += 2;
-        len -= 2;
-    }
-    if (len != 0) {
+        p += sizeof word;
+        len -= sizeof word;
+    };
+    while (len >= 8)
+        take(uint64_t{});
+    if (len >= 4) take(uint32_t{});
+    if (len >= 2) take(uint16_t{});
+    if (len != 0) { // an odd byte, padded with zero in memory: byte-order neutral too
         const uint8_t last[2] = {p[0], 0};
         uint16_t word;
         std::memcpy(&word, last, 2);

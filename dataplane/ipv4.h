@@ -38,7 +38,7 @@ inline rte_be16_t ipv4_header_checksum(const rte_ipv4_hdr *ip)
 }
 
 // The TCP or UDP checksum of IP's payload, at L4 in one segment, computed whole (its field 0):
-// what rte_ipv4_udptcp_cksum() gives, by csum_add()'s 32-bit words.
+// what rte_ipv4_udptcp_cksum() gives, by csum_add()'s 64-bit words.
 inline rte_be16_t ipv4_l4_checksum(const rte_ipv4_hdr *ip, const void *l4)
 {
     const auto l4_len =
