@@ -282,6 +282,13 @@ class ClusterTest(harness.WorkdirTestCase):
     def diag(self):
         return self.cluster.diag()
 
+    def group_key(self):
+        """A [cluster] key_file of 32 random bytes, for both gateways."""
+        key = os.path.join(self.workdir, 'group.key')
+        with open(key, 'wb') as f:
+            f.write(os.urandom(32))
+        return key
+
     def connections(self, gw):
         return gw.mg.metrics().get('meshgate_connections_total', 0, service='web')
 
@@ -473,9 +480,7 @@ class ClusterTest(harness.WorkdirTestCase):
         # Issue 18: the same with every TCP connection opened by a SYN cookie (syn_cookies =
         # "always", the group's secret from key_file): a record carries the cookie's sequence
         # translation, so the peer that takes a stream over translates it as its opener did.
-        key = os.path.join(self.workdir, 'group.key')
-        with open(key, 'wb') as f:
-            f.write(os.urandom(32))
+        key = self.group_key()
         self.group_loses_nothing(limits='syn_cookies = "always"\n', key_file=key)
 
     def group_loses_nothing(self, limits='', key_file=None):
@@ -590,9 +595,7 @@ class ClusterTest(harness.WorkdirTestCase):
         # reach B once A has died is served by B, which proves A's cookie: an ECMP move between
         # SYN-ACK and ACK resets nobody. Each client's segments after its SYN are held back
         # (dropped at its output; TCP sends them again) until the router has moved.
-        key = os.path.join(self.workdir, 'group.key')
-        with open(key, 'wb') as f:
-            f.write(os.urandom(32))
+        key = self.group_key()
         self.build(bfd=True, group=True, bfd_timers=(100, 100, 3),
                    limits='syn_cookies = "always"\n', key_file=key)
         a, b, lab = self.a, self.b, self.lab
@@ -664,9 +667,7 @@ class ClusterTest(harness.WorkdirTestCase):
         # channel (UDP 7410 dropped both ways, both gateways up and routed) takes nothing over
         # (the silent peer still answers ARP) and every stream goes on; what was not synced
         # meanwhile reaches the peer by the periodic exchange once the channel is back.
-        key = os.path.join(self.workdir, 'group.key')
-        with open(key, 'wb') as f:
-            f.write(os.urandom(32))
+        key = self.group_key()
         self.cluster = gateway_lab.Cluster(self.workdir)
         self.addCleanup(self.cluster.destroy)
         self.cluster.build(gateways=2)
