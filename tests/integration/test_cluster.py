@@ -260,6 +260,12 @@ class Streamer:
         self.stream.close()
 
 
+# The cookie tests add the group's shared secret to what the others check; a second worker adds
+# nothing to that (test_syn_cookies runs cookies with 2 workers), and the two take ~60 s of the
+# suite's 45-minute budget: they run once, with 1 worker.
+cookies_once = unittest.skipIf(harness.WORKERS != 1, 'run with 1 worker only (suite budget)')
+
+
 @unittest.skipUnless(bgp_lab.have_frr(), 'FRR is not installed (scripts/setup.sh installs it)')
 class ClusterTest(harness.WorkdirTestCase):
 
@@ -476,6 +482,7 @@ class ClusterTest(harness.WorkdirTestCase):
         # once a takeover is done. The longest gap each stream saw is printed per step.
         self.group_loses_nothing()
 
+    @cookies_once
     def test_group_loses_nothing_through_cookies(self):
         # Issue 18: the same with every TCP connection opened by a SYN cookie (syn_cookies =
         # "always", the group's secret from key_file): a record carries the cookie's sequence
@@ -588,7 +595,7 @@ class ClusterTest(harness.WorkdirTestCase):
         self.assertEqual(late, [], self.diag())
         self.assertEqual(failed_after, [], self.diag())
 
-
+    @cookies_once
     def test_cookie_proved_by_the_other_gateway(self):
         # Issue 18: the gateways of a group derive one SYN cookie secret from [cluster] key_file,
         # so a client whose SYN-ACK (a cookie, nothing kept) came from A and whose next segments
