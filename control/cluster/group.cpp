@@ -38,8 +38,8 @@ constexpr auto join_wait = std::chrono::seconds(1);
 // How long a joining gateway waits for its peers' connections before it serves anyway.
 constexpr auto join_limit = std::chrono::seconds(10);
 // A returning peer's addresses are given back this long after it says it serves: its gratuitous
-// ARPs (and their repeats) reach every node first, since Linux ignores a new MAC for an entry
-// younger than neigh locktime (1 s); meanwhile the replies that still come here are served.
+// ARPs reach every node first, their repeats too (should one be lost); meanwhile the replies that
+// still come here are served.
 constexpr auto give_back_delay = std::chrono::milliseconds(2500);
 // A silent peer's address is asked for by ARP this long before it would be dead.
 constexpr auto probe_window = std::chrono::milliseconds(100);

@@ -62,7 +62,7 @@ bool send_gratuitous_arp(int ifindex, const std::array<uint8_t, 6> &mac, uint32_
     const int fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, htons(ETH_P_ARP));
     if (fd < 0) return false;
     uint8_t frame[arp_frame];
-    write_arp(frame, ARPOP_REPLY, mac, address, address, broadcast, broadcast);
+    write_arp(frame, ARPOP_REPLY, mac, address, address, broadcast, mac.data());
     const bool sent = send_frame(fd, ifindex, frame);
     const int saved = errno;
     close(fd);

@@ -10,8 +10,10 @@
 namespace meshgate
 {
 
-// An ARP reply to everyone (RFC 5227's announcement): ADDRESS (network order) is at MAC.
-// False when the frame could not be written (errno says why).
+// An ARP reply to everyone: ADDRESS (network order) is at MAC, with MAC as the target's hardware
+// address too (as `arping -A` sends it). Linux takes only that form (or a request) for
+// gratuitous and replaces a known neighbor's MAC at once; any other waits out the entry's
+// locktime (1 s). False when the frame could not be written (errno says why).
 bool send_gratuitous_arp(int ifindex, const std::array<uint8_t, 6> &mac, uint32_t address);
 
 // Asks who has an address and hears the answers: whether a peer's data path still runs when
