@@ -5,7 +5,6 @@
 #include <gtest/gtest.h>
 
 #include <array>
-#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <string>
@@ -16,23 +15,12 @@
 #include <unistd.h>
 
 #include "control/kernel/arp.h"
+#include "tests/support/command.h"
 
 namespace
 {
 
 using namespace meshgate;
-
-std::string output_of(const std::string &command)
-{
-    std::string out;
-    if (FILE *p = popen(command.c_str(), "r")) {
-        char buf[256];
-        while (fgets(buf, sizeof buf, p) != nullptr)
-            out += buf;
-        pclose(p);
-    }
-    return out;
-}
 
 class GratuitousArp : public ::testing::Test
 {
@@ -47,11 +35,16 @@ class GratuitousArp : public ::testing::Test
                               "ip address add 10.0.0.1/24 dev node"),
                   0);
         // Long enough that no entry of the test grows out of its locktime, however slow the run.
-        std::ofstream("/proc/sys/net/ipv4/neigh/node/locktime") << 6000;
+        std::ofstream locktime("/proc/sys/net/ipv4/neigh/node/locktime");
+        locktime << 6000 << std::flush;
+        ASSERT_TRUE(locktime.good()) << "locktime not set";
     }
 
     // The node's entry for 10.0.0.2, as `ip neigh` shows it ("" when it has none).
-    static std::string entry() { return output_of("ip neigh show to 10.0.0.2 dev node"); }
+    static std::string entry()
+    {
+        return test_support::run_command("ip neigh show to 10.0.0.2 dev node").output;
+    }
 };
 
 // A takeover: the node knows the dead gateway's address at the dead gateway's MAC, learned a

@@ -3,10 +3,6 @@
 // says without [cluster] and without a gateway. MESHGATECTL names the meshgatectl to run.
 #include <gtest/gtest.h>
 
-#include <sys/wait.h>
-
-#include <array>
-#include <cstdio>
 #include <cstdlib>
 #include <string>
 
@@ -14,6 +10,7 @@
 #include <rte_eal.h>
 
 #include "control/observe/telemetry.h"
+#include "tests/support/command.h"
 
 namespace
 {
@@ -48,31 +45,15 @@ class telemetry_eal : public ::testing::Environment
 
 [[maybe_unused]] auto *const eal = ::testing::AddGlobalTestEnvironment(new telemetry_eal);
 
-struct run {
-    int status = -1;
-    std::string output; // stdout and stderr
-};
-
 // meshgatectl ARGS, run to its end.
-run meshgatectl(const std::string &args)
+test_support::command_result meshgatectl(const std::string &args)
 {
     const char *exe = std::getenv("MESHGATECTL");
     if (exe == nullptr) {
         ADD_FAILURE() << "MESHGATECTL is not set";
         return {};
     }
-    FILE *p = popen(("'" + std::string(exe) + "' " + args + " 2>&1").c_str(), "r");
-    if (p == nullptr) {
-        ADD_FAILURE() << "popen failed";
-        return {};
-    }
-    run r;
-    std::array<char, 4096> buf;
-    for (size_t n; (n = fread(buf.data(), 1, buf.size(), p)) > 0;)
-        r.output.append(buf.data(), n);
-    const int status = pclose(p);
-    r.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    return r;
+    return test_support::run_command("'" + std::string(exe) + "' " + args + " 2>&1");
 }
 
 uint32_t be(const char *address)
@@ -121,7 +102,7 @@ cluster::group_status two_peers()
 // Without a gateway of that prefix, as the other subcommands: the socket it looked for, exit 1.
 TEST(MeshgatectlCluster, SaysWhenNoGatewayRuns)
 {
-    const run r = meshgatectl("--file-prefix no-such-gateway cluster");
+    const test_support::command_result r = meshgatectl("--file-prefix no-such-gateway cluster");
     EXPECT_EQ(r.status, 1);
     EXPECT_NE(r.output.find("no gateway with file prefix 'no-such-gateway'"), std::string::npos)
         << r.output;
@@ -131,7 +112,8 @@ TEST(MeshgatectlCluster, SaysWhenNoGatewayRuns)
 // and the refusals, and --json the same as one document with the peers as objects.
 TEST(MeshgatectlCluster, ShowsThePeersOrSaysThereIsNoCluster)
 {
-    run r = meshgatectl(std::string("--file-prefix ") + prefix + " cluster");
+    test_support::command_result r =
+        meshgatectl(std::string("--file-prefix ") + prefix + " cluster");
     EXPECT_EQ(r.status, 1);
     EXPECT_EQ(r.output, "meshgatectl: no [cluster] in the configuration\n");
 
