@@ -42,10 +42,13 @@ count_results "$BUILD_DIR" normal || status=1
 if [ "${MESHGATE_SANITIZE:-1}" != 0 ]; then
     SAN_BUILD_DIR=${SAN_BUILD_DIR:-$MESHGATE_ROOT/build-sanitize}
     san_start=$SECONDS
+    # A unity build (4 files per compiler run): the control plane's files share heavy headers
+    # (toml11, spdlog, nlohmann-json), and it compiles in 242 s instead of 303 here. Only this
+    # build: the release build compiles each file alone, so a missing include still fails there.
     if [ ! -f "$SAN_BUILD_DIR/build.ninja" ]; then
         CC=clang-14 CXX=clang++-14 meson setup "$SAN_BUILD_DIR" "$MESHGATE_ROOT" \
             --buildtype=debugoptimized -Db_sanitize=address,undefined -Db_lundef=false \
-            -Dfuzz=true -Dbenchmarks=false
+            -Dfuzz=true -Dbenchmarks=false --unity on
     fi
     ninja -C "$SAN_BUILD_DIR" -j2
     export ASAN_OPTIONS=halt_on_error=1:abort_on_error=1:detect_leaks=1

@@ -491,11 +491,12 @@ class Flowgen:
     1): UDP to 203.0.113.10:9000 from FLOWS flows of CLIENTS (first address/count) at RATE
     (0: as fast as the ring takes), COUNT datagrams, each answered by the node side if REPLY.
     It reports once it has sent them all and received nothing for LINGER seconds (a worker
-    short of CPU may still hold answers that long). Stop the gateway first: flowgen keeps its
-    memif ports until it has gone."""
+    short of CPU may still hold answers that long: 2 s, 5 under sanitizers, whose worker is
+    ten times slower; every flood and fault test waits that long once). Stop the gateway first:
+    flowgen keeps its memif ports until it has gone."""
 
     def __init__(self, workdir, rate, count, flows=1000, reply=True, clients='198.51.100.1/250',
-                 extra=(), linger=5):
+                 extra=(), linger=2 if TIME_SCALE == 1 else 5):
         self.prefix = unique('mgg')
         self.sockets = [os.path.join(workdir, 'clients.sock'), os.path.join(workdir, 'nodes.sock')]
         ensure_hugepages()
