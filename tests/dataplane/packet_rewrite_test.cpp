@@ -212,6 +212,10 @@ TEST(Checksum, WholeIpv4AndL4ChecksumsMatchDpdkOn10000RandomPackets)
         rte_ipv4_hdr *ip = ipv4(p);
         ip->hdr_checksum = 0;
         ASSERT_EQ(ipv4_header_checksum(ip), rte_ipv4_cksum(ip)) << i;
+        ip->hdr_checksum = ipv4_header_checksum(ip); // what valid_ipv4() then accepts
+        ASSERT_EQ(ipv4_header_sum(ip), 0xffff) << i;
+        ip->hdr_checksum ^= 1;
+        ASSERT_NE(ipv4_header_sum(ip), 0xffff) << i;
         uint8_t *l4 = l4_of(p);
         if (proto == IPPROTO_TCP)
             reinterpret_cast<rte_tcp_hdr *>(l4)->cksum = 0;
