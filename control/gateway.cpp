@@ -254,6 +254,7 @@ class gateway
         std::optional<steady::time_point> deadline;
         bool stop = false;
         bool ended = false;
+        bool carried = false; // it ended with connections the group's peers carry
         uint64_t established = 0, left = 0;
         steady::time_point looked{}; // never
     };
@@ -547,7 +548,9 @@ void gateway::follow_drain()
         (drain_.deadline && now >= *drain_.deadline)) {
         drain_.ended = true;
         drain_.left = drain_.established;
-        spdlog::info("drain ended: {} established connection(s) left{}", drain_.left,
+        drain_.carried = carried && drain_.left != 0;
+        spdlog::info("drain ended: {} established connection(s) left{}{}", drain_.left,
+                     drain_.carried ? ", carried by the group's peers" : "",
                      drain_.stop ? "; stopping" : "");
         if (drain_.stop) signals_.stop.store(true);
     }
@@ -562,6 +565,7 @@ void gateway::publish_drain()
     d.stop = drain_.stop;
     d.established = drain_.established;
     d.left = drain_.left;
+    d.carried = drain_.carried;
     if (drain_.deadline)
         d.deadline_left =
             std::max(0.0, std::chrono::duration<double>(*drain_.deadline - steady::now()).count());

@@ -333,8 +333,9 @@ int drain(telemetry_client &gw, double deadline, bool stop, bool cancel, bool as
     if (as_json) {
         std::cout << d.dump(2) << "\n";
     } else {
-        std::cout << fmt::format("drained: {} established connection(s) left; {}\n",
-                                 text(d.value("left", json(0))), drain_line(d));
+        std::cout << fmt::format(
+            "drained: {} established connection(s) left{}; {}\n", text(d.value("left", json(0))),
+            d.value("carried", 0) == 1 ? ", carried by the group's peers" : "", drain_line(d));
         if (stop) std::cout << "the gateway stops\n";
     }
     return 0;

@@ -136,6 +136,7 @@ struct drain_status {
     bool stop = false;         // the gateway stops when it ends
     uint64_t established = 0;  // ESTABLISHED TCP connections at the last look
     uint64_t left = 0;         // those still there when it ended
+    bool carried = false;      // in a group: the peers had every one of them (synced) then
     std::vector<address_status> addresses;
 };
 

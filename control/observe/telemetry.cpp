@@ -504,6 +504,7 @@ int cmd_drain(const char *, const char *params, rte_tel_data *d)
                               s.deadline_left < 0 ? -1 : static_cast<int>(s.deadline_left * 1000));
     rte_tel_data_add_dict_u64(d, "established", s.established);
     rte_tel_data_add_dict_u64(d, "left", s.left);
+    rte_tel_data_add_dict_u64(d, "carried", s.carried);
     rte_tel_data *addresses = rte_tel_data_alloc();
     rte_tel_data_start_array(addresses, RTE_TEL_STRING_VAL);
     for (const address_status &a : s.addresses)

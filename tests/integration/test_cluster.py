@@ -557,6 +557,10 @@ class ClusterTest(harness.WorkdirTestCase):
         steps.append(step('drain --stop of B'))
         drained = b.mg.ctl('drain', '--stop', '--deadline', '60')
         self.assertEqual(drained.returncode, 0, drained.stdout + b.mg.log()[-3000:])
+        # It ends once A has every connection, long before the deadline: what B still has
+        # established then, A carries, and the line says so.
+        self.assertRegex(drained.stdout, r"drained: (0 established connection\(s\) left;|"
+                         r"\d+ established connection\(s\) left, carried by the group's peers;)")
         b.mg.proc.wait(60)
         lab.wait_next_hops(ROUTE, [a.address], timeout=60)
         gateway_lab.wait(lambda: a.mg.metrics().get('meshgate_cluster_takeovers_total', 0) == 1,
