@@ -4,9 +4,13 @@ namespaces (they put this folder on sys.path): one copy of the request for all o
 import socket
 
 
-def get(host, port, timeout=20):
-    """GET / on HOST:PORT, read until the server closes: (status line, body), as bytes."""
+def get(host, port, timeout=20, local=None):
+    """GET / on HOST:PORT, read until the server closes: (status line, body), as bytes. LOCAL, a
+    list, gets the client's (address, port) once connected: a failure after it came after the
+    handshake."""
     with socket.create_connection((host, port), timeout=timeout) as s:
+        if local is not None:
+            local.append(s.getsockname())
         s.sendall(b'GET / HTTP/1.0\r\nHost: x\r\n\r\n')
         data = b''
         while True:

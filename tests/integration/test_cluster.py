@@ -58,21 +58,23 @@ LOOP_CLIENT = textwrap.dedent('''\
     lock = threading.Lock()
     ok, failed = [], []
 
-    def one():
-        status, body = get(host, port, timeout)
+    def one(local):
+        status, body = get(host, port, timeout, local)
         if b' 200 ' not in status or b'task-' not in status + body:
             raise RuntimeError('bad answer %r' % (status + b' ' + body)[:80])
 
     def loop():
         while not os.path.exists(stopfile):
-            start = time.monotonic()
+            start, local = time.monotonic(), []
             try:
-                one()
+                one(local)
                 with lock:
                     ok.append(start)
             except Exception as e:
+                # connected or not, and from which port: the gateways' state of that 4-tuple
+                where = 'from port %d, connected' % local[0][1] if local else 'not connected'
                 with lock:
-                    failed.append((start, '%s: %s' % (type(e).__name__, e)))
+                    failed.append((start, '%s (%s): %s' % (type(e).__name__, where, e)))
 
     ts = [threading.Thread(target=loop) for _ in range(threads)]
     for t in ts:
