@@ -594,7 +594,8 @@ class ClusterTest(harness.WorkdirTestCase):
              f'{[round(t - killed, 2) for t in flows["unanswered"]]}; step starts '
              f'{[round(t - killed, 2) for _, t in steps]}); new connections '
              f'{len(loop_result["ok"])} ok, {len(loop_result["failed"])} failed '
-             f'(s after the signal: {[round(f[0] - killed, 2) for f in loop_result["failed"]]}; '
+             f'(s after the signal, what: '
+             f'{[(round(f[0] - killed, 2), f[1]) for f in loop_result["failed"]]}; '
              f'{len(failed_after)} after the takeover)')
         self.assertEqual(len(broken), 0, f'{[(s.gateway, s.how) for s in broken]}\n'
                          + self.diag())
