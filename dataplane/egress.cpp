@@ -314,9 +314,13 @@ verdict reverse_stage(worker &w, const dataplane_tables &t, rte_mbuf *m, packet_
         const uint8_t cookie = c.cookie.load(std::memory_order_acquire);
         auto *tcp = reinterpret_cast<rte_tcp_hdr *>(s.l4);
         if (cookie != uint8_t(cookie_state::none)) {
+            // Our SYN's answer acks the client's ISN + 1, as our SYN was numbered; another SYN-ACK
+            // answers a SYN that was not ours to complete.
             if ((tcp->tcp_flags & (tcp_flag::syn | tcp_flag::ack)) ==
                 (tcp_flag::syn | tcp_flag::ack))
-                return complete_cookie_handshake(w, t, m, s, s.ref.index());
+                return rte_be_to_cpu_32(tcp->recv_ack) == c.proxy_start
+                           ? complete_cookie_handshake(w, t, m, s, s.ref.index())
+                           : drop_as(drop_reason::no_connection);
             if (cookie != uint8_t(cookie_state::open)) {
                 // Before its SYN-ACK only a RST (our SYN refused) has meaning for the client: at
                 // the number after the cookie, where the client expects it.

@@ -291,6 +291,21 @@ bool hold_for_task(worker &w, uint32_t index, const connection &c, const packet_
     return hold_segment(w, index, s.key, m, port);
 }
 
+// A client's SYN at another ISN than connection C's own, which we know when a cookie or a PROXY
+// header opened it: a new connection from the same port, the old one gone at the client while
+// our state of it lives on (its close unseen: a lost RST, a peer that died before it synced
+// the close). As a port reuse: passed to the task, the SYN-ACK would be taken for the old one's.
+bool syn_of_new_connection(const connection &c, const packet_state &s)
+{
+    if ((s.tcp_flags & (tcp_flag::syn | tcp_flag::ack | tcp_flag::rst)) != tcp_flag::syn ||
+        s.key.proto != IPPROTO_TCP)
+        return false;
+    if (c.proxy_len == 0 && c.cookie.load(std::memory_order_relaxed) == uint8_t(cookie_state::none))
+        return false;
+    const auto *tcp = reinterpret_cast<const rte_tcp_hdr *>(s.l4);
+    return rte_be_to_cpu_32(tcp->sent_seq) + 1 != c.proxy_start;
+}
+
 // A client segment of connection C, opened by a cookie and still waiting for the task's
 // SYN-ACK: our SYN, or that SYN-ACK, was lost. The client, nothing of its acknowledged, sends
 // again from its first byte: that segment becomes our SYN again. False for any other (dropped).
@@ -374,12 +389,14 @@ verdict forward_stage(worker &w, const dataplane_tables &t, uint16_t port, rte_m
         // A packet dropped anyway moves no connection state.
         if (ip->time_to_live <= 1) return time_exceeded(w, t, port, ip);
         const connection &c = connections.at(s.ref.index());
-        // Opened by a cookie, the task not yet answered our SYN: its first data waits, a
-        // retransmission of it is our SYN again, the rest the client sends again.
         const uint8_t cookie = c.cookie.load(std::memory_order_acquire);
-        if (proto == IPPROTO_TCP && !(s.tcp_flags & tcp_flag::rst) &&
-            (cookie == uint8_t(cookie_state::waiting) ||
-             cookie == uint8_t(cookie_state::opening))) {
+        if (syn_of_new_connection(c, s)) {
+            if (!end_reused(w, s.ref.index(), s.key)) return drop_as(drop_reason::reuse_queue_full);
+        } else if (proto == IPPROTO_TCP && !(s.tcp_flags & tcp_flag::rst) &&
+                   (cookie == uint8_t(cookie_state::waiting) ||
+                    cookie == uint8_t(cookie_state::opening))) {
+            // Opened by a cookie, the task not yet answered our SYN: its first data waits, a
+            // retransmission of it is our SYN again, the rest the client sends again.
             if (hold_for_task(w, s.ref.index(), c, s, m, port)) return {next::taken};
             if (!cookie_syn_again(c, s, m)) return drop_as(drop_reason::cookie_pending);
             index = s.ref.index(); // our SYN again: no state of the connection moves

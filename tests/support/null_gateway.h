@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include <rte_eal.h>
@@ -117,8 +118,11 @@ class NullGatewayTest : public ::testing::Test
              0);
     }
 
-    // The task's reply with FLAGS on the connection of CLIENT_PORT, through worker WORKER.
-    void task_replies(uint16_t client_port, uint8_t flags, size_t worker = 0)
+    // The task's reply with FLAGS on the connection of CLIENT_PORT, through worker WORKER, its
+    // ack ACK or else the client's ISN + 1 where the connection knows it (a cookie, a PROXY
+    // header).
+    void task_replies(uint16_t client_port, uint8_t flags, size_t worker = 0,
+                      std::optional<uint32_t> ack = std::nullopt)
     {
         const dataplane::connection *c = connection_of(client_port);
         ASSERT_NE(c, nullptr);
@@ -128,7 +132,8 @@ class NullGatewayTest : public ::testing::Test
                           .overlay_mac = docker_mac_for(*parse_ipv4("10.255.0.2")),
                           .port_address = *parse_ipv4("192.168.50.1"),
                           .node_address = *parse_ipv4("192.168.50.11"),
-                          .flags = flags},
+                          .flags = flags,
+                          .ack = ack.value_or(c->proxy_start)},
                          *c),
              worker);
     }

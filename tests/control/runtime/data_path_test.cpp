@@ -253,4 +253,52 @@ TEST_F(DataPathTest, CookieConnectionKeepsTheDataOfTheProvingSegment)
     EXPECT_GE(task.bytes_in - bytes_before, uint64_t{payload} + 40) << "the data, whole";
 }
 
+// Our state of a cookie connection outlived the client's (its close unseen: a peer died before
+// it synced it), and the client opens a new connection from the same port. Its SYN, at another
+// ISN, ends the old connection and is answered by a cookie as any new client's; a late copy of
+// the old SYN ends nothing. And a task's SYN-ACK that does not ack the client's ISN + 1 is no
+// answer to our SYN: it completes nothing (else the client's new SYN never got its SYN-ACK).
+TEST_F(DataPathTest, SynAtAnotherIsnOnACookieConnectionOpensANewOne)
+{
+    const config::gateway_config c = cookies_always();
+    start(c);
+    constexpr uint16_t port = 3200;
+    const dp::worker_counters &counted = g->w->counters;
+    auto cookies_sent = [&] { return counted.events[size_t(dp::event::syn_cookies_sent)]; };
+    // The client's ACK of the cookie for ISN, and the task's answer to our SYN.
+    auto proved = [&](uint32_t isn) {
+        const uint32_t cookie =
+            dp::syn_cookie_make(*c.limits.syn_cookie_secret, forward_key(port), isn, g->w->now, {});
+        client_segment(port, RTE_TCP_ACK_FLAG, isn + 1, cookie + 1);
+        const dp::connection *conn = connection_of(port);
+        EXPECT_NE(conn, nullptr);
+        if (conn == nullptr) return conn;
+        task_replies(port, RTE_TCP_SYN_FLAG | RTE_TCP_ACK_FLAG);
+        EXPECT_EQ(conn->cookie.load(), uint8_t(dp::cookie_state::open));
+        EXPECT_EQ(conn->proxy_start, isn + 1);
+        return conn;
+    };
+
+    client_segment(port, RTE_TCP_SYN_FLAG, 1000, 0);
+    const dp::connection *old = proved(1000);
+    ASSERT_NE(old, nullptr);
+    ASSERT_EQ(cookies_sent(), 1u);
+    client_segment(port, RTE_TCP_SYN_FLAG, 1000, 0);
+    EXPECT_EQ(connection_of(port), old) << "a late copy of its own SYN";
+
+    const uint64_t unmatched = counted.drops[size_t(dp::drop_reason::no_connection)];
+    const uint64_t to_task = counted.tasks[old->task].packets_in;
+    task_replies(port, RTE_TCP_SYN_FLAG | RTE_TCP_ACK_FLAG, 0, 77001);
+    EXPECT_EQ(counted.drops[size_t(dp::drop_reason::no_connection)], unmatched + 1)
+        << "a SYN-ACK to another SYN than ours";
+    EXPECT_EQ(counted.tasks[old->task].packets_in, to_task) << "no ACK of ours to the task";
+
+    client_segment(port, RTE_TCP_SYN_FLAG, 90000, 0);
+    EXPECT_EQ(connection_of(port), nullptr) << "the old connection ended";
+    EXPECT_EQ(cookies_sent(), 2u) << "the new SYN answered by a cookie";
+    const dp::connection *renewed = proved(90000);
+    ASSERT_NE(renewed, nullptr);
+    EXPECT_EQ(g->connections->size(), 1u);
+}
+
 } // namespace
