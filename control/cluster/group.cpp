@@ -80,7 +80,7 @@ connection_record record_of(const dataplane::flow_key &forward, const dataplane:
     r.proto = forward.proto;
     r.state = state;
     r.proxy_version = proxy_version;
-    r.proxy_start = proxy_version != 0 ? proxy_start : 0;
+    r.proxy_start = proxy_start; // 0 unless a PROXY header or a cookie needs the client's ISN
     r.client_ip = forward.src_ip;
     r.published_ip = forward.dst_ip;
     r.client_port = forward.src_port;

@@ -19,7 +19,8 @@
 //     client ip be32, published ip be32, client port be16, published port be16
 //     task ip be32, target port be16, snat ip be32, snat port be16
 //     idle_seconds u32 (how long the sender has not seen a packet of it)
-//     proxy_start u32 (with a PROXY header: the client's ISN + 1, where the header's shift starts)
+//     proxy_start u32 (with a PROXY header or a cookie: the client's ISN + 1, where the header's
+//     shift starts and what the task's SYN-ACK acks; 0 without)
 //     cookie u8 (1: opened by a SYN cookie, the task's numbers translated) | wscales u8 (the
 //     client's << 4 | the task's; 15: none) | seq_offset u32 (task ISN - cookie); 0s without
 //     service: len u8 (1..63) + bytes | owner: len u8 (1..63) + bytes (a gateway's name)
