@@ -50,6 +50,17 @@ inline uint32_t xorshift32(uint64_t &s)
     return static_cast<uint32_t>(s >> 32);
 }
 
+// Whether C gives way to another connection of its client flow that a peer tells of: the client
+// reused its port there. A copy of a peer's does (the news is the newer), and one of ours that
+// closed; a live one of ours, whose client's packets come here, does not.
+bool gives_way(const connection &c)
+{
+    if (c.peer != 0) return true;
+    const auto state = static_cast<tcp_state>(c.state.load(std::memory_order_relaxed));
+    return c.tclass == timeout_class::tcp &&
+           (state == tcp_state::time_wait || state == tcp_state::close);
+}
+
 } // namespace
 
 std::unique_ptr<connection_table> connection_table::create(const conntrack_params &p)
@@ -495,25 +506,35 @@ install_status connection_table::install(uint8_t worker, const synced_connection
     }
     const flow_key_hash fwd_hash = hash(s.forward), rev_hash = hash(s.reverse);
     const conn_ref known = lookup_in(worker, s.forward, fwd_hash);
+    if (known.hit() && known.dir() != direction::forward) return install_status::refused;
     if (known.hit()) {
         connection &c = conns_[known.index()];
-        if (known.dir() != direction::forward || c.peer != s.peer || !(c.reverse == s.reverse))
-            return install_status::refused; // a connection of its own here has the key
-        if (s.ended != 0)
-            return remove(worker, known.index(), out) ? install_status::removed
-                                                      : install_status::refused;
-        // The peer saw it later than we did: it lives as long as the peer sees it.
-        const uint32_t seen = now - std::min(s.idle, now);
-        if (static_cast<int32_t>(seen - c.last_seen.load(std::memory_order_relaxed)) > 0)
-            c.last_seen.store(seen, std::memory_order_relaxed);
-        c.state.store(s.state, std::memory_order_relaxed);
-        return install_status::refreshed;
+        if (c.peer == s.peer && c.reverse == s.reverse) {
+            if (s.ended != 0)
+                return remove(worker, known.index(), out) ? install_status::removed
+                                                          : install_status::refused;
+            // The peer saw it later than we did: it lives as long as the peer sees it.
+            const uint32_t seen = now - std::min(s.idle, now);
+            if (static_cast<int32_t>(seen - c.last_seen.load(std::memory_order_relaxed)) > 0)
+                c.last_seen.store(seen, std::memory_order_relaxed);
+            c.state.store(s.state, std::memory_order_relaxed);
+            return install_status::refreshed;
+        }
+        if (s.ended != 0 || !gives_way(c)) return install_status::refused;
     }
     if (s.ended != 0) return install_status::removed; // never had it: nothing to do
-    // Another worker's connection of ours with this client flow, or this reverse key taken.
-    if (lookup_elsewhere(worker, s.forward, fwd_hash).hit() ||
-        lookup_in(worker, s.reverse, rev_hash).hit())
+    // Another worker's connection with this client flow (asked to end when it gives way: the
+    // peer's next word of this one installs it), or this reverse key another connection's.
+    const conn_ref elsewhere = lookup_elsewhere(worker, s.forward, fwd_hash);
+    if (elsewhere.hit()) {
+        if (elsewhere.dir() == direction::forward && gives_way(conns_[elsewhere.index()]))
+            request_end(elsewhere.index(), s.forward);
         return install_status::refused;
+    }
+    const conn_ref taken = lookup_in(worker, s.reverse, rev_hash);
+    if (taken.hit() && !(known.hit() && taken.index() == known.index()))
+        return install_status::refused;
+    if (known.hit() && !remove(worker, known.index(), out)) return install_status::refused;
     const uint32_t index = alloc_slot(o);
     if (index == no_index) return install_status::refused;
     connection &c = conns_[index];
@@ -540,7 +561,7 @@ install_status connection_table::install(uint8_t worker, const synced_connection
     if (!publish(o, worker, index, fwd_hash, rev_hash)) return install_status::refused;
     file(o, index, now);
     o.live.store(o.live.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-    return install_status::installed;
+    return known.hit() ? install_status::replaced : install_status::installed;
 }
 
 // Both keys of the live slot INDEX into its owner's index, reverse first; on failure (a chain

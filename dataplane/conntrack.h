@@ -201,6 +201,7 @@ static_assert(sizeof(synced_connection) == 60);
 enum class install_status : uint8_t {
     installed, // a new connection
     refreshed, // known already: last_seen and state updated
+    replaced,  // a new connection in place of an older one of the same client flow (removed)
     removed,   // ended by its owner, gone here too
     refused,   // a different connection has one of its keys, no slot is free, or not ours
 };

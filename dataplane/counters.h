@@ -125,6 +125,9 @@ struct port_counters {
     X(sync_events_lost, "connection changes not told to the cluster's peers: the queue was full")  \
     X(synced_connections_installed, "connections a peer told of, installed as the peer's")         \
     X(synced_connections_refreshed, "connections a peer told of again, refreshed")                 \
+    X(synced_connections_replaced,                                                                 \
+      "connections a peer told of in place of an older one of the same client flow here (the "     \
+      "client reused its port)")                                                                   \
     X(synced_connections_refused,                                                                  \
       "connections a peer told of that clash with one here, or found no room")                     \
     X(syn_cookies_sent, "SYNs answered with a SYN cookie instead of a connection")                 \

@@ -28,10 +28,16 @@ void sync_apply(worker &w)
             case install_status::refreshed:
                 w.counters.count(event::synced_connections_refreshed);
                 break;
+            case install_status::replaced:
+                release_task(w, gone);
+                w.shared->task_active[told[i].task].fetch_add(1, std::memory_order_relaxed);
+                w.counters.count(event::synced_connections_replaced);
+                break;
             case install_status::removed:
                 if (gone.index != connection_table::no_index) release_task(w, gone);
                 break;
-            case install_status::refused:
+            case install_status::refused: // having given the old one's place, found no room
+                if (gone.index != connection_table::no_index) release_task(w, gone);
                 w.counters.count(event::synced_connections_refused);
                 break;
             }

@@ -258,6 +258,59 @@ TEST_F(Conntrack, InstallsAPeersConnection)
     EXPECT_EQ(table->size(), 1u);
 }
 
+// A peer tells of another connection of a client flow we hold: the client reused its port
+// there. It replaces a copy of a peer's and a closed one of ours, never a live one of ours, and
+// the end of a connection we do not hold removes nothing.
+TEST_F(Conntrack, APeersNewConnectionReplacesAnOldOneOfTheSameClientFlow)
+{
+    mg::synced_connection old{};
+    old.forward = client(30);
+    old.reverse =
+        mg::make_flow_key(task_ip_a, ip(10, 255, 0, 9), port(80), port(41000), IPPROTO_TCP);
+    old.service = 7;
+    old.task = 3;
+    old.state = uint8_t(tcp_state::time_wait);
+    old.peer = 2;
+    mg::removed_connection gone{};
+    ASSERT_EQ(table->install(0, old, now, &gone), mg::install_status::installed);
+    const uint32_t old_index = table->lookup(old.forward).index();
+
+    mg::synced_connection fresh = old;
+    fresh.reverse.dst_port = port(41001);
+    fresh.task = 4;
+    fresh.state = uint8_t(tcp_state::established);
+    mg::synced_connection other_end = fresh;
+    other_end.reverse.dst_port = port(41002);
+    other_end.ended = 1;
+    EXPECT_EQ(table->install(0, other_end, now, &gone), mg::install_status::refused);
+    EXPECT_EQ(table->lookup(old.forward).index(), old_index) << "not the one that ended";
+
+    gone = {};
+    ASSERT_EQ(table->install(0, fresh, now, &gone), mg::install_status::replaced);
+    EXPECT_EQ(gone.index, old_index);
+    EXPECT_EQ(gone.task, 3);
+    const conn_ref f = table->lookup(fresh.forward);
+    ASSERT_TRUE(f.hit());
+    EXPECT_EQ(table->at(f.index()).reverse, fresh.reverse);
+    EXPECT_EQ(table->at(f.index()).tcp(), tcp_state::established);
+    EXPECT_FALSE(table->lookup(old.reverse).hit());
+    EXPECT_EQ(table->size(), 1u);
+
+    // Ours: live, it stays; closed, it gives way.
+    const auto ours = add(client(31), 3);
+    ASSERT_EQ(ours.status, create_status::ok);
+    mg::synced_connection clash = fresh;
+    clash.forward = client(31);
+    clash.reverse.dst_port = port(41003);
+    EXPECT_EQ(table->install(0, clash, now, &gone), mg::install_status::refused);
+    EXPECT_EQ(table->lookup(clash.forward).index(), ours.index);
+    table->at(ours.index).state.store(uint8_t(tcp_state::time_wait));
+    EXPECT_EQ(table->install(0, clash, now, &gone), mg::install_status::replaced);
+    EXPECT_EQ(gone.index, ours.index);
+    EXPECT_EQ(table->at(table->lookup(clash.forward).index()).peer, 2);
+    EXPECT_EQ(table->size(), 2u);
+}
+
 TEST_F(Conntrack, CreateOnExistingKeyReportsIt)
 {
     const auto r = add(client(1));
