@@ -80,11 +80,26 @@ const uint32_t task_ip_a = ip(10, 255, 0, 5);
 const uint32_t task_ip_b = ip(10, 255, 0, 6);
 const uint32_t snat_1 = ip(10, 255, 0, 2);
 const uint32_t snat_2 = ip(10, 255, 0, 3);
+const uint32_t peer_snat = ip(10, 255, 0, 9); // a peer gateway's
 
 flow_key client(uint32_t n, uint16_t client_port = 40001, uint8_t proto = IPPROTO_TCP)
 {
     return mg::make_flow_key(ip(192, 0, 2, 0) + rte_cpu_to_be_32(n), published_ip,
                              port(client_port), port(8000), proto);
+}
+
+// A connection peer 2 tells of: client N's flow to task a (id 3, service 7) through the peer's
+// SNAT address at SNAT_PORT, in STATE.
+mg::synced_connection peers_connection(uint32_t n, uint16_t snat_port, tcp_state state)
+{
+    mg::synced_connection s{};
+    s.forward = client(n);
+    s.reverse = mg::make_flow_key(task_ip_a, peer_snat, port(80), port(snat_port), IPPROTO_TCP);
+    s.service = 7;
+    s.task = 3;
+    s.state = uint8_t(state);
+    s.peer = 2;
+    return s;
 }
 
 // The reply of `c` as the task sends it.
@@ -196,15 +211,8 @@ TEST_F(Conntrack, CreateAndLookupBothDirections)
 // of the peer refreshes it, the owner's end removes it, and it never displaces one of ours.
 TEST_F(Conntrack, InstallsAPeersConnection)
 {
-    const uint32_t peer_snat = ip(10, 255, 0, 9);
-    mg::synced_connection s{};
-    s.forward = client(20);
-    s.reverse = mg::make_flow_key(task_ip_a, peer_snat, port(80), port(40000), IPPROTO_TCP);
-    s.service = 7;
-    s.task = 3;
+    mg::synced_connection s = peers_connection(20, 40000, tcp_state::established);
     s.idle = 5;
-    s.state = uint8_t(tcp_state::established);
-    s.peer = 2;
     mg::removed_connection gone{};
     ASSERT_EQ(table->install(0, s, now, &gone), mg::install_status::installed);
     const conn_ref f = table->lookup(s.forward), b = table->lookup(s.reverse);
@@ -263,14 +271,7 @@ TEST_F(Conntrack, InstallsAPeersConnection)
 // the end of a connection we do not hold removes nothing.
 TEST_F(Conntrack, APeersNewConnectionReplacesAnOldOneOfTheSameClientFlow)
 {
-    mg::synced_connection old{};
-    old.forward = client(30);
-    old.reverse =
-        mg::make_flow_key(task_ip_a, ip(10, 255, 0, 9), port(80), port(41000), IPPROTO_TCP);
-    old.service = 7;
-    old.task = 3;
-    old.state = uint8_t(tcp_state::time_wait);
-    old.peer = 2;
+    const mg::synced_connection old = peers_connection(30, 41000, tcp_state::time_wait);
     mg::removed_connection gone{};
     ASSERT_EQ(table->install(0, old, now, &gone), mg::install_status::installed);
     const uint32_t old_index = table->lookup(old.forward).index();
