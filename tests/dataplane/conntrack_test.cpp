@@ -208,7 +208,8 @@ TEST_F(Conntrack, CreateAndLookupBothDirections)
 }
 
 // A peer's connection (the cluster's sync): both keys find it, it is the peer's, a later word
-// of the peer refreshes it, the owner's end removes it, and it never displaces one of ours.
+// of the peer refreshes it, the owner's end removes it, and it never displaces a live one of
+// ours (a closed one gives way).
 TEST_F(Conntrack, InstallsAPeersConnection)
 {
     mg::synced_connection s = peers_connection(20, 40000, tcp_state::established);
@@ -257,6 +258,11 @@ TEST_F(Conntrack, InstallsAPeersConnection)
     clash.reverse.dst_port = port(40001);
     EXPECT_EQ(table->install(0, clash, now, &gone), mg::install_status::refused);
     EXPECT_EQ(table->at(ours.index).peer, 0);
+    // Closed, it gives way: the client reused its port at the peer.
+    table->at(ours.index).state.store(uint8_t(tcp_state::time_wait));
+    EXPECT_EQ(table->install(0, clash, now, &gone), mg::install_status::replaced);
+    EXPECT_EQ(gone.index, ours.index);
+    EXPECT_EQ(table->at(table->lookup(clash.forward).index()).peer, 2);
 
     s.ended = 1;
     EXPECT_EQ(table->install(0, s, now + 11, &gone), mg::install_status::removed);
@@ -267,8 +273,8 @@ TEST_F(Conntrack, InstallsAPeersConnection)
 }
 
 // A peer tells of another connection of a client flow we hold: the client reused its port
-// there. It replaces a copy of a peer's and a closed one of ours, never a live one of ours, and
-// the end of a connection we do not hold removes nothing.
+// there. It replaces the copy of the old one, and the end of a connection we do not hold
+// removes nothing. (Ours: InstallsAPeersConnection.)
 TEST_F(Conntrack, APeersNewConnectionReplacesAnOldOneOfTheSameClientFlow)
 {
     const mg::synced_connection old = peers_connection(30, 41000, tcp_state::time_wait);
@@ -296,20 +302,6 @@ TEST_F(Conntrack, APeersNewConnectionReplacesAnOldOneOfTheSameClientFlow)
     EXPECT_EQ(table->at(f.index()).tcp(), tcp_state::established);
     EXPECT_FALSE(table->lookup(old.reverse).hit());
     EXPECT_EQ(table->size(), 1u);
-
-    // Ours: live, it stays; closed, it gives way.
-    const auto ours = add(client(31), 3);
-    ASSERT_EQ(ours.status, create_status::ok);
-    mg::synced_connection clash = fresh;
-    clash.forward = client(31);
-    clash.reverse.dst_port = port(41003);
-    EXPECT_EQ(table->install(0, clash, now, &gone), mg::install_status::refused);
-    EXPECT_EQ(table->lookup(clash.forward).index(), ours.index);
-    table->at(ours.index).state.store(uint8_t(tcp_state::time_wait));
-    EXPECT_EQ(table->install(0, clash, now, &gone), mg::install_status::replaced);
-    EXPECT_EQ(gone.index, ours.index);
-    EXPECT_EQ(table->at(table->lookup(clash.forward).index()).peer, 2);
-    EXPECT_EQ(table->size(), 2u);
 }
 
 TEST_F(Conntrack, CreateOnExistingKeyReportsIt)
