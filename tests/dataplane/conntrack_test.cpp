@@ -304,6 +304,32 @@ TEST_F(Conntrack, APeersNewConnectionReplacesAnOldOneOfTheSameClientFlow)
     EXPECT_EQ(table->size(), 1u);
 }
 
+// The same with 2 workers, the old copy in the other worker's index (its reverse key's SNAT
+// port names that worker): the new one is installed at once, and the old one's owner ends it.
+TEST_F(Conntrack, APeersNewConnectionEndsTheOldCopyInAnotherWorkersIndex)
+{
+    make({.capacity = 64, .n_workers = 2});
+    const mg::synced_connection old = peers_connection(40, 41000, tcp_state::time_wait);
+    mg::synced_connection fresh = old;
+    fresh.reverse.dst_port = port(41001);
+    fresh.state = uint8_t(tcp_state::established);
+    const uint32_t old_owner = table->owner_of_reverse(old.reverse);
+    const uint32_t new_owner = table->owner_of_reverse(fresh.reverse);
+    ASSERT_NE(old_owner, new_owner);
+    mg::removed_connection gone{};
+    ASSERT_EQ(table->install(uint8_t(old_owner), old, now, &gone), mg::install_status::installed);
+    const uint32_t old_index = table->lookup(old.forward).index();
+    EXPECT_EQ(table->install(uint8_t(new_owner), fresh, now, &gone), mg::install_status::installed);
+    const auto ended = expire(100000, uint8_t(old_owner));
+    ASSERT_EQ(ended.size(), 1u);
+    EXPECT_EQ(ended[0].index, old_index);
+    const conn_ref f = table->lookup(fresh.forward);
+    ASSERT_TRUE(f.hit());
+    EXPECT_EQ(table->at(f.index()).reverse, fresh.reverse);
+    EXPECT_FALSE(table->lookup(old.reverse).hit());
+    EXPECT_EQ(table->size(), 1u);
+}
+
 TEST_F(Conntrack, CreateOnExistingKeyReportsIt)
 {
     const auto r = add(client(1));
