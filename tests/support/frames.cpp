@@ -124,7 +124,7 @@ std::vector<uint8_t> reply_frame(const task_reply &r, const dataplane::connectio
     write_mac(ieth->src_addr, docker_mac_for(ipv4_address{rte_be_to_cpu_32(c.task_ip())}));
     ieth->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4);
     write_ipv4_tcp(reinterpret_cast<rte_ipv4_hdr *>(ieth + 1), c.task_ip(), c.snat_ip(),
-                   c.target_port(), c.snat_port(), r.flags, r.seq, r.ack);
+                   c.target_port(), c.snat_port(), r.flags, 0, r.ack);
     return f;
 }
 

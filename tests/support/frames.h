@@ -41,15 +41,15 @@ std::vector<uint8_t> tcp_frame(const client_segment &s);
 
 // A task's TCP reply to connection C (task:target -> SNAT address:port, flags FLAGS) in VXLAN
 // (VNI, port 4789) from NODE (MAC and underlay address) to the gateway's underlay port (MAC
-// and address), the inner frame to OVERLAY_MAC; OUTER_SPORT the node's flow hash; SEQ and ACK
-// in host byte order.
+// and address), the inner frame to OVERLAY_MAC; OUTER_SPORT the node's flow hash; ACK in host
+// byte order.
 struct task_reply {
     mac_address port_mac, node_mac, overlay_mac;
     ipv4_address port_address, node_address;
     uint32_t vni = 4096;
     uint16_t outer_sport = 50000;
     uint8_t flags = 0x10; // ACK
-    uint32_t seq = 0, ack = 0;
+    uint32_t ack = 0;
 };
 std::vector<uint8_t> reply_frame(const task_reply &r, const dataplane::connection &c);
 
