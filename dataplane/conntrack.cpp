@@ -55,10 +55,8 @@ inline uint32_t xorshift32(uint64_t &s)
 // closed; a live one of ours, whose client's packets come here, does not.
 bool gives_way(const connection &c)
 {
-    if (c.peer != 0) return true;
-    const auto state = static_cast<tcp_state>(c.state.load(std::memory_order_relaxed));
-    return c.tclass == timeout_class::tcp &&
-           (state == tcp_state::time_wait || state == tcp_state::close);
+    return c.peer != 0 || (c.tclass == timeout_class::tcp &&
+                           (c.tcp() == tcp_state::time_wait || c.tcp() == tcp_state::close));
 }
 
 } // namespace
