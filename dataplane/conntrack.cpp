@@ -521,16 +521,16 @@ install_status connection_table::install(uint8_t worker, const synced_connection
         if (s.ended != 0 || !gives_way(c)) return install_status::refused;
     }
     if (s.ended != 0) return install_status::removed; // never had it: nothing to do
+    // This reverse key another connection's.
+    const conn_ref taken = lookup_in(worker, s.reverse, rev_hash);
+    if (taken.hit() && !(known.hit() && taken.index() == known.index()))
+        return install_status::refused;
     // Another worker's connection with this client flow: when it gives way, installed beside it,
     // which its owner ends at its next housekeeping pass (within 100 us).
     const conn_ref elsewhere = lookup_elsewhere(worker, s.forward, fwd_hash);
     if (elsewhere.hit() &&
         (elsewhere.dir() != direction::forward || !gives_way(conns_[elsewhere.index()]) ||
          !request_end(elsewhere.index(), s.forward)))
-        return install_status::refused;
-    // Or this reverse key another connection's.
-    const conn_ref taken = lookup_in(worker, s.reverse, rev_hash);
-    if (taken.hit() && !(known.hit() && taken.index() == known.index()))
         return install_status::refused;
     if (known.hit() && !remove(worker, known.index(), out)) return install_status::refused;
     const uint32_t index = alloc_slot(o);
